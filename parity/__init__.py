@@ -1,0 +1,1 @@
+"""keras-parity: sample-by-sample parity between NumPy layers and Keras."""

@@ -1,0 +1,49 @@
+"""Comparison tolerances, named per dtype, each with its reason. The only place they live.
+
+A value passes when |numpy - keras| <= atol + rtol * |keras| and both are finite. A pre-activation
+within atol of 0 sits at the ReLU kink, where rounding alone may put the two sides on either side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["Tolerance", "TOLERANCES", "tolerance_for"]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+TOLERANCES = {
+    "float64": Tolerance(
+        rtol=1e-12,
+        atol=1e-12,
+        reason=(
+            "Both sides do the same float64 arithmetic and differ only in summation order and fused "
+            "operations, a few units in the last place (about 1e-16 relative on O(1) values). 1e-12 "
+            "leaves four orders of magnitude for longer sums and stepping drift, while a real bug "
+            "(sign, factor, mask, transpose) shows at O(1) relative."
+        ),
+    ),
+    "float32": Tolerance(
+        rtol=1e-5,
+        atol=1e-6,
+        reason=(
+            "float32 has eps = 1.2e-7; TensorFlow's kernels (Eigen, oneDNN) and NumPy's BLAS round "
+            "in different orders, a few ulps per operation, and stepping compounds them. 1e-5 "
+            "relative (about 80 ulps) with 1e-6 absolute for values that cancel to near zero keeps "
+            "rounding from failing a run while any real bug still shows at O(1) relative."
+        ),
+    ),
+}
+
+
+def tolerance_for(dtype: str) -> Tolerance:
+    return TOLERANCES[dtype]
