@@ -58,6 +58,9 @@ def configure(dtype: str, seed: int) -> None:
     with _native_stderr_quiet():
         tf.config.list_logical_devices()  # device start-up, and its chatter, happen here
     keras.config.set_floatx(dtype)
+    # The global dtype policy is cached at first use and does not follow set_floatx: without this,
+    # a float32 run after a float64 run in the same process builds float64 variables.
+    keras.config.set_dtype_policy(dtype)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -67,7 +70,11 @@ def build_model(spec: ModelSpec) -> keras.Model:
     h = inputs
     for i, layer in enumerate(spec.layers, start=1):
         h = keras.layers.Dense(layer.units, activation=layer.activation, name=f"dense_{i}")(h)
-    return keras.Model(inputs, h)
+    model = keras.Model(inputs, h)
+    wrong = [(v.path, v.dtype) for v in model.variables if v.dtype != keras.config.floatx()]
+    if wrong:
+        raise RuntimeError(f"Keras built variables of the wrong dtype for a {keras.config.floatx()} run: {wrong}")
+    return model
 
 
 def fit(model: keras.Model, spec: ModelSpec, x: np.ndarray, y: np.ndarray,
