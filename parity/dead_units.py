@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from parity.compare import PhaseResult
+from parity.network import Trace
 
-__all__ = ["dead_unit_stats", "stepping_observation", "unit_label"]
+__all__ = ["dead_unit_stats", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_params"]
 
 
 def unit_label(layer: int, unit: int) -> str:
@@ -30,7 +31,7 @@ def dead_unit_stats(probe: PhaseResult) -> dict:
     return {"fraction_dead": units, "dead_on_every_sample": always}
 
 
-def _unit_params(layer: int, j: int, params: dict[str, np.ndarray]) -> list[np.ndarray]:
+def unit_params(layer: int, j: int, params: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The entries of a unit: its kernel column and bias in `layer`, its kernel row in `layer + 1`.
 
     `params` hold a leading row axis: (n, in, out) kernels and (n, out) biases.
@@ -41,30 +42,38 @@ def _unit_params(layer: int, j: int, params: dict[str, np.ndarray]) -> list[np.n
     return [p.reshape(len(p), -1) for p in parts]
 
 
-def stepping_observation(stepping: PhaseResult, before: dict[str, np.ndarray]) -> list[dict]:
-    """For each hidden unit: on steps where it was dead, was its dW exactly 0 and its W unchanged?
+def params_before(trace: Trace, start: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Parameters before each step: the starting point, then each step's result."""
+    return {k: np.concatenate([start[k][None].astype(v.dtype), v[:-1]]) for k, v in trace.params_after.items()}
 
-    `before` holds the parameters at the start of stepping (no row axis), on the Keras side.
+
+def unit_moved(trace: Trace, before: dict[str, np.ndarray], layer: int, j: int) -> np.ndarray:
+    """(steps,) whether any of the unit's entries changed in that step."""
+    pairs = zip(unit_params(layer, j, trace.params_after), unit_params(layer, j, before))
+    return np.any([(a != b).any(axis=1) for a, b in pairs], axis=0)
+
+
+def stepping_observation(stepping: PhaseResult, start: dict[str, np.ndarray]) -> list[dict]:
+    """For each ReLU unit and side: on steps where it was dead, was its dW exactly 0 and W unchanged?
+
+    `start` holds the parameters at the start of stepping (no row axis).
     """
     out = []
     for side, trace, dead_by_layer in (("numpy", stepping.numpy, stepping.dead_numpy),
                                        ("keras", stepping.keras, stepping.dead_keras)):
-        after = trace.params_after
-        # Parameters before each step: the starting point, then each step's result.
-        prior = {k: np.concatenate([before[k][None].astype(v.dtype), v[:-1]]) for k, v in after.items()}
+        before = params_before(trace, start)
         for layer, dead in dead_by_layer.items():
             for j in range(dead.shape[1]):
                 rows = dead[:, j]
-                grad_zero = np.all([(g == 0).all(axis=1) for g in _unit_params(layer, j, trace.grads)], axis=0)
-                unchanged = np.all([(a == b).all(axis=1) for a, b in
-                                    zip(_unit_params(layer, j, after), _unit_params(layer, j, prior))], axis=0)
-                w_nonzero = (_unit_params(layer, j, prior)[0] != 0).any(axis=1)
+                grad_zero = np.all([(g == 0).all(axis=1) for g in unit_params(layer, j, trace.grads)], axis=0)
+                moved = unit_moved(trace, before, layer, j)
+                w_nonzero = (unit_params(layer, j, before)[0] != 0).any(axis=1)
                 out.append({
                     "side": side, "unit": unit_label(layer, j), "steps": int(len(rows)),
                     "dead_steps": int(rows.sum()),
                     "dW_zero_when_dead": int((grad_zero & rows).sum()),
-                    "W_unchanged_when_dead": int((unchanged & rows).sum()),
+                    "W_unchanged_when_dead": int((~moved & rows).sum()),
                     "W_nonzero_when_dead": int((w_nonzero & rows).sum()),
-                    "W_changed_when_alive": int((~unchanged & ~rows).sum()),
+                    "W_changed_when_alive": int((moved & ~rows).sum()),
                 })
     return out

@@ -1,0 +1,97 @@
+"""`parity` command line: parse, call, render. Exit 0 parity holds, 1 it fails, 2 bad input, 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from parity.config import DTYPES, RunConfig, UsageError
+from parity.scenarios import SCENARIOS
+
+__all__ = ["main"]
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one `error:` line and exit status 2, without the usage dump."""
+
+    def error(self, message: str):
+        flag, _, rest = message.partition(": ")
+        # "argument --seed: --seed must be ..." -> "--seed must be ..."
+        raise UsageError(rest if flag.startswith("argument ") and rest.startswith(flag[9:].split("/")[0]) else message)
+
+
+def _typed(kind, flag: str, expected: str):
+    def convert(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be {expected} (received: {text})") from None
+    convert.__name__ = expected  # argparse names the type in its own messages
+    return convert
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="parity", description="Prove, sample by sample, that NumPy layers compute what Keras computes.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="train the Keras model, copy its weights into the NumPy stack, compare both")
+    run.add_argument("--scenario", default="seed", help=f"built-in scenario: {', '.join(SCENARIOS)} (default: seed)")
+    run.add_argument("--dtype", default="float32", help=f"{' or '.join(DTYPES)}, both sides (default: float32)")
+    run.add_argument("--seed", type=_typed(int, "--seed", "an integer"), help="seeds data, init and fit (default: 1337)")
+    run.add_argument("--samples", type=_typed(int, "--samples", "an integer"), help="data size (default: 200)")
+    run.add_argument("--train", type=_typed(int, "--train", "an integer"),
+                     help="leading samples used for fitting and stepping (default: 80%% of --samples)")
+    run.add_argument("--epochs", type=_typed(int, "--epochs", "an integer"),
+                     help="Keras fit epochs; 0 compares at the initial weights (default: 20)")
+    run.add_argument("--lr", type=_typed(float, "--lr", "a number"), help="SGD learning rate (default: 0.01)")
+    run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"), help="fit batch size (default: 10)")
+    run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")
+    run.add_argument("--no-plots", action="store_true", help="write tables and summary only")
+    run.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
+    return parser
+
+
+def _check_out(out: Path) -> None:
+    """The report folder must be creatable and writable before any work starts."""
+    probe = out.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--out must be a folder path, and {probe} is a file (received: {out})")
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--out must be writable, and {probe} is not (received: {out})")
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = RunConfig(scenario=args.scenario, dtype=args.dtype, seed=args.seed, samples=args.samples,
+                       train=args.train, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                       out=args.out, plots=not args.no_plots, quiet=args.quiet).resolved()
+    _check_out(config.out)
+
+    from parity.report import terminal_summary, write_report
+    from parity.runner import run_parity
+
+    result = run_parity(config)
+    files = write_report(result, config.out, plots=config.plots)
+    if not config.quiet:
+        print(terminal_summary(result, config.out, files))
+    return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return _run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted; no report was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""The parity script: `python scripts/run_parity.py [run options]` is `parity run [run options]`."""
+
+import sys
+
+from parity.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["run", *sys.argv[1:]]))
