@@ -1,0 +1,20 @@
+"""Shared fixtures: seed-scenario runs against Keras are computed once per session."""
+
+import pytest
+
+from parity.config import RunConfig
+
+
+@pytest.fixture(scope="session")
+def seed_run():
+    """run_parity on the seed scenario, cached per dtype (each run fits a Keras model)."""
+    from parity.runner import run_parity
+
+    cache = {}
+
+    def get(dtype: str):
+        if dtype not in cache:
+            cache[dtype] = run_parity(RunConfig(dtype=dtype).resolved())
+        return cache[dtype]
+
+    return get

@@ -1,0 +1,168 @@
+"""The command line: every report file, exit statuses 0/1/2, one-line errors, byte-identical reruns."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from parity import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PLOTS = ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
+
+
+def parity(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "parity.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def float32_runs(tmp_path_factory):
+    """The default run twice (once with plots, once without) into fresh folders."""
+    base = tmp_path_factory.mktemp("cli32")
+    first = parity("run", "--out", str(base / "a"))
+    second = parity("run", "--out", str(base / "b"), "--no-plots", "--quiet")
+    return base, first, second
+
+
+def test_default_run_passes_and_writes_every_report_file(float32_runs):
+    base, first, _ = float32_runs
+    assert first.returncode == 0, first.stderr
+    assert "verdict: PASS" in first.stdout
+    files = {p.name for p in (base / "a").iterdir()}
+    assert files == {"samples.csv", "steps.csv", "gradients.csv", "summary.json", *PLOTS}
+    assert all((base / "a" / name).stat().st_size > 1000 for name in PLOTS)
+
+
+def test_samples_csv_has_the_issue_columns_and_sample_0_at_the_notebook_x(float32_runs):
+    samples = pd.read_csv(float32_runs[0] / "a" / "samples.csv")
+    assert len(samples) == 200
+    for column in ["sample", "x", "y", "split", "pred_numpy", "pred_keras", "loss_numpy", "loss_keras",
+                   "z1_0_numpy", "z1_0_keras", "dead1_0_numpy", "dead1_0_keras", "z1_1_numpy", "dead1_1_keras",
+                   "dW1_max_abs_diff", "db1_max_abs_diff", "dW2_max_abs_diff", "db2_max_abs_diff",
+                   "dx_max_abs_diff", "zero_patterns_agree", "verdict"]:
+        assert column in samples.columns, column
+    assert samples.loc[0, "sample"] == 0
+    assert round(samples.loc[0, "x"], 8) == -0.70854271
+    assert list(samples["split"].value_counts().sort_index()) == [40, 160]  # test, train
+
+
+def test_steps_and_gradients_csv_columns(float32_runs):
+    steps = pd.read_csv(float32_runs[0] / "a" / "steps.csv")
+    assert len(steps) == 160
+    for column in ["step", "sample", "x", "y", "loss_numpy", "loss_keras", "dW1_max_abs_diff", "W1_max_abs_diff",
+                   "b2_max_abs_diff", "dead1_0_numpy", "dead1_0_keras", "moved1_0_numpy", "moved1_0_keras"]:
+        assert column in steps.columns, column
+    grads = pd.read_csv(float32_runs[0] / "a" / "gradients.csv")
+    assert list(grads.columns[:9]) == ["phase", "sample", "step", "layer", "param", "index", "numpy", "keras",
+                                       "abs_diff"]
+    assert "rel_diff" in grads.columns
+    # per probed sample: dW1 (2) + db1 (2) + dW2 (2) + db2 (1) + dx (1) entries; per step the same
+    assert (grads["phase"] == "probe").sum() == 200 * 8 and (grads["phase"] == "stepping").sum() == 160 * 8
+
+
+def test_reports_show_dead_unit_has_zero_dW_and_W_unchanged(float32_runs):
+    folder = float32_runs[0] / "a"
+    steps = pd.read_csv(folder / "steps.csv")
+    grads = pd.read_csv(folder / "gradients.csv")
+    stepping = grads[(grads["phase"] == "stepping") & (grads["layer"] == 1) & (grads["param"] == "W")]
+    seen = 0
+    for j in (0, 1):
+        dead_steps = steps.loc[steps[f"dead1_{j}_keras"], "step"]
+        seen += len(dead_steps)
+        column = stepping[stepping["index"] == f"0,{j}"].set_index("step")
+        assert (column.loc[dead_steps, ["numpy", "keras"]] == 0).all().all()
+        assert not steps.loc[steps[f"dead1_{j}_keras"], [f"moved1_{j}_numpy", f"moved1_{j}_keras"]].any().any()
+    assert seen > 0
+    summary = json.loads((folder / "summary.json").read_text())
+    assert all(row["W_nonzero_when_dead"] == row["dead_steps"] for row in summary["dead_relu_steps"])
+
+
+def test_summary_json_holds_verdict_tolerances_and_environment(float32_runs):
+    summary = json.loads((float32_runs[0] / "a" / "summary.json").read_text())
+    assert summary["verdict"] == "pass" and summary["scenario"] == "seed" and summary["dtype"] == "float32"
+    assert summary["tolerances"]["float32"]["rtol"] == 1e-5 and summary["tolerances"]["float32"]["reason"]
+    assert summary["max_abs_diff"]["probe.dW1"] <= 1e-6
+    assert {"fraction_dead", "dead_on_every_sample"} <= set(summary["dead_units"])
+    assert isinstance(summary["findings"], list) and summary["config"]["train"] == 160
+    env = summary["environment"]
+    for key in ["python", "numpy", "tensorflow", "keras", "keras_backend", "floatx", "TF_ENABLE_ONEDNN_OPTS", "device"]:
+        assert key in env, key
+    assert env["floatx"] == "float32" and env["keras_backend"] == "tensorflow"
+
+
+def test_same_seed_twice_gives_byte_identical_csvs_float32(float32_runs):
+    base, _, second = float32_runs
+    assert second.returncode == 0 and second.stdout == ""
+    for name in ["samples.csv", "steps.csv", "gradients.csv"]:
+        assert (base / "a" / name).read_bytes() == (base / "b" / name).read_bytes(), name
+
+
+def test_same_seed_twice_gives_byte_identical_csvs_float64(tmp_path):
+    for name in ("a", "b"):
+        done = parity("run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+    for name in ["samples.csv", "steps.csv", "gradients.csv"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+BAD_INPUTS = [
+    (["run", "--dtype", "float16"], "--dtype must be float32 or float64 (received: float16)"),
+    (["run", "--scenario", "nope"], "--scenario must be one of"),
+    (["run", "--samples", "1"], "--samples must be at least 2 (received: 1)"),
+    (["run", "--samples", "abc"], "--samples must be an integer (received: abc)"),
+    (["run", "--train", "0"], "--train must be between 1 and --samples (200) (received: 0)"),
+    (["run", "--train", "201"], "--train must be between 1 and --samples (200) (received: 201)"),
+    (["run", "--epochs", "-1"], "--epochs must be 0 (no fit) or more (received: -1)"),
+    (["run", "--lr", "0"], "--lr must be a finite number above 0 (received: 0.0)"),
+    (["run", "--lr", "nan"], "--lr must be a finite number above 0 (received: nan)"),
+    (["run", "--batch-size", "0"], "--batch-size must be at least 1 (received: 0)"),
+    (["run", "--seed", "-3"], "--seed must be an integer in [0, 4294967295] (received: -3)"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    ([], "the following arguments are required: command"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD_INPUTS, ids=[" ".join(a) or "none" for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_error_line_and_writes_nothing(tmp_path, argv, message):
+    out = tmp_path / "report"
+    done = parity(*argv, *(["--out", str(out)] if argv else []))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+    assert not out.exists()
+
+
+def test_out_pointing_at_a_file_exits_2(tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    done = parity("run", "--out", str(target))
+    assert done.returncode == 2 and done.stderr.startswith("error: --out must be a folder")
+    assert target.read_text() == "keep me"
+
+
+def test_parity_script_is_the_cli():
+    done = subprocess.run([sys.executable, "scripts/run_parity.py", "--dtype", "float16"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr == "error: --dtype must be float32 or float64 (received: float16)\n"
+
+
+def test_a_broken_numpy_layer_exits_1_and_names_the_gradient(monkeypatch, tmp_path, capsys):
+    from parity import layers
+
+    class ReluWithoutMask(layers.Relu):
+        def backward(self, dout):
+            return dout  # forgets the mask: gradient flows through dead units
+
+    monkeypatch.setattr(layers, "Relu", ReluWithoutMask)
+    status = cli.main(["run", "--dtype", "float64", "--epochs", "2", "--no-plots", "--out", str(tmp_path / "r")])
+    assert status == 1
+    out = capsys.readouterr().out
+    assert "verdict: FAIL" in out and "gradient_mismatch" in out
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["verdict"] == "fail"
+    assert any(f["code"] == "gradient_mismatch" and f["param"] == "dW1" for f in summary["findings"])

@@ -1,0 +1,78 @@
+"""The verdict logic: tolerance boundaries, non-finite values, shapes first, the kink excuse."""
+
+import numpy as np
+import pytest
+
+from parity.compare import compare_traces, findings_for
+from parity.network import Trace
+from parity.tolerances import TOLERANCES
+
+TOL = TOLERANCES["float64"]
+
+
+def trace(n=3, z=None, dW=None):
+    z = np.array([[0.5, -0.5]] * n) if z is None else z
+    return Trace(
+        pred=np.ones((n, 1)), loss=np.ones(n),
+        grads={"W1": np.ones((n, 1, 2)) if dW is None else dW, "b1": np.ones((n, 2))},
+        dx=np.ones((n, 1)), z={1: z},
+    )
+
+
+def compare(ours, theirs):
+    return compare_traces("probe", np.arange(len(ours.loss)), ours, theirs, TOL, relu_layers=[1])
+
+
+def codes(result):
+    return [f["code"] for f in findings_for(result)]
+
+
+def test_identical_traces_pass_with_no_findings():
+    result = compare(trace(), trace())
+    assert list(result.verdicts) == ["pass"] * 3
+    assert codes(result) == []
+
+
+def test_difference_just_inside_tolerance_passes_and_just_outside_fails():
+    inside, outside = trace(), trace()
+    limit = TOL.atol + TOL.rtol * 1.0
+    inside.grads["W1"][1, 0, 0] += 0.9 * limit
+    outside.grads["W1"][1, 0, 0] += 2 * limit
+    assert list(compare(inside, trace()).verdicts) == ["pass"] * 3
+    result = compare(outside, trace())
+    assert list(result.verdicts) == ["pass", "fail", "pass"]
+    [finding] = findings_for(result)
+    assert (finding["code"], finding["param"], finding["sample"]) == ("gradient_mismatch", "dW1", 1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_never_pass_even_when_equal_on_both_sides(bad):
+    ours, theirs = trace(), trace()
+    ours.loss[2] = theirs.loss[2] = bad
+    result = compare(ours, theirs)
+    assert result.verdicts[2] == "fail"
+    assert codes(result) == ["nan"]
+    assert findings_for(result)[0]["sample"] == 2
+
+
+def test_shape_mismatch_is_an_error_not_a_broadcast():
+    ours = trace(dW=np.ones((3, 2, 1)))
+    with pytest.raises(ValueError, match=r"dW1: NumPy side has shape \(3, 2, 1\), Keras side \(3, 1, 2\)"):
+        compare(ours, trace())
+
+
+def test_mask_mismatch_away_from_the_kink_fails():
+    ours = trace(z=np.array([[0.5, -0.5], [0.5, 0.5], [0.5, -0.5]]))
+    result = compare(ours, trace())
+    assert result.verdicts[1] == "fail"
+    assert "mask_mismatch" in codes(result)
+
+
+def test_mask_flip_within_rounding_of_zero_is_a_kink_warning_not_a_failure():
+    theirs = trace(z=np.array([[0.5, -1e-13], [0.5, -0.5], [0.5, -0.5]]))
+    ours = trace(z=np.array([[0.5, 1e-13], [0.5, -0.5], [0.5, -0.5]]))
+    ours.grads["b1"][0, 1] = 0.0  # the unit passes gradient on one side only
+    result = compare(ours, theirs)
+    assert list(result.verdicts) == ["kink", "pass", "pass"]
+    assert codes(result) == ["kink"]
+    assert findings_for(result)[0]["severity"] == "warning"
