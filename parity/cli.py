@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from parity.config import DTYPES, RunConfig, UsageError
+from parity.config import DTYPES, resolve
+from parity.errors import UsageError
 from parity.scenarios import SCENARIOS
 
 __all__ = ["main"]
@@ -38,12 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="parity", description="Prove, sample by sample, that NumPy layers compute what Keras computes.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="train the Keras model, copy its weights into the NumPy stack, compare both")
-    run.add_argument("--scenario", default="seed", help=f"built-in scenario: {', '.join(SCENARIOS)} (default: seed)")
-    run.add_argument("--dtype", default="float32", help=f"{' or '.join(DTYPES)}, both sides (default: float32)")
+    run.add_argument("--scenario", help=f"built-in scenario: {', '.join(SCENARIOS)} (default: seed)")
+    run.add_argument("--config", type=Path, help="TOML file with the run's settings; flags override it")
+    run.add_argument("--model", type=Path, help="a saved Keras model (.keras, a chain of Dense layers), loaded "
+                     "with safe mode on; compared at its own weights unless --epochs is given")
+    run.add_argument("--data", type=Path, help="CSV file: x* columns are inputs, y* targets (or as configured)")
+    run.add_argument("--dtype", help=f"{' or '.join(DTYPES)}, both sides (default: float32)")
     run.add_argument("--seed", type=_typed(int, "--seed", "an integer"), help="seeds data, init and fit (default: 1337)")
     run.add_argument("--samples", type=_typed(int, "--samples", "an integer"), help="data size (default: 200)")
     run.add_argument("--train", type=_typed(int, "--train", "an integer"),
-                     help="leading samples used for fitting and stepping (default: 80%% of --samples)")
+                     help="leading samples used for fitting and stepping (default: 80%% of the samples)")
     run.add_argument("--epochs", type=_typed(int, "--epochs", "an integer"),
                      help="Keras fit epochs; 0 compares at the initial weights (default: 20)")
     run.add_argument("--lr", type=_typed(float, "--lr", "a number"), help="SGD learning rate (default: 0.01)")
@@ -66,15 +71,24 @@ def _check_out(out: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = RunConfig(scenario=args.scenario, dtype=args.dtype, seed=args.seed, samples=args.samples,
-                       train=args.train, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                       out=args.out, plots=not args.no_plots, quiet=args.quiet).resolved()
+    flags = {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "samples": args.samples,
+             "train": args.train, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+             "out": args.out, "data_path": args.data, "model_path": args.model,
+             "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
+    config = resolve(flags, args.config)
+    if config.out is not None:
+        _check_out(config.out)
+
+    from parity.inputs import prepare
+
+    prepared = prepare(config)  # reads the data file and the saved model: still the boundary
+    config = prepared.config
     _check_out(config.out)
 
     from parity.report import terminal_summary, write_report
     from parity.runner import run_parity
 
-    result = run_parity(config)
+    result = run_parity(prepared)
     files = write_report(result, config.out, plots=config.plots)
     if not config.quiet:
         print(terminal_summary(result, config.out, files))

@@ -31,6 +31,7 @@ class Diff:
     rel_diff: np.ndarray  # abs_diff / max(|keras|, atol): finite, and near 0 where Keras is ~0
     within: np.ndarray  # (n,) every entry of the row finite on both sides and within tolerance
     finite: np.ndarray  # (n,) every entry of the row finite on both sides
+    used: np.ndarray  # (n,) largest abs_diff / (atol + rtol |keras|) in the row: 1 is the limit
 
     def row_max(self) -> np.ndarray:
         """(n,) max abs difference per row; inf where a row holds a non-finite value."""
@@ -47,8 +48,10 @@ class PhaseResult:
     numpy: Trace
     keras: Trace
     diffs: dict[str, Diff]
-    dead_numpy: dict[int, np.ndarray]  # hidden layer -> (n, units) pre-activation <= 0
+    dead_numpy: dict[int, np.ndarray]  # ReLU layer -> (n, units) pre-activation <= 0
     dead_keras: dict[int, np.ndarray]
+    saturated_numpy: dict[int, np.ndarray]  # sigmoid layer -> (n, units) output within rounding of 0 or 1
+    saturated_keras: dict[int, np.ndarray]
     kink: np.ndarray  # (n,) some pre-activation within rounding of 0
     verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink"
 
@@ -61,14 +64,26 @@ def _diff(name: str, kind: str, ours: np.ndarray, theirs: np.ndarray, tol: Toler
     with np.errstate(invalid="ignore", over="ignore"):
         abs_diff = np.abs(ours64 - theirs64)
         rel_diff = abs_diff / np.maximum(np.abs(theirs64), tol.atol)
-        ok = finite & (abs_diff <= tol.atol + tol.rtol * np.abs(theirs64))
+        bound = tol.atol + tol.rtol * np.abs(theirs64)
+        ok = finite & (abs_diff <= bound)
+        used = np.where(finite, abs_diff / np.where(bound > 0, bound, np.inf), np.inf)
+        used = np.where(finite & (abs_diff == 0), 0.0, used)  # 0/0 with a zero tolerance is no use of it
     rows = len(ours)
     return Diff(name, kind, ours, theirs, abs_diff, rel_diff,
-                within=ok.reshape(rows, -1).all(axis=1), finite=finite.reshape(rows, -1).all(axis=1))
+                within=ok.reshape(rows, -1).all(axis=1), finite=finite.reshape(rows, -1).all(axis=1),
+                used=used.reshape(rows, -1).max(axis=1, initial=0.0))
+
+
+def saturated(z: np.ndarray) -> np.ndarray:
+    """Sigmoid output within rounding of 0 or 1, where its gradient vanishes: |z| > -log(eps).
+
+    Then exp(-|z|) < eps, so sigmoid(z) rounds to within eps of 0 or 1 in z's own dtype.
+    """
+    return np.abs(z) > -np.log(np.finfo(z.dtype).eps)
 
 
 def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol: Tolerance,
-                   relu_layers: list[int]) -> PhaseResult:
+                   relu_layers: list[int], sigmoid_layers: list[int] = ()) -> PhaseResult:
     diffs = [_diff("pred", "forward", ours.pred, theirs.pred, tol),
              _diff("loss", "forward", ours.loss, theirs.loss, tol)]
     diffs += [_diff(f"d{name}", "gradient", ours.grads[name], theirs.grads[name], tol) for name in theirs.grads]
@@ -87,7 +102,9 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     ok &= np.all([(dead_numpy[k] == dead_keras[k]).all(axis=1) for k in dead_keras], axis=0) if dead_keras else True
     finite = np.all([d.finite for d in diffs], axis=0)
     verdicts = np.where(ok, "pass", np.where(kink & finite, "kink", "fail"))
-    return PhaseResult(phase, rows, ours, theirs, {d.name: d for d in diffs}, dead_numpy, dead_keras, kink, verdicts)
+    return PhaseResult(phase, rows, ours, theirs, {d.name: d for d in diffs}, dead_numpy, dead_keras,
+                       {k: saturated(ours.z[k]) for k in sigmoid_layers},
+                       {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts)
 
 
 def _finding(code: str, severity: str, message: str, **where) -> dict:

@@ -1,76 +1,202 @@
-"""The run's settings: one typed dataclass, defaults from the scenario, validated before any work."""
+"""The run's settings: one typed dataclass; scenario defaults < TOML file < command-line flags.
+
+Everything is validated here, before any work: a problem is a UsageError naming the flag or key,
+what was received and what is allowed.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from parity.errors import UsageError
+from parity.network import ACTIVATIONS, LOSSES, DenseSpec
 from parity.scenarios import SCENARIOS
 
-__all__ = ["UsageError", "RunConfig", "DTYPES"]
+__all__ = ["UsageError", "RunConfig", "DTYPES", "DATA_KINDS", "resolve"]
 
 DTYPES = ("float32", "float64")
+DATA_KINDS = ("linear", "blobs", "csv")
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
-
-
-class UsageError(ValueError):
-    """Bad input from the user: the CLI prints it as one `error:` line and exits 2."""
 
 
 @dataclass(frozen=True)
 class RunConfig:
     scenario: str = "seed"
     dtype: str = "float32"
-    seed: int | None = None
-    samples: int | None = None
-    train: int | None = None  # leading samples used for fitting and stepping; default 80%
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
+    seed: int = 1337
+    data_kind: str = "linear"
+    samples: int | None = 200  # None: as many as the CSV file has
+    train: int | None = None  # leading samples used for fitting and stepping; None: 80%
+    noise: float = 0.05
+    data_path: Path | None = None
+    x_columns: tuple[str, ...] | None = None
+    y_columns: tuple[str, ...] | None = None
+    layers: tuple[DenseSpec, ...] | None = None  # None only with model_path: the file says
+    loss: str = "mean_squared_error"
+    model_path: Path | None = None
+    epochs: int = 20
+    batch_size: int = 10
+    lr: float = 0.01
+    rtol: float | None = None  # None: the dtype's named tolerance
+    atol: float | None = None
     out: Path | None = None
     plots: bool = True
     quiet: bool = False
-
-    def resolved(self) -> "RunConfig":
-        """Fill unset fields from the scenario, then validate; raises UsageError."""
-        if self.scenario not in SCENARIOS:
-            raise UsageError(f"--scenario must be one of {', '.join(SCENARIOS)} (received: {self.scenario})")
-        base = SCENARIOS[self.scenario]
-        samples = base.samples if self.samples is None else self.samples
-        filled = RunConfig(
-            scenario=self.scenario, dtype=self.dtype,
-            seed=base.seed if self.seed is None else self.seed,
-            samples=samples,
-            train=int(samples * 0.8) if self.train is None else self.train,
-            epochs=base.epochs if self.epochs is None else self.epochs,
-            lr=base.lr if self.lr is None else self.lr,
-            batch_size=base.batch_size if self.batch_size is None else self.batch_size,
-            out=Path("reports") / self.scenario if self.out is None else Path(self.out),
-            plots=self.plots, quiet=self.quiet,
-        )
-        filled._validate()
-        return filled
-
-    def _validate(self) -> None:
-        if self.dtype not in DTYPES:
-            raise UsageError(f"--dtype must be float32 or float64 (received: {self.dtype})")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"--seed must be an integer in [0, {MAX_SEED}] (received: {self.seed})")
-        if self.samples < 2:
-            raise UsageError(f"--samples must be at least 2 (received: {self.samples})")
-        if not 1 <= self.train <= self.samples:
-            raise UsageError(f"--train must be between 1 and --samples ({self.samples}) (received: {self.train})")
-        if self.epochs < 0:
-            raise UsageError(f"--epochs must be 0 (no fit) or more (received: {self.epochs})")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UsageError(f"--lr must be a finite number above 0 (received: {self.lr})")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1 (received: {self.batch_size})")
-        if self.out.exists() and not self.out.is_dir():
-            raise UsageError(f"--out must be a folder, and {self.out} is a file; choose another path")
+    config_path: Path | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        d["out"] = str(self.out) if self.out is not None else None
+        for key in ("data_path", "model_path", "out", "config_path"):
+            d[key] = None if d[key] is None else str(d[key])
+        if self.layers is not None:
+            d["layers"] = [{"units": s.units, "activation": s.activation} for s in self.layers]
         return d
+
+
+# TOML layout: section -> key -> (RunConfig field, expected type)
+_FILE_KEYS = {
+    None: {"scenario": ("scenario", str), "seed": ("seed", int), "dtype": ("dtype", str)},
+    "data": {"kind": ("data_kind", str), "samples": ("samples", int), "train": ("train", int),
+             "noise": ("noise", float), "path": ("data_path", str), "x_columns": ("x_columns", list),
+             "y_columns": ("y_columns", list)},
+    "model": {"layers": ("layers", list), "loss": ("loss", str)},
+    "train": {"epochs": ("epochs", int), "batch_size": ("batch_size", int), "lr": ("lr", float)},
+    "compare": {"rtol": ("rtol", float), "atol": ("atol", float)},
+}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", list: "a list"}
+
+
+def _where(path: Path, section: str | None, key: str) -> str:
+    return f"{path.name}: " + (f"[{section}] {key}" if section else key)
+
+
+def _typed(value, kind, where: str):
+    ok = (isinstance(value, kind) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
+                                                                       and not isinstance(value, bool))
+    if not ok:
+        raise UsageError(f"{where} must be {_TYPE_WORDS[kind]} (received: {value!r})")
+    return float(value) if kind is float else value
+
+
+def _layers(value: list, where: str) -> tuple[DenseSpec, ...]:
+    out = []
+    for i, entry in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise UsageError(f"{at} must be a table like {{units = 2, activation = \"relu\"}} (received: {entry!r})")
+        unknown = sorted(set(entry) - {"units", "activation"})
+        if unknown:
+            raise UsageError(f"{at} has unknown key {unknown[0]!r}; allowed: units, activation")
+        if "units" not in entry:
+            raise UsageError(f"{at} needs units (received: {entry!r})")
+        units = _typed(entry["units"], int, f"{at}.units")
+        activation = _typed(entry.get("activation", "linear"), str, f"{at}.activation")
+        out.append(DenseSpec(units, activation))
+    return tuple(out)
+
+
+def read_file(path: Path) -> dict:
+    """The TOML file as RunConfig fields; unknown keys and wrong types are errors."""
+    if not path.is_file():
+        raise UsageError(f"--config file not found (received: {path})")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path} is not valid TOML: {exc}") from None
+    values = {}
+    for key, value in raw.items():
+        if key in _FILE_KEYS and not isinstance(value, dict):
+            raise UsageError(f"{path.name}: [{key}] must be a table (received: {key} = {value!r})")
+        if key in _FILE_KEYS:
+            for sub, item in value.items():
+                if sub not in _FILE_KEYS[key]:
+                    raise UsageError(f"{_where(path, key, sub)} is not a known key; "
+                                     f"allowed in [{key}]: {', '.join(_FILE_KEYS[key])}")
+                name, kind = _FILE_KEYS[key][sub]
+                values[name] = _typed(item, kind, _where(path, key, sub))
+                if name == "layers":
+                    values[name] = _layers(item, _where(path, key, sub))
+                elif kind is list:
+                    values[name] = tuple(_typed(c, str, f"{_where(path, key, sub)} entry") for c in item)
+        elif key in _FILE_KEYS[None]:
+            name, kind = _FILE_KEYS[None][key]
+            values[name] = _typed(value, kind, _where(path, None, key))
+        else:
+            sections = ", ".join(f"[{s}]" for s in _FILE_KEYS if s)
+            raise UsageError(f"{path.name}: {key} is not a known key or section; allowed: "
+                             f"{', '.join(_FILE_KEYS[None])}, {sections}")
+    if "data_path" in values:
+        values["data_path"] = (path.parent / values["data_path"]).resolve()  # relative to the file
+    return values
+
+
+def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
+    """Scenario defaults, then the file, then the flags that were given; validated."""
+    from_file = read_file(config_path) if config_path is not None else {}
+    scenario = flags.get("scenario") or from_file.get("scenario") or "seed"
+    if scenario not in SCENARIOS:
+        raise UsageError(f"--scenario must be one of {', '.join(SCENARIOS)} (received: {scenario})")
+    base = SCENARIOS[scenario]
+    values = {"data_kind": base.data_kind, "samples": base.samples, "noise": base.noise, "layers": base.layers,
+              "loss": base.loss, "epochs": base.epochs, "batch_size": base.batch_size, "lr": base.lr,
+              "seed": base.seed}
+    values |= from_file
+    values |= {k: v for k, v in flags.items() if v is not None}
+    if values.get("data_path") is not None and "data_kind" not in from_file:
+        values["data_kind"] = "csv"
+    if values["data_kind"] == "csv" and "samples" not in flags and "samples" not in from_file:
+        values["samples"] = None
+    if values.get("model_path") is not None and "layers" not in from_file:
+        values["layers"] = None  # the saved model says
+        if "epochs" not in flags and "epochs" not in from_file:
+            values["epochs"] = 0  # a user's model is compared as saved unless asked to fit
+    values["scenario"] = scenario
+    values["config_path"] = config_path
+    known = {f.name for f in fields(RunConfig)}
+    config = RunConfig(**{k: v for k, v in values.items() if k in known})
+    _validate(config)
+    return config
+
+
+def _validate(c: RunConfig) -> None:
+    def need(ok: bool, message: str):
+        if not ok:
+            raise UsageError(message)
+
+    need(c.dtype in DTYPES, f"--dtype must be float32 or float64 (received: {c.dtype})")
+    need(0 <= c.seed <= MAX_SEED, f"--seed must be an integer in [0, {MAX_SEED}] (received: {c.seed})")
+    need(c.data_kind in DATA_KINDS, f"[data] kind must be one of {', '.join(DATA_KINDS)} (received: {c.data_kind})")
+    need(c.data_kind != "csv" or c.data_path is not None, "[data] kind = \"csv\" needs a file: --data FILE.csv")
+    need(c.samples is None or c.samples >= 2, f"--samples must be at least 2 (received: {c.samples})")
+    if c.samples is not None and c.train is not None:
+        need(1 <= c.train <= c.samples, f"--train must be between 1 and --samples ({c.samples}) (received: {c.train})")
+    need(c.train is None or c.train >= 1, f"--train must be at least 1 (received: {c.train})")
+    need(math.isfinite(c.noise) and c.noise >= 0, f"[data] noise must be a finite number >= 0 (received: {c.noise})")
+    need(c.epochs >= 0, f"--epochs must be 0 (no fit) or more (received: {c.epochs})")
+    need(math.isfinite(c.lr) and c.lr > 0, f"--lr must be a finite number above 0 (received: {c.lr})")
+    need(c.batch_size >= 1, f"--batch-size must be at least 1 (received: {c.batch_size})")
+    need(c.loss in LOSSES, f"[model] loss must be one of {', '.join(LOSSES)} (received: {c.loss})")
+    for name in ("rtol", "atol"):
+        value = getattr(c, name)
+        need(value is None or (math.isfinite(value) and value >= 0),
+             f"[compare] {name} must be a finite number >= 0 (received: {value})")
+    if c.layers is not None:
+        need(len(c.layers) > 0, "[model] layers must list at least one layer")
+        for i, layer in enumerate(c.layers):
+            need(layer.units >= 1, f"[model] layers[{i}].units must be at least 1 (received: {layer.units})")
+            need(layer.activation in ACTIVATIONS, f"[model] layers[{i}].activation must be one of "
+                 f"{', '.join(ACTIVATIONS)} (received: {layer.activation})")
+    if c.out is not None and c.out.exists() and not c.out.is_dir():
+        raise UsageError(f"--out must be a folder, and {c.out} is a file; choose another path")
+
+
+def with_defaults(config: RunConfig, samples: int) -> RunConfig:
+    """Fill what depends on the data: its size, the 80% training split, the report folder."""
+    train = config.train if config.train is not None else max(1, int(samples * 0.8))
+    if not 1 <= train <= samples:
+        raise UsageError(f"--train must be between 1 and the number of samples ({samples}) (received: {train})")
+    out = config.out if config.out is not None else Path("reports") / config.scenario
+    return replace(config, samples=samples, train=train, out=out)

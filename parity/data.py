@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "linear_data"]
+from parity.errors import UsageError
+
+__all__ = ["Dataset", "linear_data", "blobs_data", "load_csv"]
 
 
 @dataclass(frozen=True)
 class Dataset:
     x: np.ndarray  # (n, in), float64
-    y: np.ndarray  # (n, out), float64
+    y: np.ndarray  # (n, out) float64 targets, or (n, 1) integer class labels
     train: int  # the leading `train` rows are the training split, the rest the test split
 
     def __len__(self) -> int:
@@ -34,3 +37,79 @@ def linear_data(samples: int, train: int, seed: int, noise: float = 0.05) -> Dat
     rng.shuffle(x)
     y = -(0.5 * x + 2 + rng.normal(0, noise, (samples,)))
     return Dataset(x=x.reshape(-1, 1), y=y.reshape(-1, 1), train=train)
+
+
+def blobs_data(samples: int, train: int, seed: int, noise: float = 0.6, classes: int = 3) -> Dataset:
+    """Gaussian blobs in 2-D, one per class, centres evenly on a circle of radius 2; integer labels.
+
+    Labels cycle 0, 1, 2, ... and the rows are shuffled, so every split holds every class.
+    """
+    rng = np.random.RandomState(seed)
+    labels = np.arange(samples) % classes
+    angles = 2 * np.pi * labels / classes
+    centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (n, 2)
+    x = centres + rng.normal(0, noise, (samples, 2))
+    order = rng.permutation(samples)
+    return Dataset(x=x[order], y=labels[order].reshape(-1, 1).astype(np.int64), train=train)
+
+
+def load_csv(path: Path, x_columns: list[str] | None, y_columns: list[str] | None,
+             integer_labels: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Read (x, y) from a CSV file with a header; by default `x*` columns are inputs, `y*` targets.
+
+    Every problem is a UsageError naming the file and the row (1-based, header = row 1) or column.
+    """
+    import pandas as pd
+
+    if not path.is_file():
+        raise UsageError(f"--data file not found (received: {path})")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"--data {path} is empty; expected a header row and data rows") from None
+    except pd.errors.ParserError as exc:
+        raise UsageError(f"--data {path} has ragged rows: {_first_line(exc)}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--data {path} is not a text CSV file (UTF-8)") from None
+    if table.empty:
+        raise UsageError(f"--data {path} has a header but no data rows")
+    x_columns = x_columns or [c for c in table.columns if c.startswith("x")]
+    y_columns = y_columns or [c for c in table.columns if c.startswith("y")]
+    for role, columns in (("input (x)", x_columns), ("target (y)", y_columns)):
+        if not columns:
+            raise UsageError(f"--data {path} has no {role} columns; name them x..., y... or set "
+                             f"[data] x_columns / y_columns (columns: {', '.join(table.columns)})")
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise UsageError(f"--data {path} has no column {missing[0]!r} (columns: {', '.join(table.columns)})")
+    return _numbers(table, x_columns, path), _labels_or_numbers(table, y_columns, path, integer_labels)
+
+
+def _numbers(table, columns: list[str], path: Path) -> np.ndarray:
+    import pandas as pd
+
+    out = np.empty((len(table), len(columns)))
+    for k, column in enumerate(columns):
+        out[:, k] = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(out[:, k]))
+        if bad.size:
+            raise UsageError(f"--data {path} row {bad[0] + 2}, column {column!r}: expected a finite number "
+                             f"(received: {table[column].iloc[bad[0]]!r})")
+    return out
+
+
+def _labels_or_numbers(table, columns: list[str], path: Path, integer_labels: bool) -> np.ndarray:
+    values = _numbers(table, columns, path)
+    if not integer_labels:
+        return values
+    if len(columns) != 1:
+        raise UsageError(f"--data {path}: integer class labels need one target column (received: {columns})")
+    bad = np.flatnonzero((values[:, 0] != np.round(values[:, 0])) | (values[:, 0] < 0))
+    if bad.size:
+        raise UsageError(f"--data {path} row {bad[0] + 2}, column {columns[0]!r}: expected a class label, "
+                         f"an integer >= 0 (received: {table[columns[0]].iloc[bad[0]]!r})")
+    return values.astype(np.int64)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

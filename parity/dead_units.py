@@ -12,7 +12,7 @@ import numpy as np
 from parity.compare import PhaseResult
 from parity.network import Trace
 
-__all__ = ["dead_unit_stats", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_params"]
+__all__ = ["dead_unit_stats", "saturation_stats", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_params"]
 
 
 def unit_label(layer: int, unit: int) -> str:
@@ -29,6 +29,13 @@ def dead_unit_stats(probe: PhaseResult) -> dict:
             if dead[:, j].all() and probe.dead_numpy[layer][:, j].all():
                 always.append(label)
     return {"fraction_dead": units, "dead_on_every_sample": always}
+
+
+def saturation_stats(probe: PhaseResult) -> dict:
+    """Per sigmoid unit, the fraction of probed samples on which it is saturated, on each side."""
+    return {unit_label(layer, j): {"numpy": float(probe.saturated_numpy[layer][:, j].mean()),
+                                   "keras": float(sat[:, j].mean())}
+            for layer, sat in probe.saturated_keras.items() for j in range(sat.shape[1])}
 
 
 def unit_params(layer: int, j: int, params: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -46,7 +46,11 @@ with _native_stderr_quiet():
 
 # Loss objects (not the bare functions, which return one value per sample): the reduction to
 # one scalar per batch is Keras's own, as in `fit`.
-_LOSSES = {"mean_squared_error": keras.losses.MeanSquaredError}
+_LOSSES = {
+    "mean_squared_error": keras.losses.MeanSquaredError,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+}
 
 __all__ = ["configure", "build_model", "fit", "dense_layers", "weights_of", "per_sample", "step_through"]
 
@@ -115,7 +119,7 @@ class _Sample:
         if lr is not None:
             self.optimizer = keras.optimizers.SGD(learning_rate=lr)
             self.optimizer.build(model.trainable_variables)
-        width = (None, spec.input_dim), (None, spec.output_dim)
+        width = (None, spec.input_dim), (None, spec.target_dim)
         signature = [tf.TensorSpec(width[0], keras.config.floatx()), tf.TensorSpec(width[1], keras.config.floatx())]
         self.probe = tf.function(self._probe, input_signature=signature)
         self.step = tf.function(self._step, input_signature=signature)

@@ -10,8 +10,10 @@ from parity import layers as reference_layers
 
 __all__ = ["DenseSpec", "ModelSpec", "Network", "Trace", "build_network", "param_names"]
 
-ACTIVATIONS = ("relu", "sigmoid", "linear")
-LOSSES = ("mean_squared_error",)
+ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
+# The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
+LOSSES = ("mean_squared_error", "categorical_crossentropy", "sparse_categorical_crossentropy")
+CROSS_ENTROPIES = LOSSES[1:]
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,34 @@ class ModelSpec:
             fan_in = layer.units
         return shapes
 
+    @property
+    def target_dim(self) -> int:
+        """Width of the targets: one integer label per sample for the sparse cross-entropy."""
+        return 1 if self.loss == "sparse_categorical_crossentropy" else self.output_dim
+
     def hidden(self) -> list[tuple[int, DenseSpec]]:
-        """(1-based layer number, spec) of each Dense followed by a nonlinearity."""
-        return [(i, s) for i, s in enumerate(self.layers, start=1) if s.activation != "linear"]
+        """(1-based layer number, spec) of each Dense with an elementwise nonlinearity (relu, sigmoid)."""
+        return [(i, s) for i, s in enumerate(self.layers, start=1) if s.activation in ("relu", "sigmoid")]
+
+    def problems(self) -> list[str]:
+        """What makes this architecture unbuildable on the NumPy side; empty when fine."""
+        out = []
+        if not self.layers:
+            out.append("the model has no Dense layers")
+        for i, layer in enumerate(self.layers, start=1):
+            if layer.activation not in ACTIVATIONS:
+                out.append(f"layer {i} has activation {layer.activation!r}; supported: {', '.join(ACTIVATIONS)}")
+            elif layer.activation == "softmax" and i != len(self.layers):
+                out.append(f"layer {i} has a softmax activation; softmax is supported on the output layer only")
+            if layer.units < 1:
+                out.append(f"layer {i} has {layer.units} units; at least 1 is needed")
+        if self.loss not in LOSSES:
+            out.append(f"loss {self.loss!r} is not supported; supported: {', '.join(LOSSES)}")
+        elif self.layers and (self.loss in CROSS_ENTROPIES) != (self.layers[-1].activation == "softmax"):
+            out.append(f"loss {self.loss} needs {'a softmax' if self.loss in CROSS_ENTROPIES else 'a non-softmax'} "
+                       f"output layer (received: {self.layers[-1].activation}); the NumPy side's SoftmaxWithLoss "
+                       "fuses softmax and cross-entropy")
+        return out
 
 
 def param_names(spec: ModelSpec) -> list[str]:
@@ -130,7 +157,7 @@ class Network:
 
     def _one(self, x: np.ndarray, t: np.ndarray) -> dict:
         loss = self.loss(x, t)
-        pred = self.loss_layer.y
+        pred = self.loss_layer.y  # the network's output, or the softmax probabilities
         z = [np.array(a, copy=True)[0] for a in self.pre_activations]
         grads, dx = self.gradient(x, t)
         return {"pred": np.array(pred, copy=True)[0], "loss": loss, "grads": grads,
@@ -151,8 +178,8 @@ def _stack(records: list[dict], hidden: list[int]) -> Trace:
 def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> Network:
     """Lay out Affine/activation layers for `spec` and hand each Affine its weights.
 
-    `kit` maps class names (Affine, Relu, Sigmoid, MeanSquaredError) to classes; missing names
-    fall back to the reference layers.
+    `kit` maps class names (Affine, Relu, Sigmoid, MeanSquaredError, SoftmaxWithLoss) to classes;
+    missing names fall back to the reference layers.
     """
     kit = {**_reference_kit(), **(kit or {})}
     stack = []
@@ -162,7 +189,8 @@ def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> 
             stack.append(kit["Relu"]())
         elif layer.activation == "sigmoid":
             stack.append(kit["Sigmoid"]())
-    return Network(stack, kit["MeanSquaredError"](), affine_class=kit["Affine"])
+    loss_layer = kit["SoftmaxWithLoss"]() if spec.loss in CROSS_ENTROPIES else kit["MeanSquaredError"]()
+    return Network(stack, loss_layer, affine_class=kit["Affine"])
 
 
 def _reference_kit() -> dict:

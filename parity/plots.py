@@ -56,7 +56,12 @@ def dead_relu_map(result: ParityResult, folder: Path) -> str | None:
     if not probe.dead_keras:
         return None
     one_d = result.spec.input_dim == 1
-    order = np.argsort(result.data.x[:, 0], kind="stable") if one_d else np.arange(len(probe.rows))
+    if one_d:
+        order, along = np.argsort(result.data.x[:, 0], kind="stable"), "x (samples sorted)"
+    elif result.classifies:
+        order, along = np.argsort(result.data.y[:, 0], kind="stable"), "samples sorted by class"
+    else:
+        order, along = np.argsort(probe.keras.pred[:, 0], kind="stable"), "samples sorted by Keras's prediction"
     layers = list(probe.dead_keras)
     fig, axes = plt.subplots(len(layers), 2, figsize=(12, 1.2 + 0.5 * sum(probe.dead_keras[k].shape[1] for k in layers)),
                              squeeze=False)
@@ -69,7 +74,7 @@ def dead_relu_map(result: ParityResult, folder: Path) -> str | None:
                           shading="nearest")
             ax.set_yticks(range(units), [f"{layer}.{j}" for j in range(units)])
             ax.set_title(f"layer {layer}, {side}: dark = dead (pre-activation <= 0)", fontsize=9)
-            ax.set_xlabel("x (samples sorted)" if one_d else "sample")
+            ax.set_xlabel(along)
             if one_d and layer == 1:
                 lo, hi = xs[0], xs[-1]
                 W, b = result.fitted["W1"][0], result.fitted["b1"]
@@ -83,7 +88,7 @@ def dead_relu_map(result: ParityResult, folder: Path) -> str | None:
                     ax.annotate(f"x*={kink:.3f}{note}", (at, j), textcoords="offset points", xytext=(4, 6),
                                 color="red", fontsize=8)
                 ax.set_xlim(lo, hi)
-    fig.suptitle("Dead-ReLU map at the fitted weights (red: each unit's kink x* = -b/w)")
+    fig.suptitle("Dead-ReLU map at the fitted weights" + (" (red: each unit's kink x* = -b/w)" if one_d else ""))
     fig.tight_layout()
     return _save(fig, folder, "dead_relu_map.png")
 
@@ -131,13 +136,31 @@ def fit(result: ParityResult, folder: Path) -> str:
                                 step="mid", label=f"unit 1.{j} active", color=f"C{j + 3}")
         ax.set_xlabel("x")
         ax.set_ylabel("y")
+    elif result.classifies and result.spec.input_dim == 2:
+        labels = data.y.reshape(-1)
+        ours, theirs = probe.numpy.pred.argmax(axis=1), probe.keras.pred.argmax(axis=1)
+        for k in range(result.spec.output_dim):
+            mask = labels == k
+            ax.scatter(data.x[mask, 0], data.x[mask, 1], s=14, color=f"C{k}", alpha=0.7, label=f"class {k}")
+        wrong = theirs != labels
+        if wrong.any():
+            ax.scatter(data.x[wrong, 0], data.x[wrong, 1], s=60, facecolors="none", edgecolors="black",
+                       label="keras predicts another class")
+        differ = ours != theirs
+        if differ.any():
+            ax.scatter(data.x[differ, 0], data.x[differ, 1], s=120, marker="x", color="red",
+                       label="numpy and keras predict different classes")
+        ax.set_xlabel("x0")
+        ax.set_ylabel("x1")
     else:
-        ax.scatter(data.y.reshape(-1), probe.keras.pred.reshape(-1), s=8, label="keras")
-        ax.scatter(data.y.reshape(-1), probe.numpy.pred.reshape(-1), s=3, label="numpy")
-        ax.set_xlabel("target")
+        target = data.y if not result.classifies else np.eye(result.spec.output_dim)[data.y.reshape(-1)]
+        ax.scatter(target.reshape(-1), probe.keras.pred.reshape(-1), s=8, label="keras")
+        ax.scatter(target.reshape(-1), probe.numpy.pred.reshape(-1), s=3, label="numpy")
+        ax.set_xlabel("target" + (" (one-hot)" if result.classifies else ""))
         ax.set_ylabel("prediction")
     ax.legend(fontsize=8)
-    ax.set_title("Data and the fitted model; shaded: where each first-layer ReLU unit is active")
+    one_d = result.spec.input_dim == 1 and result.spec.output_dim == 1
+    ax.set_title("Data and the fitted model" + ("; shaded: where each first-layer ReLU unit is active" if one_d else ""))
     return _save(fig, folder, "fit.png")
 
 

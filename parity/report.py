@@ -73,6 +73,11 @@ def _zero_patterns(phase) -> dict:
     return out
 
 
+def _classes(probe) -> dict:
+    ours, theirs = probe.numpy.pred.argmax(axis=1), probe.keras.pred.argmax(axis=1)
+    return {"predicted_class_agree": int((ours == theirs).sum()), "predicted_class_differ": int((ours != theirs).sum())}
+
+
 def summary(result: ParityResult, files: list[str]) -> dict:
     import matplotlib
     import pandas
@@ -84,13 +89,17 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "tolerances": {result.config.dtype: result.tolerance.as_dict(),
                        "rule": "pass when |numpy - keras| <= atol + rtol * |keras| and both are finite"},
         "max_abs_diff": result.max_abs_diff(),
+        "tolerance_used": result.tolerance_used(),
         "rows": {"probe": _row_counts(result.probe), "stepping": _row_counts(result.stepping)},
         "dead_units": result.dead_units,
+        "saturated_units": result.saturated_units,
+        **({"classes": _classes(result.probe)} if result.classifies else {}),
         "dead_relu_steps": result.dead_relu_steps,
         "zero_patterns": {"probe": _zero_patterns(result.probe), "stepping": _zero_patterns(result.stepping)},
         "findings": result.findings,
         "config": result.config.as_dict(),
-        "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss,
+        "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
+                      str(result.config.model_path) if result.config.model_path else f"scenario {result.config.scenario}"),
                   "layers": [{"units": s.units, "activation": s.activation} for s in result.spec.layers]},
         "fitted_weights": {k: v.tolist() for k, v in result.fitted.items()},
         "environment": {**result.environment, "pandas": pandas.__version__, "matplotlib": matplotlib.__version__},
@@ -104,7 +113,7 @@ def write_report(result: ParityResult, out: Path, plots: bool = True) -> list[st
 
     data, train = result.data, result.config.train
     tables = {
-        "samples.csv": samples_table(result.probe, data.x, data.y, data.split()),
+        "samples.csv": samples_table(result.probe, data.x, data.y, data.split(), classes=result.classifies),
         "steps.csv": steps_table(result.stepping, data.x[:train], data.y[:train], result.fitted),
         "gradients.csv": gradients_table(result.probe, result.stepping),
     }
@@ -129,10 +138,15 @@ def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
     lines.append(f"verdict: {result.verdict.upper()}  ({', '.join(rows)} within rtol={tol.rtol:g} atol={tol.atol:g})")
     worst = sorted(result.max_abs_diff().items(), key=lambda kv: -kv[1])[:3]
     lines.append("worst abs differences: " + ", ".join(f"{k} {v:.3g}" for k, v in worst))
-    fractions = result.dead_units["fraction_dead"]
-    if fractions:
-        lines.append("dead ReLU units (share of samples, keras): "
-                     + ", ".join(f"{u} {f['keras']:.0%}" for u, f in fractions.items()))
+    name, used = max(result.tolerance_used().items(), key=lambda kv: kv[1])
+    lines.append(f"closest to the tolerance: {name} used {used:.1%} of it")
+    for title, fractions in (("dead ReLU units", result.dead_units["fraction_dead"]),
+                             ("saturated sigmoid units", result.saturated_units)):
+        if fractions:
+            shown = list(fractions.items())[:8]
+            more = f", ... ({len(fractions) - 8} more)" if len(fractions) > 8 else ""
+            lines.append(f"{title} (share of samples, keras): "
+                         + ", ".join(f"{u} {f['keras']:.0%}" for u, f in shown) + more)
     for f in result.findings:
         if f["severity"] != "info" or f["code"] == "dead_relu":
             lines.append(f"  [{f['severity']}] {f['code']}: {f['message']}")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
 
 from parity.compare import ERROR, INFO, PhaseResult, compare_traces, findings_for
 from parity.config import RunConfig
 from parity.data import Dataset
-from parity.dead_units import dead_unit_stats, stepping_observation
+from parity.dead_units import dead_unit_stats, saturation_stats, stepping_observation
+from parity.inputs import Prepared
 from parity.network import ModelSpec, build_network
-from parity.scenarios import SCENARIOS
 from parity.tolerances import Tolerance, tolerance_for
 
 __all__ = ["ParityResult", "run_parity"]
@@ -27,13 +28,23 @@ class ParityResult:
     probe: PhaseResult
     stepping: PhaseResult
     dead_units: dict
+    saturated_units: dict
     dead_relu_steps: list[dict]
     findings: list[dict]
     environment: dict
 
     @property
+    def classifies(self) -> bool:
+        return self.spec.loss != "mean_squared_error"
+
+    @property
     def verdict(self) -> str:
         return "fail" if any(f["severity"] == ERROR for f in self.findings) else "pass"
+
+    def tolerance_used(self) -> dict[str, float]:
+        """Per compared quantity, the largest share of its tolerance a difference used (1 = the limit)."""
+        return {f"{phase.phase}.{name}": float(d.used.max(initial=0.0))
+                for phase in (self.probe, self.stepping) for name, d in phase.diffs.items()}
 
     def max_abs_diff(self) -> dict[str, float]:
         """One number per compared quantity, probe and stepping; inf where something was not finite."""
@@ -44,39 +55,54 @@ class ParityResult:
         return out
 
 
-def run_parity(config: RunConfig, kit: dict | None = None) -> ParityResult:
-    """Run the configured scenario; `kit` swaps in other layer classes for the NumPy side."""
-    from parity import keras_side  # TensorFlow loads here, not when the CLI parses its flags
+def _targets(spec: ModelSpec, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(NumPy side's t, Keras side's t): integer labels (n,) for the book's SoftmaxWithLoss where
+    the loss is sparse, else the targets in the run's dtype; Keras always gets (n, target_dim)."""
+    if spec.loss == "sparse_categorical_crossentropy":
+        return y.reshape(-1).astype(np.int64), y.astype(dtype)
+    return y.astype(dtype), y.astype(dtype)
 
-    scenario = SCENARIOS[config.scenario]
-    spec = scenario.spec
-    data = scenario.make_data(config.samples, config.train, config.seed)
+
+def run_parity(prepared: Prepared, kit: dict | None = None) -> ParityResult:
+    """Run a prepared comparison; `kit` swaps in other layer classes for the NumPy side."""
+    from parity import keras_side  # TensorFlow loads here, not when the CLI parses its flags
+    from parity.transfer import keras_to_numpy
+
+    config, spec, data = prepared.config, prepared.spec, prepared.data
     tol = tolerance_for(config.dtype)
+    if config.rtol is not None or config.atol is not None:
+        tol = replace(tol, rtol=tol.rtol if config.rtol is None else config.rtol,
+                      atol=tol.atol if config.atol is None else config.atol,
+                      reason="set in the configuration's [compare] section; the default was: " + tol.reason)
+    hidden = [i for i, _ in spec.hidden()]
     relu_layers = [i for i, layer in spec.hidden() if layer.activation == "relu"]
-    x, y = data.x.astype(config.dtype), data.y.astype(config.dtype)
-    x_train, y_train = x[:config.train], y[:config.train]
+    sigmoid_layers = [i for i, layer in spec.hidden() if layer.activation == "sigmoid"]
+    x = data.x.astype(config.dtype)
+    t_numpy, t_keras = _targets(spec, data.y, config.dtype)
+    n = config.train
 
     keras_side.configure(config.dtype, config.seed)
     model = keras_side.build_model(spec)
-    keras_side.fit(model, spec, x_train, y_train, config.epochs, config.batch_size, config.lr)
-    from parity.transfer import keras_to_numpy
+    if prepared.weights is not None:
+        model.set_weights([w.astype(config.dtype) for w in prepared.weights])
+    keras_side.fit(model, spec, x[:n], t_keras[:n], config.epochs, config.batch_size, config.lr)
     fitted = keras_to_numpy(spec, keras_side.weights_of(model), config.dtype)
 
-    network = build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
-    probe = compare_traces("probe", np.arange(len(data)), network.per_sample(x, y, [i for i, _ in spec.hidden()]),
-                           keras_side.per_sample(model, spec, x, y), tol, relu_layers)
+    def compare(phase, rows, ours, theirs):
+        return compare_traces(phase, rows, ours, theirs, tol, relu_layers, sigmoid_layers)
 
     network = build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
-    stepping = compare_traces(
-        "stepping", np.arange(config.train),
-        network.step_through(x_train, y_train, config.lr, [i for i, _ in spec.hidden()]),
-        keras_side.step_through(model, spec, x_train, y_train, config.lr), tol, relu_layers)
+    probe = compare("probe", np.arange(len(data)), network.per_sample(x, t_numpy, hidden),
+                    keras_side.per_sample(model, spec, x, t_keras))
+    network = build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
+    stepping = compare("stepping", np.arange(n), network.step_through(x[:n], t_numpy[:n], config.lr, hidden),
+                       keras_side.step_through(model, spec, x[:n], t_keras[:n], config.lr))
 
     dead = dead_unit_stats(probe)
     observation = stepping_observation(stepping, fitted)
     findings = findings_for(probe) + findings_for(stepping) + _dead_findings(dead, observation)
-    return ParityResult(config, spec, data, tol, fitted, probe, stepping, dead, observation, findings,
-                        keras_side.environment())
+    return ParityResult(config, spec, data, tol, fitted, probe, stepping, dead, saturation_stats(probe),
+                        observation, findings, keras_side.environment())
 
 
 def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from parity.data import Dataset, linear_data
-from parity.network import DenseSpec, ModelSpec
+from parity.network import DenseSpec
 
 __all__ = ["Scenario", "SCENARIOS"]
 
@@ -14,8 +12,10 @@ __all__ = ["Scenario", "SCENARIOS"]
 @dataclass(frozen=True)
 class Scenario:
     description: str
-    spec: ModelSpec
-    make_data: Callable[[int, int, int], Dataset]  # (samples, train, seed) -> data
+    layers: tuple[DenseSpec, ...]
+    loss: str = "mean_squared_error"
+    data_kind: str = "linear"  # linear | blobs (see parity.data)
+    noise: float = 0.05
     samples: int = 200
     epochs: int = 20
     batch_size: int = 10
@@ -26,7 +26,23 @@ class Scenario:
 SCENARIOS = {
     "seed": Scenario(
         description="the seed notebook: Dense(2, relu) -> Dense(1), MSE, on y = -(0.5x + 2 + noise)",
-        spec=ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1, "linear"))),
-        make_data=linear_data,
+        layers=(DenseSpec(2, "relu"), DenseSpec(1, "linear")),
+    ),
+    "sigmoid": Scenario(
+        description="Dense(2, sigmoid) -> Dense(1), MSE, on the seed's data",
+        layers=(DenseSpec(2, "sigmoid"), DenseSpec(1, "linear")),
+    ),
+    "softmax": Scenario(
+        description="Dense(8, relu) -> Dense(3, softmax), sparse cross-entropy, on 3 Gaussian blobs in 2-D",
+        layers=(DenseSpec(8, "relu"), DenseSpec(3, "softmax")),
+        loss="sparse_categorical_crossentropy",
+        data_kind="blobs",
+        noise=0.6,
+        samples=300,
+        lr=0.05,
+    ),
+    "deep": Scenario(
+        description="Dense(16, relu) -> Dense(16, relu) -> Dense(1), MSE, on the seed's data",
+        layers=(DenseSpec(16, "relu"), DenseSpec(16, "relu"), DenseSpec(1, "linear")),
     ),
 }

@@ -37,6 +37,9 @@ def _units(result: PhaseResult) -> dict[str, np.ndarray]:
             if layer in result.dead_keras:
                 out[f"dead{layer}_{j}_numpy"] = result.dead_numpy[layer][:, j]
                 out[f"dead{layer}_{j}_keras"] = result.dead_keras[layer][:, j]
+            if layer in result.saturated_keras:
+                out[f"sat{layer}_{j}_numpy"] = result.saturated_numpy[layer][:, j]
+                out[f"sat{layer}_{j}_keras"] = result.saturated_keras[layer][:, j]
     return out
 
 
@@ -56,10 +59,13 @@ def _gradient_columns(result: PhaseResult) -> dict[str, np.ndarray]:
     return out
 
 
-def samples_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, split: np.ndarray) -> pd.DataFrame:
-    """One row per probed sample, in data order."""
+def samples_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, split: np.ndarray,
+                  classes: bool = False) -> pd.DataFrame:
+    """One row per probed sample, in data order; `classes` adds each side's predicted class."""
     cols = {"sample": result.rows, **_columns("x", x), **_columns("y", y), "split": split}
     cols |= _sides("pred", result, "pred")
+    if classes:
+        cols |= {"class_numpy": result.numpy.pred.argmax(axis=1), "class_keras": result.keras.pred.argmax(axis=1)}
     cols |= {"loss_numpy": result.numpy.loss, "loss_keras": result.keras.loss,
              "loss_abs_diff": result.diffs["loss"].row_max(), "pred_abs_diff": result.diffs["pred"].row_max()}
     cols |= _units(result) | _gradient_columns(result)

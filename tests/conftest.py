@@ -2,7 +2,8 @@
 
 import pytest
 
-from parity.config import RunConfig
+from parity.config import resolve
+from parity.inputs import prepare
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +15,7 @@ def seed_run():
 
     def get(dtype: str):
         if dtype not in cache:
-            cache[dtype] = run_parity(RunConfig(dtype=dtype).resolved())
+            cache[dtype] = run_parity(prepare(resolve({"dtype": dtype})))
         return cache[dtype]
 
     return get

@@ -163,9 +163,10 @@ class HalfMeanSquaredError(MeanSquaredError):
 @pytest.mark.parametrize("kit,code", [({"Relu": ReluWithoutMask}, "gradient_mismatch"),
                                       ({"MeanSquaredError": HalfMeanSquaredError}, "gradient_mismatch")])
 def test_a_broken_numpy_layer_fails_the_verdict(kit, code):
-    from parity.config import RunConfig
+    from parity.config import resolve
+    from parity.inputs import prepare
     from parity.runner import run_parity
 
-    result = run_parity(RunConfig(dtype="float64", epochs=2).resolved(), kit=kit)
+    result = run_parity(prepare(resolve({"dtype": "float64", "epochs": 2})), kit=kit)
     assert result.verdict == "fail"
     assert code in {f["code"] for f in result.findings if f["severity"] == "error"}

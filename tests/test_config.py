@@ -1,0 +1,82 @@
+"""Configuration: scenario defaults < TOML file < flags, and every rejection names its key."""
+
+from pathlib import Path
+
+import pytest
+
+from parity.config import UsageError, read_file, resolve
+from parity.network import DenseSpec
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_scenario_defaults_fill_an_empty_configuration():
+    config = resolve({})
+    assert (config.scenario, config.dtype, config.seed, config.samples, config.epochs) == ("seed", "float32", 1337, 200, 20)
+    assert config.layers == (DenseSpec(2, "relu"), DenseSpec(1, "linear"))
+
+
+def test_file_overrides_scenario_and_flags_override_file(tmp_path):
+    path = write(tmp_path, """
+scenario = "deep"
+seed = 7
+dtype = "float64"
+[data]
+samples = 50
+noise = 0.1
+[model]
+layers = [{units = 4, activation = "sigmoid"}, {units = 1}]
+[train]
+epochs = 3
+lr = 0.1
+[compare]
+atol = 1e-9
+""")
+    config = resolve({"seed": 9, "epochs": None}, path)
+    assert config.scenario == "deep" and config.seed == 9 and config.dtype == "float64"
+    assert config.samples == 50 and config.noise == 0.1 and config.epochs == 3 and config.lr == 0.1
+    assert config.layers == (DenseSpec(4, "sigmoid"), DenseSpec(1, "linear"))
+    assert config.atol == 1e-9 and config.rtol is None
+    assert config.as_dict()["layers"] == [{"units": 4, "activation": "sigmoid"}, {"units": 1, "activation": "linear"}]
+
+
+def test_data_path_in_the_file_is_relative_to_the_file(tmp_path):
+    path = write(tmp_path, '[data]\nkind = "csv"\npath = "points.csv"\n')
+    assert read_file(path)["data_path"] == (tmp_path / "points.csv").resolve()
+
+
+BAD_FILES = [
+    ('colour = "red"\n', "colour is not a known key or section"),
+    ('[data]\nsampels = 10\n', "[data] sampels is not a known key; allowed in [data]: kind, samples"),
+    ('[data]\nsamples = "ten"\n', "[data] samples must be an integer (received: 'ten')"),
+    ('[data]\nsamples = 1\n', "--samples must be at least 2 (received: 1)"),
+    ('[data]\nkind = "spiral"\n', "[data] kind must be one of linear, blobs, csv (received: spiral)"),
+    ('[data]\nkind = "csv"\n', '[data] kind = "csv" needs a file: --data FILE.csv'),
+    ('[data]\nnoise = -1\n', "[data] noise must be a finite number >= 0 (received: -1.0)"),
+    ('[train]\nlr = true\n', "[train] lr must be a number (received: True)"),
+    ('[train]\nepochs = 2.5\n', "[train] epochs must be an integer (received: 2.5)"),
+    ('[model]\nlayers = [{units = 0}]\n', "[model] layers[0].units must be at least 1 (received: 0)"),
+    ('[model]\nlayers = [{units = 2, activation = "tanh"}]\n', "layers[0].activation must be one of relu, sigmoid"),
+    ('[model]\nlayers = [{units = 2, act = "relu"}]\n', "layers[0] has unknown key 'act'"),
+    ('[model]\nlayers = []\n', "[model] layers must list at least one layer"),
+    ('[model]\nloss = "hinge"\n', "[model] loss must be one of mean_squared_error"),
+    ('[compare]\nrtol = -1\n', "[compare] rtol must be a finite number >= 0 (received: -1.0)"),
+    ('data = 3\n', "[data] must be a table (received: data = 3)"),
+    ('dtype = float64\n', "is not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_FILES, ids=[m[:40] for _, m in BAD_FILES])
+def test_bad_configuration_names_the_key_and_value(tmp_path, text, message):
+    with pytest.raises(UsageError) as error:
+        resolve({}, write(tmp_path, text))
+    assert message in str(error.value)
+
+
+def test_missing_configuration_file(tmp_path):
+    with pytest.raises(UsageError, match="--config file not found"):
+        resolve({}, tmp_path / "nope.toml")

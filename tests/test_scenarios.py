@@ -1,0 +1,64 @@
+"""Every built-in scenario against Keras, in both dtypes, probe and stepping."""
+
+import numpy as np
+import pytest
+
+from parity.config import resolve
+from parity.inputs import prepare
+from parity.runner import run_parity
+from parity.tolerances import TOLERANCES
+
+SCENARIOS = ["sigmoid", "softmax", "deep"]
+
+
+@pytest.fixture(scope="module")
+def runs():
+    cache = {}
+
+    def get(scenario, dtype):
+        if (scenario, dtype) not in cache:
+            cache[scenario, dtype] = run_parity(prepare(resolve({"scenario": scenario, "dtype": dtype})))
+        return cache[scenario, dtype]
+
+    return get
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario_float64_every_difference_at_most_1e_12(runs, scenario):
+    result = runs(scenario, "float64")
+    assert result.verdict == "pass", result.findings
+    diffs = result.max_abs_diff()
+    assert all(v <= 1e-12 for v in diffs.values()), diffs
+    assert any(v > 0 for v in diffs.values())  # the sides really are computed separately
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario_float32_within_its_named_tolerance(runs, scenario):
+    result = runs(scenario, "float32")
+    assert result.verdict == "pass", result.findings
+    assert result.tolerance == TOLERANCES["float32"]
+    assert max(result.tolerance_used().values()) <= 1.0
+
+
+def test_softmax_scenario_reports_classes_and_its_data_are_three_blobs(runs):
+    result = runs("softmax", "float64")
+    assert result.spec.loss == "sparse_categorical_crossentropy" and result.spec.output_dim == 3
+    assert sorted(np.unique(result.data.y)) == [0, 1, 2] and result.data.x.shape == (300, 2)
+    ours, theirs = result.probe.numpy.pred.argmax(1), result.probe.keras.pred.argmax(1)
+    np.testing.assert_array_equal(ours, theirs)
+    assert (theirs == result.data.y[:, 0]).mean() > 0.9  # the fit learned the blobs
+
+
+def test_deep_scenario_has_two_relu_layers_with_masks_on_both_sides(runs):
+    result = runs("deep", "float64")
+    assert set(result.probe.dead_keras) == {1, 2}
+    for layer in (1, 2):
+        np.testing.assert_array_equal(result.probe.dead_numpy[layer], result.probe.dead_keras[layer])
+    assert len(result.dead_units["fraction_dead"]) == 32
+
+
+def test_sigmoid_scenario_reports_saturation_instead_of_dead_units(runs):
+    result = runs("sigmoid", "float64")
+    assert result.dead_units["fraction_dead"] == {}
+    assert set(result.saturated_units) == {"1.0", "1.1"}
+    assert not result.probe.dead_keras
