@@ -39,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="parity", description="Prove, sample by sample, that NumPy layers compute what Keras computes.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="train the Keras model, copy its weights into the NumPy stack, compare both")
+    _run_options(run)
+    check = commands.add_parser("check", help="the same comparison with your own layers, and the cause of each mismatch")
+    check.add_argument("--layers", required=True, help="your layers: a .py file or a dotted module name "
+                       "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the reference)")
+    _run_options(check)
+    selftest = commands.add_parser("selftest", help="plant known bugs in the reference layers; each must be caught")
+    selftest.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
+    return parser
+
+
+def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--scenario", help=f"built-in scenario: {', '.join(SCENARIOS)} (default: seed)")
     run.add_argument("--config", type=Path, help="TOML file with the run's settings; flags override it")
     run.add_argument("--model", type=Path, help="a saved Keras model (.keras, a chain of Dense layers), loaded "
@@ -56,7 +67,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")
     run.add_argument("--no-plots", action="store_true", help="write tables and summary only")
     run.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
-    return parser
 
 
 def _check_out(out: Path) -> None:
@@ -71,6 +81,13 @@ def _check_out(out: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "selftest":
+        return _selftest(args)
+    user = None
+    if args.command == "check":
+        from parity.user_layers import load_layers
+
+        user = load_layers(args.layers)  # the user's code, imported before any other work
     flags = {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "samples": args.samples,
              "train": args.train, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "out": args.out, "data_path": args.data, "model_path": args.model,
@@ -86,13 +103,41 @@ def _run(args: argparse.Namespace) -> int:
     _check_out(config.out)
 
     from parity.report import terminal_summary, write_report
-    from parity.runner import run_parity
+    from parity.runner import compare_numpy, keras_reference
 
-    result = run_parity(prepared)
+    reference = keras_reference(prepared)
+    if user is None:
+        result = compare_numpy(prepared, reference)
+    else:
+        from parity import layers as reference_layers
+        from parity.layer_probes import probe_layers
+        from parity.user_layers import LAYER_NAMES
+
+        kit, names = user
+        found = probe_layers({**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **kit}, names)
+        whose = {n: f"yours ({kit[n].__name__} from {args.layers})" if n in kit else "reference" for n in LAYER_NAMES}
+        result = compare_numpy(prepared, reference, kit, found, whose)
     files = write_report(result, config.out, plots=config.plots)
     if not config.quiet:
         print(terminal_summary(result, config.out, files))
     return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from parity.selftest import run_selftest
+
+    rows = run_selftest()
+    if not args.quiet:
+        width = max(len(r["case"]) for r in rows)
+        for r in rows:
+            mark = "caught" if r["caught"] else "MISSED"
+            found = ", ".join(r["errors"]) or "no errors"
+            if r["warnings"]:
+                found += f" (warnings: {', '.join(r['warnings'])})"
+            print(f"{mark:7} {r['case']:{width}}  expected {r['expected']:17} got {r['verdict']}: {found}")
+        missed = sum(not r["caught"] for r in rows)
+        print(f"selftest: {len(rows) - missed} of {len(rows)} planted cases caught with the right code")
+    return EXIT_PASS if all(r["caught"] for r in rows) else EXIT_FAIL
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,27 +1,30 @@
 """Diff two traces (NumPy side vs Keras side), find what disagrees, and earn a verdict. Returns data.
 
-Shapes are checked before values. Every quantity is compared per sample (or per step) against the
-run's named tolerance; non-finite values never pass; a pre-activation within rounding of 0 (the
-ReLU kink) excuses that sample, as a warning, instead of failing it.
+Shapes are checked before values. Every quantity is compared per row (sample, step or batch)
+against the run's named tolerance; non-finite values never pass; a pre-activation within rounding
+of 0 (the ReLU kink) excuses that row, as a warning, instead of failing it. A row on which a NumPy
+layer raised is an `error` row: reported once as `layer_error`, not again as NaN.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from parity.network import Trace
 from parity.tolerances import Tolerance
 
-__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for"]
+__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "saturated", "ERROR", "WARNING", "INFO"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
+_CODE_BY_KIND = {"forward": "forward_mismatch", "preactivation": "forward_mismatch",
+                 "gradient": "gradient_mismatch", "update": "update_mismatch"}
 
 
 @dataclass
 class Diff:
-    """One quantity on both sides, with per-entry differences; axis 0 is the sample or step."""
+    """One quantity on both sides, with per-entry differences; axis 0 is the row."""
 
     name: str  # pred, loss, dW1, db1, ..., dx, z1, ... and W1, b1, ... (parameters after a step)
     kind: str  # forward | gradient | preactivation | update
@@ -41,10 +44,10 @@ class Diff:
 
 @dataclass
 class PhaseResult:
-    """A probe (per sample at fixed weights) or a stepping run (one SGD step per sample)."""
+    """A probe (per sample at fixed weights), a batch probe, or a stepping run (one SGD step per sample)."""
 
-    phase: str  # probe | stepping
-    rows: np.ndarray  # (n,) index of each row's sample in the data
+    phase: str  # probe | batch | stepping
+    rows: np.ndarray  # (n,) each row's sample in the data (probe, stepping) or first sample (batch)
     numpy: Trace
     keras: Trace
     diffs: dict[str, Diff]
@@ -53,12 +56,41 @@ class PhaseResult:
     saturated_numpy: dict[int, np.ndarray]  # sigmoid layer -> (n, units) output within rounding of 0 or 1
     saturated_keras: dict[int, np.ndarray]
     kink: np.ndarray  # (n,) some pre-activation within rounding of 0
-    verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink"
+    verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention"
+    shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
+
+    @property
+    def unit(self) -> str:
+        return {"probe": "sample", "batch": "batch", "stepping": "step"}[self.phase]
+
+    def count(self, k: int) -> str:
+        """'1 sample', '3 batches'."""
+        plural = {"sample": "samples", "batch": "batches", "step": "steps"}[self.unit]
+        return f"{k} {self.unit if k == 1 else plural}"
+
+    def excuse(self, name: str, label: str) -> None:
+        """Rows that fail on `name` alone (everything else within tolerance) get verdict `label`."""
+        others = [d.within for key, d in self.diffs.items() if key != name]
+        rest = np.all(others, axis=0) if others else np.ones(len(self.rows), dtype=bool)
+        for layer, dead in self.dead_keras.items():
+            rest &= (dead == self.dead_numpy[layer]).all(axis=1)
+        self.verdicts = np.where((self.verdicts == "fail") & rest & ~self.diffs[name].within
+                                 & self.diffs[name].finite, label, self.verdicts)
+
+    def where(self, row: int) -> int:
+        """The number a finding names: the sample for the probe, else the step or batch index."""
+        return int(self.rows[row]) if self.phase == "probe" else int(row)
+
+
+def saturated(z: np.ndarray) -> np.ndarray:
+    """Sigmoid output within rounding of 0 or 1, where its gradient vanishes: |z| > -log(eps).
+
+    Then exp(-|z|) < eps, so sigmoid(z) rounds to within eps of 0 or 1 in z's own dtype.
+    """
+    return np.abs(z) > -np.log(np.finfo(z.dtype).eps)
 
 
 def _diff(name: str, kind: str, ours: np.ndarray, theirs: np.ndarray, tol: Tolerance) -> Diff:
-    if ours.shape != theirs.shape:
-        raise ValueError(f"{name}: NumPy side has shape {ours.shape}, Keras side {theirs.shape}")
     ours64, theirs64 = ours.astype(np.float64), theirs.astype(np.float64)
     finite = np.isfinite(ours64) & np.isfinite(theirs64)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -74,84 +106,121 @@ def _diff(name: str, kind: str, ours: np.ndarray, theirs: np.ndarray, tol: Toler
                 used=used.reshape(rows, -1).max(axis=1, initial=0.0))
 
 
-def saturated(z: np.ndarray) -> np.ndarray:
-    """Sigmoid output within rounding of 0 or 1, where its gradient vanishes: |z| > -log(eps).
-
-    Then exp(-|z|) < eps, so sigmoid(z) rounds to within eps of 0 or 1 in z's own dtype.
-    """
-    return np.abs(z) > -np.log(np.finfo(z.dtype).eps)
+def _pairs(ours: Trace, theirs: Trace):
+    yield "pred", "forward", ours.pred, theirs.pred
+    yield "loss", "forward", ours.loss, theirs.loss
+    for name in theirs.grads:
+        yield f"d{name}", "gradient", ours.grads.get(name), theirs.grads[name]
+    yield "dx", "gradient", ours.dx, theirs.dx
+    for layer in theirs.z:
+        yield f"z{layer}", "preactivation", ours.z.get(layer), theirs.z[layer]
+    for name in theirs.params_after:
+        yield name, "update", ours.params_after[name], theirs.params_after[name]
 
 
 def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol: Tolerance,
                    relu_layers: list[int], sigmoid_layers: list[int] = ()) -> PhaseResult:
-    diffs = [_diff("pred", "forward", ours.pred, theirs.pred, tol),
-             _diff("loss", "forward", ours.loss, theirs.loss, tol)]
-    diffs += [_diff(f"d{name}", "gradient", ours.grads[name], theirs.grads[name], tol) for name in theirs.grads]
-    diffs.append(_diff("dx", "gradient", ours.dx, theirs.dx, tol))
-    diffs += [_diff(f"z{layer}", "preactivation", ours.z[layer], theirs.z[layer], tol) for layer in theirs.z]
-    diffs += [_diff(name, "update", ours.params_after[name], theirs.params_after[name], tol)
-              for name in theirs.params_after]
-    dead_numpy = {layer: ours.z[layer] <= 0 for layer in relu_layers}
-    dead_keras = {layer: theirs.z[layer] <= 0 for layer in relu_layers}
-    kink = np.zeros(len(rows), dtype=bool)
-    for layer in relu_layers:
-        z = theirs.z[layer]
-        near = (np.abs(z.astype(np.float64)) <= tol.atol) | (np.abs(ours.z[layer].astype(np.float64)) <= tol.atol)
+    n = len(rows)
+    diffs, shape_errors = {}, {}
+    for name, kind, a, b in _pairs(ours, theirs):
+        if a is None and len(ours.errors) >= n:
+            a = np.full(b.shape, np.nan)  # every row raised: layer_error says so; nothing to compare
+        if a is None or a.shape != b.shape:  # shapes before values: a wrong shape is never broadcast
+            shape_errors[name] = (None if a is None else a.shape[1:], b.shape[1:])
+        else:
+            diffs[name] = _diff(name, kind, a, b, tol)
+    ours = _normalized(ours, theirs, diffs)
+    failed = np.zeros(n, dtype=bool)
+    failed[[e.row for e in ours.errors]] = True
+    relu_layers = [k for k in relu_layers if f"z{k}" in diffs]
+    z_ours = ours.z
+    dead_numpy = {k: z_ours[k] <= 0 for k in relu_layers}
+    dead_keras = {k: theirs.z[k] <= 0 for k in relu_layers}
+    kink = np.zeros(n, dtype=bool)
+    for k in relu_layers:
+        near = (np.abs(theirs.z[k].astype(np.float64)) <= tol.atol) | (np.abs(z_ours[k].astype(np.float64)) <= tol.atol)
         kink |= near.any(axis=1)
-    ok = np.all([d.within for d in diffs], axis=0)
-    ok &= np.all([(dead_numpy[k] == dead_keras[k]).all(axis=1) for k in dead_keras], axis=0) if dead_keras else True
-    finite = np.all([d.finite for d in diffs], axis=0)
-    verdicts = np.where(ok, "pass", np.where(kink & finite, "kink", "fail"))
-    return PhaseResult(phase, rows, ours, theirs, {d.name: d for d in diffs}, dead_numpy, dead_keras,
-                       {k: saturated(ours.z[k]) for k in sigmoid_layers},
-                       {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts)
+    ok = np.all([d.within for d in diffs.values()], axis=0) if diffs else np.ones(n, dtype=bool)
+    for k in relu_layers:
+        ok &= (dead_numpy[k] == dead_keras[k]).all(axis=1)
+    ok &= not shape_errors
+    finite = np.all([d.finite for d in diffs.values()], axis=0) if diffs else np.ones(n, dtype=bool)
+    verdicts = np.where(ok, "pass", np.where(kink & finite & (not shape_errors), "kink", "fail"))
+    verdicts = np.where(failed, "error", verdicts)
+    sigmoid_layers = [k for k in sigmoid_layers if f"z{k}" in diffs]
+    return PhaseResult(phase, rows, ours, theirs, diffs, dead_numpy, dead_keras,
+                       {k: saturated(z_ours[k]) for k in sigmoid_layers},
+                       {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts, shape_errors)
 
 
-def _finding(code: str, severity: str, message: str, **where) -> dict:
+def _normalized(ours: Trace, theirs: Trace, diffs: dict[str, Diff]) -> Trace:
+    """The NumPy side as compared: every quantity in Keras's shape, NaN where it could not be compared
+    (its rows raised, or its shape was wrong: both are findings of their own)."""
+    def pick(name, like):
+        return diffs[name].numpy if name in diffs else np.full(like.shape, np.nan)
+    return Trace(pred=pick("pred", theirs.pred), loss=pick("loss", theirs.loss),
+                 grads={k: pick(f"d{k}", v) for k, v in theirs.grads.items()}, dx=pick("dx", theirs.dx),
+                 z={k: pick(f"z{k}", v) for k, v in theirs.z.items()},
+                 params_after={k: pick(k, v) for k, v in theirs.params_after.items()}, errors=ours.errors)
+
+
+def finding(code: str, severity: str, message: str, **where) -> dict:
     return {"code": code, "severity": severity, "message": message, **{k: v for k, v in where.items() if v is not None}}
 
 
 def findings_for(result: PhaseResult) -> list[dict]:
-    """What disagrees in one phase, first offender named; a kink-excused row fails nothing."""
-    unit = "sample" if result.phase == "probe" else "step"
-    counted = result.verdicts != "kink"
-    out = []
+    """What disagrees in one phase, first offender named; kink rows and error rows fail nothing twice."""
+    unit, out = result.unit, []
+    at = lambda row: {unit: result.where(row)}  # noqa: E731
+    for name, (ours, theirs) in result.shape_errors.items():
+        hint = " (transposed?)" if ours is not None and tuple(reversed(ours)) == theirs else ""
+        got = "nothing" if ours is None else f"shape {ours}"
+        out.append(finding("shape_mismatch", ERROR, f"{result.phase}: {name} has {got} where Keras's has shape "
+                           f"{theirs}{hint}", param=name))
+    seen = set()
+    for error in result.numpy.errors:
+        key = (error.layer, error.kind)
+        if key in seen:
+            continue
+        seen.add(key)
+        count = sum((e.layer, e.kind) == key for e in result.numpy.errors)
+        code = "shape_mismatch" if error.kind == "GradientShapeError" else "layer_error"
+        who = error.layer or "the NumPy side"
+        out.append(finding(code, ERROR, f"{result.phase}: {who} raised {error.kind}: {error.message} "
+                           f"({error.where}) on {result.count(count)}, first at {unit} {result.where(error.row)}",
+                           layer=error.layer or None, **at(error.row)))
+    counted = np.isin(result.verdicts, ("pass", "fail"))
     for d in result.diffs.values():
-        bad_finite = ~d.finite
+        bad_finite = ~d.finite & counted
         if bad_finite.any():
             first = int(np.argmax(bad_finite))
-            out.append(_finding("nan", ERROR, f"{result.phase}: {d.name} is not finite on {int(bad_finite.sum())} "
-                                f"{unit}s, first at {unit} {_where(result, first)}",
-                                param=d.name, **{unit: _where(result, first)}))
+            side = "NumPy" if not np.isfinite(d.numpy[first].astype(np.float64)).all() else "Keras"
+            out.append(finding("nan", ERROR, f"{result.phase}: {d.name} is not finite ({side} side) on "
+                               f"{result.count(int(bad_finite.sum()))}, first at {unit} {result.where(first)}",
+                               param=d.name, **at(first)))
             continue
         bad = ~d.within & counted
-        if not bad.any():
-            continue
-        first = int(np.argmax(bad))
-        code = {"forward": "forward_mismatch", "preactivation": "forward_mismatch",
-                "gradient": "gradient_mismatch", "update": "update_mismatch"}[d.kind]
-        worst = float(d.row_max()[bad].max())
-        out.append(_finding(code, ERROR, f"{result.phase}: {d.name} differs beyond tolerance on {int(bad.sum())} "
-                            f"{unit}s (worst abs diff {worst:.3g}), first at {unit} {_where(result, first)}: "
-                            f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}",
-                            param=d.name, **{unit: _where(result, first)}))
+        if bad.any():
+            first = int(np.argmax(bad))
+            worst = float(d.row_max()[bad].max())
+            out.append(finding(_CODE_BY_KIND[d.kind], ERROR,
+                               f"{result.phase}: {d.name} differs beyond tolerance on {result.count(int(bad.sum()))} "
+                               f"(worst abs diff {worst:.3g}), first at {unit} {result.where(first)}: "
+                               f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}",
+                               param=d.name, **at(first)))
     for layer, dead in result.dead_keras.items():
         flipped = (dead != result.dead_numpy[layer]).any(axis=1) & counted
         if flipped.any():
             first = int(np.argmax(flipped))
-            out.append(_finding("mask_mismatch", ERROR, f"{result.phase}: layer {layer}'s dead-ReLU mask differs on "
-                                f"{int(flipped.sum())} {unit}s away from the kink, first at {unit} "
-                                f"{_where(result, first)}", layer=layer, **{unit: _where(result, first)}))
+            out.append(finding("mask_mismatch", ERROR, f"{result.phase}: layer {layer}'s dead-ReLU mask differs on "
+                               f"{result.count(int(flipped.sum()))} away from the kink, first at {unit} "
+                               f"{result.where(first)}", layer=layer, **at(first)))
     if result.kink.any():
         first = int(np.argmax(result.kink))
-        out.append(_finding("kink", WARNING, f"{result.phase}: {int(result.kink.sum())} {unit}s have a pre-activation "
-                            f"within rounding of 0, where the sides may legitimately differ; first at {unit} "
-                            f"{_where(result, first)}", **{unit: _where(result, first)}))
+        out.append(finding("kink", WARNING, f"{result.phase}: {result.count(int(result.kink.sum()))} with a pre-activation "
+                           f"within rounding of 0, where the sides may legitimately differ; first at {unit} "
+                           f"{result.where(first)}", **at(first)))
     return out
-
-
-def _where(result: PhaseResult, row: int) -> int:
-    return int(result.rows[row]) if result.phase == "probe" else row
 
 
 def _fmt(a: np.ndarray) -> str:

@@ -84,3 +84,35 @@ def stepping_observation(stepping: PhaseResult, start: dict[str, np.ndarray]) ->
                     "W_changed_when_alive": int((moved & ~rows).sum()),
                 })
     return out
+
+
+def kink_ledger(probe: PhaseResult, stepping: PhaseResult, data, fitted: dict[str, np.ndarray], spec,
+                reference, limit: int = 200) -> list[dict]:
+    """Rows whose ReLU pre-activation is within rounding of 0, with a float64 shadow of that pre-activation.
+
+    The shadow recomputes the pre-activation in float64 from the same weights (the fitted ones for the
+    probe, Keras's weights before the step for stepping) and the float64 data, so a float32 mask flip
+    shows which side of 0 the exact value lies on.
+    """
+    from parity.network import build_network
+
+    out = []
+    for phase in (probe, stepping):
+        rows = np.flatnonzero(phase.kink)
+        for row in rows[: max(0, limit - len(out))]:
+            sample = int(phase.rows[row])
+            if phase.phase == "probe":
+                weights = fitted
+            else:
+                weights = {k: (fitted[k] if row == 0 else v[row - 1]) for k, v in reference.stepping.params_after.items()}
+            shadow = build_network(spec, {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()})
+            shadow.predict(data.x[sample:sample + 1])
+            shadow_z = dict(zip([i for i, _ in spec.hidden()], shadow.pre_activations))
+            for layer in phase.dead_keras:
+                z_keras, z_numpy = phase.keras.z[layer][row], phase.numpy.z[layer][row]
+                closest = int(np.argmin(np.minimum(np.abs(z_keras), np.abs(z_numpy))))
+                out.append({"phase": phase.phase, phase.unit: phase.where(row), "sample": sample,
+                            "unit": unit_label(layer, closest), "z_numpy": float(z_numpy[closest]),
+                            "z_keras": float(z_keras[closest]), "z_float64": float(shadow_z[layer][0, closest]),
+                            "dead_numpy": bool(z_numpy[closest] <= 0), "dead_keras": bool(z_keras[closest] <= 0)})
+    return out

@@ -147,11 +147,13 @@ class _Sample:
         return pred, loss, grads, dx, z, [v.value for v in self.model.trainable_variables]
 
 
-def per_sample(model: keras.Model, spec: ModelSpec, x: np.ndarray, t: np.ndarray) -> Trace:
-    """Keras's prediction, loss, gradients, dL/dx and pre-activations for each sample alone."""
+def per_sample(model: keras.Model, spec: ModelSpec, x: np.ndarray, t: np.ndarray, batch: int = 1) -> Trace:
+    """Keras's prediction, loss, gradients, dL/dx and pre-activations for each sample alone, or for
+    consecutive batches of `batch` samples (remainder dropped, no pre-activations)."""
     sample = _Sample(model, spec)
-    records = [sample.probe(_tensor(x[i:i + 1]), _tensor(t[i:i + 1])) for i in range(len(x))]
-    return _trace(records, spec)
+    records = [sample.probe(_tensor(x[i:i + batch]), _tensor(t[i:i + batch]))
+               for i in range(0, len(x) - batch + 1, batch)]
+    return _trace(records, spec, with_z=batch == 1)
 
 
 def step_through(model: keras.Model, spec: ModelSpec, x: np.ndarray, t: np.ndarray, lr: float) -> Trace:
@@ -164,15 +166,15 @@ def step_through(model: keras.Model, spec: ModelSpec, x: np.ndarray, t: np.ndarr
     return trace
 
 
-def _trace(records: list, spec: ModelSpec) -> Trace:
+def _trace(records: list, spec: ModelSpec, with_z: bool = True) -> Trace:
     names = list(spec.shapes())
-    hidden = [i for i, _ in spec.hidden()]
+    hidden = [i for i, _ in spec.hidden()] if with_z else []
     return Trace(
-        pred=np.stack([r[0].numpy()[0] for r in records]),
+        pred=np.stack([r[0].numpy().reshape(-1) for r in records]),
         loss=np.asarray([r[1].numpy() for r in records]),
         grads={name: np.stack([r[2][k].numpy() for r in records]) for k, name in enumerate(names)},
-        dx=np.stack([r[3].numpy()[0] for r in records]),
-        z={layer: np.stack([r[4][n].numpy()[0] for r in records]) for n, layer in enumerate(hidden)},
+        dx=np.stack([r[3].numpy().reshape(-1) for r in records]),
+        z={layer: np.stack([r[4][n].numpy().reshape(-1) for r in records]) for n, layer in enumerate(hidden)},
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from parity import layers as reference_layers
 
-__all__ = ["DenseSpec", "ModelSpec", "Network", "Trace", "build_network", "param_names"]
+__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "build_network", "param_names"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
@@ -87,14 +87,16 @@ class Trace:
     dx: np.ndarray  # (n, in)
     z: dict[int, np.ndarray]  # hidden layer number -> pre-activations (n, units)
     params_after: dict[str, np.ndarray] = field(default_factory=dict)  # stepping only
+    errors: list = field(default_factory=list)  # RowError per row on which a NumPy layer raised
 
 
 class Network:
     """The book's layers in order, then a loss layer; Affine layers hold the parameters."""
 
-    def __init__(self, layers: list, loss_layer, affine_class=reference_layers.Affine):
+    def __init__(self, layers: list, loss_layer, affine_class=reference_layers.Affine, probabilities: bool = False):
         self.layers = layers
         self.loss_layer = loss_layer
+        self.probabilities = probabilities  # the loss layer applies a softmax: predictions are its output
         self.affines = [layer for layer in layers if isinstance(layer, affine_class)]
         # Positions of the Affine layers whose output feeds an activation: pre-activations.
         self._pre_act_at = {
@@ -109,6 +111,7 @@ class Network:
             x = layer.forward(x)
             if i in self._pre_act_at:
                 self.pre_activations.append(x)
+        self._output = x
         return x
 
     def loss(self, x: np.ndarray, t: np.ndarray):
@@ -133,45 +136,119 @@ class Network:
 
     def sgd_step(self, grads: dict[str, np.ndarray], lr: float) -> None:
         """Plain SGD, as keras.optimizers.SGD without momentum: p <- p - lr * g."""
+        for name, param in self.params().items():
+            if np.shape(grads[name]) != param.shape:  # never let a wrong shape broadcast into W
+                raise GradientShapeError(f"d{name} has shape {np.shape(grads[name])}, {name} is {param.shape}")
         for i, affine in enumerate(self.affines, start=1):
             lr_ = np.asarray(lr, dtype=affine.W.dtype)
             affine.W = affine.W - lr_ * grads[f"W{i}"]
             affine.b = affine.b - lr_ * grads[f"b{i}"]
 
-    def per_sample(self, x: np.ndarray, t: np.ndarray, hidden: list[int]) -> Trace:
-        """Forward and backward one sample at a time (batch of 1), as the notebook does."""
-        records = [self._one(x[i:i + 1], t[i:i + 1]) for i in range(len(x))]
-        return _stack(records, hidden)
+    def per_sample(self, x: np.ndarray, t: np.ndarray, hidden: list[int], batch: int = 1) -> Trace:
+        """Forward and backward on consecutive batches (one sample each by default, as the notebook does).
+
+        A batch larger than 1 drops the remainder and records no pre-activations. An exception in a
+        layer does not stop the run: the row is recorded as failed, with the error, and filled with NaN.
+        """
+        records, errors = [], []
+        for row, i in enumerate(range(0, len(x) - batch + 1, batch)):
+            try:
+                records.append(self._one(x[i:i + batch], t[i:i + batch]))
+            except Exception as exc:  # the user's layer raised: a finding, not a crash
+                records.append(None)
+                errors.append(RowError.of(row, exc, self))
+        return _stack(records, hidden if batch == 1 else [], errors)
 
     def step_through(self, x: np.ndarray, t: np.ndarray, lr: float, hidden: list[int]) -> Trace:
         """One SGD step per sample, in order; records gradients before and parameters after."""
-        records = []
+        rows, params, errors = [], [], []
         for i in range(len(x)):
-            record = self._one(x[i:i + 1], t[i:i + 1])
-            self.sgd_step(record["grads"], lr)
-            record["params"] = {k: np.array(v, copy=True) for k, v in self.params().items()}
-            records.append(record)
-        trace = _stack(records, hidden)
-        trace.params_after = {k: np.stack([r["params"][k] for r in records]) for k in records[0]["params"]}
+            try:
+                record = self._one(x[i:i + 1], t[i:i + 1])
+                with np.errstate(all="ignore"):
+                    self.sgd_step(record["grads"], lr)
+            except Exception as exc:  # a failed step leaves the parameters where they were
+                record = None
+                errors.append(RowError.of(i, exc, self))
+            rows.append(record)
+            params.append({k: np.array(v, copy=True) for k, v in self.params().items()})
+        trace = _stack(rows, hidden, errors)
+        trace.params_after = {k: np.stack([p[k] for p in params]) for k in params[0]}
         return trace
 
     def _one(self, x: np.ndarray, t: np.ndarray) -> dict:
+        with np.errstate(all="ignore"):  # overflow and NaN are reported as findings, not as warnings
+            return self._one_row(x, t)
+
+    def _one_row(self, x: np.ndarray, t: np.ndarray) -> dict:
         loss = self.loss(x, t)
-        pred = self.loss_layer.y  # the network's output, or the softmax probabilities
-        z = [np.array(a, copy=True)[0] for a in self.pre_activations]
+        scores = self._output
+        if self.probabilities:  # the book's SoftmaxWithLoss keeps them as .y; else take the softmax of the scores
+            y = getattr(self.loss_layer, "y", None)
+            pred = y if isinstance(y, np.ndarray) and y.shape == np.shape(scores) else reference_layers.softmax(scores)
+        else:
+            pred = scores
+        z = [np.array(a, copy=True).reshape(-1) for a in self.pre_activations]
         grads, dx = self.gradient(x, t)
-        return {"pred": np.array(pred, copy=True)[0], "loss": loss, "grads": grads,
-                "dx": np.asarray(dx).reshape(len(x), -1)[0], "z": z}
+        return {"pred": np.array(pred, copy=True).reshape(-1), "loss": np.asarray(loss).reshape(()),
+                "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z}
 
 
-def _stack(records: list[dict], hidden: list[int]) -> Trace:
-    names = list(records[0]["grads"])
+class GradientShapeError(ValueError):
+    """A gradient whose shape is not its parameter's."""
+
+
+@dataclass
+class RowError:
+    """An exception raised while computing one row (sample, step or batch) on the NumPy side."""
+
+    row: int
+    layer: str  # the class whose method raised, e.g. "Relu.backward"; "" when not inside a layer
+    kind: str  # the exception's class
+    message: str
+    where: str  # "file:line" of the innermost frame
+
+    @classmethod
+    def of(cls, row: int, exc: Exception, network: "Network") -> "RowError":
+        import traceback
+
+        classes = {type(layer) for layer in [*network.layers, network.loss_layer]}
+        frames = traceback.extract_tb(exc.__traceback__)
+        layer = ""
+        tb = exc.__traceback__
+        while tb is not None:  # the innermost frame that runs a method of one of the network's layers
+            owner = tb.tb_frame.f_locals.get("self")
+            if type(owner) in classes:
+                layer = f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}"
+            tb = tb.tb_next
+        last = frames[-1] if frames else None
+        where = f"{last.filename}:{last.lineno}" if last else ""
+        return cls(row, layer, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", where)
+
+
+def _filled(values: list) -> np.ndarray | None:
+    """Stack per-row arrays; rows that failed (None) become NaN of the successful rows' shape.
+
+    None when no row succeeded: there is no shape to give them.
+    """
+    shape = next((np.shape(v) for v in values if v is not None), None)
+    if shape is None:
+        return None
+    return np.stack([np.full(shape, np.nan) if v is None else np.asarray(v) for v in values])
+
+
+def _stack(records: list[dict | None], hidden: list[int], errors: list[RowError] = ()) -> Trace:
+    good = [r for r in records if r is not None]
+    names = list(good[0]["grads"]) if good else []
+    column = lambda key: [None if r is None else r[key] for r in records]  # noqa: E731
     return Trace(
-        pred=np.stack([r["pred"] for r in records]),
-        loss=np.asarray([r["loss"] for r in records]),
-        grads={k: np.stack([r["grads"][k] for r in records]) for k in names},
-        dx=np.stack([r["dx"] for r in records]),
-        z={layer: np.stack([r["z"][n] for r in records]) for n, layer in enumerate(hidden)},
+        pred=_filled(column("pred")),
+        loss=_filled(column("loss")),
+        grads={k: _filled([None if r is None else r["grads"][k] for r in records]) for k in names},
+        dx=_filled(column("dx")),
+        z={} if not good else {layer: _filled([None if r is None else r["z"][n] for r in records])
+                               for n, layer in enumerate(hidden)},
+        errors=list(errors),
     )
 
 
@@ -190,7 +267,7 @@ def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> 
         elif layer.activation == "sigmoid":
             stack.append(kit["Sigmoid"]())
     loss_layer = kit["SoftmaxWithLoss"]() if spec.loss in CROSS_ENTROPIES else kit["MeanSquaredError"]()
-    return Network(stack, loss_layer, affine_class=kit["Affine"])
+    return Network(stack, loss_layer, affine_class=kit["Affine"], probabilities=spec.loss in CROSS_ENTROPIES)
 
 
 def _reference_kit() -> dict:

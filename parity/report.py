@@ -59,7 +59,8 @@ def _finite_or_str(value):
 
 def _row_counts(phase) -> dict:
     verdicts = phase.verdicts
-    return {"rows": int(len(verdicts)), **{v: int((verdicts == v).sum()) for v in ("pass", "fail", "kink")}}
+    return {"rows": int(len(verdicts)), **{v: int((verdicts == v).sum()) for v in ("pass", "fail", "kink", "error",
+                                                                                   "convention")}}
 
 
 def _zero_patterns(phase) -> dict:
@@ -90,12 +91,15 @@ def summary(result: ParityResult, files: list[str]) -> dict:
                        "rule": "pass when |numpy - keras| <= atol + rtol * |keras| and both are finite"},
         "max_abs_diff": result.max_abs_diff(),
         "tolerance_used": result.tolerance_used(),
-        "rows": {"probe": _row_counts(result.probe), "stepping": _row_counts(result.stepping)},
+        "rows": {p.phase: _row_counts(p) for p in result.phases},
         "dead_units": result.dead_units,
         "saturated_units": result.saturated_units,
         **({"classes": _classes(result.probe)} if result.classifies else {}),
         "dead_relu_steps": result.dead_relu_steps,
-        "zero_patterns": {"probe": _zero_patterns(result.probe), "stepping": _zero_patterns(result.stepping)},
+        "zero_patterns": {p.phase: _zero_patterns(p) for p in result.phases},
+        "kinks": result.kinks,
+        "layers": result.layers or {name: "reference" for name in ("Affine", "Relu", "Sigmoid", "MeanSquaredError",
+                                                                  "SoftmaxWithLoss")},
         "findings": result.findings,
         "config": result.config.as_dict(),
         "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
@@ -115,7 +119,7 @@ def write_report(result: ParityResult, out: Path, plots: bool = True) -> list[st
     tables = {
         "samples.csv": samples_table(result.probe, data.x, data.y, data.split(), classes=result.classifies),
         "steps.csv": steps_table(result.stepping, data.x[:train], data.y[:train], result.fitted),
-        "gradients.csv": gradients_table(result.probe, result.stepping),
+        "gradients.csv": gradients_table(*result.phases),
     }
     with atomic_folder(out) as tmp:
         for name, table in tables.items():
@@ -134,12 +138,14 @@ def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
     c, tol = result.config, result.tolerance
     lines = [f"keras-parity: scenario {c.scenario}, {c.dtype}, {c.samples} samples ({c.train} train), "
              f"{c.epochs} epochs, lr {c.lr}, batch {c.batch_size}"]
-    rows = [f"{p.phase} {int((p.verdicts != 'fail').sum())}/{len(p.verdicts)}" for p in (result.probe, result.stepping)]
+    rows = [f"{p.phase} {int(np.isin(p.verdicts, ('pass', 'kink', 'convention')).sum())}/{len(p.verdicts)}"
+            for p in result.phases]
     lines.append(f"verdict: {result.verdict.upper()}  ({', '.join(rows)} within rtol={tol.rtol:g} atol={tol.atol:g})")
     worst = sorted(result.max_abs_diff().items(), key=lambda kv: -kv[1])[:3]
     lines.append("worst abs differences: " + ", ".join(f"{k} {v:.3g}" for k, v in worst))
     name, used = max(result.tolerance_used().items(), key=lambda kv: kv[1])
-    lines.append(f"closest to the tolerance: {name} used {used:.1%} of it")
+    lines.append(f"closest to the tolerance: {name} used {used:.1%} of it" if used <= 1 else
+                 f"furthest beyond the tolerance: {name}, {used:.3g} times it")
     for title, fractions in (("dead ReLU units", result.dead_units["fraction_dead"]),
                              ("saturated sigmoid units", result.saturated_units)):
         if fractions:
@@ -147,8 +153,20 @@ def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
             more = f", ... ({len(fractions) - 8} more)" if len(fractions) > 8 else ""
             lines.append(f"{title} (share of samples, keras): "
                          + ", ".join(f"{u} {f['keras']:.0%}" for u, f in shown) + more)
+    users = [name for name, whose in result.layers.items() if whose != "reference"]
+    if users:
+        lines.append(f"your layers: {', '.join(users)}; reference: "
+                     + (", ".join(n for n, w in result.layers.items() if w == "reference") or "none"))
+    consequences = 0
     for f in result.findings:
-        if f["severity"] != "info" or f["code"] == "dead_relu":
+        if f.get("consequence_of"):
+            consequences += 1
+        elif f["severity"] != "info" or f["code"] == "dead_relu":
             lines.append(f"  [{f['severity']}] {f['code']}: {f['message']}")
+            if f.get("fix"):
+                lines.append(f"      fix to try: {f['fix']}")
+    if consequences:
+        lines.append(f"  ... and {consequences} more mismatches in the batch and stepping phases that follow from "
+                     "the probe's (all in summary.json)")
     lines.append(f"reports: {out}/ ({', '.join(files)})")
     return "\n".join(lines)

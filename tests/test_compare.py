@@ -55,10 +55,13 @@ def test_non_finite_values_never_pass_even_when_equal_on_both_sides(bad):
     assert findings_for(result)[0]["sample"] == 2
 
 
-def test_shape_mismatch_is_an_error_not_a_broadcast():
+def test_shape_mismatch_is_a_finding_not_a_broadcast_and_names_a_transpose():
     ours = trace(dW=np.ones((3, 2, 1)))
-    with pytest.raises(ValueError, match=r"dW1: NumPy side has shape \(3, 2, 1\), Keras side \(3, 1, 2\)"):
-        compare(ours, trace())
+    result = compare(ours, trace())
+    assert list(result.verdicts) == ["fail"] * 3
+    [finding] = findings_for(result)
+    assert finding["code"] == "shape_mismatch" and finding["param"] == "dW1"
+    assert "shape (2, 1) where Keras's has shape (1, 2) (transposed?)" in finding["message"]
 
 
 def test_mask_mismatch_away_from_the_kink_fails():

@@ -1,0 +1,127 @@
+"""Name the cause of a mismatch: sign, scale, shape, mask, batch reduction, or none of those.
+
+Pure NumPy: given our values and Keras's for one quantity, say what relates them. Used on layer
+probes and on whole-run mismatches alike. A factor is only claimed when it explains every entry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["classify", "FIXES", "scale_cause"]
+
+# What to try, per finding code; the terminal prints it under each finding.
+FIXES = {
+    "forward_mismatch": "compare your forward with the layer's definition (bias added? activation applied?)",
+    "gradient_mismatch": "re-derive this backward; compare it with central differences of your forward",
+    "update_mismatch": "the parameters drift apart after SGD steps: check p -= lr * dp on every parameter",
+    "sign_flip": "the gradient has the wrong sign: use dy = y - t (not t - y) and subtract lr * grad",
+    "scale_factor": "drop or add the constant factor named above (see its likely cause)",
+    "shape_mismatch": "return dW with W's shape (in, out): dW = x.T @ dout, db = dout.sum(axis=0)",
+    "mask_mismatch": "ReLU's backward must zero dout exactly where the forward input was <= 0: np.where(mask, 0, dout)",
+    "batch_reduction": "sum over the batch axis in Affine (db = dout.sum(axis=0)) and divide by the batch size once, in the loss",
+    "kink": "nothing to fix: the pre-activation is within rounding of 0, where either side may round across",
+    "zero_convention": "at exactly 0, TensorFlow's ReLU passes no gradient: use mask = x <= 0",
+    "input_mutation": "return new arrays (np.where(mask, 0, dout)) instead of writing into the ones you are given",
+    "layer_error": "the traceback location above is where your layer raised",
+    "nan": "look for log(0), 0/0 or overflow in exp; the first sample named above is where it starts",
+    "convention": "nothing to fix for float32; Keras computes the cross-entropy from the logits, without + 1e-7",
+}
+
+
+def scale_cause(c: float, batch: int) -> str:
+    """A likely cause for a gradient that is c times Keras's."""
+    known = [(0.5, "a 1/2 in the loss, as in 0.5*(y - t)**2: Keras's mean squared error has none (gradient 2(y - t)/n)"),
+             (2.0, "a factor 2 too many, or dividing by n/2 instead of n")]
+    if batch > 1:
+        known += [(float(batch), f"summing over the batch of {batch} where Keras averages"),
+                  (1.0 / batch, f"averaging over the batch of {batch} where Keras sums"),
+                  (batch / 2.0, f"0.5 * sum((y - t)**2) over the batch of {batch} where Keras takes the mean")]
+    for value, cause in known:
+        if np.isclose(c, value, rtol=1e-6):
+            return cause
+    return "a constant factor in this layer's backward"
+
+
+def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float) -> tuple[str, str] | None:
+    """(code, detail) for what relates ours to Keras's, or None when they agree within tolerance.
+
+    Codes: shape_mismatch, nan, sign_flip, scale_factor (detail holds c), mask_mismatch, gradient_mismatch.
+    """
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    if ours.shape != theirs.shape:
+        hint = " (transposed?)" if tuple(reversed(ours.shape)) == theirs.shape and ours.ndim == 2 else ""
+        return "shape_mismatch", f"shape {ours.shape}, Keras's {theirs.shape}{hint}"
+    if not np.isfinite(ours).all():
+        return "nan", f"{int((~np.isfinite(ours)).sum())} non-finite entries"
+    close = np.abs(ours - theirs) <= atol + rtol * np.abs(theirs)
+    if close.all():
+        return None
+    norm = float(np.sum(theirs * theirs))
+    if norm > 0:
+        c = float(np.sum(ours * theirs) / norm)
+        if np.all(np.abs(ours - c * theirs) <= atol + rtol * np.abs(c * theirs)) and abs(c) > 1e-12:
+            if np.isclose(c, -1.0, rtol=1e-6):
+                return "sign_flip", "ours = -1 x Keras's"
+            return "scale_factor", f"{c:.6g}"
+    blocked_ours, blocked_theirs = (ours == 0), (theirs == 0)
+    flows_where_blocked = ~close & blocked_theirs & ~blocked_ours
+    blocks_where_flows = ~close & ~blocked_theirs & blocked_ours
+    if (flows_where_blocked | blocks_where_flows)[~close].all():
+        parts = []
+        if flows_where_blocked.any():
+            parts.append(f"gradient flows at {int(flows_where_blocked.sum())} entries where Keras's is exactly 0")
+        if blocks_where_flows.any():
+            parts.append(f"gradient is 0 at {int(blocks_where_flows.sum())} entries where Keras's flows")
+        return "mask_mismatch", "; ".join(parts)
+    return "gradient_mismatch", f"{int((~close).sum())} of {close.size} entries differ"
+
+
+def _book_log_convention(phase, d, bad: np.ndarray) -> bool:
+    """The loss rows differ by no more than the book's log(y + 1e-7) can make them differ.
+
+    -log(p + 1e-7) differs from -log(p) by at most 1e-7 / p, and p (the label's probability) is at
+    least the smallest class probability Keras gave that row.
+    """
+    pred = phase.diffs.get("pred")
+    if pred is None:
+        return False
+    p_min = pred.keras.reshape(len(pred.keras), -1).astype(np.float64).min(axis=1)
+    with np.errstate(divide="ignore"):
+        bound = 1.01e-7 / p_min
+    return bool(np.all(d.abs_diff.reshape(len(d.abs_diff), -1)[bad].max(axis=1) <= bound[bad]))
+
+
+def refine(f: dict, phase, tol, batch_size: int, probe_flagged: set, book_log: bool = False) -> dict:
+    """Turn a generic mismatch finding into the specific cause the numbers show, and add the fix.
+
+    `phase` is the PhaseResult the finding came from; `probe_flagged` the quantities the per-sample
+    probe already found wrong (a quantity right per sample and wrong per batch is a batch reduction).
+    """
+    f = dict(f)
+    d = phase.diffs.get(f.get("param"))
+    if f["code"] in ("gradient_mismatch", "forward_mismatch") and d is not None:
+        counted = np.isin(phase.verdicts, ("pass", "fail"))
+        bad = ~d.within & counted
+        if book_log and f.get("param") == "loss" and _book_log_convention(phase, d, bad):
+            f["code"], f["severity"] = "convention", "warning"
+            f["message"] += ("; within what the book's log(y + 1e-7) explains (1e-7 / y), so a convention "
+                             "difference, not a bug: predictions and gradients agree")
+        elif phase.phase == "batch" and f.get("param") not in probe_flagged:
+            verdict = classify(d.numpy[bad], d.keras[bad], tol.rtol, tol.atol)
+            detail = ""
+            if verdict and verdict[0] == "scale_factor":
+                detail = f"; ours = {float(verdict[1]):.6g} x Keras's: {scale_cause(float(verdict[1]), batch_size)}"
+            f["code"] = "batch_reduction"
+            f["message"] += f". It matches sample by sample but not over batches of {batch_size}{detail}"
+        elif f["code"] == "gradient_mismatch":
+            verdict = classify(d.numpy[bad], d.keras[bad], tol.rtol, tol.atol)
+            if verdict and verdict[0] in ("sign_flip", "scale_factor", "mask_mismatch"):
+                code, detail = verdict
+                if code == "scale_factor":
+                    c = float(detail)
+                    detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, 1 if phase.phase != 'batch' else batch_size)}"
+                f["code"] = code
+                f["message"] += f". {detail}"
+    f["fix"] = FIXES.get(f["code"], "")
+    return f

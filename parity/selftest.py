@@ -1,0 +1,149 @@
+"""`parity selftest`: plant known bugs in the reference layers and show each is caught with the right code.
+
+The Keras side is computed once (seed scenario, float64); each planted bug is a layer kit compared
+against it, exactly as `parity check` compares a user's layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from parity import layers as ref
+
+__all__ = ["PLANTED", "Planted", "run_selftest"]
+
+
+class SignFlipLoss(ref.MeanSquaredError):
+    def backward(self, dout=1):
+        return -super().backward(dout)  # dy = t - y
+
+
+class ReluWithoutMask(ref.Relu):
+    def backward(self, dout):
+        return np.array(dout, copy=True)
+
+
+class ReluInvertedMask(ref.Relu):
+    def backward(self, dout):
+        return np.where(self.mask, dout, 0)
+
+
+class AffineTransposedDW(ref.Affine):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.dW = np.dot(dout.T, self.x)  # (out, in)
+        return dx
+
+
+class AffineBatchMeanDb(ref.Affine):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.db = np.mean(dout, axis=0)
+        return dx
+
+
+class AffineDroppedBias(ref.Affine):
+    def forward(self, x):
+        out = super().forward(x)
+        return out - self.b
+
+
+class HalfSumOfSquares(ref.MeanSquaredError):
+    def forward(self, y, t):
+        self.y, self.t = y, t
+        self.loss = 0.5 * np.sum((y - t) ** 2)
+        return self.loss
+
+    def backward(self, dout=1):
+        return dout * (self.y - self.t)
+
+
+class ReluNaN(ref.Relu):
+    def backward(self, dout):
+        return super().backward(dout) * np.nan
+
+
+class ReluRaises(ref.Relu):
+    def backward(self, dout):
+        return dout[self.mask.nonzero()[0] + 10]  # an index past the end
+
+
+class SigmoidWithoutOneMinus(ref.Sigmoid):
+    def backward(self, dout):
+        return dout * self.out
+
+
+class SoftmaxSummedOverBatch(ref.SoftmaxWithLoss):
+    def backward(self, dout=1):
+        return super().backward(dout) * self.y.shape[0]
+
+
+class BookRelu:
+    """The book's Relu, verbatim: correct, but its backward writes into dout."""
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout):
+        dout[self.mask] = 0
+        return dout
+
+
+@dataclass(frozen=True)
+class Planted:
+    name: str
+    kit: dict
+    expected: str  # the finding code that must appear; "" for correct layers (verdict must pass)
+    description: str
+
+
+PLANTED = [
+    Planted("sign flip", {"MeanSquaredError": SignFlipLoss}, "sign_flip", "loss backward returns t - y"),
+    Planted("missing ReLU mask", {"Relu": ReluWithoutMask}, "mask_mismatch", "Relu backward passes every gradient"),
+    Planted("inverted ReLU mask", {"Relu": ReluInvertedMask}, "mask_mismatch", "Relu backward blocks live units"),
+    Planted("transposed dW", {"Affine": AffineTransposedDW}, "shape_mismatch", "dW = dout.T @ x"),
+    Planted("batch mean in db", {"Affine": AffineBatchMeanDb}, "batch_reduction", "db = mean over the batch"),
+    Planted("dropped bias", {"Affine": AffineDroppedBias}, "forward_mismatch", "forward omits + b"),
+    Planted("half sum of squares", {"MeanSquaredError": HalfSumOfSquares}, "scale_factor",
+            "loss 0.5 * sum((y - t)**2), gradient y - t"),
+    Planted("NaN", {"Relu": ReluNaN}, "nan", "Relu backward returns NaN"),
+    Planted("layer raises", {"Relu": ReluRaises}, "layer_error", "Relu backward indexes past the end"),
+    Planted("sigmoid derivative", {"Sigmoid": SigmoidWithoutOneMinus}, "gradient_mismatch",
+            "Sigmoid backward drops (1 - out)"),
+    Planted("softmax summed", {"SoftmaxWithLoss": SoftmaxSummedOverBatch}, "batch_reduction",
+            "SoftmaxWithLoss backward forgets / batch"),
+    Planted("book's Relu (correct)", {"Relu": BookRelu}, "", "in-place backward: input_mutation warning only"),
+    Planted("reference layers (correct)", {}, "", "no finding of severity error"),
+]
+
+
+def run_selftest(config_flags: dict | None = None) -> list[dict]:
+    """One row per planted case: expected code, codes found, verdict, caught."""
+    from parity.config import resolve
+    from parity.inputs import prepare
+    from parity.layer_probes import probe_layers
+    from parity.runner import compare_numpy, keras_reference
+
+    prepared = prepare(resolve({"dtype": "float64", **(config_flags or {})}))
+    reference = keras_reference(prepared)
+    rows = []
+    for case in PLANTED:
+        kit = {**{n: getattr(ref, n) for n in ref.__all__}, **case.kit}
+        result = compare_numpy(prepared, reference, case.kit, probe_layers(kit, list(case.kit)))
+        errors = sorted({f["code"] for f in result.findings if f["severity"] == "error"})
+        warnings = sorted({f["code"] for f in result.findings if f["severity"] == "warning"})
+        if case.expected:
+            caught = result.verdict == "fail" and case.expected in errors
+        else:
+            caught = result.verdict == "pass"
+        rows.append({"case": case.name, "planted": case.description, "expected": case.expected or "pass",
+                     "errors": errors, "warnings": warnings, "verdict": result.verdict, "caught": caught})
+    return rows
