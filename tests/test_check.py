@@ -1,0 +1,117 @@
+"""parity check and selftest: user layers are imported, compared, and every mismatch gets its cause."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity import cli
+from parity.diagnose import classify
+from parity.selftest import PLANTED, run_selftest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def selftest_rows():
+    return run_selftest()
+
+
+def test_selftest_catches_every_planted_bug_with_its_code(selftest_rows):
+    assert len([c for c in PLANTED if c.expected]) >= 8
+    for row in selftest_rows:
+        assert row["caught"], row
+    by_case = {r["case"]: r for r in selftest_rows}
+    assert by_case["book's Relu (correct)"]["warnings"] == ["input_mutation"]
+    assert by_case["reference layers (correct)"]["warnings"] == []
+
+
+def test_findings_cover_every_diagnosis_code(selftest_rows):
+    seen = {code for r in selftest_rows for code in r["errors"] + r["warnings"]}
+    assert {"forward_mismatch", "gradient_mismatch", "sign_flip", "scale_factor", "shape_mismatch", "mask_mismatch",
+            "batch_reduction", "zero_convention", "input_mutation", "layer_error", "nan"} <= seen
+    # kink is covered in test_compare; convention below
+
+
+def test_selftest_command_exits_0_and_prints_the_table(capsys):
+    assert cli.main(["selftest"]) == 0
+    out = capsys.readouterr().out
+    assert "selftest: 13 of 13 planted cases caught with the right code" in out
+
+
+def run_check(tmp_path, *args):
+    out = tmp_path / "report"
+    status = cli.main(["check", *args, "--no-plots", "--quiet", "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
+    return status, summary
+
+
+def test_book_layers_pass_with_only_an_input_mutation_warning(tmp_path):
+    status, summary = run_check(tmp_path, "--layers", str(FIXTURES / "book_layers.py"))
+    assert status == 0 and summary["verdict"] == "pass"
+    assert {f["code"] for f in summary["findings"] if f["severity"] != "info"} == {"input_mutation"}
+    assert summary["layers"]["Relu"].startswith("yours (ReLU") and summary["layers"]["Affine"].startswith("yours")
+    assert summary["layers"]["MeanSquaredError"] == "reference"
+
+
+def test_book_affine_reshapes_tensor_input_like_the_reference():
+    from fixtures.book_layers import Affine
+
+    x = np.arange(12.0).reshape(2, 2, 3)
+    layer = Affine(np.ones((6, 4)), np.zeros(4))
+    assert layer.forward(x).shape == (2, 4) and layer.backward(np.ones((2, 4))).shape == (2, 2, 3)
+
+
+def test_dotted_module_is_imported_from_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    status, summary = run_check(tmp_path, "--layers", "book_layers", "--dtype", "float64")
+    assert status == 0 and summary["layers"]["Relu"].startswith("yours")
+
+
+def test_book_softmax_log_epsilon_is_a_convention_warning_not_a_failure(tmp_path):
+    status, summary = run_check(tmp_path, "--layers", str(FIXTURES / "book_softmax.py"), "--scenario", "softmax",
+                                "--dtype", "float64")
+    assert status == 0
+    codes = {f["code"] for f in summary["findings"] if f["severity"] != "info"}
+    assert codes == {"convention"}
+    assert summary["rows"]["probe"]["convention"] > 0 and summary["rows"]["probe"]["fail"] == 0
+
+
+def test_an_exception_in_a_user_layer_is_a_finding_not_a_crash(tmp_path):
+    status, summary = run_check(tmp_path, "--layers", str(FIXTURES / "raising_layers.py"))
+    assert status == 1
+    errors = [f for f in summary["findings"] if f["code"] == "layer_error"]
+    assert errors and "raising_layers.py:10" in errors[0]["message"]
+    assert summary["rows"]["probe"]["error"] == 200
+
+
+@pytest.mark.parametrize("module,message", [
+    ("failing_import.py", "--layers {path} failed to import: ZeroDivisionError: division by zero (failing_import.py, line 9)"),
+    ("syntax_error.py", "failed to import: SyntaxError: expected ':' (syntax_error.py, line 2)"),
+    ("no_layers.py", "has none of the classes Affine, Relu, Sigmoid, SoftmaxWithLoss, MeanSquaredError"),
+    ("no_backward.py", "class Relu has no backward method"),
+    ("missing.py", "--layers file not found"),
+])
+def test_bad_layers_module_exits_2_with_one_line(tmp_path, capsys, module, message):
+    path = FIXTURES / module
+    out = tmp_path / "report"
+    assert cli.main(["check", "--layers", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert message.format(path=path) in err
+    assert not out.exists()
+
+
+def test_classify_names_sign_scale_shape_and_mask():
+    keras = np.array([[1.0, -2.0, 0.0], [0.5, 0.0, 3.0]])
+    assert classify(keras, keras, 1e-12, 1e-12) is None
+    assert classify(-keras, keras, 1e-12, 1e-12)[0] == "sign_flip"
+    assert classify(0.5 * keras, keras, 1e-12, 1e-12) == ("scale_factor", "0.5")
+    assert classify(keras.T, keras, 1e-12, 1e-12) == ("shape_mismatch", "shape (3, 2), Keras's (2, 3) (transposed?)")
+    leaky = keras.copy()
+    leaky[0, 2] = 7.0  # flows where Keras's gradient is exactly 0
+    assert classify(leaky, keras, 1e-12, 1e-12)[0] == "mask_mismatch"
+    noisy = keras + np.array([[0.1, 0, 0], [0, 0, -0.2]])
+    assert classify(noisy, keras, 1e-12, 1e-12)[0] == "gradient_mismatch"
+    assert classify(keras * np.nan, keras, 1e-12, 1e-12)[0] == "nan"
