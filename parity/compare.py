@@ -190,14 +190,19 @@ def findings_for(result: PhaseResult) -> list[dict]:
                            f"({error.where}) on {result.count(count)}, first at {unit} {result.where(error.row)}",
                            layer=error.layer or None, **at(error.row)))
     counted = np.isin(result.verdicts, ("pass", "fail"))
+    nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
+    if nonfinite:  # one finding: where it first appears, and in which quantities
+        first = min(int(np.argmax(rows)) for rows in nonfinite.values())
+        sides = set()
+        for name in nonfinite:
+            d = result.diffs[name]
+            sides |= {side for side, v in (("NumPy", d.numpy), ("Keras", d.keras))
+                      if not np.isfinite(v.astype(np.float64)).all()}
+        side = "both sides" if len(sides) == 2 else f"the {sides.pop()} side"
+        out.append(finding("nan", ERROR, f"{result.phase}: non-finite values on {side}, first at {unit} "
+                           f"{result.where(first)}, in {', '.join(nonfinite)}", param=next(iter(nonfinite)), **at(first)))
     for d in result.diffs.values():
-        bad_finite = ~d.finite & counted
-        if bad_finite.any():
-            first = int(np.argmax(bad_finite))
-            side = "NumPy" if not np.isfinite(d.numpy[first].astype(np.float64)).all() else "Keras"
-            out.append(finding("nan", ERROR, f"{result.phase}: {d.name} is not finite ({side} side) on "
-                               f"{result.count(int(bad_finite.sum()))}, first at {unit} {result.where(first)}",
-                               param=d.name, **at(first)))
+        if d.name in nonfinite:
             continue
         bad = ~d.within & counted
         if bad.any():

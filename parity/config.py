@@ -147,11 +147,11 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     values |= {k: v for k, v in flags.items() if v is not None}
     if values.get("data_path") is not None and "data_kind" not in from_file:
         values["data_kind"] = "csv"
-    if values["data_kind"] == "csv" and "samples" not in flags and "samples" not in from_file:
+    if values["data_kind"] == "csv" and flags.get("samples") is None and "samples" not in from_file:
         values["samples"] = None
     if values.get("model_path") is not None and "layers" not in from_file:
         values["layers"] = None  # the saved model says
-        if "epochs" not in flags and "epochs" not in from_file:
+        if flags.get("epochs") is None and "epochs" not in from_file:
             values["epochs"] = 0  # a user's model is compared as saved unless asked to fit
     values["scenario"] = scenario
     values["config_path"] = config_path

@@ -135,6 +135,12 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
                        reference.stepping)
 
     findings = [{**f, "fix": FIXES.get(f["code"], "")} for f in layer_findings]
+    bad_weights = [k for k, v in fitted.items() if not np.isfinite(v).all()]
+    if bad_weights:
+        findings.append({"code": "nan", "severity": ERROR, "param": bad_weights[0],
+                         "fix": "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
+                         "message": f"the Keras fit diverged: {', '.join(bad_weights)} are not finite after "
+                                    f"{config.epochs} epochs at lr {config.lr}; nothing after it can pass (lower --lr)"})
     probe_flagged = set()
     book_log = any(f["code"] == "convention" for f in layer_findings)
     for phase in (probe, batch, stepping):

@@ -1,0 +1,89 @@
+"""Bad input, at every boundary, is one `error:` line and exit 2, with nothing written (issue 6's table)."""
+
+from pathlib import Path
+
+import pytest
+
+from parity import cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LINEAR = "x,y\n" + "".join(f"{i / 10},{-i / 20}\n" for i in range(20))
+
+# (id, files to write into the test folder, argv after the command, text the error must contain)
+CASES = [
+    # flags
+    ("dtype", {}, ["run", "--dtype", "float16"], "--dtype must be float32 or float64 (received: float16)"),
+    ("scenario", {}, ["run", "--scenario", "spiral"], "--scenario must be one of seed, sigmoid, softmax, deep"),
+    ("samples text", {}, ["run", "--samples", "many"], "--samples must be an integer (received: many)"),
+    ("samples 1", {}, ["run", "--samples", "1"], "--samples must be at least 2"),
+    ("train 0", {}, ["run", "--train", "0"], "--train must be between 1 and --samples"),
+    ("train > samples", {}, ["run", "--samples", "10", "--train", "11"], "--train must be between 1 and --samples (10)"),
+    ("epochs -1", {}, ["run", "--epochs", "-1"], "--epochs must be 0 (no fit) or more"),
+    ("lr 0", {}, ["run", "--lr", "0"], "--lr must be a finite number above 0"),
+    ("lr inf", {}, ["run", "--lr", "inf"], "--lr must be a finite number above 0 (received: inf)"),
+    ("lr text", {}, ["run", "--lr", "fast"], "--lr must be a number (received: fast)"),
+    ("batch 0", {}, ["run", "--batch-size", "0"], "--batch-size must be at least 1"),
+    ("seed -1", {}, ["run", "--seed", "-1"], "--seed must be an integer in [0, 4294967295]"),
+    ("seed huge", {}, ["run", "--seed", str(2**32)], "--seed must be an integer in [0, 4294967295]"),
+    ("unknown flag", {}, ["run", "--verbose"], "unrecognized arguments: --verbose"),
+    ("no command", {}, [], "the following arguments are required: command"),
+    ("unknown command", {}, ["train"], "invalid choice: 'train'"),
+    ("check without layers", {}, ["check"], "the following arguments are required: --layers"),
+    # configuration file
+    ("config missing", {}, ["run", "--config", "{tmp}/none.toml"], "--config file not found"),
+    ("config syntax", {"c.toml": "seed = \n"}, ["run", "--config", "{tmp}/c.toml"], "is not valid TOML"),
+    ("config unknown key", {"c.toml": "[train]\nepoch = 3\n"}, ["run", "--config", "{tmp}/c.toml"],
+     "c.toml: [train] epoch is not a known key"),
+    ("config wrong type", {"c.toml": "[train]\nlr = \"0.1\"\n"}, ["run", "--config", "{tmp}/c.toml"],
+     "c.toml: [train] lr must be a number (received: '0.1')"),
+    ("config out of range", {"c.toml": "[data]\nnoise = -0.5\n"}, ["run", "--config", "{tmp}/c.toml"],
+     "[data] noise must be a finite number >= 0 (received: -0.5)"),
+    ("config bad activation", {"c.toml": "[model]\nlayers = [{units = 2, activation = \"gelu\"}]\n"},
+     ["run", "--config", "{tmp}/c.toml"], "[model] layers[0].activation must be one of relu, sigmoid, linear, softmax"),
+    ("config softmax with mse", {"c.toml": "[model]\nlayers = [{units = 2, activation = \"softmax\"}]\n"},
+     ["run", "--config", "{tmp}/c.toml"], "loss mean_squared_error needs a non-softmax output layer"),
+    # data file
+    ("data missing", {}, ["run", "--data", "{tmp}/none.csv"], "--data file not found"),
+    ("data empty", {"d.csv": ""}, ["run", "--data", "{tmp}/d.csv"], "is empty"),
+    ("data ragged", {"d.csv": "x,y\n1,2\n3,4,5\n"}, ["run", "--data", "{tmp}/d.csv"], "has ragged rows"),
+    ("data nan", {"d.csv": "x,y\n1,2\n3,nan\n"}, ["run", "--data", "{tmp}/d.csv"], "row 3, column 'y': expected a finite number"),
+    ("data no targets", {"d.csv": "x,z\n1,2\n3,4\n"}, ["run", "--data", "{tmp}/d.csv"], "has no target (y) columns"),
+    ("data too few rows", {"d.csv": LINEAR}, ["run", "--data", "{tmp}/d.csv", "--samples", "50"],
+     "--samples is 50 but --data"),
+    ("data width vs model", {"d.csv": "x0,x1,y\n1,2,3\n4,5,6\n"}, ["run", "--data", "{tmp}/d.csv", "--scenario", "softmax"],
+     "the data have class label 6 but the model outputs 3 classes (labels 0..2)"),
+    # saved model
+    ("model missing", {}, ["run", "--model", "{tmp}/none.keras"], "--model file not found"),
+    ("model not keras", {"m.h5": "x"}, ["run", "--model", "{tmp}/m.h5"], "--model must be a .keras file"),
+    ("model garbage", {"m.keras": "not a zip"}, ["run", "--model", "{tmp}/m.keras"], "could not be loaded with safe mode on"),
+    # layers module
+    ("layers missing", {}, ["check", "--layers", "{tmp}/none.py"], "--layers file not found"),
+    ("layers import error", {}, ["check", "--layers", str(FIXTURES / "failing_import.py")], "failed to import: ZeroDivisionError"),
+    ("layers no classes", {}, ["check", "--layers", str(FIXTURES / "no_layers.py")], "has none of the classes"),
+    ("layers no module", {}, ["check", "--layers", "no_such_module_here"], "--layers module no_such_module_here not found"),
+    # output folder
+    ("out is a file", {"taken": "x"}, ["run", "--out", "{tmp}/taken"], "--out must be a folder"),
+    ("out under a file", {"taken": "x"}, ["run", "--out", "{tmp}/taken/report"], "--out must be a folder path"),
+]
+
+
+def test_the_table_is_large_and_distinct():
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("name,files,argv,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_error_line_and_writes_nothing(tmp_path, capsys, name, files, argv, message):
+    for file, text in files.items():
+        (tmp_path / file).write_text(text)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    out = tmp_path / "report"
+    if argv and "--out" not in argv:
+        argv += ["--out", str(out)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+    assert "Traceback" not in captured.err
+    assert message in captured.err, captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no report, no temporary folder
