@@ -65,6 +65,8 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--lr", type=_typed(float, "--lr", "a number"), help="SGD learning rate (default: 0.01)")
     run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"), help="fit batch size (default: 10)")
     run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")
+    run.add_argument("--format", default="csv", help="table format: csv or parquet (parquet needs pyarrow: "
+                     "pip install 'keras-parity[parquet]')")
     run.add_argument("--no-plots", action="store_true", help="write tables and summary only")
     run.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
 
@@ -92,6 +94,13 @@ def _run(args: argparse.Namespace) -> int:
              "train": args.train, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "out": args.out, "data_path": args.data, "model_path": args.model,
              "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
+    if args.format not in ("csv", "parquet"):
+        raise UsageError(f"--format must be csv or parquet (received: {args.format})")
+    if args.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UsageError("--format parquet needs pyarrow: pip install 'keras-parity[parquet]'") from None
     config = resolve(flags, args.config)
     if config.out is not None:
         _check_out(config.out)
@@ -102,13 +111,12 @@ def _run(args: argparse.Namespace) -> int:
     config = prepared.config
     _check_out(config.out)
 
-    from parity.report import terminal_summary, write_report
+    from parity.report import ReportWriter, atomic_folder, terminal_summary
     from parity.runner import compare_numpy, keras_reference
 
     reference = keras_reference(prepared)
-    if user is None:
-        result = compare_numpy(prepared, reference)
-    else:
+    kit, found, whose = None, [], None
+    if user is not None:
         from parity import layers as reference_layers
         from parity.layer_probes import probe_layers
         from parity.user_layers import LAYER_NAMES
@@ -116,11 +124,24 @@ def _run(args: argparse.Namespace) -> int:
         kit, names = user
         found = probe_layers({**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **kit}, names)
         whose = {n: f"yours ({kit[n].__name__} from {args.layers})" if n in kit else "reference" for n in LAYER_NAMES}
-        result = compare_numpy(prepared, reference, kit, found, whose)
-    files = write_report(result, config.out, plots=config.plots)
+    with atomic_folder(config.out) as folder:
+        writer = ReportWriter(folder, prepared.data, config, prepared.spec, args.format, config.plots)
+        result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
+                               progress=None if config.quiet else _progress)
+        files = writer.finish(result)
     if not config.quiet:
         print(terminal_summary(result, config.out, files))
     return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+
+
+def _progress(items, label: str):
+    """A progress bar on a terminal for runs of more than one chunk; nothing otherwise."""
+    items = list(items)
+    if len(items) < 2 or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=label, unit="chunk", leave=False)
 
 
 def _selftest(args: argparse.Namespace) -> int:

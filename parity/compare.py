@@ -68,14 +68,14 @@ class PhaseResult:
         plural = {"sample": "samples", "batch": "batches", "step": "steps"}[self.unit]
         return f"{k} {self.unit if k == 1 else plural}"
 
-    def excuse(self, name: str, label: str) -> None:
-        """Rows that fail on `name` alone (everything else within tolerance) get verdict `label`."""
+    def excuse(self, name: str, label: str, explained: np.ndarray) -> None:
+        """Rows that fail on `name` alone (everything else within tolerance), where `explained`, get verdict `label`."""
         others = [d.within for key, d in self.diffs.items() if key != name]
         rest = np.all(others, axis=0) if others else np.ones(len(self.rows), dtype=bool)
         for layer, dead in self.dead_keras.items():
             rest &= (dead == self.dead_numpy[layer]).all(axis=1)
         self.verdicts = np.where((self.verdicts == "fail") & rest & ~self.diffs[name].within
-                                 & self.diffs[name].finite, label, self.verdicts)
+                                 & self.diffs[name].finite & explained, label, self.verdicts)
 
     def where(self, row: int) -> int:
         """The number a finding names: the sample for the probe, else the step or batch index."""
@@ -168,10 +168,21 @@ def finding(code: str, severity: str, message: str, **where) -> dict:
     return {"code": code, "severity": severity, "message": message, **{k: v for k, v in where.items() if v is not None}}
 
 
+def _counted(code: str, severity: str, result: PhaseResult, template: str, row: int, count: int, **fields) -> dict:
+    """A finding that merges across chunks: `template` is rendered with its fields once counts are summed."""
+    singular, plural = result.unit, {"sample": "samples", "batch": "batches", "step": "steps"}[result.unit]
+    f = finding(code, severity, "", **{result.unit: result.where(row)}, **fields)
+    f.update(count=int(count), template=template, phase_name=result.phase, phase_label=result.phase,
+             unit=singular, units=plural, first=result.where(row))
+    return f
+
+
 def findings_for(result: PhaseResult) -> list[dict]:
-    """What disagrees in one phase, first offender named; kink rows and error rows fail nothing twice."""
-    unit, out = result.unit, []
-    at = lambda row: {unit: result.where(row)}  # noqa: E731
+    """What disagrees in one phase (or chunk of it), first offender named; kink and error rows fail nothing twice.
+
+    Messages are templates: `parity.stats.merge_findings` renders them after merging chunks.
+    """
+    out = []
     for name, (ours, theirs) in result.shape_errors.items():
         hint = " (transposed?)" if ours is not None and tuple(reversed(ours)) == theirs else ""
         got = "nothing" if ours is None else f"shape {ours}"
@@ -186,9 +197,9 @@ def findings_for(result: PhaseResult) -> list[dict]:
         count = sum((e.layer, e.kind) == key for e in result.numpy.errors)
         code = "shape_mismatch" if error.kind == "GradientShapeError" else "layer_error"
         who = error.layer or "the NumPy side"
-        out.append(finding(code, ERROR, f"{result.phase}: {who} raised {error.kind}: {error.message} "
-                           f"({error.where}) on {result.count(count)}, first at {unit} {result.where(error.row)}",
-                           layer=error.layer or None, **at(error.row)))
+        text = f"{who} raised {error.kind}: {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
+        out.append(_counted(code, ERROR, result, "{phase_label}: " + text + " on {count} {units}, first at {unit} {first}",
+                            error.row, count, layer=error.layer or None))
     counted = np.isin(result.verdicts, ("pass", "fail"))
     nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
     if nonfinite:  # one finding: where it first appears, and in which quantities
@@ -199,32 +210,39 @@ def findings_for(result: PhaseResult) -> list[dict]:
             sides |= {side for side, v in (("NumPy", d.numpy), ("Keras", d.keras))
                       if not np.isfinite(v.astype(np.float64)).all()}
         side = "both sides" if len(sides) == 2 else f"the {sides.pop()} side"
-        out.append(finding("nan", ERROR, f"{result.phase}: non-finite values on {side}, first at {unit} "
-                           f"{result.where(first)}, in {', '.join(nonfinite)}", param=next(iter(nonfinite)), **at(first)))
+        rows = int(np.any(list(nonfinite.values()), axis=0).sum())
+        out.append(_counted("nan", ERROR, result, "{phase_label}: non-finite values on " + side + " on {count} {units}, "
+                            "first at {unit} {first}, in " + ", ".join(nonfinite), first, rows,
+                            param=next(iter(nonfinite))))
     for d in result.diffs.values():
         if d.name in nonfinite:
             continue
         bad = ~d.within & counted
         if bad.any():
             first = int(np.argmax(bad))
-            worst = float(d.row_max()[bad].max())
-            out.append(finding(_CODE_BY_KIND[d.kind], ERROR,
-                               f"{result.phase}: {d.name} differs beyond tolerance on {result.count(int(bad.sum()))} "
-                               f"(worst abs diff {worst:.3g}), first at {unit} {result.where(first)}: "
-                               f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}",
-                               param=d.name, **at(first)))
+            values = f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}".replace("{", "{{").replace("}", "}}")
+            out.append(_counted(_CODE_BY_KIND[d.kind], ERROR, result,
+                                "{phase_label}: {param} differs beyond tolerance on {count} {units} (worst abs diff "
+                                "{worst:.3g}), first at {unit} {first}: " + values + "{detail}",
+                                first, int(bad.sum()), param=d.name, worst=float(d.row_max()[bad].max()), detail=""))
     for layer, dead in result.dead_keras.items():
         flipped = (dead != result.dead_numpy[layer]).any(axis=1) & counted
         if flipped.any():
             first = int(np.argmax(flipped))
-            out.append(finding("mask_mismatch", ERROR, f"{result.phase}: layer {layer}'s dead-ReLU mask differs on "
-                               f"{result.count(int(flipped.sum()))} away from the kink, first at {unit} "
-                               f"{result.where(first)}", layer=layer, **at(first)))
+            out.append(_counted("mask_mismatch", ERROR, result, "{phase_label}: layer {layer}'s dead-ReLU mask differs "
+                                "on {count} {units} away from the kink, first at {unit} {first}",
+                                first, int(flipped.sum()), layer=layer))
     if result.kink.any():
         first = int(np.argmax(result.kink))
-        out.append(finding("kink", WARNING, f"{result.phase}: {result.count(int(result.kink.sum()))} with a pre-activation "
-                           f"within rounding of 0, where the sides may legitimately differ; first at {unit} "
-                           f"{result.where(first)}", **at(first)))
+        out.append(_counted("kink", WARNING, result, "{phase_label}: {count} {units} with a pre-activation within "
+                            "rounding of 0, where the sides may legitimately differ; first at {unit} {first}",
+                            first, int(result.kink.sum())))
+    convention = result.verdicts == "convention"
+    if convention.any():
+        first = int(np.argmax(convention))
+        out.append(_counted("convention", WARNING, result, "{phase_label}: the loss differs on {count} {units} by no "
+                            "more than the book's log(y + 1e-7) explains (1e-7 / y); predictions and gradients agree; "
+                            "first at {unit} {first}", first, int(convention.sum()), param="loss"))
     return out
 
 

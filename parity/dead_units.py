@@ -12,30 +12,11 @@ import numpy as np
 from parity.compare import PhaseResult
 from parity.network import Trace
 
-__all__ = ["dead_unit_stats", "saturation_stats", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_params"]
+__all__ = ["kink_rows", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_params"]
 
 
 def unit_label(layer: int, unit: int) -> str:
     return f"{layer}.{unit}"
-
-
-def dead_unit_stats(probe: PhaseResult) -> dict:
-    """Per hidden unit, the fraction of probed samples on which it is dead, on each side."""
-    units, always = {}, []
-    for layer, dead in probe.dead_keras.items():
-        for j in range(dead.shape[1]):
-            label = unit_label(layer, j)
-            units[label] = {"numpy": float(probe.dead_numpy[layer][:, j].mean()), "keras": float(dead[:, j].mean())}
-            if dead[:, j].all() and probe.dead_numpy[layer][:, j].all():
-                always.append(label)
-    return {"fraction_dead": units, "dead_on_every_sample": always}
-
-
-def saturation_stats(probe: PhaseResult) -> dict:
-    """Per sigmoid unit, the fraction of probed samples on which it is saturated, on each side."""
-    return {unit_label(layer, j): {"numpy": float(probe.saturated_numpy[layer][:, j].mean()),
-                                   "keras": float(sat[:, j].mean())}
-            for layer, sat in probe.saturated_keras.items() for j in range(sat.shape[1])}
 
 
 def unit_params(layer: int, j: int, params: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -86,33 +67,26 @@ def stepping_observation(stepping: PhaseResult, start: dict[str, np.ndarray]) ->
     return out
 
 
-def kink_ledger(probe: PhaseResult, stepping: PhaseResult, data, fitted: dict[str, np.ndarray], spec,
-                reference, limit: int = 200) -> list[dict]:
+def kink_rows(phase: PhaseResult, data, spec, weights_before, limit: int) -> list[dict]:
     """Rows whose ReLU pre-activation is within rounding of 0, with a float64 shadow of that pre-activation.
 
-    The shadow recomputes the pre-activation in float64 from the same weights (the fitted ones for the
-    probe, Keras's weights before the step for stepping) and the float64 data, so a float32 mask flip
-    shows which side of 0 the exact value lies on.
+    The shadow recomputes the pre-activation in float64 from the same weights (`weights_before(row)`:
+    the fitted ones for the probe, Keras's weights before the step for stepping) and the float64 data,
+    so a float32 mask flip shows which side of 0 the exact value lies on. At most `limit` rows.
     """
     from parity.network import build_network
 
     out = []
-    for phase in (probe, stepping):
-        rows = np.flatnonzero(phase.kink)
-        for row in rows[: max(0, limit - len(out))]:
-            sample = int(phase.rows[row])
-            if phase.phase == "probe":
-                weights = fitted
-            else:
-                weights = {k: (fitted[k] if row == 0 else v[row - 1]) for k, v in reference.stepping.params_after.items()}
-            shadow = build_network(spec, {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()})
-            shadow.predict(data.x[sample:sample + 1])
-            shadow_z = dict(zip([i for i, _ in spec.hidden()], shadow.pre_activations))
-            for layer in phase.dead_keras:
-                z_keras, z_numpy = phase.keras.z[layer][row], phase.numpy.z[layer][row]
-                closest = int(np.argmin(np.minimum(np.abs(z_keras), np.abs(z_numpy))))
-                out.append({"phase": phase.phase, phase.unit: phase.where(row), "sample": sample,
-                            "unit": unit_label(layer, closest), "z_numpy": float(z_numpy[closest]),
-                            "z_keras": float(z_keras[closest]), "z_float64": float(shadow_z[layer][0, closest]),
-                            "dead_numpy": bool(z_numpy[closest] <= 0), "dead_keras": bool(z_keras[closest] <= 0)})
+    for row in np.flatnonzero(phase.kink)[:max(0, limit)]:
+        sample = int(phase.rows[row])
+        shadow = build_network(spec, {k: np.asarray(v, dtype=np.float64) for k, v in weights_before(row).items()})
+        shadow.predict(data.x[sample:sample + 1])
+        shadow_z = dict(zip([i for i, _ in spec.hidden()], shadow.pre_activations))
+        for layer in phase.dead_keras:
+            z_keras, z_numpy = phase.keras.z[layer][row], phase.numpy.z[layer][row]
+            closest = int(np.argmin(np.minimum(np.abs(z_keras), np.abs(z_numpy))))
+            out.append({"phase": phase.phase, phase.unit: phase.where(row), "sample": sample,
+                        "unit": unit_label(layer, closest), "z_numpy": float(z_numpy[closest]),
+                        "z_keras": float(z_keras[closest]), "z_float64": float(shadow_z[layer][0, closest]),
+                        "dead_numpy": bool(z_numpy[closest] <= 0), "dead_keras": bool(z_keras[closest] <= 0)})
     return out

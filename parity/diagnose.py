@@ -77,51 +77,45 @@ def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float) -> 
     return "gradient_mismatch", f"{int((~close).sum())} of {close.size} entries differ"
 
 
-def _book_log_convention(phase, d, bad: np.ndarray) -> bool:
-    """The loss rows differ by no more than the book's log(y + 1e-7) can make them differ.
-
-    -log(p + 1e-7) differs from -log(p) by at most 1e-7 / p, and p (the label's probability) is at
-    least the smallest class probability Keras gave that row.
-    """
-    pred = phase.diffs.get("pred")
-    if pred is None:
-        return False
+def excuse_book_log(phase) -> None:
+    """Rows that fail on the loss alone, by no more than the book's log(y + 1e-7) can make them differ,
+    become `convention` rows (a warning): -log(p + 1e-7) differs from -log(p) by at most 1e-7 / p, and
+    the label's probability p is at least the smallest class probability Keras gave that row."""
+    loss, pred = phase.diffs.get("loss"), phase.diffs.get("pred")
+    if loss is None or pred is None:
+        return
     p_min = pred.keras.reshape(len(pred.keras), -1).astype(np.float64).min(axis=1)
     with np.errstate(divide="ignore"):
-        bound = 1.01e-7 / p_min
-    return bool(np.all(d.abs_diff.reshape(len(d.abs_diff), -1)[bad].max(axis=1) <= bound[bad]))
+        explained = loss.abs_diff.reshape(len(loss.abs_diff), -1).max(axis=1) <= 1.01e-7 / p_min
+    phase.excuse("loss", "convention", explained)
 
 
-def refine(f: dict, phase, tol, batch_size: int, probe_flagged: set, book_log: bool = False) -> dict:
+def refine(f: dict, phase, tol, batch_size: int, probe_flagged: set) -> dict:
     """Turn a generic mismatch finding into the specific cause the numbers show, and add the fix.
 
-    `phase` is the PhaseResult the finding came from; `probe_flagged` the quantities the per-sample
-    probe already found wrong (a quantity right per sample and wrong per batch is a batch reduction).
+    `phase` is the PhaseResult (or chunk) the finding came from; `probe_flagged` the quantities the
+    per-sample probe already found wrong (right per sample and wrong per batch is a batch reduction).
     """
     f = dict(f)
     d = phase.diffs.get(f.get("param"))
     if f["code"] in ("gradient_mismatch", "forward_mismatch") and d is not None:
         counted = np.isin(phase.verdicts, ("pass", "fail"))
         bad = ~d.within & counted
-        if book_log and f.get("param") == "loss" and _book_log_convention(phase, d, bad):
-            f["code"], f["severity"] = "convention", "warning"
-            f["message"] += ("; within what the book's log(y + 1e-7) explains (1e-7 / y), so a convention "
-                             "difference, not a bug: predictions and gradients agree")
-        elif phase.phase == "batch" and f.get("param") not in probe_flagged:
+        if phase.phase == "batch" and f.get("param") not in probe_flagged:
             verdict = classify(d.numpy[bad], d.keras[bad], tol.rtol, tol.atol)
             detail = ""
             if verdict and verdict[0] == "scale_factor":
                 detail = f"; ours = {float(verdict[1]):.6g} x Keras's: {scale_cause(float(verdict[1]), batch_size)}"
             f["code"] = "batch_reduction"
-            f["message"] += f". It matches sample by sample but not over batches of {batch_size}{detail}"
+            f["detail"] = f". It matches sample by sample but not over batches of {batch_size}{detail}"
         elif f["code"] == "gradient_mismatch":
             verdict = classify(d.numpy[bad], d.keras[bad], tol.rtol, tol.atol)
             if verdict and verdict[0] in ("sign_flip", "scale_factor", "mask_mismatch"):
                 code, detail = verdict
                 if code == "scale_factor":
                     c = float(detail)
-                    detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, 1 if phase.phase != 'batch' else batch_size)}"
+                    detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, 1)}"
                 f["code"] = code
-                f["message"] += f". {detail}"
+                f["detail"] = f". {detail}"
     f["fix"] = FIXES.get(f["code"], "")
     return f

@@ -52,7 +52,7 @@ _LOSSES = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
 }
 
-__all__ = ["configure", "build_model", "fit", "dense_layers", "weights_of", "per_sample", "step_through"]
+__all__ = ["configure", "build_model", "fit", "dense_layers", "weights_of", "KerasSide", "environment"]
 
 
 def configure(dtype: str, seed: int) -> None:
@@ -108,22 +108,25 @@ def _linear(layer):
         layer.activation = activation
 
 
-class _Sample:
-    """Compiled per-sample computations for one model: gradients by autodiff, steps by the optimizer."""
+class KerasSide:
+    """Keras's per-sample computations for one model: gradients by autodiff, steps by its optimizer.
 
-    def __init__(self, model: keras.Model, spec: ModelSpec, lr: float | None = None):
-        self.model = model
+    The fast paths are compiled: per-sample gradients with tf.vectorized_map inside tf.function,
+    stepping as one tf.function loop over tf.range. The eager paths (one GradientTape call per sample
+    or step, as the notebook does) are the baseline they are tested and benchmarked against.
+    """
+
+    def __init__(self, model: keras.Model, spec: ModelSpec):
+        self.model, self.spec = model, spec
         self.loss_fn = _LOSSES[spec.loss]()
-        self.hidden = {i for i, _ in spec.hidden()}
-        self.optimizer = None
-        if lr is not None:
-            self.optimizer = keras.optimizers.SGD(learning_rate=lr)
-            self.optimizer.build(model.trainable_variables)
-        width = (None, spec.input_dim), (None, spec.target_dim)
-        signature = [tf.TensorSpec(width[0], keras.config.floatx()), tf.TensorSpec(width[1], keras.config.floatx())]
-        self.probe = tf.function(self._probe, input_signature=signature)
-        self.step = tf.function(self._step, input_signature=signature)
+        self.hidden = [i for i, _ in spec.hidden()]
+        self.vectorized_map_fallback: str | None = None  # why vectorized_map fell back to a while loop
+        floatx = keras.config.floatx()
+        self._signature = [tf.TensorSpec((None, spec.input_dim), floatx), tf.TensorSpec((None, spec.target_dim), floatx)]
+        self._per_sample = None
+        self._batch = tf.function(self._probe, input_signature=self._signature)
 
+    # -- one sample or batch, as the model computes it ------------------------------------------
     def _pre_activations(self, x):
         z, h = [], x
         for i, layer in enumerate(dense_layers(self.model), start=1):
@@ -141,40 +144,100 @@ class _Sample:
         *grads, dx = tape.gradient(loss, [*self.model.trainable_variables, x])
         return pred, loss, grads, dx, self._pre_activations(x)
 
-    def _step(self, x, t):
-        pred, loss, grads, dx, z = self._probe(x, t)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        return pred, loss, grads, dx, z, [v.value for v in self.model.trainable_variables]
+    def _one(self, args):
+        x, t = args
+        pred, loss, grads, dx, z = self._probe(x[None], t[None])  # a batch of one, inside the map
+        return pred[0], loss, grads, dx[0], [a[0] for a in z]
 
+    # -- the probe ------------------------------------------------------------------------------
+    def per_sample(self, x: np.ndarray, t: np.ndarray) -> Trace:
+        """Prediction, loss, gradients, dL/dx and pre-activations for each sample alone (compiled, vectorized)."""
+        if self._per_sample is None:
+            self._per_sample = self._compile_per_sample()
+        pred, loss, grads, dx, z = self._per_sample(_tensor(x), _tensor(t))
+        return self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(),
+                              [a.numpy() for a in z])
 
-def per_sample(model: keras.Model, spec: ModelSpec, x: np.ndarray, t: np.ndarray, batch: int = 1) -> Trace:
-    """Keras's prediction, loss, gradients, dL/dx and pre-activations for each sample alone, or for
-    consecutive batches of `batch` samples (remainder dropped, no pre-activations)."""
-    sample = _Sample(model, spec)
-    records = [sample.probe(_tensor(x[i:i + batch]), _tensor(t[i:i + batch]))
-               for i in range(0, len(x) - batch + 1, batch)]
-    return _trace(records, spec, with_z=batch == 1)
+    def _compile_per_sample(self):
+        """tf.vectorized_map without its while-loop fallback if it can; else with it, and say why."""
+        def build(fallback):
+            return tf.function(lambda xs, ts: tf.vectorized_map(self._one, (xs, ts), fallback_to_while_loop=fallback),
+                               input_signature=self._signature)
+        strict = build(False)
+        try:
+            strict.get_concrete_function()
+            return strict
+        except (ValueError, NotImplementedError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if "pfor" in line or "No " in line]
+            self.vectorized_map_fallback = (lines[-1] if lines else str(exc).strip().splitlines()[-1])[:300]
+            return build(True)
 
+    def per_sample_eager(self, x: np.ndarray, t: np.ndarray) -> Trace:
+        """The baseline: one eager GradientTape call per sample."""
+        records = [self._probe(_tensor(x[i:i + 1]), _tensor(t[i:i + 1])) for i in range(len(x))]
+        return _trace(records, self.spec)
 
-def step_through(model: keras.Model, spec: ModelSpec, x: np.ndarray, t: np.ndarray, lr: float) -> Trace:
-    """One Keras SGD step per sample, in order; gradients before and parameters after each step."""
-    sample = _Sample(model, spec, lr=lr)
-    records = [sample.step(_tensor(x[i:i + 1]), _tensor(t[i:i + 1])) for i in range(len(x))]
-    trace = _trace([r[:5] for r in records], spec)
-    names = list(spec.shapes())
-    trace.params_after = {name: np.stack([r[5][k].numpy() for r in records]) for k, name in enumerate(names)}
-    return trace
+    def per_batch(self, x: np.ndarray, t: np.ndarray, batch: int) -> Trace:
+        """Gradients of consecutive batches of `batch` samples (remainder dropped; no pre-activations)."""
+        records = [self._batch(_tensor(x[i:i + batch]), _tensor(t[i:i + batch]))
+                   for i in range(0, len(x) - batch + 1, batch)]
+        return _trace(records, self.spec, with_z=False)
+
+    # -- stepping -------------------------------------------------------------------------------
+    def step_through(self, x: np.ndarray, t: np.ndarray, lr: float, compiled: bool = True) -> Trace:
+        """One Keras SGD step per sample, in order: gradients before and parameters after each step."""
+        variables = self.model.trainable_variables
+        optimizer = keras.optimizers.SGD(learning_rate=lr)
+        optimizer.build(variables)
+
+        def step(x1, t1):
+            pred, loss, grads, dx, z = self._probe(x1, t1)
+            optimizer.apply_gradients(zip(grads, variables))
+            return pred[0], loss, grads, dx[0], [a[0] for a in z], [v.value for v in variables]
+
+        if not compiled:
+            records = [step(_tensor(x[i:i + 1]), _tensor(t[i:i + 1])) for i in range(len(x))]
+            trace = _trace([(r[0], r[1], r[2], r[3], r[4]) for r in records], self.spec)
+            trace.params_after = {name: np.stack([r[5][k].numpy() for r in records])
+                                  for k, name in enumerate(self.spec.shapes())}
+            return trace
+
+        @tf.function(input_signature=self._signature)
+        def loop(xs, ts):
+            n = tf.shape(xs)[0]
+            pred, loss, dx = (tf.TensorArray(xs.dtype, size=n) for _ in range(3))
+            grads = [tf.TensorArray(v.dtype, size=n) for v in variables]
+            params = [tf.TensorArray(v.dtype, size=n) for v in variables]
+            zs = [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden]
+            for i in tf.range(n):
+                p, l_, g, d, z, w = step(xs[i:i + 1], ts[i:i + 1])
+                pred, loss, dx = pred.write(i, p), loss.write(i, l_), dx.write(i, d)
+                grads = [a.write(i, v) for a, v in zip(grads, g)]
+                params = [a.write(i, v) for a, v in zip(params, w)]
+                zs = [a.write(i, v) for a, v in zip(zs, z)]
+            return (pred.stack(), loss.stack(), [a.stack() for a in grads], dx.stack(), [a.stack() for a in zs],
+                    [a.stack() for a in params])
+
+        pred, loss, grads, dx, z, params = loop(_tensor(x), _tensor(t))
+        trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(), [a.numpy() for a in z])
+        trace.params_after = {name: p.numpy() for name, p in zip(self.spec.shapes(), params)}
+        return trace
+
+    def _as_trace(self, pred, loss, grads, dx, z) -> Trace:
+        return Trace(pred=pred.reshape(len(pred), -1), loss=np.asarray(loss).reshape(-1),
+                     grads=dict(zip(self.spec.shapes(), grads)), dx=dx.reshape(len(dx), -1),
+                     z={layer: a.reshape(len(a), -1) for layer, a in zip(self.hidden, z)})
 
 
 def _trace(records: list, spec: ModelSpec, with_z: bool = True) -> Trace:
     names = list(spec.shapes())
     hidden = [i for i, _ in spec.hidden()] if with_z else []
     return Trace(
-        pred=np.stack([r[0].numpy().reshape(-1) for r in records]),
-        loss=np.asarray([r[1].numpy() for r in records]),
-        grads={name: np.stack([r[2][k].numpy() for r in records]) for k, name in enumerate(names)},
-        dx=np.stack([r[3].numpy().reshape(-1) for r in records]),
-        z={layer: np.stack([r[4][n].numpy().reshape(-1) for r in records]) for n, layer in enumerate(hidden)},
+        pred=np.stack([np.asarray(r[0]).reshape(-1) for r in records]),
+        loss=np.asarray([np.asarray(r[1]) for r in records]).reshape(-1),
+        grads={name: np.stack([np.asarray(r[2][k]) for r in records]) for k, name in enumerate(names)},
+        dx=np.stack([np.asarray(r[3]).reshape(-1) for r in records]),
+        z={layer: np.stack([np.asarray(r[4][n]).reshape(-1) for r in records]) for n, layer in enumerate(hidden)},
     )
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from parity import layers as reference_layers
 
-__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "build_network", "param_names"]
+__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "build_network", "param_names",
+           "per_sample_closed_form"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
@@ -272,3 +273,49 @@ def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> 
 
 def _reference_kit() -> dict:
     return {name: getattr(reference_layers, name) for name in reference_layers.__all__}
+
+
+def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray) -> Trace:
+    """The reference layers' per-sample record for a whole batch at once, without a loop over samples.
+
+    Equal to `build_network(spec, weights).per_sample(x, t, hidden)` (tested to 1e-12 in float64):
+    each sample is still its own batch of one, so its loss gradient is the single-sample one, and a
+    Dense layer's per-sample weight gradient is the outer product of its input and its output gradient.
+    """
+    n = len(x)
+    h, inputs, z, outs = x.reshape(n, -1), [], {}, {}
+    for i, layer in enumerate(spec.layers, start=1):
+        inputs.append(h)
+        a = h @ weights[f"W{i}"] + weights[f"b{i}"]  # (n, units)
+        if layer.activation == "relu":
+            z[i], h = a, np.where(a <= 0, np.zeros_like(a), a)
+        elif layer.activation == "sigmoid":
+            z[i], h = a, 1 / (1 + np.exp(-a))
+            outs[i] = h
+        else:
+            h = a
+    if spec.loss in CROSS_ENTROPIES:
+        shifted = h - np.max(h, axis=-1, keepdims=True)
+        log_y = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+        pred = reference_layers.softmax(h)
+        onehot = t if t.ndim == 2 and t.shape == h.shape else np.eye(h.shape[1], dtype=h.dtype)[t.reshape(n)]
+        loss = -np.sum(onehot * log_y, axis=1)
+        dout = pred - onehot
+    else:
+        pred = h
+        diff = h - t
+        loss = np.mean(diff ** 2, axis=1)
+        dout = 2 * diff / h.shape[1]
+    grads = {}
+    for i in range(len(spec.layers), 0, -1):
+        activation = spec.layers[i - 1].activation
+        if activation == "relu":
+            dout = np.where(z[i] <= 0, np.zeros_like(dout), dout)
+        elif activation == "sigmoid":
+            dout = dout * (1.0 - outs[i]) * outs[i]
+        grads[f"W{i}"] = np.einsum("ni,no->nio", inputs[i - 1], dout)  # (n, in, out)
+        grads[f"b{i}"] = dout
+        dout = dout @ weights[f"W{i}"].T
+    order = list(spec.shapes())
+    return Trace(pred=pred, loss=loss, grads={k: grads[k] for k in order}, dx=dout.reshape(n, -1),
+                 z={i: z[i] for i, _ in spec.hidden()})

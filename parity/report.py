@@ -14,9 +14,7 @@ import numpy as np
 
 from parity.runner import ParityResult
 
-__all__ = ["summary", "write_report", "terminal_summary", "atomic_folder", "TABLES"]
-
-TABLES = ("samples.csv", "steps.csv", "gradients.csv")
+__all__ = ["ReportWriter", "summary", "write_report", "terminal_summary", "atomic_folder"]
 
 
 @contextlib.contextmanager
@@ -57,32 +55,11 @@ def _finite_or_str(value):
     return value
 
 
-def _row_counts(phase) -> dict:
-    verdicts = phase.verdicts
-    return {"rows": int(len(verdicts)), **{v: int((verdicts == v).sum()) for v in ("pass", "fail", "kink", "error",
-                                                                                   "convention")}}
-
-
-def _zero_patterns(phase) -> dict:
-    out = {}
-    for name, d in phase.diffs.items():
-        if d.kind == "gradient":
-            n = len(d.numpy)
-            agree = ((d.numpy == 0) == (d.keras == 0)).reshape(n, -1).all(axis=1)
-            out[name] = {"rows_agree": int(agree.sum()), "rows_differ": int((~agree).sum()),
-                         "zero_entries_numpy": int((d.numpy == 0).sum()), "zero_entries_keras": int((d.keras == 0).sum())}
-    return out
-
-
-def _classes(probe) -> dict:
-    ours, theirs = probe.numpy.pred.argmax(axis=1), probe.keras.pred.argmax(axis=1)
-    return {"predicted_class_agree": int((ours == theirs).sum()), "predicted_class_differ": int((ours != theirs).sum())}
-
-
 def summary(result: ParityResult, files: list[str]) -> dict:
     import matplotlib
     import pandas
 
+    probe = result.summaries["probe"]
     return _finite_or_str({
         "verdict": result.verdict,
         "scenario": result.config.scenario,
@@ -91,12 +68,12 @@ def summary(result: ParityResult, files: list[str]) -> dict:
                        "rule": "pass when |numpy - keras| <= atol + rtol * |keras| and both are finite"},
         "max_abs_diff": result.max_abs_diff(),
         "tolerance_used": result.tolerance_used(),
-        "rows": {p.phase: _row_counts(p) for p in result.phases},
+        "rows": {phase: {"rows": s.rows, **s.verdicts} for phase, s in result.summaries.items()},
         "dead_units": result.dead_units,
         "saturated_units": result.saturated_units,
-        **({"classes": _classes(result.probe)} if result.classifies else {}),
+        **({"classes": probe.classes} if result.classifies else {}),
         "dead_relu_steps": result.dead_relu_steps,
-        "zero_patterns": {p.phase: _zero_patterns(p) for p in result.phases},
+        "zero_patterns": {phase: s.zero_patterns for phase, s in result.summaries.items()},
         "kinks": result.kinks,
         "layers": result.layers or {name: "reference" for name in ("Affine", "Relu", "Sigmoid", "MeanSquaredError",
                                                                   "SoftmaxWithLoss")},
@@ -111,35 +88,96 @@ def summary(result: ParityResult, files: list[str]) -> dict:
     })
 
 
-def write_report(result: ParityResult, out: Path, plots: bool = True) -> list[str]:
-    """Write every file into a temporary folder, then move it into place; returns the file names."""
-    from parity.tables import gradients_table, samples_table, steps_table
+class _Table:
+    """One table written chunk by chunk: CSV appended, or Parquet row groups (pyarrow)."""
 
-    data, train = result.data, result.config.train
-    tables = {
-        "samples.csv": samples_table(result.probe, data.x, data.y, data.split(), classes=result.classifies),
-        "steps.csv": steps_table(result.stepping, data.x[:train], data.y[:train], result.fitted),
-        "gradients.csv": gradients_table(*result.phases),
-    }
-    with atomic_folder(out) as tmp:
-        for name, table in tables.items():
-            table.to_csv(tmp / name, index=False, lineterminator="\n")
-        files = list(tables)
+    def __init__(self, folder: Path, stem: str, fmt: str):
+        self.name = f"{stem}.{fmt}"
+        self.path, self.fmt = folder / self.name, fmt
+        self._writer = self._schema = None
+        self._started = False
+
+    def write(self, frame) -> None:
+        if self.fmt == "csv":
+            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False,
+                         lineterminator="\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+            if self._writer is None:
+                self._schema = table.schema
+                # Dictionary-encode only the string columns: on random floats it costs time and saves nothing.
+                strings = [f.name for f in self._schema if pa.types.is_dictionary(f.type)]
+                self._writer = pq.ParquetWriter(self.path, self._schema, use_dictionary=strings, compression="lz4")
+            self._writer.write_table(table)
+        self._started = True
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class ReportWriter:
+    """Writes a run's report into a folder as the run goes: probe chunks as they come, the rest at the end."""
+
+    def __init__(self, folder: Path, data, config, spec, fmt: str = "csv", plots: bool = True):
+        from parity.tables import gradients_table, samples_table
+
+        self.folder, self.data, self.config, self.fmt, self.plots = folder, data, config, fmt, plots
+        self.classifies = spec.loss != "mean_squared_error"
+        self.samples = _Table(folder, "samples", fmt)
+        self.gradients = _Table(folder, "gradients", fmt)
+        self._samples_table, self._gradients_table = samples_table, gradients_table
+        self.curves = None
         if plots:
+            from parity.plots import ProbeCurves
+
+            self.curves = ProbeCurves(data, spec)
+
+    def add_probe_chunk(self, part) -> None:
+        rows, data = part.rows, self.data
+        split = np.where(rows < data.train, "train", "test")
+        self.samples.write(self._samples_table(part, data.x[rows], data.y[rows], split, classes=self.classifies))
+        self.gradients.write(self._gradients_table(part))
+        if self.curves is not None:
+            self.curves.add(part)
+
+    def finish(self, result: ParityResult) -> list[str]:
+        from parity.tables import steps_table
+
+        train = self.config.train
+        self.gradients.write(self._gradients_table(*[p for p in (result.batch, result.stepping) if p is not None]))
+        steps = _Table(self.folder, "steps", self.fmt)
+        steps.write(steps_table(result.stepping, self.data.x[:train], self.data.y[:train], result.fitted))
+        for table in (self.samples, steps, self.gradients):
+            table.close()
+        files = [self.samples.name, steps.name, self.gradients.name]
+        if self.curves is not None:
             from parity.plots import draw_all
-            files += draw_all(result, tmp)
+
+            files += draw_all(result, self.curves, self.folder)
         files.append("summary.json")
         text = json.dumps(summary(result, files), indent=2, allow_nan=False)
-        (tmp / "summary.json").write_text(text + "\n")
-    return files
+        (self.folder / "summary.json").write_text(text + "\n")
+        return files
+
+
+def write_report(result: ParityResult, out: Path, plots: bool = True, fmt: str = "csv") -> list[str]:
+    """Report a finished run whose probe is held whole (a run of one chunk); returns the file names."""
+    with atomic_folder(out) as tmp:
+        writer = ReportWriter(tmp, result.data, result.config, result.spec, fmt, plots)
+        writer.add_probe_chunk(result.probe)
+        return writer.finish(result)
 
 
 def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
     c, tol = result.config, result.tolerance
     lines = [f"keras-parity: scenario {c.scenario}, {c.dtype}, {c.samples} samples ({c.train} train), "
              f"{c.epochs} epochs, lr {c.lr}, batch {c.batch_size}"]
-    rows = [f"{p.phase} {int(np.isin(p.verdicts, ('pass', 'kink', 'convention')).sum())}/{len(p.verdicts)}"
-            for p in result.phases]
+    rows = [f"{phase} {s.rows - s.verdicts['fail'] - s.verdicts['error']}/{s.rows}"
+            for phase, s in result.summaries.items()]
     lines.append(f"verdict: {result.verdict.upper()}  ({', '.join(rows)} within rtol={tol.rtol:g} atol={tol.atol:g})")
     worst = sorted(result.max_abs_diff().items(), key=lambda kv: -kv[1])[:3]
     lines.append("worst abs differences: " + ", ".join(f"{k} {v:.3g}" for k, v in worst))

@@ -1,7 +1,13 @@
-"""One parity run: Keras fits and computes its side once; any NumPy layer kit is compared against it. Returns data."""
+"""One parity run: Keras fits and computes its side once; any NumPy layer kit is compared against it. Returns data.
+
+The probe runs in chunks of rows, so a run of any size stays in bounded memory: each chunk is
+compared, summarized (PhaseSummary), searched for findings and handed to `on_chunk` (the report
+writer), then dropped. Batch and stepping phases cover the training split and are kept whole.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -9,24 +15,40 @@ import numpy as np
 from parity.compare import ERROR, INFO, PhaseResult, compare_traces, findings_for
 from parity.config import RunConfig
 from parity.data import Dataset
-from parity.dead_units import dead_unit_stats, kink_ledger, saturation_stats, stepping_observation
-from parity.diagnose import FIXES, refine
+from parity.dead_units import kink_rows, stepping_observation
+from parity.diagnose import FIXES, excuse_book_log, refine
 from parity.inputs import Prepared
-from parity.network import ModelSpec, Trace, build_network
+from parity.network import ModelSpec, Trace, build_network, per_sample_closed_form
+from parity.stats import PhaseSummary, merge_findings
 from parity.tolerances import Tolerance, tolerance_for
 
-__all__ = ["KerasReference", "ParityResult", "keras_reference", "compare_numpy", "run_parity"]
+__all__ = ["CHUNK", "KerasReference", "ParityResult", "keras_reference", "compare_numpy", "run_parity"]
+
+CHUNK = 65_536  # probe rows per chunk: about 30 MB of both sides' numbers for the seed model
+KINK_LEDGER_LIMIT = 200
 
 
 @dataclass
 class KerasReference:
-    """Everything Keras computed for a prepared run; independent of the NumPy layers compared with it."""
+    """Everything Keras computes for a prepared run; independent of the NumPy layers compared with it."""
 
     fitted: dict[str, np.ndarray]  # the weights both sides start from (after the Keras fit)
-    probe: Trace
+    side: object  # keras_side.KerasSide, at the fitted weights: computes probe chunks on demand
+    x: np.ndarray  # the inputs and Keras's targets, in the run's dtype
+    t: np.ndarray
     stepping: Trace
     batch: Trace | None  # mini-batch gradients at the fitted weights; None at batch size 1
     environment: dict
+    _cached: dict = field(default_factory=dict)
+
+    def probe_chunk(self, start: int, stop: int) -> Trace:
+        key = (start, stop)
+        if key not in self._cached:
+            trace = self.side.per_sample(self.x[start:stop], self.t[start:stop])
+            if stop - start != len(self.x):
+                return trace
+            self._cached[key] = trace  # a one-chunk run is probed once, whatever kits are compared with it
+        return self._cached[key]
 
 
 @dataclass
@@ -36,16 +58,15 @@ class ParityResult:
     data: Dataset
     tolerance: Tolerance
     fitted: dict[str, np.ndarray]
-    probe: PhaseResult
-    stepping: PhaseResult
+    probe: PhaseResult | None  # the whole probe when it fit in one chunk; else None (see summaries)
     batch: PhaseResult | None
-    dead_units: dict
-    saturated_units: dict
+    stepping: PhaseResult
+    summaries: dict[str, PhaseSummary]  # per phase: counts, maxima, dead units, zero patterns
     dead_relu_steps: list[dict]
     kinks: list[dict]
     findings: list[dict]
     environment: dict
-    layers: dict[str, str] = field(default_factory=dict)  # class name -> whose: "yours (...)" or "reference"
+    layers: dict[str, str] = field(default_factory=dict)  # class name -> "reference" or "yours (...)"
 
     @property
     def classifies(self) -> bool:
@@ -56,16 +77,20 @@ class ParityResult:
         return "fail" if any(f["severity"] == ERROR for f in self.findings) else "pass"
 
     @property
-    def phases(self) -> list[PhaseResult]:
-        return [p for p in (self.probe, self.batch, self.stepping) if p is not None]
+    def dead_units(self) -> dict:
+        return self.summaries["probe"].dead_units()
+
+    @property
+    def saturated_units(self) -> dict:
+        return self.summaries["probe"].saturated_units()
 
     def tolerance_used(self) -> dict[str, float]:
         """Per compared quantity, the largest share of its tolerance a difference used (1 = the limit)."""
-        return {f"{p.phase}.{name}": float(d.used.max(initial=0.0)) for p in self.phases for name, d in p.diffs.items()}
+        return {f"{phase}.{name}": v for phase, s in self.summaries.items() for name, v in s.used.items()}
 
     def max_abs_diff(self) -> dict[str, float]:
         """One number per compared quantity and phase; inf where something was not finite."""
-        return {f"{p.phase}.{name}": float(d.row_max().max(initial=0.0)) for p in self.phases for name, d in p.diffs.items()}
+        return {f"{phase}.{name}": v for phase, s in self.summaries.items() for name, v in s.max_abs.items()}
 
 
 def _tolerance(config: RunConfig) -> Tolerance:
@@ -86,7 +111,7 @@ def _targets(spec: ModelSpec, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np
 
 
 def keras_reference(prepared: Prepared) -> KerasReference:
-    """Fit (or load) the Keras model and compute Keras's side of every phase."""
+    """Fit (or load) the Keras model and compute Keras's stepping and batch phases; the probe comes per chunk."""
     from parity import keras_side  # TensorFlow loads here, not when the CLI parses its flags
     from parity.transfer import keras_to_numpy
 
@@ -100,32 +125,63 @@ def keras_reference(prepared: Prepared) -> KerasReference:
         model.set_weights([w.astype(config.dtype) for w in prepared.weights])
     keras_side.fit(model, spec, x[:n], t[:n], config.epochs, config.batch_size, config.lr)
     fitted = keras_to_numpy(spec, keras_side.weights_of(model), config.dtype)
-    probe = keras_side.per_sample(model, spec, x, t)
-    batch = keras_side.per_sample(model, spec, x[:n], t[:n], batch=config.batch_size) \
-        if 1 < config.batch_size <= n else None
-    stepping = keras_side.step_through(model, spec, x[:n], t[:n], config.lr)  # moves the model: last
-    return KerasReference(fitted, probe, stepping, batch, keras_side.environment())
+    side = keras_side.KerasSide(model, spec)
+    batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
+    stepping = side.step_through(x[:n], t[:n], config.lr)
+    model.set_weights(list(fitted.values()))  # back to the fitted weights, for the probe
+    environment = keras_side.environment()
+    return KerasReference(fitted, side, x, t, stepping, batch, environment)
 
 
 def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | None = None,
-                  layer_findings: list[dict] = (), layers: dict[str, str] | None = None) -> ParityResult:
-    """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side."""
+                  layer_findings: list[dict] = (), layers: dict[str, str] | None = None,
+                  on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int = CHUNK,
+                  progress: Callable | None = None) -> ParityResult:
+    """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side.
+
+    Without a kit the reference layers' per-sample record is computed in closed form (equal to
+    running them sample by sample); a user's classes always run sample by sample.
+    """
     config, spec, data = prepared.config, prepared.spec, prepared.data
     tol = _tolerance(config)
     hidden = [i for i, _ in spec.hidden()]
     relu = [i for i, layer in spec.hidden() if layer.activation == "relu"]
     sigmoid = [i for i, layer in spec.hidden() if layer.activation == "sigmoid"]
-    x = data.x.astype(config.dtype)
+    x = reference.x
     t, _ = _targets(spec, data.y, config.dtype)
     n, fitted = config.train, reference.fitted
+    book_log = any(f["code"] == "convention" for f in layer_findings)
 
     def fresh():
         return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
 
     def compare(phase, rows, ours, theirs):
-        return compare_traces(phase, rows, ours, theirs, tol, relu, sigmoid)
+        result = compare_traces(phase, rows, ours, theirs, tol, relu, sigmoid)
+        if book_log:
+            excuse_book_log(result)
+        return result
 
-    probe = compare("probe", np.arange(len(data)), fresh().per_sample(x, t, hidden), reference.probe)
+    # The probe, chunk by chunk.
+    summaries, raw, kinks, whole = {}, [], [], None
+    starts = range(0, len(data), chunk)
+    for start in (progress(starts, "probe") if progress else starts):
+        stop = min(start + chunk, len(data))
+        ours = per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]) if kit is None \
+            else fresh().per_sample(x[start:stop], t[start:stop], hidden)
+        part = compare("probe", np.arange(start, stop), ours, reference.probe_chunk(start, stop))
+        raw += [refine(f, part, tol, config.batch_size, set()) for f in findings_for(part)]
+        summary = PhaseSummary.of(part, spec.loss != "mean_squared_error")
+        summaries["probe"] = summary if "probe" not in summaries else summaries["probe"].merge(summary)
+        kinks += kink_rows(part, data, spec, lambda row: fitted, KINK_LEDGER_LIMIT - len(kinks))
+        if on_chunk:
+            on_chunk(part)
+        whole = part if stop - start == len(data) else None
+    findings = [{**f, "fix": FIXES.get(f["code"], "")} for f in layer_findings]
+    findings += _diverged(fitted, config)
+    probe_findings = merge_findings(raw)
+    findings += probe_findings
+    flagged = {f.get("param") for f in probe_findings if f["severity"] != INFO}
+
     batch = None
     if reference.batch is not None:
         size = config.batch_size
@@ -133,40 +189,38 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
                         fresh().per_sample(x[:n], t[:n], [], batch=size), reference.batch)
     stepping = compare("stepping", np.arange(n), fresh().step_through(x[:n], t[:n], config.lr, hidden),
                        reference.stepping)
-
-    findings = [{**f, "fix": FIXES.get(f["code"], "")} for f in layer_findings]
-    bad_weights = [k for k, v in fitted.items() if not np.isfinite(v).all()]
-    if bad_weights:
-        findings.append({"code": "nan", "severity": ERROR, "param": bad_weights[0],
-                         "fix": "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
-                         "message": f"the Keras fit diverged: {', '.join(bad_weights)} are not finite after "
-                                    f"{config.epochs} epochs at lr {config.lr}; nothing after it can pass (lower --lr)"})
-    probe_flagged = set()
-    book_log = any(f["code"] == "convention" for f in layer_findings)
-    for phase in (probe, batch, stepping):
+    for phase in (batch, stepping):
         if phase is None:
             continue
-        for f in findings_for(phase):
-            f = refine(f, phase, tol, config.batch_size, probe_flagged, book_log)
-            if f["code"] == "convention":
-                phase.excuse(f["param"], "convention")
+        summaries[phase.phase] = PhaseSummary.of(phase, spec.loss != "mean_squared_error")
+        for f in merge_findings([refine(f, phase, tol, config.batch_size, flagged) for f in findings_for(phase)]):
             # Later phases repeat what the probe found: kept, but marked as its consequence.
-            if phase.phase == "stepping" and probe_flagged or (phase.phase == "batch" and f.get("param") in probe_flagged):
+            if (phase.phase == "stepping" and flagged) or (phase.phase == "batch" and f.get("param") in flagged):
                 f["consequence_of"] = "probe"
             findings.append(f)
-        if phase.phase == "probe":
-            probe_flagged = {f.get("param") for f in findings if f["severity"] != INFO and "phase" not in f}
-    dead = dead_unit_stats(probe)
+    before = lambda row: fitted if row == 0 else {k: v[row - 1] for k, v in reference.stepping.params_after.items()}  # noqa
+    kinks += kink_rows(stepping, data, spec, before, KINK_LEDGER_LIMIT - len(kinks))
     observation = [] if stepping.shape_errors else stepping_observation(stepping, fitted)
-    findings += _dead_findings(dead, observation)
-    return ParityResult(config, spec, data, tol, fitted, probe, stepping, batch, dead, saturation_stats(probe),
-                        observation, kink_ledger(probe, stepping, data, fitted, spec, reference),
-                        findings, reference.environment, layers or {})
+    findings += _dead_findings(summaries["probe"].dead_units(), observation)
+    return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
+                        findings, {**reference.environment,
+                                   "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
+                        layers or {})
 
 
 def run_parity(prepared: Prepared, kit: dict | None = None) -> ParityResult:
     """Keras's side, then the NumPy stack (reference layers, or those in `kit`) against it."""
     return compare_numpy(prepared, keras_reference(prepared), kit)
+
+
+def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:
+    bad = [k for k, v in fitted.items() if not np.isfinite(v).all()]
+    if not bad:
+        return []
+    return [{"code": "nan", "severity": ERROR, "param": bad[0],
+             "fix": "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
+             "message": f"the Keras fit diverged: {', '.join(bad)} are not finite after {config.epochs} epochs "
+                        f"at lr {config.lr}; nothing after it can pass (lower --lr)"}]
 
 
 def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:

@@ -62,15 +62,24 @@ def _gradient_columns(result: PhaseResult) -> dict[str, np.ndarray]:
 def samples_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, split: np.ndarray,
                   classes: bool = False) -> pd.DataFrame:
     """One row per probed sample, in data order; `classes` adds each side's predicted class."""
-    cols = {"sample": result.rows, **_columns("x", x), **_columns("y", y), "split": split}
+    cols = {"sample": result.rows, **_columns("x", x), **_columns("y", y),
+            "split": _category(["train", "test"], (split == "test").astype(np.int8))}
     cols |= _sides("pred", result, "pred")
     if classes:
         cols |= {"class_numpy": result.numpy.pred.argmax(axis=1), "class_keras": result.keras.pred.argmax(axis=1)}
     cols |= {"loss_numpy": result.numpy.loss, "loss_keras": result.keras.loss,
              "loss_abs_diff": result.diffs["loss"].row_max(), "pred_abs_diff": result.diffs["pred"].row_max()}
     cols |= _units(result) | _gradient_columns(result)
-    cols |= {"kink": result.kink, "verdict": result.verdicts}
+    cols |= {"kink": result.kink, "verdict": _verdicts(result.verdicts)}
     return pd.DataFrame(cols)
+
+
+def _verdicts(verdicts: np.ndarray) -> pd.Categorical:
+    names = ["pass", "fail", "kink", "error", "convention"]
+    codes = np.zeros(len(verdicts), dtype=np.int8)
+    for k, name in enumerate(names):
+        codes[verdicts == name] = k
+    return _category(names, codes)
 
 
 def steps_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -90,28 +99,37 @@ def steps_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[s
     return pd.DataFrame(cols)
 
 
+def _category(values: list[str], codes: np.ndarray) -> pd.Categorical:
+    """A string column from a few distinct values: cheap to build, to write and to read."""
+    return pd.Categorical.from_codes(codes, categories=values)
+
+
 def gradients_table(*results: PhaseResult) -> pd.DataFrame:
-    """Long form: one row per gradient entry per sample (probe) or step (stepping)."""
+    """Long form: one row per gradient entry per sample (probe), batch or step (stepping)."""
     frames = []
-    for result in results:
-        for name, d in result.diffs.items():
-            if d.kind != "gradient":
-                continue
-            n = len(d.numpy)
-            entries = d.numpy[0].size
-            shape = d.numpy.shape[1:]
-            index = [",".join(map(str, np.unravel_index(k, shape))) for k in range(entries)]
-            layer, param = (0, "x") if name == "dx" else (int(name[2:]), name[1])
-            rows = np.repeat(result.rows, entries)
-            frames.append(pd.DataFrame({
-                "phase": result.phase,
-                "sample": rows,
-                "step": np.repeat(np.arange(n), entries) if result.phase == "stepping" else pd.NA,
-                "layer": layer, "param": param, "index": np.tile(index, n),
-                "numpy": d.numpy.reshape(-1), "keras": d.keras.reshape(-1),
-                "abs_diff": d.abs_diff.reshape(-1), "rel_diff": d.rel_diff.reshape(-1),
-                "zero_numpy": d.numpy.reshape(-1) == 0, "zero_keras": d.keras.reshape(-1) == 0,
-            }))
-    table = pd.concat(frames, ignore_index=True)
-    table["step"] = table["step"].astype("Int64")
-    return table
+    phases = ["probe", "batch", "stepping"]
+    gradients = [(result, d) for result in results for d in result.diffs.values() if d.kind == "gradient"]
+    labels = {}  # every entry label of every gradient: one category set, so the frames concatenate as categories
+    for _, d in gradients:
+        for k in range(int(np.prod(d.numpy.shape[1:]))):
+            labels.setdefault(",".join(map(str, np.unravel_index(k, d.numpy.shape[1:]))), len(labels))
+    for result, d in gradients:
+        name = d.name
+        n, shape = len(d.numpy), d.numpy.shape[1:]
+        entries = int(np.prod(shape))
+        codes = np.array([labels[",".join(map(str, np.unravel_index(k, shape)))] for k in range(entries)])
+        layer, param = (0, "x") if name == "dx" else (int(name[2:]), name[1])
+        total = n * entries
+        steps = np.repeat(np.arange(n), entries)
+        frames.append(pd.DataFrame({
+            "phase": _category(phases, np.full(total, phases.index(result.phase))),
+            "sample": np.repeat(result.rows, entries),
+            # the step number, empty outside stepping: a masked integer column, built without coercion
+            "step": pd.arrays.IntegerArray(steps, np.full(total, result.phase != "stepping")),
+            "layer": np.full(total, layer), "param": _category(["W", "b", "x"], np.full(total, "Wbx".index(param))),
+            "index": _category(list(labels), np.tile(codes, n)),
+            "numpy": d.numpy.reshape(-1), "keras": d.keras.reshape(-1),
+            "abs_diff": d.abs_diff.reshape(-1), "rel_diff": d.rel_diff.reshape(-1),
+            "zero_numpy": d.numpy.reshape(-1) == 0, "zero_keras": d.keras.reshape(-1) == 0,
+        }))
+    return pd.concat(frames, ignore_index=True)

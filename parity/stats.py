@@ -1,0 +1,130 @@
+"""What a phase comes to, as numbers that add up across chunks: a run of any size is summarized in bounded memory.
+
+A PhaseSummary is made from one PhaseResult (a chunk of rows) and merged with the next; summing,
+taking maxima and keeping the first offender give the same summary whether the rows came in one
+chunk or many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.compare import PhaseResult
+
+__all__ = ["PhaseSummary", "merge_findings"]
+
+VERDICTS = ("pass", "fail", "kink", "error", "convention")
+
+
+def _sum(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {**a, **b}}
+
+
+@dataclass
+class PhaseSummary:
+    phase: str
+    rows: int
+    verdicts: dict[str, int]
+    max_abs: dict[str, float]
+    used: dict[str, float]
+    zero_patterns: dict[str, dict[str, int]]
+    dead_counts: dict[str, dict[str, int]]  # unit label -> {"numpy": n, "keras": n} rows dead
+    dead_everywhere: dict[str, bool]
+    saturated_counts: dict[str, dict[str, int]]
+    classes: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: PhaseResult, classifies: bool = False) -> "PhaseSummary":
+        zero = {}
+        for name, d in result.diffs.items():
+            if d.kind == "gradient":
+                n = len(d.numpy)
+                agree = ((d.numpy == 0) == (d.keras == 0)).reshape(n, -1).all(axis=1)
+                zero[name] = {"rows_agree": int(agree.sum()), "rows_differ": int((~agree).sum()),
+                              "zero_entries_numpy": int((d.numpy == 0).sum()),
+                              "zero_entries_keras": int((d.keras == 0).sum())}
+        dead, everywhere = {}, {}
+        for layer, mask in result.dead_keras.items():
+            for j in range(mask.shape[1]):
+                label = f"{layer}.{j}"
+                dead[label] = {"numpy": int(result.dead_numpy[layer][:, j].sum()), "keras": int(mask[:, j].sum())}
+                everywhere[label] = bool(mask[:, j].all() and result.dead_numpy[layer][:, j].all())
+        saturated = {f"{layer}.{j}": {"numpy": int(result.saturated_numpy[layer][:, j].sum()), "keras": int(sat[:, j].sum())}
+                     for layer, sat in result.saturated_keras.items() for j in range(sat.shape[1])}
+        classes = {}
+        if classifies:
+            ours, theirs = result.numpy.pred.argmax(axis=1), result.keras.pred.argmax(axis=1)
+            classes = {"predicted_class_agree": int((ours == theirs).sum()),
+                       "predicted_class_differ": int((ours != theirs).sum())}
+        return cls(
+            phase=result.phase, rows=len(result.rows),
+            verdicts={v: int((result.verdicts == v).sum()) for v in VERDICTS},
+            max_abs={name: float(d.row_max().max(initial=0.0)) for name, d in result.diffs.items()},
+            used={name: float(d.used.max(initial=0.0)) for name, d in result.diffs.items()},
+            zero_patterns=zero, dead_counts=dead, dead_everywhere=everywhere, saturated_counts=saturated,
+            classes=classes,
+        )
+
+    def merge(self, other: "PhaseSummary") -> "PhaseSummary":
+        return PhaseSummary(
+            phase=self.phase, rows=self.rows + other.rows, verdicts=_sum(self.verdicts, other.verdicts),
+            max_abs={k: max(self.max_abs.get(k, 0.0), other.max_abs.get(k, 0.0)) for k in {**self.max_abs, **other.max_abs}},
+            used={k: max(self.used.get(k, 0.0), other.used.get(k, 0.0)) for k in {**self.used, **other.used}},
+            zero_patterns={k: _sum(self.zero_patterns.get(k, {}), other.zero_patterns.get(k, {}))
+                           for k in {**self.zero_patterns, **other.zero_patterns}},
+            dead_counts={k: _sum(self.dead_counts.get(k, {}), other.dead_counts.get(k, {}))
+                         for k in {**self.dead_counts, **other.dead_counts}},
+            dead_everywhere={k: self.dead_everywhere.get(k, True) and other.dead_everywhere.get(k, True)
+                             for k in {**self.dead_everywhere, **other.dead_everywhere}},
+            saturated_counts={k: _sum(self.saturated_counts.get(k, {}), other.saturated_counts.get(k, {}))
+                              for k in {**self.saturated_counts, **other.saturated_counts}},
+            classes=_sum(self.classes, other.classes),
+        )
+
+    def dead_units(self) -> dict:
+        """Per ReLU unit, the fraction of rows on which it is dead, per side; and units dead on every row."""
+        rows = max(self.rows, 1)
+        return {"fraction_dead": {u: {side: c[side] / rows for side in ("numpy", "keras")}
+                                  for u, c in self.dead_counts.items()},
+                "dead_on_every_sample": [u for u, everywhere in self.dead_everywhere.items() if everywhere]}
+
+    def saturated_units(self) -> dict:
+        rows = max(self.rows, 1)
+        return {u: {side: c[side] / rows for side in ("numpy", "keras")} for u, c in self.saturated_counts.items()}
+
+
+def merge_findings(findings: list[dict]) -> list[dict]:
+    """One finding per (phase, code, param, layer): the first offender's, with counts summed and the worst kept.
+
+    Each finding carries `count` and, for mismatches, `worst`; its message is rebuilt from them.
+    """
+    merged: dict[tuple, dict] = {}
+    for f in findings:
+        key = (f.get("phase_name"), f["code"], f.get("param"), f.get("layer"))
+        if key not in merged:
+            merged[key] = dict(f)
+            continue
+        kept = merged[key]
+        if "count" in f:
+            kept["count"] = kept.get("count", 0) + f["count"]
+        if "worst" in f:
+            kept["worst"] = max(kept.get("worst", 0.0), f["worst"])
+    out = []
+    for f in merged.values():
+        if "template" in f:
+            fields = {**f, "units": f["unit"] if f.get("count") == 1 else f["units"]}
+            f["message"] = f["template"].format(**fields)
+        out.append({k: v for k, v in f.items() if k not in _RENDERING})
+    return out
+
+
+_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail")
+
+
+def as_plain(value):
+    """numpy scalars to Python numbers, for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
