@@ -46,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(check)
     selftest = commands.add_parser("selftest", help="plant known bugs in the reference layers; each must be caught")
     selftest.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
+    bench = commands.add_parser("bench", help="measure the speed floors side by side; writes OUT/bench.json")
+    bench.add_argument("--out", type=Path, default=Path("reports/bench"), help="folder for bench.json")
+    bench.add_argument("--samples", type=_typed(int, "--samples", "an integer"), default=2_000_000,
+                       help="probe samples to time (default: 2,000,000)")
+    bench.add_argument("--steps", type=_typed(int, "--steps", "an integer"), default=20_000,
+                       help="SGD steps to time (default: 20,000)")
+    bench.add_argument("--memory-check", action="store_true",
+                       help="also run 10 million samples and record the peak memory (about a minute)")
     return parser
 
 
@@ -85,6 +93,8 @@ def _check_out(out: Path) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "selftest":
         return _selftest(args)
+    if args.command == "bench":
+        return _bench(args)
     user = None
     if args.command == "check":
         from parity.user_layers import load_layers
@@ -142,6 +152,18 @@ def _progress(items, label: str):
     from tqdm import tqdm
 
     return tqdm(items, desc=label, unit="chunk", leave=False)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.samples < 1000 or args.steps < 200:
+        raise UsageError(f"bench needs --samples >= 1000 and --steps >= 200 (received: {args.samples}, {args.steps})")
+    _check_out(args.out)
+    from parity.bench import run_bench, table
+
+    record = run_bench(args.out, args.samples, args.steps, args.memory_check)
+    print(table(record))
+    print(f"written: {args.out / 'bench.json'}")
+    return EXIT_PASS if all(row["met"] is not False for row in record["floors"].values()) else EXIT_FAIL
 
 
 def _selftest(args: argparse.Namespace) -> int:

@@ -15,9 +15,10 @@ import numpy as np
 from parity.network import Trace
 from parity.tolerances import Tolerance
 
-__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "saturated", "ERROR", "WARNING", "INFO"]
+__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "row_any", "saturated", "ERROR", "WARNING", "INFO"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
+VERDICTS = np.array(["pass", "fail", "kink", "error", "convention"])  # a row's verdict, by code
 _CODE_BY_KIND = {"forward": "forward_mismatch", "preactivation": "forward_mismatch",
                  "gradient": "gradient_mismatch", "update": "update_mismatch"}
 
@@ -30,16 +31,20 @@ class Diff:
     kind: str  # forward | gradient | preactivation | update
     numpy: np.ndarray
     keras: np.ndarray
-    abs_diff: np.ndarray
-    rel_diff: np.ndarray  # abs_diff / max(|keras|, atol): finite, and near 0 where Keras is ~0
+    abs_diff: np.ndarray  # float64; NaN where either side is not finite
+    atol: float
     within: np.ndarray  # (n,) every entry of the row finite on both sides and within tolerance
     finite: np.ndarray  # (n,) every entry of the row finite on both sides
     used: np.ndarray  # (n,) largest abs_diff / (atol + rtol |keras|) in the row: 1 is the limit
+    max_abs: np.ndarray  # (n,) largest abs_diff in the row; inf where a row holds a non-finite value
+
+    @property
+    def rel_diff(self) -> np.ndarray:
+        """abs_diff / max(|keras|, atol): finite, and near 0 where Keras is ~0."""
+        return self.abs_diff / np.maximum(np.abs(self.keras.astype(np.float64)), self.atol)
 
     def row_max(self) -> np.ndarray:
-        """(n,) max abs difference per row; inf where a row holds a non-finite value."""
-        flat = self.abs_diff.reshape(len(self.abs_diff), -1)
-        return np.where(self.finite, flat.max(axis=1, initial=0.0), np.inf)
+        return self.max_abs
 
 
 @dataclass
@@ -90,20 +95,38 @@ def saturated(z: np.ndarray) -> np.ndarray:
     return np.abs(z) > -np.log(np.finfo(z.dtype).eps)
 
 
+def _row_max(flat: np.ndarray) -> np.ndarray:
+    """Max over axis 1, column by column: a reduction over a short axis is far slower in NumPy, and
+    np.maximum propagates NaN as the verdict needs."""
+    if flat.shape[1] == 0:
+        return np.zeros(len(flat))
+    out = flat[:, 0].copy()
+    for k in range(1, flat.shape[1]):
+        np.maximum(out, flat[:, k], out=out)
+    return out
+
+
+def row_any(flat: np.ndarray) -> np.ndarray:
+    """Any over axis 1 of a (rows, k) boolean array, column by column (see _row_max)."""
+    out = np.zeros(len(flat), dtype=bool)
+    for k in range(flat.shape[1]):
+        out |= flat[:, k]
+    return out
+
+
 def _diff(name: str, kind: str, ours: np.ndarray, theirs: np.ndarray, tol: Tolerance) -> Diff:
-    ours64, theirs64 = ours.astype(np.float64), theirs.astype(np.float64)
-    finite = np.isfinite(ours64) & np.isfinite(theirs64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        abs_diff = np.abs(ours64 - theirs64)
-        rel_diff = abs_diff / np.maximum(np.abs(theirs64), tol.atol)
-        bound = tol.atol + tol.rtol * np.abs(theirs64)
-        ok = finite & (abs_diff <= bound)
-        used = np.where(finite, abs_diff / np.where(bound > 0, bound, np.inf), np.inf)
-        used = np.where(finite & (abs_diff == 0), 0.0, used)  # 0/0 with a zero tolerance is no use of it
     rows = len(ours)
-    return Diff(name, kind, ours, theirs, abs_diff, rel_diff,
-                within=ok.reshape(rows, -1).all(axis=1), finite=finite.reshape(rows, -1).all(axis=1),
-                used=used.reshape(rows, -1).max(axis=1, initial=0.0))
+    theirs64 = theirs.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        abs_diff = np.abs(ours.astype(np.float64) - theirs64)  # NaN or inf exactly where a side is not finite
+        ratio = abs_diff / (tol.atol + tol.rtol * np.abs(theirs64))
+        if tol.atol == 0:
+            ratio[abs_diff == 0] = 0.0  # 0/0: no difference uses none of a zero tolerance
+        max_abs = _row_max(abs_diff.reshape(rows, -1))  # NaN propagates: a non-finite row shows
+        finite = np.isfinite(max_abs)
+        used = np.where(finite, _row_max(ratio.reshape(rows, -1)), np.inf)
+    return Diff(name, kind, ours, theirs, abs_diff, tol.atol, within=finite & (used <= 1), finite=finite,
+                used=used, max_abs=np.where(finite, max_abs, np.inf))
 
 
 def _pairs(ours: Trace, theirs: Trace):
@@ -139,14 +162,17 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     kink = np.zeros(n, dtype=bool)
     for k in relu_layers:
         near = (np.abs(theirs.z[k].astype(np.float64)) <= tol.atol) | (np.abs(z_ours[k].astype(np.float64)) <= tol.atol)
-        kink |= near.any(axis=1)
-    ok = np.all([d.within for d in diffs.values()], axis=0) if diffs else np.ones(n, dtype=bool)
+        kink |= row_any(near)
+    ok = np.ones(n, dtype=bool) if not shape_errors else np.zeros(n, dtype=bool)
+    finite = np.ones(n, dtype=bool)
+    for d in diffs.values():
+        ok &= d.within
+        finite &= d.finite
     for k in relu_layers:
-        ok &= (dead_numpy[k] == dead_keras[k]).all(axis=1)
-    ok &= not shape_errors
-    finite = np.all([d.finite for d in diffs.values()], axis=0) if diffs else np.ones(n, dtype=bool)
-    verdicts = np.where(ok, "pass", np.where(kink & finite & (not shape_errors), "kink", "fail"))
-    verdicts = np.where(failed, "error", verdicts)
+        ok &= ~row_any(dead_numpy[k] != dead_keras[k])
+    codes = np.where(ok, 0, np.where(kink & finite & (not shape_errors), 2, 1)).astype(np.int8)
+    codes[failed] = 3
+    verdicts = VERDICTS[codes]
     sigmoid_layers = [k for k in sigmoid_layers if f"z{k}" in diffs]
     return PhaseResult(phase, rows, ours, theirs, diffs, dead_numpy, dead_keras,
                        {k: saturated(z_ours[k]) for k in sigmoid_layers},
@@ -173,8 +199,11 @@ def _counted(code: str, severity: str, result: PhaseResult, template: str, row: 
     singular, plural = result.unit, {"sample": "samples", "batch": "batches", "step": "steps"}[result.unit]
     f = finding(code, severity, "", **{result.unit: result.where(row)}, **fields)
     f.update(count=int(count), template=template, phase_name=result.phase, phase_label=result.phase,
-             unit=singular, units=plural, first=result.where(row))
+             unit=singular, units=plural, first=result.where(row), raw_code=code)
     return f
+
+
+SAMPLE_ROWS = 1024  # offending rows kept per finding for diagnosis: the first ones, whatever the chunking
 
 
 def findings_for(result: PhaseResult) -> list[dict]:
@@ -221,10 +250,12 @@ def findings_for(result: PhaseResult) -> list[dict]:
         if bad.any():
             first = int(np.argmax(bad))
             values = f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}".replace("{", "{{").replace("}", "}}")
-            out.append(_counted(_CODE_BY_KIND[d.kind], ERROR, result,
-                                "{phase_label}: {param} differs beyond tolerance on {count} {units} (worst abs diff "
-                                "{worst:.3g}), first at {unit} {first}: " + values + "{detail}",
-                                first, int(bad.sum()), param=d.name, worst=float(d.row_max()[bad].max()), detail=""))
+            f = _counted(_CODE_BY_KIND[d.kind], ERROR, result,
+                         "{phase_label}: {param} differs beyond tolerance on {count} {units} (worst abs diff "
+                         "{worst:.3g}), first at {unit} {first}: " + values + "{detail}",
+                         first, int(bad.sum()), param=d.name, worst=float(d.row_max()[bad].max()), detail="")
+            f["bad_rows"] = (d.numpy[bad][:SAMPLE_ROWS], d.keras[bad][:SAMPLE_ROWS])
+            out.append(f)
     for layer, dead in result.dead_keras.items():
         flipped = (dead != result.dead_numpy[layer]).any(axis=1) & counted
         if flipped.any():

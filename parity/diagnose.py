@@ -90,32 +90,28 @@ def excuse_book_log(phase) -> None:
     phase.excuse("loss", "convention", explained)
 
 
-def refine(f: dict, phase, tol, batch_size: int, probe_flagged: set) -> dict:
-    """Turn a generic mismatch finding into the specific cause the numbers show, and add the fix.
+def refine(f: dict, phase: str, tol, batch_size: int, probe_flagged: set) -> dict:
+    """Turn a generic mismatch finding into the specific cause its offending rows show, and add the fix.
 
-    `phase` is the PhaseResult (or chunk) the finding came from; `probe_flagged` the quantities the
-    per-sample probe already found wrong (right per sample and wrong per batch is a batch reduction).
+    The rows are the first SAMPLE_ROWS offenders the finding kept (`bad_rows`), so the diagnosis is
+    the same however the probe was chunked. `probe_flagged` holds the quantities the per-sample probe
+    already found wrong: right per sample and wrong per batch is a batch reduction.
     """
     f = dict(f)
-    d = phase.diffs.get(f.get("param"))
-    if f["code"] in ("gradient_mismatch", "forward_mismatch") and d is not None:
-        counted = np.isin(phase.verdicts, ("pass", "fail"))
-        bad = ~d.within & counted
-        if phase.phase == "batch" and f.get("param") not in probe_flagged:
-            verdict = classify(d.numpy[bad], d.keras[bad], tol.rtol, tol.atol)
+    if f["code"] in ("gradient_mismatch", "forward_mismatch") and "bad_rows" in f:
+        ours, theirs = f["bad_rows"]
+        verdict = classify(ours, theirs, tol.rtol, tol.atol)
+        if phase == "batch" and f.get("param") not in probe_flagged:
             detail = ""
             if verdict and verdict[0] == "scale_factor":
                 detail = f"; ours = {float(verdict[1]):.6g} x Keras's: {scale_cause(float(verdict[1]), batch_size)}"
             f["code"] = "batch_reduction"
             f["detail"] = f". It matches sample by sample but not over batches of {batch_size}{detail}"
-        elif f["code"] == "gradient_mismatch":
-            verdict = classify(d.numpy[bad], d.keras[bad], tol.rtol, tol.atol)
-            if verdict and verdict[0] in ("sign_flip", "scale_factor", "mask_mismatch"):
-                code, detail = verdict
-                if code == "scale_factor":
-                    c = float(detail)
-                    detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, 1)}"
-                f["code"] = code
-                f["detail"] = f". {detail}"
+        elif f["code"] == "gradient_mismatch" and verdict and verdict[0] in ("sign_flip", "scale_factor", "mask_mismatch"):
+            code, detail = verdict
+            if code == "scale_factor":
+                detail = f"ours = {float(detail):.6g} x Keras's; likely cause: {scale_cause(float(detail), 1)}"
+            f["code"] = code
+            f["detail"] = f". {detail}"
     f["fix"] = FIXES.get(f["code"], "")
     return f

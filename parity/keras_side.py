@@ -125,15 +125,19 @@ class KerasSide:
         self._signature = [tf.TensorSpec((None, spec.input_dim), floatx), tf.TensorSpec((None, spec.target_dim), floatx)]
         self._per_sample = None
         self._batch = tf.function(self._probe, input_signature=self._signature)
+        self._optimizer = self._step_loop = None
 
     # -- one sample or batch, as the model computes it ------------------------------------------
     def _pre_activations(self, x):
+        """Each hidden Dense layer's own call without its activation; the next layer's input is that
+        activation applied to it, as Dense.call does. Stops after the last hidden layer."""
         z, h = [], x
-        for i, layer in enumerate(dense_layers(self.model), start=1):
+        for i, layer in enumerate(dense_layers(self.model)[:max(self.hidden, default=0)], start=1):
+            with _linear(layer):
+                a = layer(h)
             if i in self.hidden:
-                with _linear(layer):
-                    z.append(layer(h))
-            h = layer(h)
+                z.append(a)
+            h = layer.activation(a)
         return z
 
     def _probe(self, x, t):
@@ -168,8 +172,12 @@ class KerasSide:
             strict.get_concrete_function()
             return strict
         except (ValueError, NotImplementedError) as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if "pfor" in line or "No " in line]
-            self.vectorized_map_fallback = (lines[-1] if lines else str(exc).strip().splitlines()[-1])[:300]
+            import re
+
+            op = re.search(r"No (?:pfor )?(?:vectorization|converter) defined for (\w+)", str(exc))
+            self.vectorized_map_fallback = (
+                f"no vectorized form for op {op.group(1)}: TensorFlow maps it with a while loop (slower)" if op
+                else "tf.vectorized_map could not vectorize the model: " + str(exc).strip().splitlines()[0][:200])
             return build(True)
 
     def per_sample_eager(self, x: np.ndarray, t: np.ndarray) -> Trace:
@@ -186,42 +194,46 @@ class KerasSide:
     # -- stepping -------------------------------------------------------------------------------
     def step_through(self, x: np.ndarray, t: np.ndarray, lr: float, compiled: bool = True) -> Trace:
         """One Keras SGD step per sample, in order: gradients before and parameters after each step."""
-        variables = self.model.trainable_variables
-        optimizer = keras.optimizers.SGD(learning_rate=lr)
-        optimizer.build(variables)
-
-        def step(x1, t1):
-            pred, loss, grads, dx, z = self._probe(x1, t1)
-            optimizer.apply_gradients(zip(grads, variables))
-            return pred[0], loss, grads, dx[0], [a[0] for a in z], [v.value for v in variables]
-
+        if self._optimizer is None:
+            self._optimizer = keras.optimizers.SGD(learning_rate=lr)
+            self._optimizer.build(self.model.trainable_variables)
+        self._optimizer.learning_rate.assign(lr)  # a variable: the compiled loop is traced once
         if not compiled:
-            records = [step(_tensor(x[i:i + 1]), _tensor(t[i:i + 1])) for i in range(len(x))]
-            trace = _trace([(r[0], r[1], r[2], r[3], r[4]) for r in records], self.spec)
+            records = [self._step(_tensor(x[i:i + 1]), _tensor(t[i:i + 1])) for i in range(len(x))]
+            trace = _trace([r[:5] for r in records], self.spec)
             trace.params_after = {name: np.stack([r[5][k].numpy() for r in records])
                                   for k, name in enumerate(self.spec.shapes())}
             return trace
-
-        @tf.function(input_signature=self._signature)
-        def loop(xs, ts):
-            n = tf.shape(xs)[0]
-            pred, loss, dx = (tf.TensorArray(xs.dtype, size=n) for _ in range(3))
-            grads = [tf.TensorArray(v.dtype, size=n) for v in variables]
-            params = [tf.TensorArray(v.dtype, size=n) for v in variables]
-            zs = [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden]
-            for i in tf.range(n):
-                p, l_, g, d, z, w = step(xs[i:i + 1], ts[i:i + 1])
-                pred, loss, dx = pred.write(i, p), loss.write(i, l_), dx.write(i, d)
-                grads = [a.write(i, v) for a, v in zip(grads, g)]
-                params = [a.write(i, v) for a, v in zip(params, w)]
-                zs = [a.write(i, v) for a, v in zip(zs, z)]
-            return (pred.stack(), loss.stack(), [a.stack() for a in grads], dx.stack(), [a.stack() for a in zs],
-                    [a.stack() for a in params])
-
-        pred, loss, grads, dx, z, params = loop(_tensor(x), _tensor(t))
+        if self._step_loop is None:
+            self._step_loop = tf.function(self._loop, input_signature=self._signature)
+        pred, loss, grads, dx, z, params = self._step_loop(_tensor(x), _tensor(t))
         trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(), [a.numpy() for a in z])
         trace.params_after = {name: p.numpy() for name, p in zip(self.spec.shapes(), params)}
         return trace
+
+    def _step(self, x1, t1):
+        variables = self.model.trainable_variables
+        pred, loss, grads, dx, z = self._probe(x1, t1)
+        self._optimizer.apply_gradients(zip(grads, variables))
+        # tf.identity snapshots each value after the update (eagerly, .value would be the live variable)
+        return pred[0], loss, grads, dx[0], [a[0] for a in z], [tf.identity(v) for v in variables]
+
+    def _loop(self, xs, ts):
+        """Every step in one compiled loop over tf.range, recording into TensorArrays."""
+        n = tf.shape(xs)[0]
+        variables = self.model.trainable_variables
+        pred, loss, dx = (tf.TensorArray(xs.dtype, size=n) for _ in range(3))
+        grads = [tf.TensorArray(v.dtype, size=n) for v in variables]
+        params = [tf.TensorArray(v.dtype, size=n) for v in variables]
+        zs = [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden]
+        for i in tf.range(n):
+            p, l_, g, d, z, w = self._step(xs[i:i + 1], ts[i:i + 1])
+            pred, loss, dx = pred.write(i, p), loss.write(i, l_), dx.write(i, d)
+            grads = [a.write(i, v) for a, v in zip(grads, g)]
+            params = [a.write(i, v) for a, v in zip(params, w)]
+            zs = [a.write(i, v) for a, v in zip(zs, z)]
+        return (pred.stack(), loss.stack(), [a.stack() for a in grads], dx.stack(), [a.stack() for a in zs],
+                [a.stack() for a in params])
 
     def _as_trace(self, pred, loss, grads, dx, z) -> Trace:
         return Trace(pred=pred.reshape(len(pred), -1), loss=np.asarray(loss).reshape(-1),

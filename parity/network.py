@@ -313,9 +313,40 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
             dout = np.where(z[i] <= 0, np.zeros_like(dout), dout)
         elif activation == "sigmoid":
             dout = dout * (1.0 - outs[i]) * outs[i]
-        grads[f"W{i}"] = np.einsum("ni,no->nio", inputs[i - 1], dout)  # (n, in, out)
+        grads[f"W{i}"] = inputs[i - 1][:, :, None] * dout[:, None, :]  # (n, in, out): per-sample outer products
         grads[f"b{i}"] = dout
         dout = dout @ weights[f"W{i}"].T
     order = list(spec.shapes())
     return Trace(pred=pred, loss=loss, grads={k: grads[k] for k in order}, dx=dout.reshape(n, -1),
                  z={i: z[i] for i, _ in spec.hidden()})
+
+
+def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray,
+                      lr: float) -> Trace:
+    """The reference layers' stepping record (one SGD step per sample, in order) with the least
+    Python per step: preallocated records, no layer objects. Equal to `Network.step_through`
+    (tested to 1e-12 in float64)."""
+    n, dtype = len(x), x.dtype
+    params = {k: np.array(v, copy=True) for k, v in weights.items()}
+    names, hidden = list(spec.shapes()), [i for i, _ in spec.hidden()]
+    record = {"pred": [], "loss": np.empty(n, dtype=dtype), "dx": np.empty((n, spec.input_dim), dtype=dtype)}
+    grads = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
+    after = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
+    z_rec = {i: np.empty((n, spec.layers[i - 1].units), dtype=dtype) for i in hidden}
+    lr_ = np.asarray(lr, dtype=dtype)
+    preds = []
+    with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings
+        for s in range(n):
+            trace = per_sample_closed_form(spec, params, x[s:s + 1], t[s:s + 1])
+            preds.append(trace.pred[0])
+            record["loss"][s] = trace.loss[0]
+            record["dx"][s] = trace.dx[0]
+            for i in hidden:
+                z_rec[i][s] = trace.z[i][0]
+            for k in names:
+                g = trace.grads[k][0]
+                grads[k][s] = g
+                params[k] = params[k] - lr_ * g
+                after[k][s] = params[k]
+    return Trace(pred=np.array(preds).reshape(n, -1), loss=record["loss"], grads=grads, dx=record["dx"], z=z_rec,
+                 params_after=after)

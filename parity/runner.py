@@ -18,13 +18,21 @@ from parity.data import Dataset
 from parity.dead_units import kink_rows, stepping_observation
 from parity.diagnose import FIXES, excuse_book_log, refine
 from parity.inputs import Prepared
-from parity.network import ModelSpec, Trace, build_network, per_sample_closed_form
-from parity.stats import PhaseSummary, merge_findings
+from parity.network import ModelSpec, Trace, build_network, per_sample_closed_form, steps_closed_form
+from parity.stats import PhaseSummary, merge_findings, render
 from parity.tolerances import Tolerance, tolerance_for
 
-__all__ = ["CHUNK", "KerasReference", "ParityResult", "keras_reference", "compare_numpy", "run_parity"]
+__all__ = ["CHUNK", "chunk_rows", "KerasReference", "ParityResult", "keras_reference", "compare_numpy", "run_parity"]
 
-CHUNK = 65_536  # probe rows per chunk: about 30 MB of both sides' numbers for the seed model
+CHUNK = 262_144  # the most probe rows per chunk: larger chunks amortize each compiled call
+CHUNK_VALUES = 8_000_000  # per-sample values held per chunk (both sides, differences, table rows ~ 40 bytes each)
+
+
+def chunk_rows(spec: ModelSpec) -> int:
+    """Probe rows per chunk: as many as fit CHUNK_VALUES numbers per sample record, at most CHUNK."""
+    per_sample = sum(int(np.prod(shape)) for shape in spec.shapes().values())  # one gradient entry per parameter
+    per_sample += spec.input_dim + 2 * spec.output_dim + sum(s.units for _, s in spec.hidden()) + 1
+    return int(min(CHUNK, max(1024, CHUNK_VALUES // per_sample)))
 KINK_LEDGER_LIMIT = 200
 
 
@@ -135,12 +143,13 @@ def keras_reference(prepared: Prepared) -> KerasReference:
 
 def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | None = None,
                   layer_findings: list[dict] = (), layers: dict[str, str] | None = None,
-                  on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int = CHUNK,
+                  on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int | None = None,
                   progress: Callable | None = None) -> ParityResult:
     """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side.
 
-    Without a kit the reference layers' per-sample record is computed in closed form (equal to
-    running them sample by sample); a user's classes always run sample by sample.
+    Without a kit the reference layers' probe and stepping records are computed in closed form (equal
+    to running the layer objects sample by sample, as tested); a user's classes always run as objects,
+    sample by sample, and the batch probe always runs the layer objects.
     """
     config, spec, data = prepared.config, prepared.spec, prepared.data
     tol = _tolerance(config)
@@ -162,6 +171,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         return result
 
     # The probe, chunk by chunk.
+    chunk = chunk or chunk_rows(spec)
     summaries, raw, kinks, whole = {}, [], [], None
     starts = range(0, len(data), chunk)
     for start in (progress(starts, "probe") if progress else starts):
@@ -169,7 +179,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         ours = per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]) if kit is None \
             else fresh().per_sample(x[start:stop], t[start:stop], hidden)
         part = compare("probe", np.arange(start, stop), ours, reference.probe_chunk(start, stop))
-        raw += [refine(f, part, tol, config.batch_size, set()) for f in findings_for(part)]
+        raw += findings_for(part)
         summary = PhaseSummary.of(part, spec.loss != "mean_squared_error")
         summaries["probe"] = summary if "probe" not in summaries else summaries["probe"].merge(summary)
         kinks += kink_rows(part, data, spec, lambda row: fitted, KINK_LEDGER_LIMIT - len(kinks))
@@ -178,7 +188,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         whole = part if stop - start == len(data) else None
     findings = [{**f, "fix": FIXES.get(f["code"], "")} for f in layer_findings]
     findings += _diverged(fitted, config)
-    probe_findings = merge_findings(raw)
+    probe_findings = render([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)])
     findings += probe_findings
     flagged = {f.get("param") for f in probe_findings if f["severity"] != INFO}
 
@@ -187,13 +197,14 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         size = config.batch_size
         batch = compare("batch", np.arange(len(reference.batch.loss)) * size,
                         fresh().per_sample(x[:n], t[:n], [], batch=size), reference.batch)
-    stepping = compare("stepping", np.arange(n), fresh().step_through(x[:n], t[:n], config.lr, hidden),
-                       reference.stepping)
+    ours = steps_closed_form(spec, fitted, x[:n], t[:n], config.lr) if kit is None \
+        else fresh().step_through(x[:n], t[:n], config.lr, hidden)
+    stepping = compare("stepping", np.arange(n), ours, reference.stepping)
     for phase in (batch, stepping):
         if phase is None:
             continue
         summaries[phase.phase] = PhaseSummary.of(phase, spec.loss != "mean_squared_error")
-        for f in merge_findings([refine(f, phase, tol, config.batch_size, flagged) for f in findings_for(phase)]):
+        for f in render([refine(f, phase.phase, tol, config.batch_size, flagged) for f in merge_findings(findings_for(phase))]):
             # Later phases repeat what the probe found: kept, but marked as its consequence.
             if (phase.phase == "stepping" and flagged) or (phase.phase == "batch" and f.get("param") in flagged):
                 f["consequence_of"] = "probe"

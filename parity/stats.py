@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.compare import PhaseResult
+from parity.compare import SAMPLE_ROWS, VERDICTS, PhaseResult, row_any
 
-__all__ = ["PhaseSummary", "merge_findings"]
+__all__ = ["PhaseSummary", "merge_findings", "render"]
 
-VERDICTS = ("pass", "fail", "kink", "error", "convention")
 
 
 def _sum(a: dict, b: dict) -> dict:
@@ -41,10 +40,11 @@ class PhaseSummary:
         for name, d in result.diffs.items():
             if d.kind == "gradient":
                 n = len(d.numpy)
-                agree = ((d.numpy == 0) == (d.keras == 0)).reshape(n, -1).all(axis=1)
-                zero[name] = {"rows_agree": int(agree.sum()), "rows_differ": int((~agree).sum()),
-                              "zero_entries_numpy": int((d.numpy == 0).sum()),
-                              "zero_entries_keras": int((d.keras == 0).sum())}
+                zero_numpy, zero_keras = (d.numpy == 0).reshape(n, -1), (d.keras == 0).reshape(n, -1)
+                differ = int(row_any(zero_numpy != zero_keras).sum())
+                zero[name] = {"rows_agree": n - differ, "rows_differ": differ,
+                              "zero_entries_numpy": int(np.count_nonzero(zero_numpy)),
+                              "zero_entries_keras": int(np.count_nonzero(zero_keras))}
         dead, everywhere = {}, {}
         for layer, mask in result.dead_keras.items():
             for j in range(mask.shape[1]):
@@ -60,7 +60,7 @@ class PhaseSummary:
                        "predicted_class_differ": int((ours != theirs).sum())}
         return cls(
             phase=result.phase, rows=len(result.rows),
-            verdicts={v: int((result.verdicts == v).sum()) for v in VERDICTS},
+            verdicts={str(v): int((result.verdicts == v).sum()) for v in VERDICTS},
             max_abs={name: float(d.row_max().max(initial=0.0)) for name, d in result.diffs.items()},
             used={name: float(d.used.max(initial=0.0)) for name, d in result.diffs.items()},
             zero_patterns=zero, dead_counts=dead, dead_everywhere=everywhere, saturated_counts=saturated,
@@ -102,7 +102,7 @@ def merge_findings(findings: list[dict]) -> list[dict]:
     """
     merged: dict[tuple, dict] = {}
     for f in findings:
-        key = (f.get("phase_name"), f["code"], f.get("param"), f.get("layer"))
+        key = (f.get("phase_name"), f.get("raw_code", f["code"]), f.get("param"), f.get("layer"))
         if key not in merged:
             merged[key] = dict(f)
             continue
@@ -111,8 +111,16 @@ def merge_findings(findings: list[dict]) -> list[dict]:
             kept["count"] = kept.get("count", 0) + f["count"]
         if "worst" in f:
             kept["worst"] = max(kept.get("worst", 0.0), f["worst"])
+        if "bad_rows" in f:  # the first offending rows, up to the same number however the rows were chunked
+            kept["bad_rows"] = tuple(np.concatenate([a, b])[:SAMPLE_ROWS] for a, b in zip(kept["bad_rows"], f["bad_rows"]))
+    return list(merged.values())
+
+
+def render(findings: list[dict]) -> list[dict]:
+    """Fill each merged finding's message from its fields, and drop the fields used only for that."""
     out = []
-    for f in merged.values():
+    for f in findings:
+        f = dict(f)
         if "template" in f:
             fields = {**f, "units": f["unit"] if f.get("count") == 1 else f["units"]}
             f["message"] = f["template"].format(**fields)
@@ -120,7 +128,7 @@ def merge_findings(findings: list[dict]) -> list[dict]:
     return out
 
 
-_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail")
+_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows")
 
 
 def as_plain(value):

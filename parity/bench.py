@@ -1,0 +1,173 @@
+"""`parity bench`: the speed floors, measured side by side in one run on this machine.
+
+Rates count both sides plus the diffs and masks (compare_traces and the per-chunk summary), never
+file writing. The eager baselines (one GradientTape call per sample or step, the object layers
+sample by sample) run in the same process on a subsample, so every ratio is measured under the
+same load. Whole-command costs (cold start, per extra sample, peak memory) run `parity` as a
+subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FLOORS", "run_bench"]
+
+FLOORS = {
+    "probe_samples_per_s": 3_000_000,
+    "probe_speedup": 10_000,
+    "stepping_steps_per_s": 10_000,
+    "stepping_speedup": 50,
+    "extra_sample_us": 3.0,
+    "default_run_s": 6.0,
+    "peak_rss_mb_10M": 2048,
+}
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def _best(fn, repeats: int = 3) -> float:
+    """The fastest of a few timings: the least disturbed by a shared machine."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> dict:
+    """Probe and stepping rates, compiled and eager, on the seed model in float32."""
+    from parity.compare import compare_traces
+    from parity.config import resolve
+    from parity.inputs import prepare
+    from parity.network import build_network, per_sample_closed_form, steps_closed_form
+    from parity.runner import _targets, chunk_rows, keras_reference
+    from parity.stats import PhaseSummary
+    from parity.tolerances import tolerance_for
+
+    prepared = prepare(resolve({"samples": samples, "train": steps, "epochs": 1}))
+    reference = keras_reference(prepared)
+    spec, fitted, tol = prepared.spec, reference.fitted, tolerance_for("float32")
+    x = reference.x
+    t, _ = _targets(spec, prepared.data.y, "float32")
+    hidden, relu = [i for i, _ in spec.hidden()], [i for i, s in spec.hidden() if s.activation == "relu"]
+
+    chunk = chunk_rows(spec)
+
+    def probe_compiled():
+        for start in range(0, samples, chunk):
+            stop = min(start + chunk, samples)
+            part = compare_traces("probe", np.arange(start, stop),
+                                  per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]),
+                                  reference.side.per_sample(x[start:stop], t[start:stop]), tol, relu)
+            PhaseSummary.of(part)
+
+    def probe_eager():
+        ours = build_network(spec, dict(fitted)).per_sample(x[:eager_samples], t[:eager_samples], hidden)
+        theirs = reference.side.per_sample_eager(x[:eager_samples], t[:eager_samples])
+        PhaseSummary.of(compare_traces("probe", np.arange(eager_samples), ours, theirs, tol, relu))
+
+    def stepping(n, compiled):
+        def run():
+            reference.side.model.set_weights(list(fitted.values()))
+            if compiled:
+                ours = steps_closed_form(spec, fitted, x[:n], t[:n], 0.01)
+            else:  # the notebook way: layer objects, one sample at a time
+                ours = build_network(spec, {k: v.copy() for k, v in fitted.items()}).step_through(x[:n], t[:n], 0.01, hidden)
+            theirs = reference.side.step_through(x[:n], t[:n], 0.01, compiled=compiled)
+            PhaseSummary.of(compare_traces("stepping", np.arange(n), ours, theirs, tol, relu))
+        return run
+
+    probe_compiled()  # compile once, outside the timing
+    stepping(min(steps, 100), True)()
+    probe_s = _best(probe_compiled)
+    eager_probe_s = _best(probe_eager, repeats=1)
+    step_s = _best(stepping(steps, True))
+    eager_step_s = _best(stepping(eager_steps, False), repeats=1)
+    probe_rate, eager_probe_rate = _rate(samples, probe_s), _rate(eager_samples, eager_probe_s)
+    step_rate, eager_step_rate = _rate(steps, step_s), _rate(eager_steps, eager_step_s)
+    return {
+        "probe": {"samples": samples, "samples_per_s": probe_rate, "eager_samples": eager_samples,
+                  "eager_samples_per_s": eager_probe_rate, "speedup": probe_rate / eager_probe_rate,
+                  "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
+        "stepping": {"steps": steps, "steps_per_s": step_rate, "eager_steps": eager_steps,
+                     "eager_steps_per_s": eager_step_rate, "speedup": step_rate / eager_step_rate},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _command(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one `parity` command in a fresh process."""
+    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+            "rc = subprocess.run(sys.argv[1:]).returncode; "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rc)")
+    done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "parity.cli", *args],
+                          capture_output=True, text=True, check=True)
+    wall, rss, rc = done.stdout.split()
+    if rc not in ("0", "1"):
+        raise RuntimeError(f"parity {' '.join(args)} exited {rc}")
+    return float(wall), float(rss)
+
+
+def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False) -> dict:
+    """Measure everything, check the floors, write out/bench.json; returns the record."""
+    record = _inner(samples, steps, eager_samples=200, eager_steps=200)
+    with tempfile.TemporaryDirectory() as tmp:
+        default_s, _ = _command(["run", "--quiet", "--out", f"{tmp}/default"])
+        small_s, _ = _command(["run", "--samples", "1000", "--train", "160", "--no-plots", "--format", "parquet",
+                               "--quiet", "--out", f"{tmp}/small"])
+        big_s, _ = _command(["run", "--samples", "1000000", "--train", "160", "--no-plots", "--format", "parquet",
+                             "--quiet", "--out", f"{tmp}/big"])
+        record["commands"] = {
+            "default_run_s": default_s,
+            "run_1k_s": small_s, "run_1M_s": big_s,
+            "extra_sample_us": (big_s - small_s) / (1_000_000 - 1000) * 1e6,
+        }
+        if memory_check:
+            wall, rss = _command(["run", "--samples", "10000000", "--train", "160", "--no-plots", "--format",
+                                  "parquet", "--quiet", "--out", f"{tmp}/huge"])
+            record["commands"] |= {"run_10M_s": wall, "peak_rss_mb_10M": rss}
+    measured = {
+        "probe_samples_per_s": record["probe"]["samples_per_s"], "probe_speedup": record["probe"]["speedup"],
+        "stepping_steps_per_s": record["stepping"]["steps_per_s"], "stepping_speedup": record["stepping"]["speedup"],
+        "extra_sample_us": record["commands"]["extra_sample_us"], "default_run_s": record["commands"]["default_run_s"],
+        "peak_rss_mb_10M": record["commands"].get("peak_rss_mb_10M"),
+    }
+    lower_is_better = {"extra_sample_us", "default_run_s", "peak_rss_mb_10M"}
+    record["floors"] = {
+        name: {"floor": floor, "measured": measured[name],
+               "met": None if measured[name] is None else
+               (measured[name] <= floor if name in lower_is_better else measured[name] >= floor)}
+        for name, floor in FLOORS.items()}
+    import platform
+
+    record["machine"] = {"python": platform.python_version(), "processor": platform.machine(),
+                         "cores": __import__("os").cpu_count()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def table(record: dict) -> str:
+    lines = [f"{'measure':24} {'measured':>14} {'floor':>12}  met"]
+    for name, row in record["floors"].items():
+        shown = "not run" if row["measured"] is None else f"{row['measured']:,.1f}"
+        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
+        lines.append(f"{name:24} {shown:>14} {row['floor']:>12,}  {met}")
+    p, s = record["probe"], record["stepping"]
+    lines.append(f"probe: {p['samples']:,} samples at {p['samples_per_s']:,.0f}/s; eager {p['eager_samples_per_s']:,.0f}/s "
+                 f"on {p['eager_samples']}; vectorized_map fallback: {p['vectorized_map_fallback']}")
+    lines.append(f"stepping: {s['steps']:,} steps at {s['steps_per_s']:,.0f}/s; eager {s['eager_steps_per_s']:,.0f}/s "
+                 f"on {s['eager_steps']}")
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""Scale: the fast paths equal the slow ones, chunking changes nothing, the fallback detector fires."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from parity import keras_side  # noqa: F401  (TensorFlow backend first)
+from parity.config import resolve
+from parity.inputs import prepare
+from parity.network import DenseSpec, ModelSpec, build_network, per_sample_closed_form, steps_closed_form
+from parity.report import summary
+from parity.runner import compare_numpy, keras_reference
+
+import tensorflow as tf  # noqa: E402
+
+NETS = [
+    ModelSpec(1, (DenseSpec(2, "relu"), DenseSpec(1))),
+    ModelSpec(3, (DenseSpec(5, "sigmoid"), DenseSpec(4, "relu"), DenseSpec(2))),
+    ModelSpec(2, (DenseSpec(6, "relu"), DenseSpec(6, "relu"), DenseSpec(6, "sigmoid"), DenseSpec(1))),
+    ModelSpec(4, (DenseSpec(7, "relu"), DenseSpec(3, "softmax")), loss="sparse_categorical_crossentropy"),
+    ModelSpec(2, (DenseSpec(3, "sigmoid"), DenseSpec(4, "softmax")), loss="categorical_crossentropy"),
+]
+
+
+def random_case(spec: ModelSpec, seed: int, n: int = 64):
+    rng = np.random.default_rng(seed)
+    weights = {k: rng.normal(size=shape) for k, shape in spec.shapes().items()}
+    x = rng.normal(size=(n, spec.input_dim))
+    if spec.loss == "sparse_categorical_crossentropy":
+        t = rng.integers(0, spec.output_dim, size=n)
+    elif spec.loss == "categorical_crossentropy":
+        t = np.eye(spec.output_dim)[rng.integers(0, spec.output_dim, size=n)]
+    else:
+        t = rng.normal(size=(n, spec.output_dim))
+    return weights, x, t
+
+
+def assert_traces_equal(a, b, tol=1e-12):
+    for name in ("pred", "loss", "dx"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=tol, err_msg=name)
+    for k in b.grads:
+        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=0, atol=tol, err_msg=k)
+    for k in b.z:
+        np.testing.assert_allclose(a.z[k], b.z[k], rtol=0, atol=tol, err_msg=f"z{k}")
+    for k in b.params_after:
+        np.testing.assert_allclose(a.params_after[k], b.params_after[k], rtol=0, atol=tol, err_msg=k)
+
+
+@pytest.mark.parametrize("spec", NETS, ids=lambda s: "-".join(f"{d.units}{d.activation[0]}" for d in s.layers))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_vectorized_numpy_probe_equals_the_layer_objects_sample_by_sample(spec, seed):
+    weights, x, t = random_case(spec, seed)
+    hidden = [i for i, _ in spec.hidden()]
+    fast = per_sample_closed_form(spec, weights, x, t)
+    slow = build_network(spec, {k: v.copy() for k, v in weights.items()}).per_sample(x, t, hidden)
+    assert_traces_equal(fast, slow)
+
+
+@pytest.mark.parametrize("spec", NETS, ids=lambda s: "-".join(f"{d.units}{d.activation[0]}" for d in s.layers))
+def test_closed_form_stepping_equals_the_layer_objects(spec):
+    weights, x, t = random_case(spec, 3, n=40)
+    hidden = [i for i, _ in spec.hidden()]
+    fast = steps_closed_form(spec, weights, x, t, 0.05)
+    slow = build_network(spec, {k: v.copy() for k, v in weights.items()}).step_through(x, t, 0.05, hidden)
+    assert_traces_equal(fast, slow)
+
+
+@pytest.fixture(scope="module")
+def prepared_reference():
+    prepared = prepare(resolve({"dtype": "float64", "scenario": "deep", "samples": 120, "epochs": 2}))
+    return prepared, keras_reference(prepared)
+
+
+def test_compiled_keras_paths_equal_the_eager_ones(prepared_reference):
+    prepared, reference = prepared_reference
+    side, x, t = reference.side, reference.x, reference.t
+    assert_traces_equal(side.per_sample(x, t), side.per_sample_eager(x, t))
+    fitted = list(reference.fitted.values())
+    side.model.set_weights(fitted)
+    compiled = side.step_through(x[:50], t[:50], 0.01)
+    side.model.set_weights(fitted)
+    eager = side.step_through(x[:50], t[:50], 0.01, compiled=False)
+    side.model.set_weights(fitted)
+    assert_traces_equal(compiled, eager)
+    assert not np.array_equal(compiled.params_after["W1"][-1], fitted[0])  # it did step
+    assert side.vectorized_map_fallback is None
+
+
+def test_chunked_and_unchunked_runs_give_identical_summaries(prepared_reference):
+    prepared, reference = prepared_reference
+    from parity.selftest import ReluWithoutMask
+
+    for kit in (None, {"Relu": ReluWithoutMask}):
+        whole = compare_numpy(prepared, reference, kit)
+        parts = []
+        chunked = compare_numpy(prepared, reference, kit, chunk=17, on_chunk=parts.append)
+        assert len(parts) == 8 and whole.probe is not None and chunked.probe is None
+        assert json.dumps(summary(whole, []), sort_keys=True) == json.dumps(summary(chunked, []), sort_keys=True)
+
+
+def test_vectorized_map_fallback_is_detected_and_reported(prepared_reference):
+    _, reference = prepared_reference
+
+    class Unvectorizable(keras_side.KerasSide):
+        def _one(self, args):  # tf.unique has no vectorized (pfor) form: TensorFlow must fall back to a loop
+            pred, loss, grads, dx, z = super()._one(args)
+            return pred + 0 * tf.cast(tf.size(tf.unique(args[0])[0]), pred.dtype), loss, grads, dx, z
+
+    side = Unvectorizable(reference.side.model, reference.side.spec)
+    trace = side.per_sample(reference.x[:10], reference.t[:10])
+    assert side.vectorized_map_fallback and "Unique" in side.vectorized_map_fallback
+    assert_traces_equal(trace, reference.side.per_sample(reference.x[:10], reference.t[:10]))
+
+
+def test_parquet_tables_hold_the_csv_columns(tmp_path):
+    from parity import cli
+
+    for fmt in ("csv", "parquet"):
+        assert cli.main(["run", "--dtype", "float64", "--epochs", "1", "--no-plots", "--quiet", "--format", fmt,
+                         "--out", str(tmp_path / fmt)]) == 0
+    for name in ("samples", "steps", "gradients"):
+        csv = pd.read_csv(tmp_path / "csv" / f"{name}.csv")
+        parquet = pd.read_parquet(tmp_path / "parquet" / f"{name}.parquet")
+        assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet)
+        np.testing.assert_allclose(csv.select_dtypes("number").to_numpy(dtype=float),
+                                   parquet[csv.select_dtypes("number").columns].to_numpy(dtype=float), rtol=1e-15)
+
+
+def test_plots_aggregate_above_ten_thousand_samples(tmp_path):
+    from parity import cli
+
+    assert cli.main(["run", "--samples", "30000", "--train", "100", "--epochs", "1", "--quiet",
+                     "--out", str(tmp_path / "r")]) == 0
+    from parity.plots import BINS, ProbeCurves
+
+    prepared = prepare(resolve({"samples": 30000, "train": 100}))
+    curves = ProbeCurves(prepared.data, prepared.spec)
+    assert not curves.exact and curves.bins == BINS and len(curves.points) <= 5000
+    assert all((tmp_path / "r" / f).stat().st_size > 1000 for f in ("gradient_diffs.png", "dead_relu_map.png", "fit.png"))
