@@ -79,9 +79,19 @@ def _floor(tol) -> float:
     return tol.atol * 1e-6
 
 
+def _log_axis(ax) -> None:
+    """A log y axis labelled 1e-12, 1e-09, ...: plain text, as mathtext tick labels cost most of a plot's time."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(numticks=8))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, folder: Path, name: str) -> str:
     # No timestamps in the metadata, so the same run gives the same bytes.
-    fig.savefig(folder / name, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(folder / name, dpi=100, metadata={"Software": None})
     plt.close(fig)
     return name
 
@@ -92,7 +102,7 @@ def _along(curves: ProbeCurves, result: ParityResult) -> str:
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
     floor = _floor(result.tolerance)
     keep = curves.filled()
     for name, acc in curves.grad_max.items():
@@ -108,7 +118,7 @@ def gradient_diffs(result: ParityResult, curves: ProbeCurves, folder: Path) -> s
     for ax in axes:
         ax.axhline(result.tolerance.atol, color="red", linestyle=":", label=f"atol {result.tolerance.atol:g}")
         ax.axhline(floor, color="gray", linewidth=0.6)
-        ax.set_yscale("log")
+        _log_axis(ax)
     axes[0].set_ylabel(f"abs difference (exact 0 drawn at {floor:.0e})")
     axes[1].legend(fontsize=8, loc="upper right")
     fig.suptitle(f"Gradient differences, {result.config.dtype}; pass when <= atol + rtol|keras| "
@@ -123,7 +133,7 @@ def dead_relu_map(result: ParityResult, curves: ProbeCurves, folder: Path) -> st
     keep = curves.filled()
     xs = curves.centre[keep]
     heights = sum(curves.dead[(layer, "keras")].shape[1] for layer in layers)
-    fig, axes = plt.subplots(len(layers), 2, figsize=(12, 1.2 + 0.5 * heights), squeeze=False)
+    fig, axes = plt.subplots(len(layers), 2, figsize=(12, 1.4 + 0.5 * heights), squeeze=False, layout="constrained")
     for row, layer in enumerate(layers):
         for col, side in enumerate(("numpy", "keras")):
             ax = axes[row, col]
@@ -137,7 +147,6 @@ def dead_relu_map(result: ParityResult, curves: ProbeCurves, folder: Path) -> st
             if curves.one_d and layer == 1:
                 _kinks(ax, result, units, xs[0], xs[-1])
     fig.suptitle("Dead-ReLU map at the fitted weights" + (" (red: each unit's kink x* = -b/w)" if curves.one_d else ""))
-    fig.tight_layout()
     return _save(fig, folder, "dead_relu_map.png")
 
 
@@ -157,7 +166,8 @@ def _kinks(ax, result: ParityResult, units: int, lo: float, hi: float) -> None:
 def stepping(result: ParityResult, folder: Path) -> str:
     phase = result.stepping
     names = list(phase.numpy.params_after)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6), squeeze=False, sharex=True,
+                             layout="constrained")
     steps = np.arange(1, len(phase.rows) + 1)
     floor = _floor(result.tolerance)
     for k, name in enumerate(names):
@@ -169,19 +179,18 @@ def stepping(result: ParityResult, folder: Path) -> str:
         axes[0, k].set_title(name + ("" if ours.shape[1] <= 8 else " (first 8 entries)"))
         axes[1, k].plot(steps, np.maximum(phase.diffs[name].row_max(), floor), color="tab:red")
         axes[1, k].axhline(result.tolerance.atol, color="red", linestyle=":")
-        axes[1, k].set_yscale("log")
+        _log_axis(axes[1, k])
         axes[1, k].set_xlabel("step")
     axes[0, 0].legend(fontsize=8)
     axes[0, 0].set_ylabel("value after the step")
     axes[1, 0].set_ylabel(f"max |numpy - keras| (0 at {floor:.0e})")
     fig.suptitle(f"Stepping: one SGD step per training sample (lr {result.config.lr:g}) on both sides")
-    fig.tight_layout()
     return _save(fig, folder, "stepping.png")
 
 
 def fit(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
     data = result.data
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
     keep = curves.filled()
     points = curves.points
     if curves.one_d and result.spec.output_dim == 1:
