@@ -144,14 +144,13 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
 
 
-def _progress(items, label: str):
+def _progress(items, label: str, total: int):
     """A progress bar on a terminal for runs of more than one chunk; nothing otherwise."""
-    items = list(items)
-    if len(items) < 2 or not sys.stderr.isatty():
+    if total < 2 or not sys.stderr.isatty():
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=label, unit="chunk", leave=False)
+    return tqdm(items, desc=label, total=total, unit="chunk", leave=False)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -49,6 +49,19 @@ class KerasReference:
     environment: dict
     _cached: dict = field(default_factory=dict)
 
+    def probe_chunks(self, bounds: list[tuple[int, int]]):
+        """Yield (start, stop, Keras's trace) for each chunk, computing the next chunk in a background
+        thread while the caller works on this one: TensorFlow and NumPy both release the GIL."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self.probe_chunk, *bounds[0]) if bounds else None
+            for k, (start, stop) in enumerate(bounds):
+                trace = pending.result()
+                if k + 1 < len(bounds):
+                    pending = pool.submit(self.probe_chunk, *bounds[k + 1])
+                yield start, stop, trace
+
     def probe_chunk(self, start: int, stop: int) -> Trace:
         key = (start, stop)
         if key not in self._cached:
@@ -173,12 +186,12 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     # The probe, chunk by chunk.
     chunk = chunk or chunk_rows(spec)
     summaries, raw, kinks, whole = {}, [], [], None
-    starts = range(0, len(data), chunk)
-    for start in (progress(starts, "probe") if progress else starts):
-        stop = min(start + chunk, len(data))
+    bounds = [(start, min(start + chunk, len(data))) for start in range(0, len(data), chunk)]
+    chunks = reference.probe_chunks(bounds)
+    for start, stop, theirs in (progress(chunks, "probe", len(bounds)) if progress else chunks):
         ours = per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]) if kit is None \
             else fresh().per_sample(x[start:stop], t[start:stop], hidden)
-        part = compare("probe", np.arange(start, stop), ours, reference.probe_chunk(start, stop))
+        part = compare("probe", np.arange(start, stop), ours, theirs)
         raw += findings_for(part)
         summary = PhaseSummary.of(part, spec.loss != "mean_squared_error")
         summaries["probe"] = summary if "probe" not in summaries else summaries["probe"].merge(summary)

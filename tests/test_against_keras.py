@@ -170,3 +170,20 @@ def test_a_broken_numpy_layer_fails_the_verdict(kit, code):
     result = run_parity(prepare(resolve({"dtype": "float64", "epochs": 2})), kit=kit)
     assert result.verdict == "fail"
     assert code in {f["code"] for f in result.findings if f["severity"] == "error"}
+
+
+def test_fitting_several_batches_per_call_gives_the_same_weights_as_one_per_call():
+    from parity.data import linear_data
+    from parity.network import DenseSpec, ModelSpec
+
+    spec = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
+    data = linear_data(200, 160, 1337)
+    weights = []
+    for steps_per_execution in (1, None):
+        keras_side.configure("float32", 1337)
+        model = keras_side.build_model(spec)
+        keras_side.fit(model, spec, data.x[:160].astype("float32"), data.y[:160].astype("float32"), 5, 10, 0.01,
+                       steps_per_execution=steps_per_execution)
+        weights.append(model.get_weights())
+    for one_per_call, several in zip(*weights):
+        np.testing.assert_array_equal(one_per_call, several)
