@@ -51,7 +51,8 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
     from parity.compare import compare_traces
     from parity.config import resolve
     from parity.inputs import prepare
-    from parity.network import build_network, per_sample_closed_form, steps_closed_form
+    from parity.closed_form import per_sample_closed_form, steps_closed_form
+    from parity.network import build_network
     from parity.runner import _targets, chunk_rows, keras_reference
     from parity.stats import PhaseSummary
     from parity.tolerances import tolerance_for

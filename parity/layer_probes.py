@@ -118,6 +118,24 @@ class _Probe:
             detail += "; " + referee(bad)
         self.add(code, severity, f"{what} at batch size {batch}: {detail}", param=what)
 
+    def forward_backward(self, make, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
+        """Build the layer, run forward then backward on copies, watching for writes into them.
+
+        Returns (layer, dx), or None when the user's code raised (already a layer_error finding).
+        """
+        layer = self.run(make)
+        if layer is None:
+            return None
+        x_in, dout_in = x.copy(), dout.copy()
+        out = self.run(lambda: layer.forward(x_in))
+        self.check_unchanged("forward", {"x": x}, {"x": x_in})
+        if out is None:
+            return None
+        self.compare("forward", out, theirs_out, batch)
+        dx = self.run(lambda: layer.backward(dout_in))
+        self.check_unchanged("backward", {"dout": dout}, {"dout": dout_in})
+        return None if dx is None else (layer, dx)
+
     def check_unchanged(self, method: str, before: dict[str, np.ndarray], after: dict[str, np.ndarray]):
         for arg, value in before.items():
             if not np.array_equal(value, after[arg], equal_nan=True):
@@ -130,17 +148,10 @@ def _probe_activation(cls, name: str, keras_fn, rng) -> list[dict]:
     dout = rng.normal(size=x.shape)
     theirs_out = keras_fn(tf.constant(x)).numpy()
     _, (theirs_dx,) = _autodiff(lambda t: tf.reduce_sum(keras_fn(t) * dout), x)
-    layer = probe.run(cls)
-    if layer is None:
+    done = probe.forward_backward(cls, x, dout, theirs_out, 2)
+    if done is None:
         return probe.findings
-    x_in, dout_in = x.copy(), dout.copy()
-    out = probe.run(lambda: layer.forward(x_in))
-    probe.check_unchanged("forward", {"x": x}, {"x": x_in})
-    if out is None:
-        return probe.findings
-    probe.compare("forward", out, theirs_out, 2)
-    dx = probe.run(lambda: layer.backward(dout_in))
-    probe.check_unchanged("backward", {"dout": dout}, {"dout": dout_in})
+    dx = done[1]
     x_fd = x.copy()
 
     def referee(bad):
@@ -170,19 +181,10 @@ def _probe_affine(cls, rng) -> list[dict]:
     for batch in (1, 4):
         x, dout = rng.normal(size=(batch, 3)), rng.normal(size=(batch, 2))
         theirs_out, theirs = _dense_autodiff(dense, x, dout)
-        layer = probe.run(lambda: cls(W.copy(), b.copy()))
-        if layer is None:
+        done = probe.forward_backward(lambda: cls(W.copy(), b.copy()), x, dout, theirs_out, batch)
+        if done is None:
             return probe.findings
-        x_in, dout_in = x.copy(), dout.copy()
-        out = probe.run(lambda: layer.forward(x_in))
-        probe.check_unchanged("forward", {"x": x}, {"x": x_in})
-        if out is None:
-            return probe.findings
-        probe.compare("forward", out, theirs_out, batch)
-        dx = probe.run(lambda: layer.backward(dout_in))
-        probe.check_unchanged("backward", {"dout": dout}, {"dout": dout_in})
-        if dx is None:
-            return probe.findings
+        layer, dx = done
         runs[batch] = ({"dx": dx, "dW": getattr(layer, "dW", None), "db": getattr(layer, "db", None)}, theirs, x, dout)
     for what in ("dx", "dW", "db"):
         if runs[4][0][what] is None:

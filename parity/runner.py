@@ -18,7 +18,8 @@ from parity.data import Dataset
 from parity.dead_units import kink_rows, stepping_observation
 from parity.diagnose import FIXES, excuse_book_log, refine
 from parity.inputs import Prepared
-from parity.network import ModelSpec, Trace, build_network, per_sample_closed_form, steps_closed_form
+from parity.closed_form import per_sample_closed_form, steps_closed_form
+from parity.network import ModelSpec, Trace, build_network
 from parity.stats import PhaseSummary, merge_findings, render
 from parity.tolerances import Tolerance, tolerance_for
 

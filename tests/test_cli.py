@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from parity import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]

@@ -9,7 +9,8 @@ import pytest
 from parity import keras_side  # noqa: F401  (TensorFlow backend first)
 from parity.config import resolve
 from parity.inputs import prepare
-from parity.network import DenseSpec, ModelSpec, build_network, per_sample_closed_form, steps_closed_form
+from parity.closed_form import per_sample_closed_form, steps_closed_form
+from parity.network import DenseSpec, ModelSpec, build_network
 from parity.report import summary
 from parity.runner import compare_numpy, keras_reference
 
