@@ -62,3 +62,31 @@ def test_sigmoid_scenario_reports_saturation_instead_of_dead_units(runs):
     assert result.dead_units["fraction_dead"] == {}
     assert set(result.saturated_units) == {"1.0", "1.1"}
     assert not result.probe.dead_keras
+
+
+def test_a_pre_activation_exactly_at_the_kink_is_ledgered_with_its_float64_shadow(tmp_path):
+    """Unit 1.0's kink x* = -b/w = -0.5 is a data point: z is exactly 0 there, a warning and not a failure."""
+    import json
+
+    import keras
+
+    from parity import cli, keras_side
+
+    keras_side.configure("float32", 1)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
+    model.set_weights([np.array([[1.0, -1.0]]), np.array([0.5, 0.25]), np.array([[1.0], [2.0]]), np.array([0.0])])
+    path = tmp_path / "kinked.keras"
+    model.save(path)
+    out = tmp_path / "r"
+    # linspace(-1, 1, 5) is exactly [-1, -0.5, 0, 0.5, 1]
+    assert cli.main(["run", "--model", str(path), "--samples", "5", "--train", "4", "--no-plots", "--quiet",
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    ledger = [k for k in summary["kinks"] if k["phase"] == "probe"]
+    assert ledger and all(k["unit"] == "1.0" and k["z_float64"] == 0.0 and k["z_keras"] == 0.0 for k in ledger)
+    import pandas as pd
+
+    samples = pd.read_csv(out / "samples.csv")
+    kinked = samples[samples["kink"]]
+    assert list(kinked["x"]) == [-0.5] and kinked["dead1_0_keras"].all()
+    assert any(f["code"] == "kink" and f["severity"] == "warning" for f in summary["findings"])
