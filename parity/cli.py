@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--scenario", help=f"built-in scenario: {', '.join(SCENARIOS)} (default: seed)")
+    run.add_argument("--scenario", help="built-in scenario (default: seed): " + "; ".join(
+        f"{name}: {s.description}" for name, s in SCENARIOS.items()))
     run.add_argument("--config", type=Path, help="TOML file with the run's settings; flags override it")
     run.add_argument("--model", type=Path, help="a saved Keras model (.keras, a chain of Dense layers), loaded "
                      "with safe mode on; compared at its own weights unless --epochs is given")
@@ -71,7 +72,8 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--epochs", type=_typed(int, "--epochs", "an integer"),
                      help="Keras fit epochs; 0 compares at the initial weights (default: 20)")
     run.add_argument("--lr", type=_typed(float, "--lr", "a number"), help="SGD learning rate (default: 0.01)")
-    run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"), help="fit batch size (default: 10)")
+    run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"),
+                     help="fit batch size, and the batch probe's (default: 10)")
     run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")
     run.add_argument("--format", default="csv", help="table format: csv or parquet (parquet needs pyarrow: "
                      "pip install 'keras-parity[parquet]')")
@@ -80,8 +82,17 @@ def _run_options(run: argparse.ArgumentParser) -> None:
 
 
 def _check_out(out: Path) -> None:
-    """The report folder must be creatable and writable before any work starts."""
-    probe = out.resolve()
+    """The report folder must be creatable and writable, and replacing it must destroy nothing but an
+    earlier report: a run replaces its folder whole."""
+    target = out.resolve()
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out must be a folder, and {out} is a file; choose another path")
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise UsageError(f"--out must be a folder of its own, not the current folder or one above it (received: {out})")
+    if target.is_dir() and any(target.iterdir()) and not (target / "summary.json").is_file():
+        raise UsageError(f"--out {out} holds files that are not a keras-parity report, and a run replaces its "
+                         "folder whole; choose a new or empty folder")
+    probe = target
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
@@ -154,8 +165,9 @@ def _progress(items, label: str, total: int):
 
 
 def _bench(args: argparse.Namespace) -> int:
-    if args.samples < 1000 or args.steps < 200:
-        raise UsageError(f"bench needs --samples >= 1000 and --steps >= 200 (received: {args.samples}, {args.steps})")
+    if args.samples < 1000 or not 200 <= args.steps <= args.samples:
+        raise UsageError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
+                         f"(received: --samples {args.samples}, --steps {args.steps})")
     _check_out(args.out)
     from parity.bench import run_bench, table
 

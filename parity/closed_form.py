@@ -69,7 +69,7 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
     n, dtype = len(x), x.dtype
     params = {k: np.array(v, copy=True) for k, v in weights.items()}
     names, hidden = list(spec.shapes()), [i for i, _ in spec.hidden()]
-    record = {"pred": [], "loss": np.empty(n, dtype=dtype), "dx": np.empty((n, spec.input_dim), dtype=dtype)}
+    record = {"loss": np.empty(n, dtype=dtype), "dx": np.empty((n, spec.input_dim), dtype=dtype)}
     grads = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     after = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     z_rec = {i: np.empty((n, spec.layers[i - 1].units), dtype=dtype) for i in hidden}

@@ -43,9 +43,6 @@ class Diff:
         """abs_diff / max(|keras|, atol): finite, and near 0 where Keras is ~0."""
         return self.abs_diff / np.maximum(np.abs(self.keras.astype(np.float64)), self.atol)
 
-    def row_max(self) -> np.ndarray:
-        return self.max_abs
-
 
 @dataclass
 class PhaseResult:
@@ -60,18 +57,13 @@ class PhaseResult:
     dead_keras: dict[int, np.ndarray]
     saturated_numpy: dict[int, np.ndarray]  # sigmoid layer -> (n, units) output within rounding of 0 or 1
     saturated_keras: dict[int, np.ndarray]
-    kink: np.ndarray  # (n,) some pre-activation within rounding of 0
+    kink: np.ndarray  # (n,) some ReLU pre-activation within atol of 0 (listed; excused only by a flip there)
     verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention"
     shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
 
     @property
     def unit(self) -> str:
         return {"probe": "sample", "batch": "batch", "stepping": "step"}[self.phase]
-
-    def count(self, k: int) -> str:
-        """'1 sample', '3 batches'."""
-        plural = {"sample": "samples", "batch": "batches", "step": "steps"}[self.unit]
-        return f"{k} {self.unit if k == 1 else plural}"
 
     def excuse(self, name: str, label: str, explained: np.ndarray) -> None:
         """Rows that fail on `name` alone (everything else within tolerance), where `explained`, get verdict `label`."""
@@ -159,18 +151,24 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     z_ours = ours.z
     dead_numpy = {k: z_ours[k] <= 0 for k in relu_layers}
     dead_keras = {k: theirs.z[k] <= 0 for k in relu_layers}
-    kink = np.zeros(n, dtype=bool)
+    # A row is at the kink when a ReLU pre-activation is within atol of 0. It is excused (verdict
+    # "kink") only when the sides' masks differ there and nowhere else: that flip is rounding's doing,
+    # and every difference it causes follows from it. Other failures on such a row still fail.
+    kink, flip_at_kink, flip_away = (np.zeros(n, dtype=bool) for _ in range(3))
     for k in relu_layers:
         near = (np.abs(theirs.z[k].astype(np.float64)) <= tol.atol) | (np.abs(z_ours[k].astype(np.float64)) <= tol.atol)
+        flip = dead_numpy[k] != dead_keras[k]
         kink |= row_any(near)
+        flip_at_kink |= row_any(flip & near)
+        flip_away |= row_any(flip & ~near)
     ok = np.ones(n, dtype=bool) if not shape_errors else np.zeros(n, dtype=bool)
     finite = np.ones(n, dtype=bool)
     for d in diffs.values():
         ok &= d.within
         finite &= d.finite
-    for k in relu_layers:
-        ok &= ~row_any(dead_numpy[k] != dead_keras[k])
-    codes = np.where(ok, 0, np.where(kink & finite & (not shape_errors), 2, 1)).astype(np.int8)
+    ok &= ~flip_at_kink & ~flip_away
+    excused = flip_at_kink & ~flip_away & finite & (not shape_errors)
+    codes = np.where(ok, 0, np.where(excused, 2, 1)).astype(np.int8)
     codes[failed] = 3
     verdicts = VERDICTS[codes]
     sigmoid_layers = [k for k in sigmoid_layers if f"z{k}" in diffs]
@@ -231,18 +229,19 @@ def findings_for(result: PhaseResult) -> list[dict]:
                             error.row, count, layer=error.layer or None))
     counted = np.isin(result.verdicts, ("pass", "fail"))
     nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
-    if nonfinite:  # one finding: where it first appears, and in which quantities
+    if nonfinite:  # one finding: where it first appears, on which side, in which quantities
         first = min(int(np.argmax(rows)) for rows in nonfinite.values())
         sides = set()
         for name in nonfinite:
             d = result.diffs[name]
             sides |= {side for side, v in (("NumPy", d.numpy), ("Keras", d.keras))
                       if not np.isfinite(v.astype(np.float64)).all()}
-        side = "both sides" if len(sides) == 2 else f"the {sides.pop()} side"
         rows = int(np.any(list(nonfinite.values()), axis=0).sum())
-        out.append(_counted("nan", ERROR, result, "{phase_label}: non-finite values on " + side + " on {count} {units}, "
-                            "first at {unit} {first}, in " + ", ".join(nonfinite), first, rows,
-                            param=next(iter(nonfinite))))
+        f = _counted("nan", ERROR, result, "{phase_label}: non-finite values on {side_text} on {count} {units}, "
+                     "first at {unit} {first} in {param}; non-finite anywhere in: {quantity_text}", first, rows,
+                     param=next(name for name, bad in nonfinite.items() if bad[first]))
+        f.update(quantities=list(nonfinite), sides=sorted(sides))
+        out.append(f)
     for d in result.diffs.values():
         if d.name in nonfinite:
             continue
@@ -253,7 +252,7 @@ def findings_for(result: PhaseResult) -> list[dict]:
             f = _counted(_CODE_BY_KIND[d.kind], ERROR, result,
                          "{phase_label}: {param} differs beyond tolerance on {count} {units} (worst abs diff "
                          "{worst:.3g}), first at {unit} {first}: " + values + "{detail}",
-                         first, int(bad.sum()), param=d.name, worst=float(d.row_max()[bad].max()), detail="")
+                         first, int(bad.sum()), param=d.name, worst=float(d.max_abs[bad].max()), detail="")
             f["bad_rows"] = (d.numpy[bad][:SAMPLE_ROWS], d.keras[bad][:SAMPLE_ROWS])
             out.append(f)
     for layer, dead in result.dead_keras.items():

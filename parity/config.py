@@ -149,7 +149,10 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
         values["data_kind"] = "csv"
     if values["data_kind"] == "csv" and flags.get("samples") is None and "samples" not in from_file:
         values["samples"] = None
-    if values.get("model_path") is not None and "layers" not in from_file:
+    if values.get("model_path") is not None and "layers" in from_file:
+        raise UsageError(f"--model and [model] layers in {config_path.name} both give the architecture; "
+                         "keep one of them")
+    if values.get("model_path") is not None:
         values["layers"] = None  # the saved model says
         if flags.get("epochs") is None and "epochs" not in from_file:
             values["epochs"] = 0  # a user's model is compared as saved unless asked to fit
@@ -189,8 +192,6 @@ def _validate(c: RunConfig) -> None:
             need(layer.units >= 1, f"[model] layers[{i}].units must be at least 1 (received: {layer.units})")
             need(layer.activation in ACTIVATIONS, f"[model] layers[{i}].activation must be one of "
                  f"{', '.join(ACTIVATIONS)} (received: {layer.activation})")
-    if c.out is not None and c.out.exists() and not c.out.is_dir():
-        raise UsageError(f"--out must be a folder, and {c.out} is a file; choose another path")
 
 
 def with_defaults(config: RunConfig, samples: int) -> RunConfig:

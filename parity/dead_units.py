@@ -82,11 +82,16 @@ def kink_rows(phase: PhaseResult, data, spec, weights_before, limit: int) -> lis
         shadow = build_network(spec, {k: np.asarray(v, dtype=np.float64) for k, v in weights_before(row).items()})
         shadow.predict(data.x[sample:sample + 1])
         shadow_z = dict(zip([i for i, _ in spec.hidden()], shadow.pre_activations))
+        best = None  # one entry per row: the ReLU unit closest to its kink, over every ReLU layer
         for layer in phase.dead_keras:
-            z_keras, z_numpy = phase.keras.z[layer][row], phase.numpy.z[layer][row]
-            closest = int(np.argmin(np.minimum(np.abs(z_keras), np.abs(z_numpy))))
-            out.append({"phase": phase.phase, phase.unit: phase.where(row), "sample": sample,
-                        "unit": unit_label(layer, closest), "z_numpy": float(z_numpy[closest]),
-                        "z_keras": float(z_keras[closest]), "z_float64": float(shadow_z[layer][0, closest]),
-                        "dead_numpy": bool(z_numpy[closest] <= 0), "dead_keras": bool(z_keras[closest] <= 0)})
+            distance = np.minimum(np.abs(phase.keras.z[layer][row]), np.abs(phase.numpy.z[layer][row]))
+            j = int(np.argmin(distance))
+            if best is None or distance[j] < best[0]:
+                best = (distance[j], layer, j)
+        _, layer, closest = best
+        z_keras, z_numpy = phase.keras.z[layer][row][closest], phase.numpy.z[layer][row][closest]
+        out.append({"phase": phase.phase, phase.unit: phase.where(row), "sample": sample,
+                    "unit": unit_label(layer, closest), "z_numpy": float(z_numpy), "z_keras": float(z_keras),
+                    "z_float64": float(shadow_z[layer][0, closest]),
+                    "dead_numpy": bool(z_numpy <= 0), "dead_keras": bool(z_keras <= 0)})
     return out

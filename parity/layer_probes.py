@@ -10,23 +10,17 @@ differences disagree).
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
 
 from parity.compare import ERROR, WARNING, finding
 from parity.diagnose import classify, scale_cause
 from parity.keras_side import keras, tf
+from parity.network import where_raised
 
 __all__ = ["probe_layers"]
 
 RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
 FD_STEP, FD_RTOL, FD_ATOL = 1e-6, 1e-5, 1e-7  # central differences: truncation ~h**2, rounding ~eps/h
-
-
-def _location(exc: Exception) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def _autodiff(fn, *arrays):
@@ -86,7 +80,7 @@ class _Probe:
         try:
             return call()
         except Exception as exc:
-            self.add("layer_error", ERROR, f"raised {type(exc).__name__}: {str(exc).strip()[:200]} ({_location(exc)})")
+            self.add("layer_error", ERROR, f"raised {type(exc).__name__}: {str(exc).strip()[:200]} ({where_raised(exc)})")
             return None
 
     def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
@@ -234,6 +228,8 @@ def _probe_loss(cls, name: str, rng) -> list[dict]:
         if loss is None:
             return probe.findings
         dy = probe.run(lambda: layer.backward(1))
+        if dy is None:
+            return probe.findings  # it raised: a layer_error, and nothing to compare
         if name == "SoftmaxWithLoss" and not np.isclose(loss, theirs_loss, rtol=RTOL, atol=ATOL):
             probs = tf.nn.softmax(tf.constant(y)).numpy()
             book = -np.mean(np.log(probs[np.arange(batch), labels] + 1e-7))

@@ -8,7 +8,7 @@ import numpy as np
 
 from parity import layers as reference_layers
 
-__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "build_network", "param_names"]
+__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "build_network", "where_raised"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
@@ -71,10 +71,6 @@ class ModelSpec:
                        f"output layer (received: {self.layers[-1].activation}); the NumPy side's SoftmaxWithLoss "
                        "fuses softmax and cross-entropy")
         return out
-
-
-def param_names(spec: ModelSpec) -> list[str]:
-    return list(spec.shapes())
 
 
 @dataclass
@@ -210,10 +206,7 @@ class RowError:
 
     @classmethod
     def of(cls, row: int, exc: Exception, network: "Network") -> "RowError":
-        import traceback
-
         classes = {type(layer) for layer in [*network.layers, network.loss_layer]}
-        frames = traceback.extract_tb(exc.__traceback__)
         layer = ""
         tb = exc.__traceback__
         while tb is not None:  # the innermost frame that runs a method of one of the network's layers
@@ -221,9 +214,16 @@ class RowError:
             if type(owner) in classes:
                 layer = f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}"
             tb = tb.tb_next
-        last = frames[-1] if frames else None
-        where = f"{last.filename}:{last.lineno}" if last else ""
-        return cls(row, layer, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", where)
+        return cls(row, layer, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                   where_raised(exc))
+
+
+def where_raised(exc: BaseException) -> str:
+    """'file:line' of the innermost frame an exception passed through."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def _filled(values: list) -> np.ndarray | None:

@@ -58,7 +58,7 @@ class ProbeCurves:
         for name, d in part.diffs.items():
             if d.kind == "gradient":
                 acc = self.grad_max.setdefault(name, np.zeros(self.bins))
-                np.maximum.at(acc, b, d.row_max())
+                np.maximum.at(acc, b, d.max_abs)
         for layer, dead in part.dead_keras.items():
             for side, mask in (("numpy", part.dead_numpy[layer]), ("keras", dead)):
                 acc = self.dead.setdefault((layer, side), np.zeros((self.bins, mask.shape[1])))
@@ -112,7 +112,7 @@ def gradient_diffs(result: ParityResult, curves: ProbeCurves, folder: Path) -> s
     steps = np.arange(len(result.stepping.rows))
     for name, d in result.stepping.diffs.items():
         if d.kind == "gradient":
-            axes[1].scatter(steps, np.maximum(d.row_max(), floor), s=9, label=name, alpha=0.75)
+            axes[1].scatter(steps, np.maximum(d.max_abs, floor), s=9, label=name, alpha=0.75)
     axes[1].set_xlabel("step")
     axes[1].set_title("stepping: max |numpy - keras| per step")
     for ax in axes:
@@ -177,7 +177,7 @@ def stepping(result: ParityResult, folder: Path) -> str:
             axes[0, k].plot(steps, ours[:, e], **{**NUMPY_STYLE, "label": "numpy" if e == 0 else None})
             axes[0, k].plot(steps, theirs[:, e], **{**KERAS_STYLE, "label": "keras" if e == 0 else None})
         axes[0, k].set_title(name + ("" if ours.shape[1] <= 8 else " (first 8 entries)"))
-        axes[1, k].plot(steps, np.maximum(phase.diffs[name].row_max(), floor), color="tab:red")
+        axes[1, k].plot(steps, np.maximum(phase.diffs[name].max_abs, floor), color="tab:red")
         axes[1, k].axhline(result.tolerance.atol, color="red", linestyle=":")
         _log_axis(axes[1, k])
         axes[1, k].set_xlabel("step")

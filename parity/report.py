@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from parity.runner import ParityResult
+from parity.user_layers import LAYER_NAMES
 
-__all__ = ["ReportWriter", "summary", "write_report", "terminal_summary", "atomic_folder"]
+__all__ = ["ReportWriter", "summary", "terminal_summary", "atomic_folder"]
 
 
 @contextlib.contextmanager
@@ -75,8 +76,7 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "dead_relu_steps": result.dead_relu_steps,
         "zero_patterns": {phase: s.zero_patterns for phase, s in result.summaries.items()},
         "kinks": result.kinks,
-        "layers": result.layers or {name: "reference" for name in ("Affine", "Relu", "Sigmoid", "MeanSquaredError",
-                                                                  "SoftmaxWithLoss")},
+        "layers": result.layers or {name: "reference" for name in LAYER_NAMES},
         "findings": result.findings,
         "config": result.config.as_dict(),
         "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
@@ -162,14 +162,6 @@ class ReportWriter:
         text = json.dumps(summary(result, files), indent=2, allow_nan=False)
         (self.folder / "summary.json").write_text(text + "\n")
         return files
-
-
-def write_report(result: ParityResult, out: Path, plots: bool = True, fmt: str = "csv") -> list[str]:
-    """Report a finished run whose probe is held whole (a run of one chunk); returns the file names."""
-    with atomic_folder(out) as tmp:
-        writer = ReportWriter(tmp, result.data, result.config, result.spec, fmt, plots)
-        writer.add_probe_chunk(result.probe)
-        return writer.finish(result)
 
 
 def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:

@@ -204,7 +204,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     findings += _diverged(fitted, config)
     probe_findings = render([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)])
     findings += probe_findings
-    flagged = {f.get("param") for f in probe_findings if f["severity"] != INFO}
+    flagged = {f.get("param") for f in probe_findings if f["severity"] == ERROR}  # not warnings: kinks fail nothing
 
     batch = None
     if reference.batch is not None:
@@ -220,7 +220,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         summaries[phase.phase] = PhaseSummary.of(phase, spec.loss != "mean_squared_error")
         for f in render([refine(f, phase.phase, tol, config.batch_size, flagged) for f in merge_findings(findings_for(phase))]):
             # Later phases repeat what the probe found: kept, but marked as its consequence.
-            if (phase.phase == "stepping" and flagged) or (phase.phase == "batch" and f.get("param") in flagged):
+            if f["severity"] == ERROR and ((phase.phase == "stepping" and flagged)
+                                           or (phase.phase == "batch" and f.get("param") in flagged)):
                 f["consequence_of"] = "probe"
             findings.append(f)
     before = lambda row: fitted if row == 0 else {k: v[row - 1] for k, v in reference.stepping.params_after.items()}  # noqa

@@ -61,7 +61,7 @@ class PhaseSummary:
         return cls(
             phase=result.phase, rows=len(result.rows),
             verdicts={str(v): int((result.verdicts == v).sum()) for v in VERDICTS},
-            max_abs={name: float(d.row_max().max(initial=0.0)) for name, d in result.diffs.items()},
+            max_abs={name: float(d.max_abs.max(initial=0.0)) for name, d in result.diffs.items()},
             used={name: float(d.used.max(initial=0.0)) for name, d in result.diffs.items()},
             zero_patterns=zero, dead_counts=dead, dead_everywhere=everywhere, saturated_counts=saturated,
             classes=classes,
@@ -102,7 +102,9 @@ def merge_findings(findings: list[dict]) -> list[dict]:
     """
     merged: dict[tuple, dict] = {}
     for f in findings:
-        key = (f.get("phase_name"), f.get("raw_code", f["code"]), f.get("param"), f.get("layer"))
+        raw = f.get("raw_code", f["code"])
+        # nan: one finding per phase, whichever quantity went non-finite first in each chunk
+        key = (f.get("phase_name"), raw, None if raw == "nan" else f.get("param"), f.get("layer"))
         if key not in merged:
             merged[key] = dict(f)
             continue
@@ -111,6 +113,9 @@ def merge_findings(findings: list[dict]) -> list[dict]:
             kept["count"] = kept.get("count", 0) + f["count"]
         if "worst" in f:
             kept["worst"] = max(kept.get("worst", 0.0), f["worst"])
+        for listed in ("quantities", "sides"):
+            if listed in f:
+                kept[listed] = sorted(set(kept[listed]) | set(f[listed]), key=[*kept[listed], *f[listed]].index)
         if "bad_rows" in f:  # the first offending rows, up to the same number however the rows were chunked
             kept["bad_rows"] = tuple(np.concatenate([a, b])[:SAMPLE_ROWS] for a, b in zip(kept["bad_rows"], f["bad_rows"]))
     return list(merged.values())
@@ -123,6 +128,9 @@ def render(findings: list[dict]) -> list[dict]:
         f = dict(f)
         if "template" in f:
             fields = {**f, "units": f["unit"] if f.get("count") == 1 else f["units"]}
+            if "sides" in f:
+                fields["side_text"] = "both sides" if len(f["sides"]) == 2 else f"the {f['sides'][0]} side"
+                fields["quantity_text"] = ", ".join(f["quantities"])
             f["message"] = f["template"].format(**fields)
         out.append({k: v for k, v in f.items() if k not in _RENDERING})
     return out
@@ -130,9 +138,3 @@ def render(findings: list[dict]) -> list[dict]:
 
 _RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows")
 
-
-def as_plain(value):
-    """numpy scalars to Python numbers, for JSON."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from parity.compare import PhaseResult
+from parity.compare import VERDICTS, PhaseResult
 from parity.dead_units import params_before, unit_moved
 
 __all__ = ["samples_table", "steps_table", "gradients_table"]
@@ -47,7 +47,7 @@ def _gradient_columns(result: PhaseResult) -> dict[str, np.ndarray]:
     out, agree = {}, np.ones(len(result.rows), dtype=bool)
     for name, d in result.diffs.items():
         if d.kind == "gradient":
-            out[f"{name}_max_abs_diff"] = d.row_max()
+            out[f"{name}_max_abs_diff"] = d.max_abs
     for name, d in result.diffs.items():
         if d.kind == "gradient":
             zeros_numpy = (d.numpy == 0).reshape(len(d.numpy), -1)
@@ -68,27 +68,26 @@ def samples_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, split: np.n
     if classes:
         cols |= {"class_numpy": result.numpy.pred.argmax(axis=1), "class_keras": result.keras.pred.argmax(axis=1)}
     cols |= {"loss_numpy": result.numpy.loss, "loss_keras": result.keras.loss,
-             "loss_abs_diff": result.diffs["loss"].row_max(), "pred_abs_diff": result.diffs["pred"].row_max()}
+             "loss_abs_diff": result.diffs["loss"].max_abs, "pred_abs_diff": result.diffs["pred"].max_abs}
     cols |= _units(result) | _gradient_columns(result)
     cols |= {"kink": result.kink, "verdict": _verdicts(result.verdicts)}
     return pd.DataFrame(cols)
 
 
 def _verdicts(verdicts: np.ndarray) -> pd.Categorical:
-    names = ["pass", "fail", "kink", "error", "convention"]
     codes = np.zeros(len(verdicts), dtype=np.int8)
-    for k, name in enumerate(names):
+    for k, name in enumerate(VERDICTS):
         codes[verdicts == name] = k
-    return _category(names, codes)
+    return _category(list(VERDICTS), codes)
 
 
 def steps_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per SGD step: gradients before the update, parameters after it, and who moved."""
     cols = {"step": np.arange(len(result.rows)), "sample": result.rows, **_columns("x", x), **_columns("y", y)}
     cols |= {"loss_numpy": result.numpy.loss, "loss_keras": result.keras.loss,
-             "loss_abs_diff": result.diffs["loss"].row_max()}
+             "loss_abs_diff": result.diffs["loss"].max_abs}
     cols |= {k: v for k, v in _gradient_columns(result).items() if k.endswith("_max_abs_diff")}
-    cols |= {f"{name}_max_abs_diff": d.row_max() for name, d in result.diffs.items() if d.kind == "update"}
+    cols |= {f"{name}_max_abs_diff": d.max_abs for name, d in result.diffs.items() if d.kind == "update"}
     cols |= {k: v for k, v in _units(result).items() if k.startswith("dead")}
     for side, trace in (("numpy", result.numpy), ("keras", result.keras)):
         before = params_before(trace, start)

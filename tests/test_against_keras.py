@@ -160,16 +160,17 @@ class HalfMeanSquaredError(MeanSquaredError):
         return super().backward(dout) / 2
 
 
-@pytest.mark.parametrize("kit,code", [({"Relu": ReluWithoutMask}, "gradient_mismatch"),
-                                      ({"MeanSquaredError": HalfMeanSquaredError}, "gradient_mismatch")])
-def test_a_broken_numpy_layer_fails_the_verdict(kit, code):
+@pytest.mark.parametrize("kit,param,code", [({"Relu": ReluWithoutMask}, "dW1", "mask_mismatch"),
+                                            ({"MeanSquaredError": HalfMeanSquaredError}, "dW2", "scale_factor")])
+def test_a_broken_numpy_layer_fails_the_verdict_with_its_cause(kit, param, code):
     from parity.config import resolve
     from parity.inputs import prepare
     from parity.runner import run_parity
 
     result = run_parity(prepare(resolve({"dtype": "float64", "epochs": 2})), kit=kit)
     assert result.verdict == "fail"
-    assert code in {f["code"] for f in result.findings if f["severity"] == "error"}
+    [finding] = [f for f in result.findings if f.get("param") == param and "sample" in f]  # the probe's
+    assert finding["code"] == code and finding["severity"] == "error", finding
 
 
 def test_fitting_several_batches_per_call_gives_the_same_weights_as_one_per_call():

@@ -64,6 +64,11 @@ CASES = [
     # output folder
     ("out is a file", {"taken": "x"}, ["run", "--out", "{tmp}/taken"], "--out must be a folder"),
     ("out under a file", {"taken": "x"}, ["run", "--out", "{tmp}/taken/report"], "--out must be a folder path"),
+    ("out holds other files", {"mine/notes.txt": "keep"}, ["run", "--out", "{tmp}/mine"],
+     "holds files that are not a keras-parity report"),
+    ("out is the current folder", {}, ["run", "--out", "."], "not the current folder or one above it"),
+    ("model and config layers", {"c.toml": "[model]\nlayers = [{units = 2}]\n", "m.keras": "x"},
+     ["run", "--model", "{tmp}/m.keras", "--config", "{tmp}/c.toml"], "--model and [model] layers in c.toml"),
 ]
 
 
@@ -74,16 +79,17 @@ def test_the_table_is_large_and_distinct():
 @pytest.mark.parametrize("name,files,argv,message", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_exits_2_with_one_error_line_and_writes_nothing(tmp_path, capsys, name, files, argv, message):
     for file, text in files.items():
+        (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / file).write_text(text)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     out = tmp_path / "report"
     if argv and "--out" not in argv:
         argv += ["--out", str(out)]
-    before = sorted(p.name for p in tmp_path.iterdir())
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
     assert cli.main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
     assert "Traceback" not in captured.err
     assert message in captured.err, captured.err
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no report, no temporary folder
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # no report, no temporary folder, nothing removed

@@ -55,14 +55,6 @@ def test_book_layers_pass_with_only_an_input_mutation_warning(tmp_path):
     assert summary["layers"]["MeanSquaredError"] == "reference"
 
 
-def test_book_affine_reshapes_tensor_input_like_the_reference():
-    from fixtures.book_layers import Affine
-
-    x = np.arange(12.0).reshape(2, 2, 3)
-    layer = Affine(np.ones((6, 4)), np.zeros(4))
-    assert layer.forward(x).shape == (2, 4) and layer.backward(np.ones((2, 4))).shape == (2, 2, 3)
-
-
 def test_dotted_module_is_imported_from_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(FIXTURES)
     status, summary = run_check(tmp_path, "--layers", "book_layers", "--dtype", "float64")
@@ -115,3 +107,38 @@ def test_classify_names_sign_scale_shape_and_mask():
     noisy = keras + np.array([[0.1, 0, 0], [0, 0, -0.2]])
     assert classify(noisy, keras, 1e-12, 1e-12)[0] == "gradient_mismatch"
     assert classify(keras * np.nan, keras, 1e-12, 1e-12)[0] == "nan"
+
+
+def test_a_kink_warning_in_the_probe_does_not_hide_stepping_errors(tmp_path):
+    """An Affine whose forward ignores SGD updates passes the probe but not stepping, and must say so."""
+    import keras
+
+    from parity import keras_side
+
+    keras_side.configure("float32", 1)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
+    model.set_weights([np.array([[1.0, -1.0]]), np.array([0.5, 0.25]), np.array([[1.0], [2.0]]), np.array([0.0])])
+    model.save(tmp_path / "kinked.keras")  # unit 1.0's kink sits on the data point x = -0.5
+    layers = tmp_path / "frozen.py"
+    layers.write_text("import numpy as np\nfrom parity.layers import Affine as Reference\n\n\n"
+                      "class Affine(Reference):\n    def __init__(self, W, b):\n        super().__init__(W, b)\n"
+                      "        self.W0, self.b0 = W.copy(), b.copy()\n\n    def forward(self, x):\n"
+                      "        self.x, self.original_x_shape = x, x.shape\n"
+                      "        return x @ self.W0 + self.b0  # never sees an update\n")
+    status, summary = run_check(tmp_path, "--layers", str(layers), "--model", str(tmp_path / "kinked.keras"),
+                                "--samples", "5", "--train", "4", "--dtype", "float64")
+    assert status == 1
+    assert any(f["code"] == "kink" for f in summary["findings"])
+    stepping = [f for f in summary["findings"] if f.get("step") is not None and f["severity"] == "error"]
+    assert stepping and not any(f.get("consequence_of") for f in stepping)
+
+
+def test_a_loss_layer_that_raises_is_a_layer_error_and_nothing_else(tmp_path):
+    layers = tmp_path / "loss.py"
+    layers.write_text("from parity.layers import MeanSquaredError as Reference\n\n\n"
+                      "class MeanSquaredError(Reference):\n    def backward(self, dout=1):\n"
+                      "        raise NotImplementedError('todo')\n")
+    status, summary = run_check(tmp_path, "--layers", str(layers), "--dtype", "float64", "--epochs", "1")
+    assert status == 1
+    probed = {f["code"] for f in summary["findings"] if f.get("phase") == "layer probe"}
+    assert probed == {"layer_error"}
