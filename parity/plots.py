@@ -55,18 +55,22 @@ class ProbeCurves:
 
     def add(self, part) -> None:
         b = self.bin[part.rows]
+        order = np.argsort(b, kind="stable")  # per-bin maxima by reduceat over rows sorted by bin
+        present, starts = np.unique(b[order], return_index=True)
         for name, d in part.diffs.items():
             if d.kind == "gradient":
                 acc = self.grad_max.setdefault(name, np.zeros(self.bins))
-                np.maximum.at(acc, b, d.max_abs)
+                acc[present] = np.maximum(acc[present], np.maximum.reduceat(d.max_abs[order], starts))
         for layer, dead in part.dead_keras.items():
             for side, mask in (("numpy", part.dead_numpy[layer]), ("keras", dead)):
                 acc = self.dead.setdefault((layer, side), np.zeros((self.bins, mask.shape[1])))
-                np.add.at(acc, b, mask.astype(np.float64))
+                for j in range(mask.shape[1]):
+                    acc[:, j] += np.bincount(b, weights=mask[:, j], minlength=self.bins)
+        picked = np.isin(part.rows, self.points)
         for side, trace in (("numpy", part.numpy), ("keras", part.keras)):
             acc = self.pred.setdefault(side, np.zeros((self.bins, trace.pred.shape[1])))
-            np.add.at(acc, b, trace.pred.astype(np.float64))
-            picked = np.isin(part.rows, self.points)
+            for k in range(trace.pred.shape[1]):
+                acc[:, k] += np.bincount(b, weights=trace.pred[:, k].astype(np.float64), minlength=self.bins)
             cls = self.point_class.setdefault(side, np.full(len(self.points), -1))
             cls[np.searchsorted(self.points, part.rows[picked])] = trace.pred[picked].argmax(axis=1)
 

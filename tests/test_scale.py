@@ -167,3 +167,11 @@ def test_plots_aggregate_above_ten_thousand_samples_and_draw_each_sample_below()
         fractions = result.dead_units["fraction_dead"]
         np.testing.assert_allclose(curves.dead[(1, "keras")].sum(axis=0) / samples,
                                    [fractions["1.0"]["keras"], fractions["1.1"]["keras"]])
+
+
+def test_progress_is_silent_when_not_a_terminal(capsys):
+    from parity.cli import _progress
+
+    items = iter(range(5))
+    assert _progress(items, "probe", 5) is items  # pytest's stderr is not a terminal: no bar, same iterable
+    assert capsys.readouterr().err == ""
