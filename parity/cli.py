@@ -92,7 +92,12 @@ def _check_out(out: Path) -> None:
     if target.is_dir() and any(target.iterdir()) and not (target / "summary.json").is_file():
         raise UsageError(f"--out {out} holds files that are not a keras-parity report, and a run replaces its "
                          "folder whole; choose a new or empty folder")
-    probe = target
+    _check_writable(out)
+
+
+def _check_writable(out: Path) -> None:
+    """The folder, or the nearest existing folder above it, is a writable folder."""
+    probe = out.resolve()
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
@@ -168,7 +173,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1000 or not 200 <= args.steps <= args.samples:
         raise UsageError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
                          f"(received: --samples {args.samples}, --steps {args.steps})")
-    _check_out(args.out)
+    _check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
     from parity.bench import run_bench, table
 
     record = run_bench(args.out, args.samples, args.steps, args.memory_check)
