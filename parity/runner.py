@@ -174,6 +174,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     t, _ = _targets(spec, data.y, config.dtype)
     n, fitted = config.train, reference.fitted
     book_log = any(f["code"] == "convention" for f in layer_findings)
+    classifies = spec.loss != "mean_squared_error"
 
     def fresh():
         return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
@@ -194,7 +195,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
             else fresh().per_sample(x[start:stop], t[start:stop], hidden)
         part = compare("probe", np.arange(start, stop), ours, theirs)
         raw += findings_for(part)
-        summary = PhaseSummary.of(part, spec.loss != "mean_squared_error")
+        summary = PhaseSummary.of(part, classifies)
         summaries["probe"] = summary if "probe" not in summaries else summaries["probe"].merge(summary)
         kinks += kink_rows(part, data, spec, lambda row: fitted, KINK_LEDGER_LIMIT - len(kinks))
         if on_chunk:
@@ -217,15 +218,17 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     for phase in (batch, stepping):
         if phase is None:
             continue
-        summaries[phase.phase] = PhaseSummary.of(phase, spec.loss != "mean_squared_error")
+        summaries[phase.phase] = PhaseSummary.of(phase, classifies)
         for f in render([refine(f, phase.phase, tol, config.batch_size, flagged) for f in merge_findings(findings_for(phase))]):
             # Later phases repeat what the probe found: kept, but marked as its consequence.
             if f["severity"] == ERROR and ((phase.phase == "stepping" and flagged)
                                            or (phase.phase == "batch" and f.get("param") in flagged)):
                 f["consequence_of"] = "probe"
             findings.append(f)
-    before = lambda row: fitted if row == 0 else {k: v[row - 1] for k, v in reference.stepping.params_after.items()}  # noqa
-    kinks += kink_rows(stepping, data, spec, before, KINK_LEDGER_LIMIT - len(kinks))
+    def keras_weights_before(step: int) -> dict[str, np.ndarray]:
+        return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
+
+    kinks += kink_rows(stepping, data, spec, keras_weights_before, KINK_LEDGER_LIMIT - len(kinks))
     observation = [] if stepping.shape_errors else stepping_observation(stepping, fitted)
     findings += _dead_findings(summaries["probe"].dead_units(), observation)
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
