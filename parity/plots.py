@@ -94,7 +94,8 @@ def _log_axis(ax) -> None:
 
 
 def _save(fig, folder: Path, name: str) -> str:
-    # No timestamps in the metadata, so the same run gives the same bytes.
+    # No timestamps in the metadata, so the same run gives the same bytes. Margins are set by hand:
+    # a layout engine (constrained, tight) costs more than drawing.
     fig.savefig(folder / name, dpi=100, metadata={"Software": None})
     plt.close(fig)
     return name
@@ -106,7 +107,8 @@ def _along(curves: ProbeCurves, result: ParityResult) -> str:
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True,
+                             gridspec_kw={"left": 0.08, "right": 0.98, "bottom": 0.13, "top": 0.86, "wspace": 0.08})
     floor = _floor(result.tolerance)
     keep = curves.filled()
     for name, acc in curves.grad_max.items():
@@ -171,7 +173,7 @@ def stepping(result: ParityResult, folder: Path) -> str:
     phase = result.stepping
     names = list(phase.numpy.params_after)
     fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6), squeeze=False, sharex=True,
-                             layout="constrained")
+                             gridspec_kw={"left": 0.07, "right": 0.98, "bottom": 0.08, "top": 0.9, "wspace": 0.35})
     steps = np.arange(1, len(phase.rows) + 1)
     floor = _floor(result.tolerance)
     for k, name in enumerate(names):
@@ -194,7 +196,7 @@ def stepping(result: ParityResult, folder: Path) -> str:
 
 def fit(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
     data = result.data
-    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 5), gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.92})
     keep = curves.filled()
     points = curves.points
     if curves.one_d and result.spec.output_dim == 1:
