@@ -21,9 +21,9 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.x)
 
-    def split(self) -> np.ndarray:
-        """'train' or 'test' per row."""
-        return np.where(np.arange(len(self)) < self.train, "train", "test")
+    def split(self, rows: np.ndarray) -> np.ndarray:
+        """'train' or 'test' for each of `rows` (indices into the data)."""
+        return np.where(rows < self.train, "train", "test")
 
 
 def linear_data(samples: int, train: int, seed: int, noise: float = 0.05) -> Dataset:

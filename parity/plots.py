@@ -200,7 +200,7 @@ def fit(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
     keep = curves.filled()
     points = curves.points
     if curves.one_d and result.spec.output_dim == 1:
-        split = data.split()[points]
+        split = data.split(points)
         for name, marker in (("train", "o"), ("test", "x")):
             mask = split == name
             ax.scatter(data.x[points[mask], 0], data.y[points[mask], 0], s=12, marker=marker, alpha=0.6,

@@ -138,8 +138,8 @@ class ReportWriter:
 
     def add_probe_chunk(self, part) -> None:
         rows, data = part.rows, self.data
-        split = np.where(rows < data.train, "train", "test")
-        self.samples.write(self._samples_table(part, data.x[rows], data.y[rows], split, classes=self.classifies))
+        self.samples.write(self._samples_table(part, data.x[rows], data.y[rows], data.split(rows),
+                                               classes=self.classifies))
         self.gradients.write(self._gradients_table(part))
         if self.curves is not None:
             self.curves.add(part)

@@ -117,14 +117,6 @@ def test_bad_input_from_a_real_process_is_one_line_and_exit_2(tmp_path):
     assert not out.exists()
 
 
-def test_out_pointing_at_a_file_exits_2(tmp_path):
-    target = tmp_path / "file.txt"
-    target.write_text("keep me")
-    done = parity("run", "--out", str(target))
-    assert done.returncode == 2 and done.stderr.startswith("error: --out must be a folder")
-    assert target.read_text() == "keep me"
-
-
 def test_parity_script_is_the_cli():
     done = subprocess.run([sys.executable, "scripts/run_parity.py", "--dtype", "float16"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
