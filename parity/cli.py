@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from parity.config import DTYPES, resolve
-from parity.errors import UsageError
+from parity.errors import ParityInputError
 from parity.scenarios import SCENARIOS
 
 __all__ = ["main"]
@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         flag, _, rest = message.partition(": ")
         # "argument --seed: --seed must be ..." -> "--seed must be ..."
-        raise UsageError(rest if flag.startswith("argument ") and rest.startswith(flag[9:].split("/")[0]) else message)
+        raise ParityInputError(rest if flag.startswith("argument ") and rest.startswith(flag[9:].split("/")[0]) else message)
 
 
 def _typed(kind, flag: str, expected: str):
@@ -86,11 +86,11 @@ def _check_out(out: Path) -> None:
     earlier report: a run replaces its folder whole."""
     target = out.resolve()
     if target.exists() and not target.is_dir():
-        raise UsageError(f"--out must be a folder, and {out} is a file; choose another path")
+        raise ParityInputError(f"--out must be a folder, and {out} is a file; choose another path")
     if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
-        raise UsageError(f"--out must be a folder of its own, not the current folder or one above it (received: {out})")
+        raise ParityInputError(f"--out must be a folder of its own, not the current folder or one above it (received: {out})")
     if target.is_dir() and any(target.iterdir()) and not (target / "summary.json").is_file():
-        raise UsageError(f"--out {out} holds files that are not a keras-parity report, and a run replaces its "
+        raise ParityInputError(f"--out {out} holds files that are not a keras-parity report, and a run replaces its "
                          "folder whole; choose a new or empty folder")
     _check_writable(out)
 
@@ -101,9 +101,9 @@ def _check_writable(out: Path) -> None:
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise UsageError(f"--out must be a folder path, and {probe} is a file (received: {out})")
+        raise ParityInputError(f"--out must be a folder path, and {probe} is a file (received: {out})")
     if not os.access(probe, os.W_OK):
-        raise UsageError(f"--out must be writable, and {probe} is not (received: {out})")
+        raise ParityInputError(f"--out must be writable, and {probe} is not (received: {out})")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -121,12 +121,12 @@ def _run(args: argparse.Namespace) -> int:
              "out": args.out, "data_path": args.data, "model_path": args.model,
              "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
     if args.format not in ("csv", "parquet"):
-        raise UsageError(f"--format must be csv or parquet (received: {args.format})")
+        raise ParityInputError(f"--format must be csv or parquet (received: {args.format})")
     if args.format == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise UsageError("--format parquet needs pyarrow: pip install 'keras-parity[parquet]'") from None
+            raise ParityInputError("--format parquet needs pyarrow: pip install 'keras-parity[parquet]'") from None
     config = resolve(flags, args.config)
     if config.out is not None:
         _check_out(config.out)
@@ -171,7 +171,7 @@ def _progress(items, label: str, total: int):
 
 def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1000 or not 200 <= args.steps <= args.samples:
-        raise UsageError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
+        raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
                          f"(received: --samples {args.samples}, --steps {args.steps})")
     _check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
     from parity.bench import run_bench, table
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return _run(args)
-    except UsageError as exc:
+    except ParityInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

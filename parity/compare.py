@@ -226,7 +226,8 @@ def findings_for(result: PhaseResult) -> list[dict]:
         who = error.layer or "the NumPy side"
         text = f"{who} raised {error.kind}: {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
         out.append(_counted(code, ERROR, result, "{phase_label}: " + text + " on {count} {units}, first at {unit} {first}",
-                            error.row, count, layer=error.layer or None))
+                            error.row, count, layer=error.layer.split(".")[0] or None,
+                            method=error.layer.split(".")[1] if "." in error.layer else None))
     counted = np.isin(result.verdicts, ("pass", "fail"))
     nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
     if nonfinite:  # one finding: where it first appears, on which side, in which quantities
@@ -261,7 +262,7 @@ def findings_for(result: PhaseResult) -> list[dict]:
             first = int(np.argmax(flipped))
             out.append(_counted("mask_mismatch", ERROR, result, "{phase_label}: layer {layer}'s dead-ReLU mask differs "
                                 "on {count} {units} away from the kink, first at {unit} {first}",
-                                first, int(flipped.sum()), layer=layer))
+                                first, int(flipped.sum()), layer_number=layer))
     if result.kink.any():
         first = int(np.argmax(result.kink))
         out.append(_counted("kink", WARNING, result, "{phase_label}: {count} {units} with a pre-activation within "

@@ -1,6 +1,6 @@
 """The run's settings: one typed dataclass; scenario defaults < TOML file < command-line flags.
 
-Everything is validated here, before any work: a problem is a UsageError naming the flag or key,
+Everything is validated here, before any work: a problem is a ParityInputError naming the flag or key,
 what was received and what is allowed.
 """
 
@@ -11,11 +11,11 @@ import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from parity.errors import UsageError
+from parity.errors import ParityInputError
 from parity.network import ACTIVATIONS, LOSSES, DenseSpec
 from parity.scenarios import SCENARIOS
 
-__all__ = ["UsageError", "RunConfig", "DTYPES", "DATA_KINDS", "resolve"]
+__all__ = ["ParityInputError", "RunConfig", "DTYPES", "DATA_KINDS", "resolve"]
 
 DTYPES = ("float32", "float64")
 DATA_KINDS = ("linear", "blobs", "csv")
@@ -77,7 +77,7 @@ def _typed(value, kind, where: str):
     ok = (isinstance(value, kind) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
                                                                        and not isinstance(value, bool))
     if not ok:
-        raise UsageError(f"{where} must be {_TYPE_WORDS[kind]} (received: {value!r})")
+        raise ParityInputError(f"{where} must be {_TYPE_WORDS[kind]} (received: {value!r})")
     return float(value) if kind is float else value
 
 
@@ -86,12 +86,12 @@ def _layers(value: list, where: str) -> tuple[DenseSpec, ...]:
     for i, entry in enumerate(value):
         at = f"{where}[{i}]"
         if not isinstance(entry, dict):
-            raise UsageError(f"{at} must be a table like {{units = 2, activation = \"relu\"}} (received: {entry!r})")
+            raise ParityInputError(f"{at} must be a table like {{units = 2, activation = \"relu\"}} (received: {entry!r})")
         unknown = sorted(set(entry) - {"units", "activation"})
         if unknown:
-            raise UsageError(f"{at} has unknown key {unknown[0]!r}; allowed: units, activation")
+            raise ParityInputError(f"{at} has unknown key {unknown[0]!r}; allowed: units, activation")
         if "units" not in entry:
-            raise UsageError(f"{at} needs units (received: {entry!r})")
+            raise ParityInputError(f"{at} needs units (received: {entry!r})")
         units = _typed(entry["units"], int, f"{at}.units")
         activation = _typed(entry.get("activation", "linear"), str, f"{at}.activation")
         out.append(DenseSpec(units, activation))
@@ -101,19 +101,19 @@ def _layers(value: list, where: str) -> tuple[DenseSpec, ...]:
 def read_file(path: Path) -> dict:
     """The TOML file as RunConfig fields; unknown keys and wrong types are errors."""
     if not path.is_file():
-        raise UsageError(f"--config file not found (received: {path})")
+        raise ParityInputError(f"--config file not found (received: {path})")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--config {path} is not valid TOML: {exc}") from None
+        raise ParityInputError(f"--config {path} is not valid TOML: {exc}") from None
     values = {}
     for key, value in raw.items():
         if key in _FILE_KEYS and not isinstance(value, dict):
-            raise UsageError(f"{path.name}: [{key}] must be a table (received: {key} = {value!r})")
+            raise ParityInputError(f"{path.name}: [{key}] must be a table (received: {key} = {value!r})")
         if key in _FILE_KEYS:
             for sub, item in value.items():
                 if sub not in _FILE_KEYS[key]:
-                    raise UsageError(f"{_where(path, key, sub)} is not a known key; "
+                    raise ParityInputError(f"{_where(path, key, sub)} is not a known key; "
                                      f"allowed in [{key}]: {', '.join(_FILE_KEYS[key])}")
                 name, kind = _FILE_KEYS[key][sub]
                 values[name] = _typed(item, kind, _where(path, key, sub))
@@ -126,7 +126,7 @@ def read_file(path: Path) -> dict:
             values[name] = _typed(value, kind, _where(path, None, key))
         else:
             sections = ", ".join(f"[{s}]" for s in _FILE_KEYS if s)
-            raise UsageError(f"{path.name}: {key} is not a known key or section; allowed: "
+            raise ParityInputError(f"{path.name}: {key} is not a known key or section; allowed: "
                              f"{', '.join(_FILE_KEYS[None])}, {sections}")
     if "data_path" in values:
         values["data_path"] = (path.parent / values["data_path"]).resolve()  # relative to the file
@@ -138,7 +138,7 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     from_file = read_file(config_path) if config_path is not None else {}
     scenario = flags.get("scenario") or from_file.get("scenario") or "seed"
     if scenario not in SCENARIOS:
-        raise UsageError(f"--scenario must be one of {', '.join(SCENARIOS)} (received: {scenario})")
+        raise ParityInputError(f"--scenario must be one of {', '.join(SCENARIOS)} (received: {scenario})")
     base = SCENARIOS[scenario]
     values = {"data_kind": base.data_kind, "samples": base.samples, "noise": base.noise, "layers": base.layers,
               "loss": base.loss, "epochs": base.epochs, "batch_size": base.batch_size, "lr": base.lr,
@@ -150,7 +150,7 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     if values["data_kind"] == "csv" and flags.get("samples") is None and "samples" not in from_file:
         values["samples"] = None
     if values.get("model_path") is not None and "layers" in from_file:
-        raise UsageError(f"--model and [model] layers in {config_path.name} both give the architecture; "
+        raise ParityInputError(f"--model and [model] layers in {config_path.name} both give the architecture; "
                          "keep one of them")
     if values.get("model_path") is not None:
         values["layers"] = None  # the saved model says
@@ -167,7 +167,7 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
 def _validate(c: RunConfig) -> None:
     def need(ok: bool, message: str):
         if not ok:
-            raise UsageError(message)
+            raise ParityInputError(message)
 
     need(c.dtype in DTYPES, f"--dtype must be float32 or float64 (received: {c.dtype})")
     need(0 <= c.seed <= MAX_SEED, f"--seed must be an integer in [0, {MAX_SEED}] (received: {c.seed})")
@@ -198,6 +198,6 @@ def with_defaults(config: RunConfig, samples: int) -> RunConfig:
     """Fill what depends on the data: its size, the 80% training split, the report folder."""
     train = config.train if config.train is not None else max(1, int(samples * 0.8))
     if not 1 <= train <= samples:
-        raise UsageError(f"--train must be between 1 and the number of samples ({samples}) (received: {train})")
+        raise ParityInputError(f"--train must be between 1 and the number of samples ({samples}) (received: {train})")
     out = config.out if config.out is not None else Path("reports") / config.scenario
     return replace(config, samples=samples, train=train, out=out)

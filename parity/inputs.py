@@ -1,7 +1,7 @@
 """Turn a validated configuration into what a run needs: data, architecture, starting weights.
 
 This is the boundary: data files and saved models are read and checked here, before any report
-folder is touched, and every problem is a UsageError.
+folder is touched, and every problem is a ParityInputError.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from parity.config import RunConfig, with_defaults
 from parity.data import Dataset, blobs_data, linear_data, load_csv
-from parity.errors import UsageError
+from parity.errors import ParityInputError
 from parity.network import ModelSpec
 
 __all__ = ["Prepared", "prepare"]
@@ -31,7 +31,7 @@ def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarra
         x, y = load_csv(config.data_path, list(config.x_columns or []), list(config.y_columns or []), sparse_labels)
         if config.samples is not None:
             if config.samples > len(x):
-                raise UsageError(f"--samples is {config.samples} but --data {config.data_path} has {len(x)} rows")
+                raise ParityInputError(f"--samples is {config.samples} but --data {config.data_path} has {len(x)} rows")
             x, y = x[:config.samples], y[:config.samples]
         return x, y
     make = {"linear": linear_data, "blobs": blobs_data}[config.data_kind]
@@ -55,14 +55,14 @@ def prepare(config: RunConfig) -> Prepared:
     spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss)
     problems = spec.problems()
     if problems:
-        raise UsageError(f"the model cannot be compared: {problems[0]}")
+        raise ParityInputError(f"the model cannot be compared: {problems[0]}")
     if spec.input_dim != x.shape[1]:
-        raise UsageError(f"the model takes {spec.input_dim} inputs but the data have {x.shape[1]} input columns")
+        raise ParityInputError(f"the model takes {spec.input_dim} inputs but the data have {x.shape[1]} input columns")
     if sparse:
         if y.max() >= spec.output_dim:
-            raise UsageError(f"the data have class label {int(y.max())} but the model outputs "
+            raise ParityInputError(f"the data have class label {int(y.max())} but the model outputs "
                              f"{spec.output_dim} classes (labels 0..{spec.output_dim - 1})")
     elif spec.output_dim != y.shape[1]:
-        raise UsageError(f"the model outputs {spec.output_dim} values but the data have {y.shape[1]} target columns")
+        raise ParityInputError(f"the model outputs {spec.output_dim} values but the data have {y.shape[1]} target columns")
     config = with_defaults(config, len(x))
     return Prepared(config, spec, Dataset(x=x, y=y, train=config.train), weights)

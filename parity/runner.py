@@ -253,13 +253,13 @@ def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:
 
 
 def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:
-    out = [{"code": "dead_unit", "severity": INFO, "layer": int(label.split(".")[0]),
+    out = [{"code": "dead_unit", "severity": INFO, "layer_number": int(label.split(".")[0]),
             "message": f"unit {label} is dead on every probed sample: it passes no gradient and never learns"}
            for label in dead["dead_on_every_sample"]]
     for row in observation:
         if row["side"] != "keras" or not row["dead_steps"]:
             continue
-        out.append({"code": "dead_relu", "severity": INFO, "layer": int(row["unit"].split(".")[0]), "message": (
+        out.append({"code": "dead_relu", "severity": INFO, "layer_number": int(row["unit"].split(".")[0]), "message": (
             f"unit {row['unit']} was dead on {row['dead_steps']} of {row['steps']} steps; on "
             f"{row['dW_zero_when_dead']} of them Keras's dW for the unit was exactly 0 and on "
             f"{row['W_unchanged_when_dead']} its W did not move, while W itself was nonzero on "

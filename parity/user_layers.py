@@ -13,14 +13,14 @@ import sys
 import traceback
 from pathlib import Path
 
-from parity.errors import UsageError
+from parity.errors import ParityInputError
 
-__all__ = ["LAYER_NAMES", "load_layers"]
+__all__ = ["LAYER_NAMES", "import_layers", "kit_from_namespace", "load_layers"]
 
 LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError")
 
 
-def _import_error(source: str, exc: BaseException) -> UsageError:
+def _import_error(source: str, exc: BaseException) -> ParityInputError:
     if isinstance(exc, SyntaxError):
         where = f"{Path(exc.filename or source).name}, line {exc.lineno}"
     else:
@@ -28,16 +28,17 @@ def _import_error(source: str, exc: BaseException) -> UsageError:
         user = [f for f in frames if "importlib" not in f.filename] or frames
         where = f"{Path(user[-1].filename).name}, line {user[-1].lineno}" if user else source
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return UsageError(f"--layers {source} failed to import: {type(exc).__name__}: {message} ({where})")
+    return ParityInputError(f"--layers {source} failed to import: {type(exc).__name__}: {message} ({where})")
 
 
-def _import(source: str):
+def import_layers(source: str):
+    """Import a .py path (as a script would be) or a dotted module name; errors are ParityInputError."""
     path = Path(source)
     if source.endswith(".py") or path.exists():
         if not path.is_file():
-            raise UsageError(f"--layers file not found (received: {source}); give a .py file or a dotted module name")
+            raise ParityInputError(f"--layers file not found (received: {source}); give a .py file or a dotted module name")
         if path.suffix != ".py":
-            raise UsageError(f"--layers must be a .py file or a dotted module name (received: {source})")
+            raise ParityInputError(f"--layers must be a .py file or a dotted module name (received: {source})")
         folder = str(path.resolve().parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)  # as for a script: its own folder comes first
@@ -54,14 +55,14 @@ def _import(source: str):
             raise _import_error(source, exc) from None
         return module
     if not all(part.isidentifier() for part in source.split(".")):
-        raise UsageError(f"--layers must be a .py file or a dotted module name (received: {source})")
+        raise ParityInputError(f"--layers must be a .py file or a dotted module name (received: {source})")
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # as `python -m` does
     try:
         return importlib.import_module(source)
     except ModuleNotFoundError as exc:
         if exc.name == source.split(".")[0] or exc.name == source:
-            raise UsageError(f"--layers module {source} not found from {Path.cwd()} "
+            raise ParityInputError(f"--layers module {source} not found from {Path.cwd()} "
                              "(give a .py path, or run from the folder that holds the module)") from None
         raise _import_error(source, exc) from None
     except BaseException as exc:
@@ -71,12 +72,18 @@ def _import(source: str):
 
 
 def load_layers(source: str) -> tuple[dict[str, type], list[str]]:
-    """(kit of the user's classes by canonical name, the canonical names they provide).
+    """(kit of the user's classes by canonical name, the canonical names they provide), from a .py
+    path or a dotted module name."""
+    return kit_from_namespace(vars(import_layers(source)), f"--layers {source}")
+
+
+def kit_from_namespace(namespace, label: str) -> tuple[dict[str, type], list[str]]:
+    """The book's classes found in a namespace (a module's vars, a dict, `globals()`).
 
     Names match case-insensitively (`ReLU` is `Relu`); a class must have forward and backward.
+    `label` names the argument in error messages (`--layers x.py`, `layers=`).
     """
-    module = _import(source)
-    classes = {name.lower(): obj for name, obj in vars(module).items() if inspect.isclass(obj)}
+    classes = {name.lower(): obj for name, obj in dict(namespace).items() if inspect.isclass(obj)}
     kit = {}
     for canonical in LAYER_NAMES:
         cls = classes.get(canonical.lower())
@@ -84,11 +91,11 @@ def load_layers(source: str) -> tuple[dict[str, type], list[str]]:
             continue
         missing = [m for m in ("forward", "backward") if not callable(getattr(cls, m, None))]
         if missing:
-            raise UsageError(f"--layers {source}: class {cls.__name__} has no {' or '.join(missing)} method; "
-                             f"the book's layers have forward and backward")
+            raise ParityInputError(f"{label}: class {cls.__name__} has no {' or '.join(missing)} method; "
+                                   f"the book's layers have forward and backward")
         kit[canonical] = cls
     if not kit:
         found = ", ".join(sorted(obj.__name__ for obj in classes.values())) or "no classes"
-        raise UsageError(f"--layers {source} has none of the classes {', '.join(LAYER_NAMES)} "
-                         f"(names match case-insensitively; found: {found})")
+        raise ParityInputError(f"{label} has none of the classes {', '.join(LAYER_NAMES)} "
+                               f"(names match case-insensitively; found: {found})")
     return kit, list(kit)

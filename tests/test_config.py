@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from parity.config import UsageError, read_file, resolve
+from parity.config import ParityInputError, read_file, resolve
 from parity.network import DenseSpec
 
 
@@ -72,11 +72,11 @@ BAD_FILES = [
 
 @pytest.mark.parametrize("text,message", BAD_FILES, ids=[m[:40] for _, m in BAD_FILES])
 def test_bad_configuration_names_the_key_and_value(tmp_path, text, message):
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(ParityInputError) as error:
         resolve({}, write(tmp_path, text))
     assert message in str(error.value)
 
 
 def test_missing_configuration_file(tmp_path):
-    with pytest.raises(UsageError, match="--config file not found"):
+    with pytest.raises(ParityInputError, match="--config file not found"):
         resolve({}, tmp_path / "nope.toml")

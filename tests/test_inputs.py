@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from parity import cli, keras_side
-from parity.config import UsageError, resolve
+from parity.config import ParityInputError, resolve
 from parity.inputs import prepare
 from parity.runner import run_parity
 
@@ -47,7 +47,7 @@ CSV_ERRORS = [
 
 @pytest.mark.parametrize("text,message", CSV_ERRORS, ids=[m[:30] for _, m in CSV_ERRORS])
 def test_bad_csv_names_the_row_or_column(tmp_path, text, message):
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(ParityInputError) as error:
         prepare(resolve({"data_path": csv(tmp_path, text)}))
     assert message in str(error.value)
 
@@ -56,7 +56,7 @@ def test_configured_columns_must_exist(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('[data]\npath = "data.csv"\nx_columns = ["a"]\ny_columns = ["target"]\n')
     csv(tmp_path, "a,b\n1,2\n3,4\n")
-    with pytest.raises(UsageError, match="has no column 'target'"):
+    with pytest.raises(ParityInputError, match="has no column 'target'"):
         prepare(resolve({}, config))
 
 
@@ -126,9 +126,9 @@ def test_unsupported_or_misfit_models_exit_2_naming_the_layer(tmp_path, capsys):
 
 
 def test_model_file_must_be_a_keras_file(tmp_path):
-    with pytest.raises(UsageError, match="--model must be a .keras file"):
+    with pytest.raises(ParityInputError, match="--model must be a .keras file"):
         prepare(resolve({"model_path": csv(tmp_path, "{}", "weights.json")}))
-    with pytest.raises(UsageError, match="--model file not found"):
+    with pytest.raises(ParityInputError, match="--model file not found"):
         prepare(resolve({"model_path": tmp_path / "missing.keras"}))
 
 
