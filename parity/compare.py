@@ -260,7 +260,7 @@ def findings_for(result: PhaseResult) -> list[dict]:
         flipped = (dead != result.dead_numpy[layer]).any(axis=1) & counted
         if flipped.any():
             first = int(np.argmax(flipped))
-            out.append(_counted("mask_mismatch", ERROR, result, "{phase_label}: layer {layer}'s dead-ReLU mask differs "
+            out.append(_counted("mask_mismatch", ERROR, result, "{phase_label}: layer {layer_number}'s dead-ReLU mask differs "
                                 "on {count} {units} away from the kink, first at {unit} {first}",
                                 first, int(flipped.sum()), layer_number=layer))
     if result.kink.any():
