@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from parity.config import DTYPES, resolve
 from parity.errors import ParityInputError
+from parity.outputs import check_out, check_writable
 from parity.scenarios import SCENARIOS
 
 __all__ = ["main"]
@@ -36,17 +36,19 @@ def _typed(kind, flag: str, expected: str):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="parity", description="Prove, sample by sample, that NumPy layers compute what Keras computes.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = commands.add_parser("run", help="train the Keras model, copy its weights into the NumPy stack, compare both")
+    parser = _Parser(prog="parity", allow_abbrev=False,
+                     description="Prove, sample by sample, that NumPy layers compute what Keras computes.")
+    parser.add_argument("--version", action="version", version=f"keras-parity {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = commands.add_parser("run", allow_abbrev=False, help="train the Keras model, copy its weights into the NumPy stack, compare both")
     _run_options(run)
-    check = commands.add_parser("check", help="the same comparison with your own layers, and the cause of each mismatch")
+    check = commands.add_parser("check", allow_abbrev=False, help="the same comparison with your own layers, and the cause of each mismatch")
     check.add_argument("--layers", required=True, help="your layers: a .py file or a dotted module name "
                        "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the reference)")
     _run_options(check)
-    selftest = commands.add_parser("selftest", help="plant known bugs in the reference layers; each must be caught")
+    selftest = commands.add_parser("selftest", allow_abbrev=False, help="plant known bugs in the reference layers; each must be caught")
     selftest.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
-    bench = commands.add_parser("bench", help="measure the speed floors side by side; writes OUT/bench.json")
+    bench = commands.add_parser("bench", allow_abbrev=False, help="measure the speed floors side by side; writes OUT/bench.json")
     bench.add_argument("--out", type=Path, default=Path("reports/bench"), help="folder for bench.json")
     bench.add_argument("--samples", type=_typed(int, "--samples", "an integer"), default=2_000_000,
                        help="probe samples to time (default: 2,000,000)")
@@ -81,83 +83,32 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
 
 
-def _check_out(out: Path) -> None:
-    """The report folder must be creatable and writable, and replacing it must destroy nothing but an
-    earlier report: a run replaces its folder whole."""
-    target = out.resolve()
-    if target.exists() and not target.is_dir():
-        raise ParityInputError(f"--out must be a folder, and {out} is a file; choose another path")
-    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
-        raise ParityInputError(f"--out must be a folder of its own, not the current folder or one above it (received: {out})")
-    if target.is_dir() and any(target.iterdir()) and not (target / "summary.json").is_file():
-        raise ParityInputError(f"--out {out} holds files that are not a keras-parity report, and a run replaces its "
-                         "folder whole; choose a new or empty folder")
-    _check_writable(out)
-
-
-def _check_writable(out: Path) -> None:
-    """The folder, or the nearest existing folder above it, is a writable folder."""
-    probe = out.resolve()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ParityInputError(f"--out must be a folder path, and {probe} is a file (received: {out})")
-    if not os.access(probe, os.W_OK):
-        raise ParityInputError(f"--out must be writable, and {probe} is not (received: {out})")
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.command == "selftest":
         return _selftest(args)
     if args.command == "bench":
         return _bench(args)
+    from parity.pipeline import UserLayers, check
+
     user = None
     if args.command == "check":
         from parity.user_layers import load_layers
 
-        user = load_layers(args.layers)  # the user's code, imported before any other work
+        kit, names = load_layers(args.layers)  # the user's code, imported before any other work
+        user = UserLayers(kit, args.layers, tuple(names))
     flags = {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "samples": args.samples,
              "train": args.train, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "out": args.out, "data_path": args.data, "model_path": args.model,
              "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
     if args.format not in ("csv", "parquet"):
         raise ParityInputError(f"--format must be csv or parquet (received: {args.format})")
-    if args.format == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ParityInputError("--format parquet needs pyarrow: pip install 'keras-parity[parquet]'") from None
     config = resolve(flags, args.config)
     if config.out is not None:
-        _check_out(config.out)
-
-    from parity.inputs import prepare
-
-    prepared = prepare(config)  # reads the data file and the saved model: still the boundary
-    config = prepared.config
-    _check_out(config.out)
-
-    from parity.report import ReportWriter, atomic_folder, terminal_summary
-    from parity.runner import compare_numpy, keras_reference
-
-    reference = keras_reference(prepared)
-    kit, found, whose = None, [], None
-    if user is not None:
-        from parity import layers as reference_layers
-        from parity.layer_probes import probe_layers
-        from parity.user_layers import LAYER_NAMES
-
-        kit, names = user
-        found = probe_layers({**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **kit}, names)
-        whose = {n: f"yours ({kit[n].__name__} from {args.layers})" if n in kit else "reference" for n in LAYER_NAMES}
-    with atomic_folder(config.out) as folder:
-        writer = ReportWriter(folder, prepared.data, config, prepared.spec, args.format, config.plots)
-        result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
-                               progress=None if config.quiet else _progress)
-        files = writer.finish(result)
+        check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
+    report = check(user, config, write=True, fmt=args.format, progress=None if config.quiet else _progress)
     if not config.quiet:
-        print(terminal_summary(result, config.out, files))
-    return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+        print(report)
+    return EXIT_PASS if report.passed else EXIT_FAIL
 
 
 def _progress(items, label: str, total: int):
@@ -173,7 +124,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1000 or not 200 <= args.steps <= args.samples:
         raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
                          f"(received: --samples {args.samples}, --steps {args.steps})")
-    _check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
+    check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
     from parity.bench import run_bench, table
 
     record = run_bench(args.out, args.samples, args.steps, args.memory_check)
@@ -199,9 +150,20 @@ def _selftest(args: argparse.Namespace) -> int:
     return EXIT_PASS if all(r["caught"] for r in rows) else EXIT_FAIL
 
 
+def _version() -> str:
+    from parity import __version__
+
+    return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # `parity` alone: what it can do, and exit 2 as for any incomplete command
+            parser.print_help(sys.stderr)
+            print("error: choose a command: run, check, selftest or bench", file=sys.stderr)
+            return EXIT_USAGE
         return _run(args)
     except ParityInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -214,7 +214,7 @@ def findings_for(result: PhaseResult) -> list[dict]:
         hint = " (transposed?)" if ours is not None and tuple(reversed(ours)) == theirs else ""
         got = "nothing" if ours is None else f"shape {ours}"
         out.append(finding("shape_mismatch", ERROR, f"{result.phase}: {name} has {got} where Keras's has shape "
-                           f"{theirs}{hint}", param=name))
+                           f"{theirs}{hint}", param=name, phase=result.phase))
     seen = set()
     for error in result.numpy.errors:
         key = (error.layer, error.kind)

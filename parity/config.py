@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from parity.errors import ParityInputError
+from parity.errors import ParityInputError, arg
 from parity.network import ACTIVATIONS, LOSSES, DenseSpec
 from parity.scenarios import SCENARIOS
 
@@ -48,7 +48,9 @@ class RunConfig:
     config_path: Path | None = None
 
     def as_dict(self) -> dict:
+        """The settings as summary.json records them: what the run computed, not how it printed."""
         d = asdict(self)
+        del d["quiet"]
         for key in ("data_path", "model_path", "out", "config_path"):
             d[key] = None if d[key] is None else str(d[key])
         if self.layers is not None:
@@ -101,11 +103,11 @@ def _layers(value: list, where: str) -> tuple[DenseSpec, ...]:
 def read_file(path: Path) -> dict:
     """The TOML file as RunConfig fields; unknown keys and wrong types are errors."""
     if not path.is_file():
-        raise ParityInputError(f"--config file not found (received: {path})")
+        raise ParityInputError(f"{arg('config_path')} file not found (received: {path})")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ParityInputError(f"--config {path} is not valid TOML: {exc}") from None
+        raise ParityInputError(f"{arg('config_path')} {path} is not valid TOML: {exc}") from None
     values = {}
     for key, value in raw.items():
         if key in _FILE_KEYS and not isinstance(value, dict):
@@ -138,7 +140,7 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     from_file = read_file(config_path) if config_path is not None else {}
     scenario = flags.get("scenario") or from_file.get("scenario") or "seed"
     if scenario not in SCENARIOS:
-        raise ParityInputError(f"--scenario must be one of {', '.join(SCENARIOS)} (received: {scenario})")
+        raise ParityInputError(f"{arg('scenario')} must be one of {', '.join(SCENARIOS)} (received: {scenario})")
     base = SCENARIOS[scenario]
     values = {"data_kind": base.data_kind, "samples": base.samples, "noise": base.noise, "layers": base.layers,
               "loss": base.loss, "epochs": base.epochs, "batch_size": base.batch_size, "lr": base.lr,
@@ -150,7 +152,7 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     if values["data_kind"] == "csv" and flags.get("samples") is None and "samples" not in from_file:
         values["samples"] = None
     if values.get("model_path") is not None and "layers" in from_file:
-        raise ParityInputError(f"--model and [model] layers in {config_path.name} both give the architecture; "
+        raise ParityInputError(f"{arg('model_path')} and [model] layers in {config_path.name} both give the architecture; "
                          "keep one of them")
     if values.get("model_path") is not None:
         values["layers"] = None  # the saved model says
@@ -169,18 +171,18 @@ def _validate(c: RunConfig) -> None:
         if not ok:
             raise ParityInputError(message)
 
-    need(c.dtype in DTYPES, f"--dtype must be float32 or float64 (received: {c.dtype})")
-    need(0 <= c.seed <= MAX_SEED, f"--seed must be an integer in [0, {MAX_SEED}] (received: {c.seed})")
+    need(c.dtype in DTYPES, f"{arg('dtype')} must be float32 or float64 (received: {c.dtype})")
+    need(0 <= c.seed <= MAX_SEED, f"{arg('seed')} must be an integer in [0, {MAX_SEED}] (received: {c.seed})")
     need(c.data_kind in DATA_KINDS, f"[data] kind must be one of {', '.join(DATA_KINDS)} (received: {c.data_kind})")
-    need(c.data_kind != "csv" or c.data_path is not None, "[data] kind = \"csv\" needs a file: --data FILE.csv")
-    need(c.samples is None or c.samples >= 2, f"--samples must be at least 2 (received: {c.samples})")
+    need(c.data_kind != "csv" or c.data_path is not None, f"[data] kind = \"csv\" needs a file: {arg('data_path')} FILE.csv")
+    need(c.samples is None or c.samples >= 2, f"{arg('samples')} must be at least 2 (received: {c.samples})")
     if c.samples is not None and c.train is not None:
-        need(1 <= c.train <= c.samples, f"--train must be between 1 and --samples ({c.samples}) (received: {c.train})")
-    need(c.train is None or c.train >= 1, f"--train must be at least 1 (received: {c.train})")
+        need(1 <= c.train <= c.samples, f"{arg('train')} must be between 1 and {arg('samples')} ({c.samples}) (received: {c.train})")
+    need(c.train is None or c.train >= 1, f"{arg('train')} must be at least 1 (received: {c.train})")
     need(math.isfinite(c.noise) and c.noise >= 0, f"[data] noise must be a finite number >= 0 (received: {c.noise})")
-    need(c.epochs >= 0, f"--epochs must be 0 (no fit) or more (received: {c.epochs})")
-    need(math.isfinite(c.lr) and c.lr > 0, f"--lr must be a finite number above 0 (received: {c.lr})")
-    need(c.batch_size >= 1, f"--batch-size must be at least 1 (received: {c.batch_size})")
+    need(c.epochs >= 0, f"{arg('epochs')} must be 0 (no fit) or more (received: {c.epochs})")
+    need(math.isfinite(c.lr) and c.lr > 0, f"{arg('lr')} must be a finite number above 0 (received: {c.lr})")
+    need(c.batch_size >= 1, f"{arg('batch_size')} must be at least 1 (received: {c.batch_size})")
     need(c.loss in LOSSES, f"[model] loss must be one of {', '.join(LOSSES)} (received: {c.loss})")
     for name in ("rtol", "atol"):
         value = getattr(c, name)
@@ -198,6 +200,6 @@ def with_defaults(config: RunConfig, samples: int) -> RunConfig:
     """Fill what depends on the data: its size, the 80% training split, the report folder."""
     train = config.train if config.train is not None else max(1, int(samples * 0.8))
     if not 1 <= train <= samples:
-        raise ParityInputError(f"--train must be between 1 and the number of samples ({samples}) (received: {train})")
+        raise ParityInputError(f"{arg('train')} must be between 1 and the number of samples ({samples}) (received: {train})")
     out = config.out if config.out is not None else Path("reports") / config.scenario
     return replace(config, samples=samples, train=train, out=out)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.errors import ParityInputError
+from parity.errors import ParityInputError, arg
 
 __all__ = ["Dataset", "linear_data", "blobs_data", "load_csv"]
 
@@ -62,26 +62,26 @@ def load_csv(path: Path, x_columns: list[str] | None, y_columns: list[str] | Non
     import pandas as pd
 
     if not path.is_file():
-        raise ParityInputError(f"--data file not found (received: {path})")
+        raise ParityInputError(f"{arg('data_path')} file not found (received: {path})")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
     except pd.errors.EmptyDataError:
-        raise ParityInputError(f"--data {path} is empty; expected a header row and data rows") from None
+        raise ParityInputError(f"{arg('data_path')} {path} is empty; expected a header row and data rows") from None
     except pd.errors.ParserError as exc:
-        raise ParityInputError(f"--data {path} has ragged rows: {_first_line(exc)}") from None
+        raise ParityInputError(f"{arg('data_path')} {path} has ragged rows: {_first_line(exc)}") from None
     except UnicodeDecodeError:
-        raise ParityInputError(f"--data {path} is not a text CSV file (UTF-8)") from None
+        raise ParityInputError(f"{arg('data_path')} {path} is not a text CSV file (UTF-8)") from None
     if table.empty:
-        raise ParityInputError(f"--data {path} has a header but no data rows")
+        raise ParityInputError(f"{arg('data_path')} {path} has a header but no data rows")
     x_columns = x_columns or [c for c in table.columns if c.startswith("x")]
     y_columns = y_columns or [c for c in table.columns if c.startswith("y")]
     for role, columns in (("input (x)", x_columns), ("target (y)", y_columns)):
         if not columns:
-            raise ParityInputError(f"--data {path} has no {role} columns; name them x..., y... or set "
+            raise ParityInputError(f"{arg('data_path')} {path} has no {role} columns; name them x..., y... or set "
                              f"[data] x_columns / y_columns (columns: {', '.join(table.columns)})")
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise ParityInputError(f"--data {path} has no column {missing[0]!r} (columns: {', '.join(table.columns)})")
+            raise ParityInputError(f"{arg('data_path')} {path} has no column {missing[0]!r} (columns: {', '.join(table.columns)})")
     return _numbers(table, x_columns, path), _labels_or_numbers(table, y_columns, path, integer_labels)
 
 
@@ -93,7 +93,7 @@ def _numbers(table, columns: list[str], path: Path) -> np.ndarray:
         out[:, k] = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(out[:, k]))
         if bad.size:
-            raise ParityInputError(f"--data {path} row {bad[0] + 2}, column {column!r}: expected a finite number "
+            raise ParityInputError(f"{arg('data_path')} {path} row {bad[0] + 2}, column {column!r}: expected a finite number "
                              f"(received: {table[column].iloc[bad[0]]!r})")
     return out
 
@@ -103,10 +103,10 @@ def _labels_or_numbers(table, columns: list[str], path: Path, integer_labels: bo
     if not integer_labels:
         return values
     if len(columns) != 1:
-        raise ParityInputError(f"--data {path}: integer class labels need one target column (received: {columns})")
+        raise ParityInputError(f"{arg('data_path')} {path}: integer class labels need one target column (received: {columns})")
     bad = np.flatnonzero((values[:, 0] != np.round(values[:, 0])) | (values[:, 0] < 0))
     if bad.size:
-        raise ParityInputError(f"--data {path} row {bad[0] + 2}, column {columns[0]!r}: expected a class label, "
+        raise ParityInputError(f"{arg('data_path')} {path} row {bad[0] + 2}, column {columns[0]!r}: expected a class label, "
                          f"an integer >= 0 (received: {table[columns[0]].iloc[bad[0]]!r})")
     return values.astype(np.int64)
 

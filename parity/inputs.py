@@ -12,7 +12,7 @@ import numpy as np
 
 from parity.config import RunConfig, with_defaults
 from parity.data import Dataset, blobs_data, linear_data, load_csv
-from parity.errors import ParityInputError
+from parity.errors import ParityInputError, arg
 from parity.network import ModelSpec
 
 __all__ = ["Prepared", "prepare"]
@@ -31,7 +31,7 @@ def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarra
         x, y = load_csv(config.data_path, list(config.x_columns or []), list(config.y_columns or []), sparse_labels)
         if config.samples is not None:
             if config.samples > len(x):
-                raise ParityInputError(f"--samples is {config.samples} but --data {config.data_path} has {len(x)} rows")
+                raise ParityInputError(f"{arg('samples')} is {config.samples} but {arg('data_path')} {config.data_path} has {len(x)} rows")
             x, y = x[:config.samples], y[:config.samples]
         return x, y
     make = {"linear": linear_data, "blobs": blobs_data}[config.data_kind]

@@ -52,7 +52,7 @@ _LOSSES = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
 }
 
-__all__ = ["configure", "build_model", "fit", "dense_layers", "weights_of", "KerasSide", "environment"]
+__all__ = ["configure", "initial_weights", "side_for", "build_model", "fit", "dense_layers", "weights_of", "KerasSide", "environment"]
 
 
 def configure(dtype: str, seed: int) -> None:
@@ -67,6 +67,32 @@ def configure(dtype: str, seed: int) -> None:
     keras.config.set_dtype_policy(dtype)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def initial_weights(spec: ModelSpec, seed: int, dtype: str) -> list[np.ndarray]:
+    """Keras's own initializers (the Dense defaults: Glorot uniform kernels, zero biases), drawn in
+    float64 from `seed` and cast: a float32 and a float64 run of one seed start from the same weights."""
+    weights, fan_in = [], spec.input_dim
+    for i, layer in enumerate(spec.layers):
+        kernel = keras.initializers.GlorotUniform(seed=seed + 7919 * i)((fan_in, layer.units), dtype="float64")
+        weights += [np.asarray(kernel).astype(dtype), np.zeros(layer.units, dtype=dtype)]
+        fan_in = layer.units
+    return weights
+
+
+_SIDES: dict[tuple[ModelSpec, str], "KerasSide"] = {}
+
+
+def side_for(spec: ModelSpec) -> "KerasSide":
+    """The KerasSide of this architecture in the current floatx, built once per process.
+
+    Its compiled functions read the model's variables, so a later run of the same architecture
+    sets new weights and reuses them: tf.function traces once per model shape, not once per run.
+    """
+    key = (spec, keras.config.floatx())
+    if key not in _SIDES:
+        _SIDES[key] = KerasSide(build_model(spec), spec)
+    return _SIDES[key]
 
 
 def build_model(spec: ModelSpec) -> keras.Model:
@@ -131,6 +157,26 @@ class KerasSide:
         self._per_sample = None
         self._batch = tf.function(self._probe, input_signature=self._signature)
         self._optimizer = self._step_loop = None
+        self._fit_key, self._fresh_optimizer = None, []
+
+    # -- the fit --------------------------------------------------------------------------------
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, lr: float, seed: int) -> None:
+        """Keras's own fit from the model's current weights, as `fit()` below does, compiled once per
+        batch layout: later fits restore the optimizer's starting state instead of recompiling, so
+        Keras's train function is traced once, not once per run (tested equal to a fresh compile)."""
+        steps_per_execution = max(1, min(64, -(-len(x) // batch_size)))
+        key = (steps_per_execution, len(x) % batch_size == 0)
+        if self._fit_key != key:
+            fit(self.model, self.spec, x, y, 0, batch_size, lr, steps_per_execution)
+            self.model.optimizer.build(self.model.trainable_variables)
+            self._fresh_optimizer = [v.numpy() for v in self.model.optimizer.variables]
+            self._fit_key = key
+        for variable, value in zip(self.model.optimizer.variables, self._fresh_optimizer):
+            variable.assign(value)
+        self.model.optimizer.learning_rate.assign(lr)
+        keras.utils.set_random_seed(seed)  # the shuffles depend on nothing that ran before
+        if epochs > 0:
+            self.model.fit(_tensor(x), _tensor(y), batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
 
     # -- one sample or batch, as the model computes it ------------------------------------------
     def _pre_activations(self, x):

@@ -61,7 +61,13 @@ def summary(result: ParityResult, files: list[str]) -> dict:
     import pandas
 
     probe = result.summaries["probe"]
+    from parity import __version__
+    from parity.outputs import SCHEMA_VERSION, TOOL
+
     return _finite_or_str({
+        "tool": TOOL,
+        "version": __version__,
+        "schema_version": SCHEMA_VERSION,
         "verdict": result.verdict,
         "scenario": result.config.scenario,
         "dtype": result.config.dtype,
@@ -77,7 +83,7 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "zero_patterns": {phase: s.zero_patterns for phase, s in result.summaries.items()},
         "kinks": result.kinks,
         "layers": result.layers or {name: "reference" for name in LAYER_NAMES},
-        "findings": result.findings,
+        "findings": [f.as_dict() for f in result.findings],
         "config": result.config.as_dict(),
         "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
                       str(result.config.model_path) if result.config.model_path else f"scenario {result.config.scenario}"),
@@ -189,12 +195,12 @@ def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
                      + (", ".join(n for n, w in result.layers.items() if w == "reference") or "none"))
     consequences = 0
     for f in result.findings:
-        if f.get("consequence_of"):
+        if f.consequence_of:
             consequences += 1
-        elif f["severity"] != "info" or f["code"] == "dead_relu":
-            lines.append(f"  [{f['severity']}] {f['code']}: {f['message']}")
-            if f.get("fix"):
-                lines.append(f"      fix to try: {f['fix']}")
+        elif f.severity != "info" or f.code == "dead_relu":
+            lines.append(f"  [{f.severity}] {f.code}: {f.message}")
+            if f.fix:
+                lines.append(f"      fix to try: {f.fix}")
     if consequences:
         lines.append(f"  ... and {consequences} more mismatches in the batch and stepping phases that follow from "
                      "the probe's (all in summary.json)")

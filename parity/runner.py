@@ -16,6 +16,7 @@ from parity.compare import ERROR, INFO, PhaseResult, compare_traces, findings_fo
 from parity.config import RunConfig
 from parity.data import Dataset
 from parity.dead_units import kink_rows, stepping_observation
+from parity.findings import Finding
 from parity.diagnose import FIXES, excuse_book_log, refine
 from parity.inputs import Prepared
 from parity.closed_form import per_sample_closed_form, steps_closed_form
@@ -66,6 +67,8 @@ class KerasReference:
     def probe_chunk(self, start: int, stop: int) -> Trace:
         key = (start, stop)
         if key not in self._cached:
+            # The model is shared by every run of its architecture: put this run's weights back first.
+            self.side.model.set_weights(list(self.fitted.values()))
             trace = self.side.per_sample(self.x[start:stop], self.t[start:stop])
             if stop - start != len(self.x):
                 return trace
@@ -86,7 +89,7 @@ class ParityResult:
     summaries: dict[str, PhaseSummary]  # per phase: counts, maxima, dead units, zero patterns
     dead_relu_steps: list[dict]
     kinks: list[dict]
-    findings: list[dict]
+    findings: list[Finding]
     environment: dict
     layers: dict[str, str] = field(default_factory=dict)  # class name -> "reference" or "yours (...)"
 
@@ -96,7 +99,7 @@ class ParityResult:
 
     @property
     def verdict(self) -> str:
-        return "fail" if any(f["severity"] == ERROR for f in self.findings) else "pass"
+        return "fail" if any(f.severity == ERROR for f in self.findings) else "pass"
 
     @property
     def dead_units(self) -> dict:
@@ -142,12 +145,12 @@ def keras_reference(prepared: Prepared) -> KerasReference:
     _, t = _targets(spec, prepared.data.y, config.dtype)
     n = config.train
     keras_side.configure(config.dtype, config.seed)
-    model = keras_side.build_model(spec)
-    if prepared.weights is not None:
-        model.set_weights([w.astype(config.dtype) for w in prepared.weights])
-    keras_side.fit(model, spec, x[:n], t[:n], config.epochs, config.batch_size, config.lr)
+    side = keras_side.side_for(spec)  # one model per architecture and dtype in this process
+    model = side.model
+    start = prepared.weights if prepared.weights is not None else keras_side.initial_weights(spec, config.seed, config.dtype)
+    model.set_weights([w.astype(config.dtype) for w in start])
+    side.fit(x[:n], t[:n], config.epochs, config.batch_size, config.lr, config.seed)
     fitted = keras_to_numpy(spec, keras_side.weights_of(model), config.dtype)
-    side = keras_side.KerasSide(model, spec)
     batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
     stepping = side.step_through(x[:n], t[:n], config.lr)
     model.set_weights(list(fitted.values()))  # back to the fitted weights, for the probe
@@ -232,7 +235,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     observation = [] if stepping.shape_errors else stepping_observation(stepping, fitted)
     findings += _dead_findings(summaries["probe"].dead_units(), observation)
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
-                        findings, {**reference.environment,
+                        [Finding.of(f) for f in findings], {**reference.environment,
                                    "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
                         layers or {})
 
@@ -246,20 +249,21 @@ def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:
     bad = [k for k, v in fitted.items() if not np.isfinite(v).all()]
     if not bad:
         return []
-    return [{"code": "nan", "severity": ERROR, "param": bad[0],
+    return [{"code": "nan", "severity": ERROR, "phase": "fit", "param": bad[0],
              "fix": "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
              "message": f"the Keras fit diverged: {', '.join(bad)} are not finite after {config.epochs} epochs "
                         f"at lr {config.lr}; nothing after it can pass (lower --lr)"}]
 
 
 def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:
-    out = [{"code": "dead_unit", "severity": INFO, "layer_number": int(label.split(".")[0]),
+    out = [{"code": "dead_unit", "severity": INFO, "phase": "probe", "layer_number": int(label.split(".")[0]),
             "message": f"unit {label} is dead on every probed sample: it passes no gradient and never learns"}
            for label in dead["dead_on_every_sample"]]
     for row in observation:
         if row["side"] != "keras" or not row["dead_steps"]:
             continue
-        out.append({"code": "dead_relu", "severity": INFO, "layer_number": int(row["unit"].split(".")[0]), "message": (
+        out.append({"code": "dead_relu", "severity": INFO, "phase": "stepping",
+                    "layer_number": int(row["unit"].split(".")[0]), "message": (
             f"unit {row['unit']} was dead on {row['dead_steps']} of {row['steps']} steps; on "
             f"{row['dW_zero_when_dead']} of them Keras's dW for the unit was exactly 0 and on "
             f"{row['W_unchanged_when_dead']} its W did not move, while W itself was nonzero on "

@@ -126,24 +126,22 @@ PLANTED = [
 
 
 def run_selftest(config_flags: dict | None = None) -> list[dict]:
-    """One row per planted case: expected code, codes found, verdict, caught."""
+    """One row per planted case: expected code, codes found, verdict, caught. Each case goes through the
+    pipeline as `parity check` would send it; the Keras side is computed once and reused."""
     from parity.config import resolve
-    from parity.inputs import prepare
-    from parity.layer_probes import probe_layers
-    from parity.runner import compare_numpy, keras_reference
+    from parity.pipeline import UserLayers, check
 
-    prepared = prepare(resolve({"dtype": "float64", **(config_flags or {})}))
-    reference = keras_reference(prepared)
+    config = resolve({"dtype": "float64", **(config_flags or {})})
     rows = []
     for case in PLANTED:
-        kit = {**{n: getattr(ref, n) for n in ref.__all__}, **case.kit}
-        result = compare_numpy(prepared, reference, case.kit, probe_layers(kit, list(case.kit)))
-        errors = sorted({f["code"] for f in result.findings if f["severity"] == "error"})
-        warnings = sorted({f["code"] for f in result.findings if f["severity"] == "warning"})
+        layers = UserLayers(case.kit, f"selftest: {case.name}", tuple(case.kit)) if case.kit else None
+        report = check(layers, config)
+        errors = sorted({f.code for f in report.errors})
+        warnings = sorted({f.code for f in report.warnings})
         if case.expected:
-            caught = result.verdict == "fail" and case.expected in errors
+            caught = report.verdict == "fail" and case.expected in errors
         else:
-            caught = result.verdict == "pass"
+            caught = report.verdict == "pass"
         rows.append({"case": case.name, "planted": case.description, "expected": case.expected or "pass",
-                     "errors": errors, "warnings": warnings, "verdict": result.verdict, "caught": caught})
+                     "errors": errors, "warnings": warnings, "verdict": report.verdict, "caught": caught})
     return rows

@@ -132,6 +132,8 @@ def render(findings: list[dict]) -> list[dict]:
                 fields["side_text"] = "both sides" if len(f["sides"]) == 2 else f"the {f['sides'][0]} side"
                 fields["quantity_text"] = ", ".join(f["quantities"])
             f["message"] = f["template"].format(**fields)
+        if "phase_name" in f:
+            f["phase"] = f["phase_name"]
         out.append({k: v for k, v in f.items() if k not in _RENDERING})
     return out
 

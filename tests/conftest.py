@@ -2,6 +2,8 @@
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/test_testing.py runs user test files through pytest itself
+
 from parity.config import resolve
 from parity.inputs import prepare
 

@@ -169,8 +169,8 @@ def test_a_broken_numpy_layer_fails_the_verdict_with_its_cause(kit, param, code)
 
     result = run_parity(prepare(resolve({"dtype": "float64", "epochs": 2})), kit=kit)
     assert result.verdict == "fail"
-    [finding] = [f for f in result.findings if f.get("param") == param and "sample" in f]  # the probe's
-    assert finding["code"] == code and finding["severity"] == "error", finding
+    [finding] = [f for f in result.findings if f.param == param and f.phase == "probe"]
+    assert finding.code == code and finding.severity == "error" and finding.sample is not None, finding
 
 
 def test_fitting_several_batches_per_call_gives_the_same_weights_as_one_per_call():

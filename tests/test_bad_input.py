@@ -26,7 +26,7 @@ CASES = [
     ("seed -1", {}, ["run", "--seed", "-1"], "--seed must be an integer in [0, 4294967295]"),
     ("seed huge", {}, ["run", "--seed", str(2**32)], "--seed must be an integer in [0, 4294967295]"),
     ("unknown flag", {}, ["run", "--verbose"], "unrecognized arguments: --verbose"),
-    ("no command", {}, [], "the following arguments are required: command"),
+    ("abbreviated flag", {}, ["run", "--sample", "5"], "unrecognized arguments: --sample 5"),
     ("unknown command", {}, ["train"], "invalid choice: 'train'"),
     ("check without layers", {}, ["check"], "the following arguments are required: --layers"),
     # configuration file
@@ -93,3 +93,13 @@ def test_bad_input_exits_2_with_one_error_line_and_writes_nothing(tmp_path, caps
     assert "Traceback" not in captured.err
     assert message in captured.err, captured.err
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # no report, no temporary folder, nothing removed
+
+
+def test_parity_alone_prints_the_usage_and_the_commands_and_exits_2(capsys):
+    assert cli.main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: parity")
+    for command in ("run", "check", "selftest", "bench"):
+        assert f"\n    {command} " in captured.err
+    assert captured.err.rstrip().splitlines()[-1] == "error: choose a command: run, check, selftest or bench"

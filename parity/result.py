@@ -1,0 +1,150 @@
+"""Report: what `parity.check` returns. The verdict, typed findings, the tables as DataFrames, the
+plots as Figures, and `save(path)` for the same report folder the CLI writes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+
+__all__ = ["Report"]
+
+FIGURES = ("gradient_diffs", "dead_relu_map", "stepping", "fit")
+
+
+class Report:
+    """The outcome of one check.
+
+    verdict: "pass" or "fail" (fail when any finding has severity "error"); passed: the same as a bool;
+    findings: every Finding; errors, warnings: those of that severity; samples, steps, gradients: the
+    tables of the report folder as pandas DataFrames (their columns: reports/README.md); summary: the
+    dict written as summary.json; figure(name): a matplotlib Figure; save(path): the report folder.
+    """
+
+    def __init__(self, result, data, fmt: str = "csv", files: list[str] | None = None, folder: Path | None = None):
+        self.result = result  # parity.runner.ParityResult: the arrays behind everything here
+        self._data, self._fmt = data, fmt
+        self.files = list(files or [])
+        self.folder = folder  # where the report folder was written; None when it was not
+
+    # -- the verdict -------------------------------------------------------------------------------
+    @property
+    def verdict(self) -> str:
+        return self.result.verdict
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def findings(self) -> list:
+        return list(self.result.findings)
+
+    @property
+    def errors(self) -> list:
+        return [f for f in self.result.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list:
+        return [f for f in self.result.findings if f.severity == "warning"]
+
+    # -- the data ----------------------------------------------------------------------------------
+    @cached_property
+    def summary(self) -> dict:
+        """The summary.json content (for a report not written: its `files` list is empty)."""
+        from parity.report import summary
+
+        return summary(self.result, self.files)
+
+    def _whole_probe(self):
+        if self.result.probe is None:
+            raise ValueError("this run's probe was computed in chunks and not kept in memory; pass out= to "
+                             "parity.check to have its tables written as it runs")
+        return self.result.probe
+
+    @cached_property
+    def samples(self):
+        from parity.tables import samples_table
+
+        part, data = self._whole_probe(), self._data
+        return samples_table(part, data.x[part.rows], data.y[part.rows], data.split(part.rows),
+                             classes=self.result.classifies)
+
+    @cached_property
+    def steps(self):
+        from parity.tables import steps_table
+
+        train = self.result.config.train
+        return steps_table(self.result.stepping, self._data.x[:train], self._data.y[:train], self.result.fitted)
+
+    @cached_property
+    def gradients(self):
+        import pandas as pd
+
+        from parity.tables import gradients_table
+
+        phases = [p for p in (self._whole_probe(), self.result.batch, self.result.stepping) if p is not None]
+        return pd.concat([gradients_table(p) for p in phases], ignore_index=True)
+
+    def figure(self, name: str):
+        """One plot as a matplotlib Figure: gradient_diffs, dead_relu_map, stepping or fit."""
+        from parity.plots import figure
+
+        stem = name.removesuffix(".png")
+        if stem not in FIGURES:
+            from parity.errors import ParityInputError
+
+            raise ParityInputError(f"figure name must be one of {', '.join(FIGURES)} (received: {name!r})")
+        return figure(stem, self.result, self._curves())
+
+    def _curves(self):
+        from parity.plots import ProbeCurves
+
+        curves = ProbeCurves(self._data, self.result.spec)
+        curves.add(self._whole_probe())
+        return curves
+
+    # -- rendering ---------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the report folder, whole or not at all, as `parity run --out PATH` does."""
+        from parity.outputs import check_out
+        from parity.report import ReportWriter, atomic_folder
+
+        path = Path(path)
+        check_out(path)
+        result = replace(self.result, config=replace(self.result.config, out=path))
+        with atomic_folder(path) as folder:
+            writer = ReportWriter(folder, self._data, result.config, result.spec, self._fmt, result.config.plots)
+            writer.add_probe_chunk(self._whole_probe())
+            files = writer.finish(result)
+        self.files, self.folder = files, path
+        self.__dict__.pop("summary", None)
+        return path
+
+    def __str__(self) -> str:
+        from parity.report import terminal_summary
+
+        return terminal_summary(self.result, self.folder, self.files)
+
+    def __repr__(self) -> str:
+        return (f"<parity Report {self.verdict.upper()}: {len(self.errors)} errors, {len(self.warnings)} warnings, "
+                f"scenario {self.result.config.scenario}, {self.result.config.dtype}>")
+
+    def _repr_html_(self) -> str:
+        from parity.report_html import render_html
+
+        images = {}
+        if self.result.probe is not None and self.result.config.plots:
+            import io
+
+            import matplotlib.pyplot as plt
+
+            for name in FIGURES:
+                fig = self.figure(name)
+                if fig is None:
+                    continue
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="png", dpi=100)
+                plt.close(fig)
+                images[f"{name}.png"] = buffer.getvalue()
+        return render_html(self.summary, images)
