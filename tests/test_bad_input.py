@@ -66,6 +66,8 @@ CASES = [
     ("out under a file", {"taken": "x"}, ["run", "--out", "{tmp}/taken/report"], "--out must be a folder path"),
     ("out holds other files", {"mine/notes.txt": "keep"}, ["run", "--out", "{tmp}/mine"],
      "holds files that are not a keras-parity report"),
+    ("out holds another tool's summary.json", {"theirs/summary.json": '{"verdict": "pass"}', "theirs/notes.txt": "keep"},
+     ["run", "--out", "{tmp}/theirs"], "holds files that are not a keras-parity report"),
     ("out is the current folder", {}, ["run", "--out", "."], "not the current folder or one above it"),
     ("model and config layers", {"c.toml": "[model]\nlayers = [{units = 2}]\n", "m.keras": "x"},
      ["run", "--model", "{tmp}/m.keras", "--config", "{tmp}/c.toml"], "--model and [model] layers in c.toml"),
