@@ -154,3 +154,12 @@ def test_repeated_checks_reuse_the_keras_side_and_never_warn_about_retracing(cap
     text = captured.out + captured.err + caplog.text
     assert "retracing" not in text
     assert len(pipeline._REFERENCES) <= pipeline.REFERENCES_KEPT
+
+
+def test_the_books_softmax_passes_through_the_library_as_through_the_cli(tmp_path):
+    """The convention excuse lives in the pipeline, not in a door: both give pass with its warning."""
+    report = parity.check(str(FIXTURES / "book_softmax.py"), scenario="softmax", dtype="float64")
+    status = cli.main(["check", "--layers", str(FIXTURES / "book_softmax.py"), "--scenario", "softmax",
+                       "--dtype", "float64", "--no-plots", "--quiet", "--out", str(tmp_path / "r")])
+    assert report.passed and status == 0
+    assert "convention" in {f.code for f in report.warnings}
