@@ -99,17 +99,51 @@ def first_parting(user: Trajectory, keras: Trajectory, tol: Tolerance, steps: in
 
 def _say(quantities: list) -> str:
     words = [f"state {s}['{k}']" if kind == "state" else f"parameter {k}" for kind, s, k in quantities]
-    return words[0] + (f" (then {', '.join(words[1:])})" if len(words) > 1 else "")
+    rest = words[1:4] + ([f"{len(words) - 4} more"] if len(words) > 4 else [])
+    return words[0] + (f" (then {', '.join(rest)})" if rest else "")
 
 
 def _max_abs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
-    with np.errstate(invalid="ignore"):
-        return max(float(np.max(np.abs(np.asarray(a[k][:steps], np.float64) - np.asarray(b[k][:steps], np.float64))))
-                   for k in a)
+    """Largest |a - b|, where entries that are the same non-finite value on both sides count as equal."""
+    worst = 0.0
+    for k in a:
+        x, y = np.asarray(a[k][:steps], np.float64), np.asarray(b[k][:steps], np.float64)
+        with np.errstate(invalid="ignore"):
+            d = np.abs(x - y)
+        same = (np.isnan(x) & np.isnan(y)) | (np.isinf(x) & (x == y))
+        d = np.where(same, 0.0, d)
+        worst = max(worst, float(np.max(np.where(np.isnan(d), np.inf, d), initial=0.0)))
+    return worst
 
 
 def _matches(user: dict[str, np.ndarray], replayed: dict[str, np.ndarray], tol: Tolerance, steps: int) -> bool:
     return all(_close(user[k][:steps], replayed[k][:steps], tol, equal_nan=True).all() for k in user)
+
+
+@dataclass
+class _Run:
+    """What every step of the diagnosis reads: both sides over the first `n` steps, and where they part."""
+
+    settings: OptimizerSettings
+    initial: dict[str, np.ndarray]
+    user: Trajectory
+    keras: Trajectory
+    tol: Tolerance
+    n: int
+    held: dict[str, float]  # book keyword -> the learner's value, where it differs from the run's
+    base: dict  # the fields every finding carries
+    where: dict = field(default_factory=dict)  # step, param (and state) of the first parting
+    parted: str = ""  # the same, in words
+
+    def finding(self, code: str, severity: str, message: str, **extra) -> dict:
+        return {**self.base, **self.where, "code": code, "severity": severity, "fix": FIXES[code],
+                "message": message, **extra}
+
+    def user_is(self, make, grads=None, params=None) -> dict[str, np.ndarray] | None:
+        """The replay of `make` on the learner's gradients (or `grads`), if it reproduces `params` (theirs)."""
+        replayed = replay(make, self.initial, self.user.grads if grads is None else grads, self.n)
+        target = self.user.params if params is None else params
+        return replayed if _matches(target, replayed, self.tol, self.n) else None
 
 
 def diagnose_optimizer(settings: OptimizerSettings, initial: dict[str, np.ndarray], user: Trajectory,
@@ -126,103 +160,113 @@ def diagnose_optimizer(settings: OptimizerSettings, initial: dict[str, np.ndarra
     if n == 0:
         return []
     held = held or {}
-    held_values = {k: v[0] for k, v in held.items()}
-    base = {"layer": class_name, "method": "update", "optimizer": settings.name}
+    run = _Run(settings, initial, user, keras, tol, n, {k: v[0] for k, v in held.items()},
+               {"layer": class_name, "method": "update", "optimizer": settings.name})
     parting = first_parting(user, keras, tol, n)
+    if parting is not None:
+        step, quantities = parting
+        kind, state, name = quantities[0]
+        run.where = {"step": step, "param": name, **({"state": state} if kind == "state" else {})}
+        run.parted = f"they part from Keras's at step {step}, first in {_say(quantities)}"
     out = []
     if held:
-        said = "; ".join(f"your {class_name} uses {k} {theirs:g}; the run's is {run:g}" for k, (theirs, run) in held.items())
-        agree = "" if parting else f". Over these {n} steps its parameters still agree with Keras's within tolerance"
-        out.append({**base, "code": "hyperparameter", "severity": "error" if parting else "warning",
-                    "fix": FIXES["hyperparameter"], "message": said + agree, "held": held})
+        said = "; ".join(f"your {class_name} uses {k} {theirs:g}; the run's is {value:g}"
+                         for k, (theirs, value) in held.items())
+        tail = f"; {run.parted}" if parting else \
+            f". Over these {n} steps its parameters still agree with Keras's within tolerance"
+        out.append(run.finding("hyperparameter", "error" if parting else "warning", said + tail, held=held))
     if parting is None:
         return out
-    step, quantities = parting
-    where = {"step": step, "param": quantities[0][2], **({"state": quantities[0][1]} if quantities[0][0] == "state" else {})}
-    parted = f"they part from Keras's at step {step}, first in {_say(quantities)}"
-    if held:
-        out[0].update(where)
-        out[0]["message"] += f"; {parted}"
-    if all(kind == "state" for kind, _, _ in quantities) and not _params_part(user, keras, tol, n):
-        kind, s, k = quantities[0]
-        verdict = classify(user.state[s][k][step], keras.state[s][k][step], tol.rtol, tol.atol)
-        detail = f" ({verdict[1]})" if verdict else ""
-        return out + [{**base, **where, "code": "state_mismatch", "severity": "warning", "fix": FIXES["state_mismatch"],
-                       "message": f"{class_name}'s parameters agree with Keras's at every step, but its state "
-                                  f"{s}['{k}'] does not, from step {step}{detail}"}]
+    if not _params_part(run):
+        return out + [_state_mismatch(run, class_name)]
     if user.grads is not None:
-        evidence = None if held else _convention(settings, initial, user, keras, tol, n)
-        if evidence is not None:
-            return [{**base, **where, **evidence, "code": "convention", "severity": "warning",
-                     "fix": FIXES["convention"],
-                     "message": f"{class_name} computes the book's {settings.info.book_class} (a replay on its gradients "
-                                f"matches to {evidence['user_vs_book']:.2g}); Keras's {settings.info.keras_class} differs "
-                                f"by a convention: {'; '.join(evidence['conventions'])} (a reference in that convention "
-                                f"matches Keras to {evidence['keras_vs_convention_reference']:.2g}). Measured size over "
-                                f"{n} steps: {evidence['size']:.2g} at most; {parted}"}]
-        if held and any(_matches(user.params, replay(make, initial, user.grads, n), tol, n)
-                        for _, make in base_makers(settings, held_values)):
-            return out  # the held values alone explain it
-        shapes = {k: v.shape[1:] for k, v in user.params.items()}
-        for variant in variants_for(settings, shapes, held_values):
-            replayed = replay(variant.make, initial, user.grads, n)
-            if not _matches(user.params, replayed, tol, n):
+        convention = None if held else _convention(run, class_name)
+        if convention is not None:
+            return [convention]
+        if held and any(run.user_is(make) for _, make in base_makers(settings, run.held)):
+            return out  # the values it holds explain everything
+        named = _named_cause(run, class_name)
+        if named is not None:
+            return out + [named]
+    return out + [run.finding(
+        "update_mismatch", "error",
+        f"{class_name}'s parameters part from Keras's {settings.info.keras_class} at step {parting[0]}, first in "
+        f"{_say(parting[1])}; none of the known optimizer bugs, replayed on its gradients, reproduces them"
+        + _increment_detail(run, parting[1], parting[0]))]
+
+
+def _params_part(run: _Run) -> bool:
+    return any(not _close(run.user.params[k][:run.n], run.keras.params[k][:run.n], run.tol).all()
+               for k in run.user.params)
+
+
+def _state_mismatch(run: _Run, class_name: str) -> dict:
+    """The parameters agree at every step; the first state that does not, and how it relates to Keras's."""
+    step, state, name = run.where["step"], run.where["state"], run.where["param"]
+    verdict = classify(run.user.state[state][name][step], run.keras.state[state][name][step],
+                       run.tol.rtol, run.tol.atol)
+    detail = f" ({verdict[1]})" if verdict else ""
+    return run.finding("state_mismatch", "warning", f"{class_name}'s parameters agree with Keras's at every step, "
+                       f"but its state {state}['{name}'] does not, from step {step}{detail}")
+
+
+def _convention(run: _Run, class_name: str) -> dict | None:
+    """A convention finding when the learner's parameters are the book's formula on their gradients and Keras's
+    are the Keras-convention reference's on Keras's gradients; None without both pieces of evidence."""
+    info = run.settings.info
+    if not info.conventions or run.keras.grads is None:
+        return None
+    (_, book), (_, convention) = base_makers(run.settings)
+    as_book = run.user_is(book)
+    as_keras = run.user_is(convention, run.keras.grads, run.keras.params)
+    if as_book is None or as_keras is None:
+        return None
+    n, user, keras = run.n, run.user.params, run.keras.params
+    size = _max_abs(user, keras, n)
+    scale = max(float(np.max(np.abs(np.asarray(keras[k][:n], np.float64)))) for k in keras)
+    evidence = {"conventions": [f"{c.name}: {c.explanation}" for c in info.conventions], "size": size,
+                "size_relative": size / max(scale, run.tol.atol), "user_vs_book": _max_abs(user, as_book, n),
+                "keras_vs_convention_reference": _max_abs(keras, as_keras, n)}
+    return run.finding(
+        "convention", "warning",
+        f"{class_name} computes the book's {info.book_class} (a replay on its gradients matches to "
+        f"{evidence['user_vs_book']:.2g}); Keras's {info.keras_class} differs by a convention: "
+        f"{'; '.join(evidence['conventions'])} (a reference in that convention matches Keras to "
+        f"{evidence['keras_vs_convention_reference']:.2g}). Measured size over {n} steps: {size:.2g} at most; "
+        f"{run.parted}", **evidence)
+
+
+def _named_cause(run: _Run, class_name: str) -> dict | None:
+    """The first candidate bug whose replay reproduces the learner's parameters at every step, as a finding."""
+    shapes = {k: v.shape[1:] for k, v in run.user.params.items()}
+    for variant in variants_for(run.settings, shapes, run.held):
+        replayed = run.user_is(variant.make)
+        if replayed is None:
+            continue
+        extra = {}
+        if variant.code == "convention":  # a convention also needs the evidence that Keras computes the book's
+            keras_grads = run.keras.grads
+            if keras_grads is None or run.user_is(run.settings.reference, keras_grads, run.keras.params) is None:
                 continue
-            if variant.code == "convention" and not _keras_is_book(settings, initial, keras, tol, n):
-                continue  # a convention needs the evidence that Keras computes the other one
-            size = f"; measured size over {n} steps: {_max_abs(user.params, keras.params, n):.2g} at most" \
-                if variant.code == "convention" else ""
-            return out + [{**base, **where, "code": variant.code, "severity": variant.severity, "cause": variant.cause,
-                           "fix": FIXES[variant.code], "evidence": _max_abs(user.params, replayed, n),
-                           **({"size": _max_abs(user.params, keras.params, n)} if variant.code == "convention" else {}),
-                           "message": f"{class_name} behaves as {variant.description}: a replay of that on its "
-                                      f"gradients reproduces its parameters at every step (to "
-                                      f"{_max_abs(user.params, replayed, n):.2g}){size}; {parted}"}]
-    increments = _increment_detail(initial, user, keras, quantities, step, tol)
-    return out + [{**base, **where, "code": "update_mismatch", "severity": "error", "fix": FIXES["update_mismatch"],
-                   "message": f"{class_name}'s parameters part from Keras's {settings.info.keras_class} at step {step}, "
-                              f"first in {_say(quantities)}; none of the known optimizer bugs, replayed on its "
-                              f"gradients, reproduces them{increments}"}]
+            extra["size"] = _max_abs(run.user.params, run.keras.params, run.n)
+        evidence = _max_abs(run.user.params, replayed, run.n)
+        size = f"; measured size over {run.n} steps: {extra['size']:.2g} at most" if extra else ""
+        return run.finding(variant.code, variant.severity,
+                           f"{class_name} behaves as {variant.description}: a replay of that on its gradients "
+                           f"reproduces its parameters at every step (to {evidence:.2g}){size}; {run.parted}",
+                           cause=variant.cause, evidence=evidence, **extra)
+    return None
 
 
-def _keras_is_book(settings: OptimizerSettings, initial: dict, keras: Trajectory, tol: Tolerance, steps: int) -> bool:
-    """Keras's parameters equal a replay of the book's formula on Keras's gradients."""
-    if keras.grads is None:
-        return False
-    return _matches(keras.params, replay(settings.reference, initial, keras.grads, steps), tol, steps)
-
-
-def _params_part(user: Trajectory, keras: Trajectory, tol: Tolerance, steps: int) -> bool:
-    return any(not _close(user.params[k][:steps], keras.params[k][:steps], tol).all() for k in user.params)
-
-
-def _convention(settings: OptimizerSettings, initial: dict, user: Trajectory, keras: Trajectory,
-                tol: Tolerance, steps: int) -> dict | None:
-    """The evidence for a convention, or None: user = book replay on its gradients, Keras = convention replay on Keras's."""
-    info = settings.info
-    if not info.conventions or keras.grads is None:
-        return None
-    (_, book), (_, convention) = base_makers(settings)
-    as_book = replay(book, initial, user.grads, steps)
-    as_keras = replay(convention, initial, keras.grads, steps)
-    if not (_matches(user.params, as_book, tol, steps) and _matches(keras.params, as_keras, tol, steps)):
-        return None
-    size = _max_abs(user.params, keras.params, steps)
-    scale = max(float(np.max(np.abs(np.asarray(keras.params[k][:steps], np.float64)))) for k in keras.params)
-    return {"conventions": [f"{c.name}: {c.explanation}" for c in info.conventions], "size": size,
-            "size_relative": size / max(scale, tol.atol), "user_vs_book": _max_abs(user.params, as_book, steps),
-            "keras_vs_convention_reference": _max_abs(keras.params, as_keras, steps)}
-
-
-def _increment_detail(initial: dict, user: Trajectory, keras: Trajectory, quantities: list, step: int,
-                      tol: Tolerance) -> str:
+def _increment_detail(run: _Run, quantities: list, step: int) -> str:
     """What relates the two sides' steps at the first parting (a sign or a factor), when one thing does."""
     name = next((k for kind, _, k in quantities if kind == "param"), None)
     if name is None:
         return ""
-    before = (lambda t: t.params[name][step - 1]) if step > 0 else (lambda t: initial[name])
-    ours, theirs = user.params[name][step] - before(user), keras.params[name][step] - before(keras)
-    verdict = classify(ours, theirs, tol.rtol, tol.atol)
+    before = (lambda t: t.params[name][step - 1]) if step > 0 else (lambda t: run.initial[name])
+    ours = run.user.params[name][step] - before(run.user)
+    theirs = run.keras.params[name][step] - before(run.keras)
+    verdict = classify(ours, theirs, run.tol.rtol, run.tol.atol)
     if verdict is None or verdict[0] not in ("sign_flip", "scale_factor"):
         return ""
     factor = "-1" if verdict[0] == "sign_flip" else f"{float(verdict[1]):.6g}"

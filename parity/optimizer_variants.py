@@ -191,7 +191,8 @@ def base_makers(settings: OptimizerSettings, held: dict[str, float] | None = Non
     return bases
 
 
-def variants_for(settings: OptimizerSettings, shapes: dict[str, tuple], held: dict[str, float] | None = None) -> list[Variant]:
+def variants_for(settings: OptimizerSettings, shapes: dict[str, tuple],
+                 held: dict[str, float] | None = None) -> list[Variant]:
     """The candidate bugs (and known conventions) for this optimizer, replayed with the learner's values.
 
     `held` (book keyword -> value where the learner's class differs from the run) is applied to every

@@ -259,7 +259,7 @@ class OptimizerDriver:
             text = f"{name}.{method} raised {kind}: {_first_line(exc)} ({where})"
         severity = "warning" if code == "input_mutation" else "error"
         fix = {"layer_error": _FIX_RAISED,
-               "shape_mismatch": "update each params[key] with an array of its own shape (grads[key] is the same shape)",
+               "shape_mismatch": "update each params[key] with an array of its own shape (grads[key] has it)",
                "input_mutation": "compute into new arrays; leave grads[key] as it was given"}[code]
         self._failures[key] = {"code": code, "severity": severity, "layer": name, "method": method,
                                "message": text, "where": where, "fix": fix, "step": step, "count": 1,
@@ -272,9 +272,9 @@ class OptimizerDriver:
         for f in self._failures.values():
             f = dict(f)
             if f["method"] == "update":
-                f["message"] += f" on {f['count']} step{'s' if f['count'] != 1 else ''}, first at step {f['step']}"
+                f["message"] += f" on {_steps(f['count'])}, first at step {f['step']}"
             if f["later"]:
-                f["message"] += "; after it, " + ", ".join(f"{kind} on {count} step{'s' if count != 1 else ''}" for kind, count in f["later"].items())
+                f["message"] += "; after it, " + ", ".join(f"{kind} on {_steps(c)}" for kind, c in f["later"].items())
             del f["kind"], f["later"]
             out.append({k: v for k, v in f.items() if v != ""})
         return out
@@ -285,6 +285,10 @@ class OptimizerDriver:
 
     def counter(self) -> int | None:
         return read_counter(self.instance)
+
+
+def _steps(count: int) -> str:
+    return f"{count} step{'s' if count != 1 else ''}"
 
 
 def _per_param(value, params: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:

@@ -133,20 +133,23 @@ def test_settings_from_a_table_and_overrides():
     assert s.as_dict()["conventions"] == ["epsilon_inside_root"]
 
 
+TOML = "[train] optimizer"
+
+
 @pytest.mark.parametrize("spec, overrides, label, message", [
     ("adamw", {}, "--optimizer", "--optimizer must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam "
                                  "(received: 'adamw'); did you mean adam?"),
-    ({"lr": 0.1}, {}, "[train] optimizer", "[train] optimizer has no name: give name = one of sgd"),
-    ({"name": "adam", "lr": -1}, {}, "[train] optimizer", "[train] optimizer.lr must be a finite number above 0 (received: -1)"),
-    ({"name": "adam", "lr": float("nan")}, {}, "[train] optimizer", "[train] optimizer.lr must be a finite number above 0"),
-    ({"name": "adam", "beta1": 1.0}, {}, "[train] optimizer", "[train] optimizer.beta1 must be a number in [0, 1) (received: 1.0)"),
-    ({"name": "momentum", "momentum": True}, {}, "[train] optimizer", "optimizer.momentum must be a number in [0, 1) (received: True)"),
-    ({"name": "rmsprop", "decay_rate": "0.9"}, {}, "[train] optimizer", "decay_rate must be a number in [0, 1) (received: '0.9')"),
-    ("adam", {"momentum": 0.9}, "[train] optimizer", "[train] optimizer.momentum is not a hyperparameter of adam "
-                                                     "(the book's Adam takes lr = 0.001, beta1 = 0.9, beta2 = 0.999)"),
-    ("rmsprop", {"rho": 0.9}, "[train] optimizer", "rho is Keras's name for the book's decay_rate"),
-    ("adam", {"beta_1": 0.8}, "[train] optimizer", "beta_1 is Keras's name for the book's beta1"),
-    ("adam", {"lr_": 0.8}, "[train] optimizer", "did you mean lr?"),
+    ({"lr": 0.1}, {}, TOML, "[train] optimizer has no name: give name = one of sgd"),
+    ({"name": "adam", "lr": -1}, {}, TOML, "[train] optimizer.lr must be a finite number above 0 (received: -1)"),
+    ({"name": "adam", "lr": float("nan")}, {}, TOML, "[train] optimizer.lr must be a finite number above 0"),
+    ({"name": "adam", "beta1": 1.0}, {}, TOML, "[train] optimizer.beta1 must be a number in [0, 1) (received: 1.0)"),
+    ({"name": "momentum", "momentum": True}, {}, TOML, "optimizer.momentum must be a number in [0, 1) (received: True)"),
+    ({"name": "rmsprop", "decay_rate": "0.9"}, {}, TOML, "decay_rate must be a number in [0, 1) (received: '0.9')"),
+    ("adam", {"momentum": 0.9}, TOML, "[train] optimizer.momentum is not a hyperparameter of adam "
+                                      "(the book's Adam takes lr = 0.001, beta1 = 0.9, beta2 = 0.999)"),
+    ("rmsprop", {"rho": 0.9}, TOML, "rho is Keras's name for the book's decay_rate"),
+    ("adam", {"beta_1": 0.8}, TOML, "beta_1 is Keras's name for the book's beta1"),
+    ("adam", {"lr_": 0.8}, TOML, "did you mean lr?"),
 ])
 def test_bad_settings_name_the_key(spec, overrides, label, message):
     with pytest.raises(ParityInputError) as err:
