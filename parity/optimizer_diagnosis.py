@@ -9,24 +9,9 @@ gradients each update was given. Out come findings (plain dicts):
   Keras's gradients, and so the only difference is that convention;
 - an error naming the cause whose replay (parity.optimizer_variants) reproduces the learner's
   parameters at every step; `update_mismatch` when none does.
-Every finding names the first step where the sides part and which quantity (state or parameter) parted first.
-
-| code              | severity | meaning                                                                 | fix |
-| ----------------- | -------- | ----------------------------------------------------------------------- | --- |
-| sign_flip         | error    | the update moves the parameters the opposite way                       | see FIXES |
-| scale_factor      | error    | the steps are those of lr**2: the learning rate is applied twice       | see FIXES |
-| state_reset       | error    | the state is rebuilt on every update instead of carried between calls  | see FIXES |
-| first_update_only | error    | only the first update changes the parameters                           | see FIXES |
-| shared_state      | error    | one state array serves every parameter                                 | see FIXES |
-| bias_correction   | error    | Adam without its bias correction                                        | see FIXES |
-| epsilon_placement | error    | epsilon somewhere other than the book's sqrt(h) + eps                  | see FIXES |
-| hyperparameter    | error    | the class uses a value other than the run's (hard-coded); a warning    | see FIXES |
-|                   |          | when the trajectories still agree                                       |     |
-| update_mismatch   | error    | the parameters part for a cause no replay reproduces                   | see FIXES |
-| convention        | warning  | the book's formula (or the Adam paper's); Keras's differs by a         | see FIXES |
-|                   |          | convention it cannot be configured to match                            |     |
-| state_mismatch    | warning  | the parameters agree; the state the class exposes does not             | see FIXES |
-The driver (parity.user_optimizers) adds layer_error, shape_mismatch and input_mutation.
+Every finding names the first step where the sides part and which quantity (state or parameter)
+parted first. CODES below is the table of what this module can say; the driver
+(parity.user_optimizers) adds layer_error, shape_mismatch and input_mutation.
 """
 
 from __future__ import annotations
@@ -40,23 +25,47 @@ from parity.optimizer_settings import OptimizerSettings
 from parity.optimizer_variants import base_makers, replay, variants_for
 from parity.tolerances import Tolerance
 
-__all__ = ["Trajectory", "diagnose_optimizer", "first_parting", "FIXES"]
+__all__ = ["CODES", "Code", "FIXES", "Trajectory", "diagnose_optimizer", "first_parting"]
 
-FIXES = {
-    "sign_flip": "subtract the step: v = momentum * v - lr * grad, then params[key] += v (or params[key] -= lr * grad)",
-    "scale_factor": "multiply by lr once: the velocity already holds lr * grad, so add it to the parameters as it is",
-    "state_reset": "create the state once, under `if self.h is None:`, and keep it on self between calls",
-    "first_update_only": "update every parameter on every call; only the state's creation belongs under "
-                         "`if self.v is None:`",
-    "shared_state": "keep one array per parameter: self.v[key] = np.zeros_like(val) for each key",
-    "bias_correction": "lr_t = lr * np.sqrt(1 - beta2**iter) / (1 - beta1**iter), with iter counted from 1",
-    "epsilon_placement": "divide by (np.sqrt(h) + 1e-7): epsilon added to the root, inside the parentheses",
-    "hyperparameter": "take the value from the constructor (lr=..., decay_rate=...) instead of hard-coding it",
-    "update_mismatch": "replay your update by hand for two steps on one parameter and compare with the book's formula",
-    "convention": "nothing to fix: your optimizer computes a known formula (the book's, or the Adam paper's); Keras's "
-                  "differs from it by the convention named",
-    "state_mismatch": "nothing to fix for the parameters; store the state as the book does to compare it step by step",
+
+
+@dataclass(frozen=True)
+class Code:
+    severity: str  # error | warning ("hyperparameter" is a warning while the trajectories still agree)
+    meaning: str
+    fix: str
+    new: bool = False  # added for optimizers (the rest are parity.diagnose's codes, used in the same sense)
+
+
+CODES = {
+    "sign_flip": Code("error", "the update moves the parameters the opposite way (a velocity of the wrong sign)",
+                      "subtract the step: v = momentum * v - lr * grad, then params[key] += v"),
+    "scale_factor": Code("error", "the steps are those of lr**2: the learning rate is applied twice",
+                         "multiply by lr once: the velocity already holds lr * grad, so add it as it is"),
+    "state_reset": Code("error", "the state is rebuilt on every update instead of carried between calls",
+                        "create the state once, under `if self.h is None:`, and keep it on self", True),
+    "first_update_only": Code("error", "only the first update changes the parameters",
+                              "update every parameter on every call; only creating the state belongs under "
+                              "`if self.v is None:`", True),
+    "shared_state": Code("error", "one state array serves every parameter",
+                         "keep one array per parameter: self.v[key] = np.zeros_like(val) for each key", True),
+    "bias_correction": Code("error", "Adam without its bias correction",
+                            "lr_t = lr * np.sqrt(1 - beta2**iter) / (1 - beta1**iter), iter counted from 1", True),
+    "epsilon_placement": Code("error", "epsilon somewhere other than the book's sqrt(h) + eps",
+                              "divide by (np.sqrt(h) + 1e-7): epsilon added to the root, inside the parentheses",
+                              True),
+    "hyperparameter": Code("error", "the class uses a value other than the run's (hard-coded)",
+                           "take the value from the constructor (lr=..., decay_rate=...) instead of hard-coding it",
+                           True),
+    "update_mismatch": Code("error", "the parameters part from Keras's for a cause no replay reproduces",
+                            "step your update by hand twice on one parameter and compare with the book's formula"),
+    "convention": Code("warning", "a known formula (the book's, or the Adam paper's) that Keras's differs from by a "
+                       "convention no Keras argument changes", "nothing to fix: the convention is named, with "
+                       "its measured size"),
+    "state_mismatch": Code("warning", "the parameters agree at every step; the state the class exposes does not",
+                           "nothing to fix for the parameters; keep the state as the book does to compare it", True),
 }
+FIXES = {code: c.fix for code, c in CODES.items()}
 
 
 @dataclass

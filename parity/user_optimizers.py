@@ -31,7 +31,7 @@ __all__ = ["KEYWORD_ALIASES", "find_optimizer_class", "constructor_arguments", "
 KEYWORD_ALIASES = {
     "lr": ("lr", "learning_rate", "eta", "alpha"),
     "momentum": ("momentum", "mu", "beta"),
-    "decay_rate": ("decay_rate", "rho", "decay", "beta", "gamma"),
+    "decay_rate": ("decay_rate", "rho", "decay", "beta", "gamma", "alpha"),  # alpha: PyTorch's RMSprop
     "beta1": ("beta1", "beta_1", "b1"),
     "beta2": ("beta2", "beta_2", "b2"),
     "epsilon": ("eps", "epsilon", "delta"),
@@ -61,7 +61,7 @@ def find_optimizer_class(namespace, name: str, label: str) -> type:
             hint = f"your module has `{lowered[near[0]]}`: did you mean {info.book_class}?"
         else:
             hint = "found: " + (", ".join(sorted(classes)) or "no classes")
-        raise ParityInputError(f"{label} has no class {info.book_class} for --optimizer {name} "
+        raise ParityInputError(f"{label} has no class {info.book_class} for the optimizer {name} "
                                f"(names match case-insensitively); {hint}")
     update = getattr(cls, "update", None)
     if not callable(update):
@@ -336,13 +336,18 @@ def read_counter(instance) -> int | None:
 
 
 def hyperparameters_of(instance, name: str) -> dict[str, float]:
-    """Book keyword -> the value the instance holds under any of its aliases (class attributes count)."""
-    out = {}
+    """Book keyword -> the value the instance holds under one of its aliases (class attributes count).
+
+    Keywords are read in the book's order and an attribute serves one keyword only, so `alpha` is
+    Adam's lr but RMSprop's decay rate (PyTorch's name) when the class also has `lr`.
+    """
+    out, used = {}, set()
     for key in (*OPTIMIZERS[name].defaults, "epsilon"):
         for attr in KEYWORD_ALIASES[key]:
             value = getattr(instance, attr, None)
-            if isinstance(value, Real) and not isinstance(value, bool):
+            if attr not in used and isinstance(value, Real) and not isinstance(value, bool):
                 out[key] = float(value)
+                used.add(attr)
                 break
     return out
 

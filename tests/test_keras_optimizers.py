@@ -1,6 +1,8 @@
 """The reference optimizers against Keras's own, the float32-cast trap, and learners' optimizers diagnosed
 against Keras: Keras steps the seed model with its optimizer's `apply`, 40 steps of one sample each."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,10 @@ from parity.optimizer_variants import replay
 from parity.planted_optimizers import PLANTED_OPTIMIZERS
 from parity.tolerances import tolerance_for
 from parity.user_optimizers import hyperparameter_differences
-from tests.fixtures import optimizers_learner
+from parity.user_layers import import_layers
 from tests.optimizer_runs import STEPS, keras_run, numpy_run
+
+optimizers_learner = import_layers(str(Path(__file__).parent / "fixtures" / "optimizers_learner.py"))
 
 DTYPES = ("float32", "float64")
 

@@ -295,3 +295,12 @@ def test_an_unknown_bug_is_an_update_mismatch_with_the_step_it_parts():
     s = optimizer_settings("sgd", lr=0.05)
     [f] = diagnose_optimizer(s, ZERO, run(Drifts(0.05)), run(s.reference()), TOL, "SGD")
     assert (f["code"], f["step"], f["param"]) == ("update_mismatch", 6, "b1")
+
+
+def test_every_code_the_diagnosis_can_give_is_in_its_table():
+    from parity.optimizer_diagnosis import CODES
+
+    codes = {v.code for n in OPTIMIZER_NAMES for v in variants_for(optimizer_settings(n), {"a": (2,), "b": (2,)},
+                                                                   {"epsilon": 1e-8})}
+    assert codes | {"hyperparameter", "update_mismatch", "state_mismatch"} <= set(CODES)
+    assert all(c.severity in ("error", "warning") and c.meaning and c.fix for c in CODES.values())

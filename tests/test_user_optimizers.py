@@ -1,6 +1,7 @@
 """Learners' optimizer classes: picked, constructed, driven and read, or refused with a sentence (NumPy only)."""
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,12 @@ from parity.errors import ParityInputError
 from parity.optimizer_settings import optimizer_settings
 from parity.user_optimizers import (OptimizerDriver, constructor_arguments, find_optimizer_class,
                                     hyperparameter_differences)
-from tests.fixtures import optimizers_broken, optimizers_learner, optimizers_lists
+from parity.user_layers import import_layers
+
+# Imported as `--layers FILE` imports a learner's module.
+FIXTURES = Path(__file__).parent / "fixtures"
+optimizers_broken, optimizers_learner, optimizers_lists = (
+    import_layers(str(FIXTURES / f"optimizers_{name}.py")) for name in ("broken", "learner", "lists"))
 
 RNG = np.random.default_rng(7)
 START = {"W1": RNG.normal(size=(1, 2)), "b1": np.zeros(2), "W2": RNG.normal(size=(2, 1)), "b2": np.zeros(1)}
@@ -51,7 +57,7 @@ def test_class_names_match_case_insensitively():
 def test_a_near_miss_class_name_is_suggested():
     with pytest.raises(ParityInputError) as err:
         find_optimizer_class(vars(optimizers_broken), "momentum", "--layers broken.py")
-    assert str(err.value) == ("--layers broken.py has no class Momentum for --optimizer momentum (names match "
+    assert str(err.value) == ("--layers broken.py has no class Momentum for the optimizer momentum (names match "
                               "case-insensitively); your module has `Momentmu`: did you mean Momentum?")
 
 
@@ -197,3 +203,18 @@ def test_float32_parameters_stay_float32_when_the_state_is_float64():
     driver = OptimizerDriver(Float64State, optimizer_settings("momentum"), start)
     driver.update({k: v.astype(np.float32) for k, v in GRADS[0].items()}, 0)
     assert {v.dtype for v in driver.params.values()} == {np.dtype(np.float32)}
+
+
+def test_pytorchs_alpha_is_rmsprops_decay_rate_and_adams_lr():
+    class RMSprop:  # torch.optim.RMSprop's names
+        def __init__(self, lr=0.01, alpha=0.99, eps=1e-8):
+            self.lr, self.alpha, self.eps = lr, alpha, eps
+
+        def update(self, params, grads):
+            pass
+
+    s = optimizer_settings("rmsprop", decay_rate=0.9)
+    kwargs = constructor_arguments(RMSprop, s, "x")
+    assert kwargs == {"lr": 0.01, "alpha": 0.9, "eps": 1e-7}  # epsilon is passed where the class takes it
+    assert hyperparameter_differences(RMSprop(**kwargs), s) == {}
+    assert hyperparameter_differences(RMSprop(), s) == {"decay_rate": (0.99, 0.9), "epsilon": (1e-8, 1e-7)}
