@@ -13,7 +13,7 @@ from parity.optimizer_settings import OPTIMIZER_NAMES, optimizer_settings
 from parity.optimizer_variants import replay
 from parity.planted_optimizers import PLANTED_OPTIMIZERS
 from parity.tolerances import tolerance_for
-from parity.user_optimizers import hyperparameter_differences
+from parity.optimizer_attributes import hyperparameter_differences
 from parity.user_layers import import_layers
 from tests.optimizer_runs import STEPS, keras_run, numpy_run
 

@@ -9,8 +9,8 @@ import pytest
 from parity import optimizers as ref
 from parity.errors import ParityInputError
 from parity.optimizer_settings import optimizer_settings
-from parity.user_optimizers import (OptimizerDriver, constructor_arguments, find_optimizer_class,
-                                    hyperparameter_differences)
+from parity.optimizer_attributes import hyperparameter_differences
+from parity.user_optimizers import OptimizerDriver, constructor_arguments, find_optimizer_class
 from parity.user_layers import import_layers
 
 # Imported as `--layers FILE` imports a learner's module.
