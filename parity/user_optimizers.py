@@ -132,7 +132,7 @@ class OptimizerDriver:
         self.dtypes = {k: v.dtype for k, v in self.params.items()}
         self.container: str | None = None  # "dict" | "list", found on the first update
         self._packed = None
-        self._failures: dict[tuple, dict] = {}  # (code, kind) -> finding, merged over steps
+        self._failures: dict[tuple, dict] = {}  # (code, method) -> finding, merged over steps
         self.instance = self._construct()
 
     def _construct(self, record: bool = True):
@@ -204,18 +204,19 @@ class OptimizerDriver:
         return True
 
     def _problem(self, after: dict | None) -> str:
+        """What makes the parameters an update left unusable, in words; "" when they are fine."""
         name = self.cls.__name__
         if after is None:
             return f"{name}.update left params without the keys {', '.join(self.names)}"
         for k in self.names:
             try:
-                shape = np.shape(after[k])
-            except Exception:
-                shape = None
-            if shape != self.params[k].shape:
-                return f"{name}.update left {k} with shape {shape}; it is {self.params[k].shape}"
-            if not np.issubdtype(np.asarray(after[k]).dtype, np.number):
-                return f"{name}.update left {k} as {np.asarray(after[k]).dtype}, not numbers"
+                value = np.asarray(after[k])
+            except Exception:  # a ragged list, an object NumPy cannot hold: not a parameter
+                return f"{name}.update left {k} as a {type(after[k]).__name__}, not an array"
+            if value.shape != self.params[k].shape:
+                return f"{name}.update left {k} with shape {value.shape}; it is {self.params[k].shape}"
+            if not np.issubdtype(value.dtype, np.number):
+                return f"{name}.update left {k} as {value.dtype}, not numbers"
         return ""
 
     def _restore(self, values: dict) -> None:

@@ -218,3 +218,32 @@ def test_pytorchs_alpha_is_rmsprops_decay_rate_and_adams_lr():
     assert kwargs == {"lr": 0.01, "alpha": 0.9, "eps": 1e-7}  # epsilon is passed where the class takes it
     assert hyperparameter_differences(RMSprop(**kwargs), s) == {}
     assert hyperparameter_differences(RMSprop(), s) == {"decay_rate": (0.99, 0.9), "epsilon": (1e-8, 1e-7)}
+
+
+def test_an_update_that_returns_new_parameters_is_driven():
+    class SGD:
+        def __init__(self, lr=0.01):
+            self.lr = lr
+
+        def update(self, params, grads):
+            return {k: params[k] - self.lr * grads[k] for k in params}  # leaves params, returns new ones
+
+    driver, params, _ = drive(SGD, optimizer_settings("sgd"))
+    assert_same_run(params, reference_run(optimizer_settings("sgd"))[1])
+    assert driver.findings == []
+
+
+def test_an_update_that_drops_a_parameter_is_a_finding_and_changes_nothing():
+    class SGD:
+        def __init__(self, lr=0.01):
+            self.lr = lr
+
+        def update(self, params, grads):
+            for k in list(params):
+                params[k] = params[k] - self.lr * grads[k]
+            params.pop("b2")
+
+    driver, params, _ = drive(SGD, optimizer_settings("sgd"), GRADS[:2])
+    [f] = driver.findings
+    assert (f["code"], f["count"]) == ("shape_mismatch", 2) and "left params without the keys" in f["message"]
+    np.testing.assert_array_equal(params[-1]["W1"], START["W1"])
