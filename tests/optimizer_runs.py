@@ -1,0 +1,79 @@
+"""Stepping runs for the optimizer tests: Keras's optimizer on the seed model, and a learner's class on the
+NumPy stack, one sample per step, as the lock-step stepping does. Computed once per process."""
+
+from functools import lru_cache
+
+import numpy as np
+
+from parity import keras_side
+from parity.data import linear_data
+from parity.keras_optimizers import build_keras_optimizer, read_keras_state
+from parity.network import ModelSpec, build_network
+from parity.optimizer_diagnosis import Trajectory
+from parity.optimizer_settings import optimizer_settings
+from parity.scenarios import SCENARIOS
+from parity.user_optimizers import OptimizerDriver
+
+STEPS = 40
+SPEC = ModelSpec(input_dim=1, layers=SCENARIOS["seed"].layers)  # W1 (1, 2), b1 (2,), W2 (2, 1), b2 (1,)
+NAMES = list(SPEC.shapes())
+DATA = linear_data(200, 160, seed=1337)
+
+
+def _stack(records: list[dict]) -> dict[str, np.ndarray]:
+    return {k: np.stack([r[k] for r in records]) for k in records[0]} if records else {}
+
+
+@lru_cache(maxsize=None)
+def keras_run(name: str, dtype: str, python_floats: bool = False, **hyper):
+    """(initial weights, Keras's Trajectory, the build record) for `STEPS` Keras steps of the seed model.
+
+    `python_floats` passes the hyperparameters as Python floats, as a plain call would (the float32 trap).
+    """
+    import tensorflow as tf
+
+    keras = keras_side.keras
+    keras_side.configure(dtype, 1337)
+    model = keras_side.build_model(SPEC)
+    variables = model.trainable_variables
+    initial = {n: np.array(v.numpy(), copy=True) for n, v in zip(NAMES, variables)}
+    settings = optimizer_settings(name, **dict(hyper))
+    optimizer, record = build_keras_optimizer(settings, dtype)
+    if python_floats:
+        optimizer = getattr(keras.optimizers, settings.info.keras_class)(
+            **{k: v if isinstance(v, bool) else float(v) for k, v in record["arguments"].items()})
+    optimizer.build(variables)
+    loss_fn = keras.losses.MeanSquaredError()
+    x, t = DATA.x.astype(dtype), DATA.y.astype(dtype)
+    params, grads, states = [], [], []
+    for i in range(STEPS):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(t[i:i + 1], model(x[i:i + 1], training=False))
+        g = tape.gradient(loss, variables)
+        optimizer.apply(g, variables)
+        grads.append({n: np.array(a.numpy(), copy=True) for n, a in zip(NAMES, g)})
+        params.append({n: np.array(v.numpy(), copy=True) for n, v in zip(NAMES, variables)})
+        states.append(read_keras_state(optimizer, variables, settings, NAMES))
+    state = {s: _stack([st[s] for st in states]) for s in states[0]}
+    return initial, Trajectory(_stack(params), state, _stack(grads)), record
+
+
+def numpy_run(cls, name: str, dtype: str, initial: dict, **hyper):
+    """(the learner's Trajectory, its driver) for the same steps on the NumPy stack, computing its own gradients."""
+    settings = optimizer_settings(name, **hyper)
+    net = build_network(SPEC, {k: v.astype(dtype) for k, v in initial.items()})
+    driver = OptimizerDriver(cls, settings, net.params())
+    x, t = DATA.x.astype(dtype), DATA.y.astype(dtype)
+    params, grads, states = [], [], []
+    for i in range(STEPS):
+        with np.errstate(all="ignore"):
+            net.loss(x[i:i + 1], t[i:i + 1])
+            g, _ = net.gradient(x[i:i + 1], t[i:i + 1])
+        driver.update(g, i)
+        for n, affine in enumerate(net.affines, start=1):  # the stack steps with what the optimizer left
+            affine.W, affine.b = driver.params[f"W{n}"], driver.params[f"b{n}"]
+        grads.append(g)
+        params.append({k: v.copy() for k, v in driver.params.items()})
+        states.append(driver.state())
+    keys = set.intersection(*(set(s) for s in states)) if states else set()
+    return Trajectory(_stack(params), {s: _stack([st[s] for st in states]) for s in keys}, _stack(grads)), driver
