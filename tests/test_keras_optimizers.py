@@ -15,7 +15,7 @@ from parity.planted_optimizers import PLANTED_OPTIMIZERS
 from parity.tolerances import tolerance_for
 from parity.optimizer_attributes import hyperparameter_differences
 from parity.user_layers import import_layers
-from tests.optimizer_runs import STEPS, keras_run, numpy_run
+from optimizer_runs import STEPS, keras_run, numpy_run
 
 optimizers_learner = import_layers(str(Path(__file__).parent / "fixtures" / "optimizers_learner.py"))
 
