@@ -224,10 +224,10 @@ def findings_for(result: PhaseResult) -> list[dict]:
         count = sum((e.layer, e.kind) == key for e in result.numpy.errors)
         code = "shape_mismatch" if error.kind == "GradientShapeError" else "layer_error"
         who = error.layer or "the NumPy side"
-        text = f"{who} raised {error.kind}: {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
+        text = f"{who} {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
         out.append(_counted(code, ERROR, result, "{phase_label}: " + text + " on {count} {units}, first at {unit} {first}",
-                            error.row, count, layer=error.layer.split(".")[0] or None,
-                            method=error.layer.split(".")[1] if "." in error.layer else None))
+                            error.row, count, layer=error.book or None,
+                            method=error.layer.split(".")[1] if "." in error.layer else None, where=error.where or None))
     counted = np.isin(result.verdicts, ("pass", "fail"))
     nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
     if nonfinite:  # one finding: where it first appears, on which side, in which quantities
