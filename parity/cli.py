@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
         from parity.user_layers import LAYER_NAMES
 
         kit, names = user
-        found = probe_layers({**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **kit}, names)
+        found = probe_layers({**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **kit}, names, prepared.spec.loss)
         whose = {n: f"yours ({kit[n].__name__} from {args.layers})" if n in kit else "reference" for n in LAYER_NAMES}
     with atomic_folder(config.out) as folder:
         writer = ReportWriter(folder, prepared.data, config, prepared.spec, args.format, config.plots)
