@@ -236,7 +236,7 @@ class Network:
 
     def _one_row(self, x: np.ndarray, t: np.ndarray) -> dict:
         loss_layer = self.loss_layer
-        before = dict(vars(loss_layer.obj)) if self.probabilities and loss_layer.user else None
+        before = dict(getattr(loss_layer.obj, "__dict__", {})) if self.probabilities and loss_layer.user else None
         loss = self.loss(x, t)
         scores = self._output
         pred = self._probabilities(before, scores, t) if self.probabilities else scores

@@ -201,7 +201,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if on_chunk:
             on_chunk(part)
         whole = part if stop - start == len(data) else None
-    findings = [{**f, "fix": FIXES.get(f["code"], "")} for f in layer_findings]
+    findings = [{**f, "fix": FIXES.get(f["code"], "") if f["severity"] != INFO else ""} for f in layer_findings]
     findings += _diverged(fitted, config)
     # One root cause, one error: what follows from a class the layer probe blamed is marked as its consequence.
     at_fault = {f.get("layer") for f in layer_findings if f["severity"] == ERROR}

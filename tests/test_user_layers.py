@@ -77,10 +77,10 @@ def test_an_activation_that_needs_constructor_arguments_is_refused():
 def clean_imports(monkeypatch):
     """Imports made by a test (the book's `common` package) are forgotten after it."""
     monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
     yield
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(BOOK)):
+            del sys.modules[name]
 
 
 def test_a_module_that_imports_its_own_package_is_imported_from_the_package_root(clean_imports):
