@@ -167,36 +167,49 @@ _SIZE_NAME = re.compile(r"size|dim|units|features|neurons|nodes|shape|fan|num|wi
 
 def _problems(cls: type, canonical: str) -> list[str]:
     """What keeps the harness from driving `cls` as the book class `canonical`; empty when nothing."""
-    out = []
     missing = [m for m in ("forward", "backward") if not callable(getattr(cls, m, None))]
-    if missing:
-        own = [n for n in dir(cls) if not n.startswith("__") and callable(getattr(cls, n, None))]
-        hints = [f"rename `{near[0]}` to `{m}`" for m in missing
-                 if (near := difflib.get_close_matches(m, own, n=1, cutoff=0.6))]
-        out.append(f"class {cls.__name__} has no {' or '.join(missing)} method" + (f" ({', '.join(hints)}?)" if hints else ""))
-    init, forward, backward = CALLS[canonical]
-    constructor = _signature(cls)
-    if constructor is not None:
-        names = [p.name for p in constructor.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        sizes = canonical == "Affine" and any(_SIZE_NAME.search(n.lower()) for n in names[:2])
-        if sizes or not _accepts(constructor, len(init)):
-            what = ("takes sizes and makes its own weights; the harness hands Affine the weights to use"
-                    if sizes else "cannot be called as the harness calls it")
-            out.append(f"class {cls.__name__} has __init__{_shown(constructor)}: it {what}: {canonical}({', '.join(init)})"
-                       + (" with W (in, out) and b (out,), as the book's common/layers.py does" if canonical == "Affine" else ""))
-    for method, args in (("forward", forward), ("backward", backward)):
-        if method in missing:
-            continue
-        found = _signature(getattr(cls, method), method=not isinstance(inspect.getattr_static(cls, method), staticmethod))
-        if found is None:
-            continue
-        loss_backward = args == ("dout=1",)
-        if not (_accepts(found, 1) or _accepts(found, 0)) if loss_backward else not _accepts(found, len(args)):
-            why = (f" after forward({', '.join(forward)}), as the book's loss layers keep what backward needs "
-                   "from forward" if loss_backward else "")
-            out.append(f"class {cls.__name__} has {method}{_shown(found)}: the harness calls "
-                       f"{method}({', '.join(args)}){why}")
+    out = [_missing_methods(cls, missing)] if missing else []
+    out += _constructor_problem(cls, canonical)
+    for method in ("forward", "backward"):
+        if method not in missing:
+            out += _method_problem(cls, canonical, method)
     return out
+
+
+def _missing_methods(cls: type, missing: list[str]) -> str:
+    own = [n for n in dir(cls) if not n.startswith("__") and callable(getattr(cls, n, None))]
+    hints = [f"rename `{near[0]}` to `{m}`" for m in missing
+             if (near := difflib.get_close_matches(m, own, n=1, cutoff=0.6))]
+    return f"class {cls.__name__} has no {' or '.join(missing)} method" + (f" ({', '.join(hints)}?)" if hints else "")
+
+
+def _constructor_problem(cls: type, canonical: str) -> list[str]:
+    init = CALLS[canonical][0]
+    found = _signature(cls)
+    if found is None:
+        return []
+    names = [p.name for p in found.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    sizes = canonical == "Affine" and any(_SIZE_NAME.search(n.lower()) for n in names[:2])
+    if not sizes and _accepts(found, len(init)):
+        return []
+    what = ("takes sizes and makes its own weights; the harness hands Affine the weights to use" if sizes
+            else "cannot be called as the harness calls it")
+    shapes = " with W (in, out) and b (out,), as the book's common/layers.py does" if canonical == "Affine" else ""
+    return [f"class {cls.__name__} has __init__{_shown(found)}: it {what}: {canonical}({', '.join(init)}){shapes}"]
+
+
+def _method_problem(cls: type, canonical: str, method: str) -> list[str]:
+    args = CALLS[canonical][1 if method == "forward" else 2]
+    bound = not isinstance(inspect.getattr_static(cls, method), staticmethod)
+    found = _signature(getattr(cls, method), method=bound)
+    if found is None:
+        return []
+    loss_backward = args == ("dout=1",)  # called as backward(1), or backward() where it takes nothing
+    if (_accepts(found, 1) or _accepts(found, 0)) if loss_backward else _accepts(found, len(args)):
+        return []
+    why = (f" after forward({', '.join(CALLS[canonical][1])}), as the book's loss layers keep what backward "
+           "needs from forward") if loss_backward else ""
+    return [f"class {cls.__name__} has {method}{_shown(found)}: the harness calls {method}({', '.join(args)}){why}"]
 
 
 def _signature(obj, method: bool = False) -> inspect.Signature | None:
