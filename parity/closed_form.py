@@ -15,6 +15,18 @@ from parity.network import CROSS_ENTROPIES, ModelSpec, Trace
 __all__ = ["per_sample_closed_form", "steps_closed_form"]
 
 
+def _row_dot(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """a @ w, each row summed over a's columns in order: a row's value does not depend on the rows beside it.
+
+    BLAS (OpenBLAS 0.3.31 here) picks its kernel by the number of rows, so `a @ w` rounds a row
+    differently in a chunk of 17 than in a chunk of 120; a run's results must not depend on its chunking.
+    """
+    out = a[:, :1] * w[0]  # (n, out)
+    for k in range(1, a.shape[1]):
+        out = out + a[:, k:k + 1] * w[k]
+    return out
+
+
 def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray) -> Trace:
     """The reference layers' per-sample record for a whole batch at once, without a loop over samples.
 
@@ -26,7 +38,7 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
     h, inputs, z, outs = x.reshape(n, -1), [], {}, {}
     for i, layer in enumerate(spec.layers, start=1):
         inputs.append(h)
-        a = h @ weights[f"W{i}"] + weights[f"b{i}"]  # (n, units)
+        a = _row_dot(h, weights[f"W{i}"]) + weights[f"b{i}"]  # (n, units)
         if layer.activation == "relu":
             z[i], h = a, np.where(a <= 0, np.zeros_like(a), a)
         elif layer.activation == "sigmoid":
@@ -55,7 +67,7 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
             dout = dout * (1.0 - outs[i]) * outs[i]
         grads[f"W{i}"] = inputs[i - 1][:, :, None] * dout[:, None, :]  # (n, in, out): per-sample outer products
         grads[f"b{i}"] = dout
-        dout = dout @ weights[f"W{i}"].T
+        dout = _row_dot(dout, weights[f"W{i}"].T)
     order = list(spec.shapes())
     return Trace(pred=pred, loss=loss, grads={k: grads[k] for k in order}, dx=dout.reshape(n, -1),
                  z={i: z[i] for i, _ in spec.hidden()})

@@ -1,9 +1,10 @@
 """Diff two traces (NumPy side vs Keras side), find what disagrees, and earn a verdict. Returns data.
 
 Shapes are checked before values. Every quantity is compared per row (sample, step or batch)
-against the run's named tolerance; non-finite values never pass; a pre-activation within rounding
-of 0 (the ReLU kink) excuses that row, as a warning, instead of failing it. A row on which a NumPy
-layer raised is an `error` row: reported once as `layer_error`, not again as NaN.
+against the run's named tolerance; non-finite values never pass; a ReLU mask that flips where the
+pre-activation is within rounding of 0 (the kink) excuses what that flip explains, as a warning,
+and nothing else on the row. A row on which a NumPy layer raised is an `error` row: reported once
+as `layer_error`, not again as NaN.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class PhaseResult:
     kink: np.ndarray  # (n,) some ReLU pre-activation within atol of 0 (listed; excused only by a flip there)
     verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention"
     shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
+    excused: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) its difference follows from a flip at the kink
+    flip_away: dict[int, np.ndarray] = field(default_factory=dict)  # ReLU layer -> (n,) its mask flips away from the kink
 
     @property
     def unit(self) -> str:
@@ -151,30 +154,69 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     z_ours = ours.z
     dead_numpy = {k: z_ours[k] <= 0 for k in relu_layers}
     dead_keras = {k: theirs.z[k] <= 0 for k in relu_layers}
-    # A row is at the kink when a ReLU pre-activation is within atol of 0. It is excused (verdict
-    # "kink") only when the sides' masks differ there and nowhere else: that flip is rounding's doing,
-    # and every difference it causes follows from it. Other failures on such a row still fail.
+    # A row is at the kink when a ReLU pre-activation is within atol of 0. A mask that flips there is
+    # rounding's doing, and it excuses only what it explains: what backpropagates through the flipped
+    # unit (the gradients of its layer and the layers before it, dx, and those layers' stepped
+    # parameters). Any other difference on the row still fails; so does a flip away from the kink.
     kink, flip_at_kink, flip_away = (np.zeros(n, dtype=bool) for _ in range(3))
+    flips_at_kink, flip_away_at = {}, {}  # ReLU layer -> (n, units) flipped at the kink; (n,) flipped away from it
     for k in relu_layers:
         near = (np.abs(theirs.z[k].astype(np.float64)) <= tol.atol) | (np.abs(z_ours[k].astype(np.float64)) <= tol.atol)
         flip = dead_numpy[k] != dead_keras[k]
+        flips_at_kink[k] = flip & near
         kink |= row_any(near)
-        flip_at_kink |= row_any(flip & near)
-        flip_away |= row_any(flip & ~near)
+        flip_at_kink |= row_any(flips_at_kink[k])
+        flip_away_at[k] = row_any(flip & ~near)
+        flip_away |= flip_away_at[k]
+    excused = {}
+    if flip_at_kink.any():
+        for name, d in diffs.items():
+            explained = _explained(d, flips_at_kink, tol)
+            if explained is not None:
+                excused[name] = flip_at_kink & ~flip_away & explained
     ok = np.ones(n, dtype=bool) if not shape_errors else np.zeros(n, dtype=bool)
-    finite = np.ones(n, dtype=bool)
-    for d in diffs.values():
+    finite, rest = np.ones(n, dtype=bool), np.ones(n, dtype=bool)
+    for name, d in diffs.items():
         ok &= d.within
         finite &= d.finite
+        rest &= (d.within | excused[name]) if name in excused else d.within
     ok &= ~flip_at_kink & ~flip_away
-    excused = flip_at_kink & ~flip_away & finite & (not shape_errors)
-    codes = np.where(ok, 0, np.where(excused, 2, 1)).astype(np.int8)
+    excused_rows = flip_at_kink & ~flip_away & finite & rest & (not shape_errors)
+    codes = np.where(ok, 0, np.where(excused_rows, 2, 1)).astype(np.int8)
     codes[failed] = 3
     verdicts = VERDICTS[codes]
     sigmoid_layers = [k for k in sigmoid_layers if f"z{k}" in diffs]
     return PhaseResult(phase, rows, ours, theirs, diffs, dead_numpy, dead_keras,
                        {k: saturated(z_ours[k]) for k in sigmoid_layers},
-                       {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts, shape_errors)
+                       {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts, shape_errors,
+                       {k: v for k, v in excused.items() if v.any()}, flip_away_at)
+
+
+def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) -> np.ndarray | None:
+    """(n,) rows on which a mask flip at the kink explains every out-of-tolerance entry of `d`; None for a
+    quantity no flip can change (pred, loss, z).
+
+    A flip in layer k reaches what backpropagates through the flipped unit: all of dx and of the
+    gradients (and stepped parameters) of layers before k, and in layer k the flipped unit's own
+    kernel column and bias entry. Nothing in layers after k.
+    """
+    if d.kind == "gradient":
+        layer = 0 if d.name == "dx" else int(d.name[2:])
+    elif d.kind == "update":
+        layer = int(d.name[1:])
+    else:
+        return None
+    rows = len(d.numpy)
+    out = np.zeros(rows, dtype=bool)
+    for k, at in flips_at_kink.items():
+        if layer < k:
+            out |= row_any(at)
+        elif layer == k:
+            with np.errstate(invalid="ignore"):
+                entry_ok = d.abs_diff <= tol.atol + tol.rtol * np.abs(d.keras.astype(np.float64))  # NaN fails
+            unit = at[:, None, :] if d.numpy.ndim == 3 else at  # kernel (n, in, units), bias (n, units)
+            out |= row_any(at) & (entry_ok | unit).reshape(rows, -1).all(axis=1)
+    return out
 
 
 def _normalized(ours: Trace, theirs: Trace, diffs: dict[str, Diff]) -> Trace:
@@ -224,10 +266,10 @@ def findings_for(result: PhaseResult) -> list[dict]:
         count = sum((e.layer, e.kind) == key for e in result.numpy.errors)
         code = "shape_mismatch" if error.kind == "GradientShapeError" else "layer_error"
         who = error.layer or "the NumPy side"
-        text = f"{who} raised {error.kind}: {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
+        text = f"{who} {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
         out.append(_counted(code, ERROR, result, "{phase_label}: " + text + " on {count} {units}, first at {unit} {first}",
-                            error.row, count, layer=error.layer.split(".")[0] or None,
-                            method=error.layer.split(".")[1] if "." in error.layer else None))
+                            error.row, count, layer=error.book or None,
+                            method=error.layer.split(".")[1] if "." in error.layer else None, where=error.where or None))
     counted = np.isin(result.verdicts, ("pass", "fail"))
     nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
     if nonfinite:  # one finding: where it first appears, on which side, in which quantities
@@ -247,6 +289,8 @@ def findings_for(result: PhaseResult) -> list[dict]:
         if d.name in nonfinite:
             continue
         bad = ~d.within & counted
+        if d.name in result.excused:
+            bad &= ~result.excused[d.name]
         if bad.any():
             first = int(np.argmax(bad))
             values = f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}".replace("{", "{{").replace("}", "}}")
@@ -257,7 +301,7 @@ def findings_for(result: PhaseResult) -> list[dict]:
             f["bad_rows"] = (d.numpy[bad][:SAMPLE_ROWS], d.keras[bad][:SAMPLE_ROWS])
             out.append(f)
     for layer, dead in result.dead_keras.items():
-        flipped = (dead != result.dead_numpy[layer]).any(axis=1) & counted
+        flipped = result.flip_away.get(layer, (dead != result.dead_numpy[layer]).any(axis=1)) & counted
         if flipped.any():
             first = int(np.argmax(flipped))
             out.append(_counted("mask_mismatch", ERROR, result, "{phase_label}: layer {layer_number}'s dead-ReLU mask differs "

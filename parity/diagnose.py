@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["classify", "FIXES", "scale_cause"]
+__all__ = ["classify", "FIXES", "follow_mask", "scale_cause"]
 
 # What to try, per finding code; the terminal prints it under each finding.
 FIXES = {
@@ -23,7 +23,11 @@ FIXES = {
     "kink": "nothing to fix: the pre-activation is within rounding of 0, where either side may round across",
     "zero_convention": "at exactly 0, TensorFlow's ReLU passes no gradient: use mask = x <= 0",
     "input_mutation": "return new arrays (np.where(mask, 0, dout)) instead of writing into the ones you are given",
-    "layer_error": "the traceback location above is where your layer raised",
+    "layer_error": "the method and line named above are where your layer failed: make it run and return an array "
+                   "of the shape named",
+    "label_form": "set [model] loss to the cross-entropy whose labels your class takes (categorical_crossentropy: "
+                  "one-hot, sparse_categorical_crossentropy: integers), or take both in forward, as the book's "
+                  "SoftmaxWithLoss does (t.size == y.size: one-hot; else integer labels)",
     "nan": "look for log(0), 0/0 or overflow in exp; the first sample named above is where it starts",
     "convention": "nothing to fix for float32; Keras computes the cross-entropy from the logits, without + 1e-7",
 }
@@ -115,3 +119,21 @@ def refine(f: dict, phase: str, tol, batch_size: int, probe_flagged: set) -> dic
             f["detail"] = f". {detail}"
     f["fix"] = FIXES.get(f["code"], "")
     return f
+
+
+def follow_mask(findings: list[dict], phase: str, mask_in_layer_probe: bool) -> list[dict]:
+    """A scale_factor beside a mask bug is its consequence, not a constant in a backward: where the same
+    ReLU unit is dead on every offending row, the gradient a missing mask leaks is a fixed share of the
+    right one. Marked `consequence_of` the layer probe (when it found the mask bug) or this phase."""
+    here = any(f["code"] == "mask_mismatch" for f in findings)
+    if not (here or mask_in_layer_probe):
+        return findings
+    out = []
+    for f in findings:
+        if f["code"] == "scale_factor":
+            f = dict(f, consequence_of="layer probe" if mask_in_layer_probe else phase)
+            f["detail"] = (f.get("detail", "").split("; likely cause")[0]
+                           + "; this follows from the ReLU mask bug: a unit dead on every offending row leaks a fixed share")
+            f["fix"] = FIXES["mask_mismatch"]
+        out.append(f)
+    return out

@@ -58,6 +58,11 @@ def prepare(config: RunConfig) -> Prepared:
         raise ParityInputError(f"the model cannot be compared: {problems[0]}")
     if spec.input_dim != x.shape[1]:
         raise ParityInputError(f"the model takes {spec.input_dim} inputs but the data have {x.shape[1]} input columns")
+    if loss == "categorical_crossentropy" and config.data_kind == "blobs":
+        if y.max() >= spec.output_dim:
+            raise ParityInputError(f"the blobs have class label {int(y.max())} but the model outputs "
+                                   f"{spec.output_dim} classes (labels 0..{spec.output_dim - 1})")
+        y = np.eye(spec.output_dim)[y.reshape(-1)]  # (n, classes): categorical cross-entropy takes one-hot targets
     if sparse:
         if y.max() >= spec.output_dim:
             raise ParityInputError(f"the data have class label {int(y.max())} but the model outputs "

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.compare import ERROR, WARNING, finding
+from parity import guard
+from parity.compare import ERROR, INFO, WARNING, finding
 from parity.diagnose import classify, scale_cause
+from parity.guard import UserCodeError
 from parity.keras_side import keras, tf
-from parity.network import where_raised
 
 __all__ = ["probe_layers"]
 
@@ -48,40 +49,54 @@ def _numerical(f, x: np.ndarray, one_sided: int = 0) -> np.ndarray:
 
 
 def _referee(f, x: np.ndarray, ours: np.ndarray, theirs: np.ndarray, bad: np.ndarray) -> str:
-    """Three-way verdict from central differences of the user's forward at the disagreeing entries."""
+    """Three-way verdict from central differences of the user's forward at the disagreeing entries.
+
+    Only entries where the forward is smooth decide: where one-sided differences disagree (a kink,
+    where either answer may hold) an entry is set aside, so a kink beside a real error cannot excuse it.
+    """
     try:  # x is the very array f reads: perturbed in place, entry by entry, and restored
         central = _numerical(f, x)
         right, left = _numerical(f, x, +1), _numerical(f, x, -1)
     except Exception:
         return "central differences could not be taken (the forward raised)"
     near = lambda a, b: np.abs(a - b) <= FD_ATOL + FD_RTOL * np.abs(b)  # noqa: E731
-    if not near(right, left)[bad].all():
+    judged = bad & near(right, left)
+    if not judged.any():
         return "one-sided differences of your forward disagree there: a kink, where either answer may hold"
-    if near(central, theirs)[bad].all():
+    if near(central, theirs)[judged].all():
         return "central differences of your forward agree with Keras: your backward is wrong"
-    if np.shape(ours) == np.shape(central) and near(central, ours)[bad].all():
+    if np.shape(ours) == np.shape(central) and near(central, ours)[judged].all():
         return "central differences of your forward agree with your backward: your forward follows another convention"
     return "central differences of your forward agree with neither side: forward and backward are both off"
 
 
 class _Probe:
-    """Collects the findings of one user class."""
+    """Collects the findings of one user class; every call into it goes through `parity.guard`."""
 
     def __init__(self, name: str):
         self.name = name
         self.findings: list[dict] = []
 
-    def add(self, code: str, severity: str, message: str, param: str | None = None):
+    def add(self, code: str, severity: str, message: str, param: str | None = None, **where):
         if not any(f["code"] == code and f.get("param") == param for f in self.findings):
-            self.findings.append(finding(code, severity, f"{self.name}: {message}", layer=self.name, param=param))
+            text = message if code == "layer_error" else f"{self.name}: {message}"
+            self.findings.append(finding(code, severity, text, layer=self.name, param=param, **where))
 
-    def run(self, call):
-        """Call the user's code; an exception becomes a layer_error finding (returns None)."""
+    def call(self, owner, method: str, *args, expect=None):
+        """owner.method(*args) through the guard; what goes wrong becomes a layer_error finding (returns None)."""
         try:
-            return call()
-        except Exception as exc:
-            self.add("layer_error", ERROR, f"raised {type(exc).__name__}: {str(exc).strip()[:200]} ({where_raised(exc)})")
+            return guard.call(owner, method, *args, book=self.name, expect=expect)
+        except UserCodeError as err:
+            self.error(err)
             return None
+
+    def error(self, err: UserCodeError):
+        self.add("layer_error", ERROR, f"{err} ({err.where})" if err.where else str(err), method=err.method,
+                 where=err.where or None)
+
+    @property
+    def failed(self) -> bool:
+        return any(f["severity"] == ERROR for f in self.findings)
 
     def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
         """Classify ours against Keras's; entries at a kink are judged separately (zero_convention)."""
@@ -108,32 +123,38 @@ class _Probe:
         if what in ("forward", "loss") and code not in ("nan", "shape_mismatch"):
             code, detail = "forward_mismatch", f"{what} differs from Keras's ({detail})"
         if referee is not None and code not in ("nan", "shape_mismatch") and ours.shape == theirs.shape:
-            bad = ~(np.abs(ours - theirs) <= ATOL + RTOL * np.abs(theirs))
+            bad = ~(np.abs(ours - theirs) <= ATOL + RTOL * np.abs(theirs)) & away  # the kink is judged above
             detail += "; " + referee(bad)
         self.add(code, severity, f"{what} at batch size {batch}: {detail}", param=what)
 
-    def forward_backward(self, make, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
+    def forward_backward(self, cls, args: tuple, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
         """Build the layer, run forward then backward on copies, watching for writes into them.
 
-        Returns (layer, dx), or None when the user's code raised (already a layer_error finding).
+        Returns (layer, dx), or None when the user's code failed (already a layer_error finding).
         """
-        layer = self.run(make)
+        layer = self.call(cls, "__init__", *args)
         if layer is None:
             return None
         x_in, dout_in = x.copy(), dout.copy()
-        out = self.run(lambda: layer.forward(x_in))
+        out = self.call(layer, "forward", x_in, expect=theirs_out.shape)
         self.check_unchanged("forward", {"x": x}, {"x": x_in})
         if out is None:
             return None
         self.compare("forward", out, theirs_out, batch)
-        dx = self.run(lambda: layer.backward(dout_in))
+        dx = self.call(layer, "backward", dout_in, expect=x.shape)
         self.check_unchanged("backward", {"dout": dout}, {"dout": dout_in})
         return None if dx is None else (layer, dx)
 
     def check_unchanged(self, method: str, before: dict[str, np.ndarray], after: dict[str, np.ndarray]):
         for arg, value in before.items():
             if not np.array_equal(value, after[arg], equal_nan=True):
-                self.add("input_mutation", WARNING, f"{method} wrote into its argument {arg}", param=arg)
+                self.add("input_mutation", WARNING, f"{method} wrote into its argument {arg}", param=arg, method=method)
+
+
+def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray) -> float:
+    """sum(forward(*inputs) * weight) of a freshly built layer, through the guard: the referee's scalar."""
+    layer = guard.call(cls, "__init__", *args, book=name)
+    return float(np.sum(guard.call(layer, "forward", *inputs, book=name) * weight))
 
 
 def _probe_activation(cls, name: str, keras_fn, rng) -> list[dict]:
@@ -142,14 +163,14 @@ def _probe_activation(cls, name: str, keras_fn, rng) -> list[dict]:
     dout = rng.normal(size=x.shape)
     theirs_out = keras_fn(tf.constant(x)).numpy()
     _, (theirs_dx,) = _autodiff(lambda t: tf.reduce_sum(keras_fn(t) * dout), x)
-    done = probe.forward_backward(cls, x, dout, theirs_out, 2)
+    done = probe.forward_backward(cls, (), x, dout, theirs_out, 2)
     if done is None:
         return probe.findings
     dx = done[1]
     x_fd = x.copy()
 
     def referee(bad):
-        return _referee(lambda: float(np.sum(cls().forward(x_fd.copy()) * dout)), x_fd, dx, theirs_dx, bad)
+        return _referee(lambda: _forward_sum(cls, name, (), (x_fd.copy(),), dout), x_fd, dx, theirs_dx, bad)
     probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None)
     return probe.findings
 
@@ -175,15 +196,18 @@ def _probe_affine(cls, rng) -> list[dict]:
     for batch in (1, 4):
         x, dout = rng.normal(size=(batch, 3)), rng.normal(size=(batch, 2))
         theirs_out, theirs = _dense_autodiff(dense, x, dout)
-        done = probe.forward_backward(lambda: cls(W.copy(), b.copy()), x, dout, theirs_out, batch)
+        given = (W.copy(), b.copy())
+        done = probe.forward_backward(cls, given, x, dout, theirs_out, batch)
         if done is None:
             return probe.findings
         layer, dx = done
-        runs[batch] = ({"dx": dx, "dW": getattr(layer, "dW", None), "db": getattr(layer, "db", None)}, theirs, x, dout)
+        try:  # dW and db, whatever protocol the class follows (dW/db, or grads beside params)
+            dW, db = guard.gradients(layer, guard.held_array(layer, given[0]), guard.held_array(layer, given[1]))
+        except UserCodeError as err:
+            probe.error(err)
+            return probe.findings
+        runs[batch] = ({"dx": dx, "dW": dW, "db": db}, theirs, x, dout)
     for what in ("dx", "dW", "db"):
-        if runs[4][0][what] is None:
-            probe.add("gradient_mismatch", ERROR, f"backward did not set {what}", param=what)
-            continue
         at1 = classify(runs[1][0][what], runs[1][1][what], RTOL, ATOL)
         at4 = classify(runs[4][0][what], runs[4][1][what], RTOL, ATOL)
         if at1 is None and at4 is not None:  # right for one sample, wrong for a batch: the batch axis
@@ -199,42 +223,54 @@ def _probe_affine(cls, rng) -> list[dict]:
         def referee(bad, what=what, target=target, x=x, dout=dout, ours=ours, theirs=theirs):
             def f():
                 w_, b_, x_ = (target if what == "dW" else W), (target if what == "db" else b), (target if what == "dx" else x)
-                return float(np.sum(cls(w_.copy(), b_.copy()).forward(x_.copy()) * dout))
+                return _forward_sum(cls, "Affine", (w_.copy(), b_.copy()), (x_.copy(),), dout)
             return _referee(f, target, ours, theirs, bad)
         probe.compare(what, ours, theirs, 1, referee)
     return probe.findings
 
 
-def _probe_loss(cls, name: str, rng) -> list[dict]:
-    """A loss layer: forward(y, t) -> scalar, backward(dout=1) -> dL/dy, against Keras's loss."""
+# Label forms a SoftmaxWithLoss may take: the one each cross-entropy feeds it, and the other.
+FORMS = {"labels": "integer labels (n,)", "one-hot": "one-hot labels (n, k)"}
+FORM_OF_LOSS = {"sparse_categorical_crossentropy": "labels", "categorical_crossentropy": "one-hot"}
+
+
+def _loss_case(name: str, form: str | None, batch: int, rng):
+    """(scores y, the user's t, Keras's t, Keras's loss object, labels) for one probe of a loss layer."""
+    if name == "MeanSquaredError":
+        y, t = rng.normal(size=(batch, 1)), rng.normal(size=(batch, 1))  # one output: a 1/2 shows at batch 1
+        return y, t, t, keras.losses.MeanSquaredError(dtype="float64"), None
+    y, labels = rng.normal(scale=2, size=(batch, 3)), rng.integers(0, 3, size=batch)
+    # What Keras computes for a softmax output inside fit: the cross-entropy of its logits.
+    if form == "one-hot":
+        onehot = np.eye(3)[labels]
+        return y, onehot, onehot, keras.losses.CategoricalCrossentropy(from_logits=True, dtype="float64"), labels
+    return (y, labels, labels.reshape(-1, 1).astype(np.float64),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64"), labels)
+
+
+def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe:
+    """A loss layer: forward(y, t) -> scalar, backward(dout=1) -> dL/dy, against Keras's loss, with t in `form`."""
     probe = _Probe(name)
-    for batch in (1, 4):
-        if name == "MeanSquaredError":
-            y, t = rng.normal(size=(batch, 1)), rng.normal(size=(batch, 1))  # one output: a 1/2 shows at batch 1
-            ours_t, theirs_t = t, t
-            keras_loss = keras.losses.MeanSquaredError(dtype="float64")
-        else:
-            y, labels = rng.normal(scale=2, size=(batch, 3)), rng.integers(0, 3, size=batch)
-            ours_t, theirs_t = labels, labels.reshape(-1, 1).astype(np.float64)
-            # What Keras computes for a softmax output inside fit: the cross-entropy of its logits.
-            keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64")
+    for batch in batches:
+        y, ours_t, theirs_t, keras_loss, labels = _loss_case(name, form, batch, rng)
         theirs_loss, (theirs_dy, _) = _autodiff(lambda a, b: keras_loss(b, a), y, theirs_t)
-        layer = probe.run(cls)
+        layer = probe.call(cls, "__init__")
         if layer is None:
-            return probe.findings
+            return probe
         y_in, t_in = y.copy(), np.array(ours_t, copy=True)
-        loss = probe.run(lambda: layer.forward(y_in, t_in))
+        loss = probe.call(layer, "forward", y_in, t_in, expect=guard.SCALAR)
         probe.check_unchanged("forward", {"y": y, "t": ours_t}, {"y": y_in, "t": t_in})
         if loss is None:
-            return probe.findings
-        dy = probe.run(lambda: layer.backward(1))
+            return probe
+        loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        dy = probe.call(layer, "backward", *guard.loss_backward_args(layer), expect=y.shape)
         if dy is None:
-            return probe.findings  # it raised: a layer_error, and nothing to compare
+            return probe  # a layer_error, and nothing to compare
         if name == "SoftmaxWithLoss" and not np.isclose(loss, theirs_loss, rtol=RTOL, atol=ATOL):
             probs = tf.nn.softmax(tf.constant(y)).numpy()
             book = -np.mean(np.log(probs[np.arange(batch), labels] + 1e-7))
             if np.isclose(loss, book, rtol=1e-12, atol=0):  # explains the difference; Keras's side stays Keras's
-                probe.add("convention", WARNING, f"the loss is the book's -log(y + 1e-7): {float(loss):.12g} where Keras "
+                probe.add("convention", WARNING, f"the loss is the book's -log(y + 1e-7): {loss:.12g} where Keras "
                           f"computes {float(theirs_loss):.12g} from the logits; within float32 tolerance, visible in "
                           "float64", param="loss")
                 loss = theirs_loss  # named above; the gradient is still compared below
@@ -242,8 +278,10 @@ def _probe_loss(cls, name: str, rng) -> list[dict]:
         y_fd = y.copy()
 
         def referee(bad, y_fd=y_fd, t=ours_t, dy=dy, theirs_dy=theirs_dy):
-            return _referee(lambda: float(cls().forward(y_fd.copy(), np.array(t, copy=True))), y_fd, dy, theirs_dy, bad)
-        if batch == 4 and classify(dy, theirs_dy, RTOL, ATOL) is not None and not any(
+            return _referee(lambda: float(np.asarray(guard.call(guard.call(cls, "__init__", book=name), "forward",
+                                                                y_fd.copy(), np.array(t, copy=True), book=name))),
+                            y_fd, dy, theirs_dy, bad)
+        if batch == 4 and 1 in batches and classify(dy, theirs_dy, RTOL, ATOL) is not None and not any(
                 f.get("param") == "dy" for f in probe.findings):
             code, detail = classify(dy, theirs_dy, RTOL, ATOL)  # right for one sample, wrong for a batch
             if code == "scale_factor":
@@ -251,11 +289,37 @@ def _probe_loss(cls, name: str, rng) -> list[dict]:
             probe.add("batch_reduction", ERROR, f"dy matches Keras at batch size 1 but not at 4 ({detail})", param="dy")
             continue
         probe.compare("dy", dy, theirs_dy, batch, referee)
-    return probe.findings
+    return probe
 
 
-def probe_layers(kit: dict, user_names: list[str]) -> list[dict]:
-    """Findings for each of the user's classes (names as in the reference kit)."""
+def _probe_loss(cls, name: str, rng, loss: str | None = None) -> list[dict]:
+    """A loss layer against Keras's loss. A SoftmaxWithLoss gets t in the form the run's loss uses,
+    and is also tried with the other form: which forms it accepts is said, and a class that accepts
+    only the form this run does not use fails on that, once."""
+    if name != "SoftmaxWithLoss":
+        return _judge_loss(cls, name, None, rng).findings
+    accepts = [form for form in FORMS if not _judge_loss(cls, name, form, np.random.default_rng(7), (4,)).failed]
+    form = FORM_OF_LOSS.get(loss) or ("labels" if "labels" in accepts or not accepts else "one-hot")
+    judged = _judge_loss(cls, name, form, rng)
+    if judged.failed and accepts and form not in accepts:
+        other = accepts[0]
+        why = FORM_OF_LOSS.get(loss) and f"the {FORMS[form]} this run's {loss} feeds it"
+        first = next(f["message"] for f in judged.findings if f["severity"] == ERROR).removeprefix(f"{name}: ")
+        return [finding("label_form", ERROR, f"{name}: accepts {FORMS[other]} but not {why or FORMS[form]}; "
+                        f"with them: {first}", layer=name, param="t")]
+    if accepts:
+        judged.add("label_form", INFO, f"accepts {' and '.join(FORMS[f] for f in accepts)}"
+                   + (" only" if len(accepts) == 1 else ""), param="t")
+    return judged.findings
+
+
+def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[dict]:
+    """Findings for each of the user's classes (names as in the reference kit).
+
+    `loss` is the run's loss: a SoftmaxWithLoss is judged with the labels it feeds (integer labels for
+    sparse_categorical_crossentropy, one-hot for categorical_crossentropy); without it, with whichever
+    form the class accepts.
+    """
     rng = np.random.default_rng(20240601)
     out = []
     for name in user_names:
@@ -267,7 +331,7 @@ def probe_layers(kit: dict, user_names: list[str]) -> list[dict]:
         elif name == "Affine":
             out += _probe_affine(cls, rng)
         else:
-            out += _probe_loss(cls, name, rng)
+            out += _probe_loss(cls, name, rng, loss)
     for f in out:
         f["phase"] = "layer probe"
     return out

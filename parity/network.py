@@ -1,4 +1,4 @@
-"""A stack of the book's layers: forward, backward, per-sample gradients, SGD step (NumPy only)."""
+"""A stack of the book's layers: forward, backward, per-sample gradients, SGD step (NumPy only); user calls guarded."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parity import guard
 from parity import layers as reference_layers
+from parity.guard import UserCodeError, held_array, where_defined, where_raised
 
-__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "build_network", "where_raised"]
+__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "UserCodeError", "build_network", "where_raised"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
@@ -86,59 +88,111 @@ class Trace:
     errors: list = field(default_factory=list)  # RowError per row on which a NumPy layer raised
 
 
-class Network:
-    """The book's layers in order, then a loss layer; Affine layers hold the parameters."""
+@dataclass
+class _Slot:
+    """One layer of the stack: its object, the book class it plays, and whether the class is the user's."""
 
-    def __init__(self, layers: list, loss_layer, affine_class=reference_layers.Affine, probabilities: bool = False):
-        self.layers = layers
-        self.loss_layer = loss_layer
-        self.probabilities = probabilities  # the loss layer applies a softmax: predictions are its output
-        self.affines = [layer for layer in layers if isinstance(layer, affine_class)]
-        # Positions of the Affine layers whose output feeds an activation: pre-activations.
-        self._pre_act_at = {
-            i for i, layer in enumerate(layers[:-1])
-            if isinstance(layer, affine_class) and not isinstance(layers[i + 1], affine_class)
-        }
+    role: str  # Affine | Relu | Sigmoid | SoftmaxWithLoss | MeanSquaredError
+    obj: object  # None when a user's constructor raised (the network is then broken)
+    user: bool
+    W: np.ndarray | None = None  # an Affine's parameters, the very arrays the layer holds: updated in place
+    b: np.ndarray | None = None
+    feeds_activation: bool = False  # an Affine whose output is a pre-activation (z)
+
+
+class Network:
+    """The book's layers in order, then a loss layer. Every call into a user's class goes through
+    `parity.guard`: what it does wrong becomes a UserCodeError naming that class and method."""
+
+    def __init__(self, spec: ModelSpec, weights: dict[str, np.ndarray], kit: dict | None = None):
+        self.kit = kit or {}
+        self.probabilities = spec.loss in CROSS_ENTROPIES  # the loss layer applies a softmax
+        self.broken: UserCodeError | None = None  # the first user constructor that raised
+        self.layers: list[_Slot] = []
+        for i, dense in enumerate(spec.layers, start=1):
+            W, b = weights[f"W{i}"], weights[f"b{i}"]
+            affine = self._make("Affine", W, b)
+            # Parameters are the arrays handed to the constructor, whatever the layer calls them.
+            affine.W, affine.b = (W, b) if affine.obj is None else (held_array(affine.obj, W), held_array(affine.obj, b))
+            affine.feeds_activation = dense.activation in ("relu", "sigmoid")
+            self.layers.append(affine)
+            if dense.activation == "relu":
+                self.layers.append(self._make("Relu"))
+            elif dense.activation == "sigmoid":
+                self.layers.append(self._make("Sigmoid"))
+        self.loss_layer = self._make("SoftmaxWithLoss" if self.probabilities else "MeanSquaredError")
+        self._loss_args = (1,) if self.loss_layer.obj is None else guard.loss_backward_args(self.loss_layer.obj)
         self.pre_activations: list[np.ndarray] = []
+        self._last_user: tuple[_Slot, str] | None = None  # the user call whose output the next layer consumes
+
+    def _make(self, role: str, *args) -> _Slot:
+        reference = getattr(reference_layers, role)
+        cls = self.kit.get(role, reference)
+        if cls is reference:
+            return _Slot(role, cls(*args), False)
+        try:
+            return _Slot(role, guard.call(cls, "__init__", *args, book=role), True)
+        except UserCodeError as err:
+            self.broken = self.broken or err
+            return _Slot(role, None, True)
+
+    def _call(self, slot: _Slot, method: str, *args, expect=None):
+        """slot.obj.method(*args); a reference layer that raises on a user layer's output blames that layer."""
+        if slot.user:
+            out = guard.call(slot.obj, method, *args, book=slot.role, expect=expect)
+            self._last_user = (slot, method)
+            return out
+        try:
+            return getattr(slot.obj, method)(*args)
+        except Exception as exc:
+            if self._last_user is None:
+                raise
+            blamed, by = self._last_user
+            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise UserCodeError(blamed.role, type(blamed.obj), by, f"returned what the reference {slot.role}.{method} "
+                                f"then raised on ({type(exc).__name__}: {text})",
+                                where_defined(type(blamed.obj), by), type(exc).__name__) from exc
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        self.pre_activations = []
-        for i, layer in enumerate(self.layers):
-            x = layer.forward(x)
-            if i in self._pre_act_at:
+        self.pre_activations, self._inputs = [], []
+        for slot in self.layers:
+            self._inputs.append(np.shape(x))
+            expect = (len(x), slot.W.shape[1]) if slot.role == "Affine" else np.shape(x)
+            x = self._call(slot, "forward", x, expect=expect)
+            if slot.feeds_activation:
                 self.pre_activations.append(x)
         self._output = x
         return x
 
     def loss(self, x: np.ndarray, t: np.ndarray):
-        return self.loss_layer.forward(self.predict(x), t)
+        return self._call(self.loss_layer, "forward", self.predict(x), t, expect=guard.SCALAR)
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Backpropagate from the loss; returns ({W1: dW1, b1: db1, ...}, dx). Call after `loss`."""
-        dout = self.loss_layer.backward(1)
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        dout = self._call(self.loss_layer, "backward", *self._loss_args, expect=np.shape(self._output))
+        for slot, shape in zip(reversed(self.layers), reversed(self._inputs)):
+            dout = self._call(slot, "backward", dout, expect=shape)
         grads = {}
-        for i, affine in enumerate(self.affines, start=1):
-            grads[f"W{i}"] = np.array(affine.dW, copy=True)
-            grads[f"b{i}"] = np.array(affine.db, copy=True)
+        for i, slot in enumerate([s for s in self.layers if s.role == "Affine"], start=1):
+            dW, db = guard.gradients(slot.obj, slot.W, slot.b) if slot.user else (slot.obj.dW, slot.obj.db)
+            grads[f"W{i}"], grads[f"b{i}"] = np.array(dW, copy=True), np.array(db, copy=True)
         return grads, dout
 
     def params(self) -> dict[str, np.ndarray]:
         out = {}
-        for i, affine in enumerate(self.affines, start=1):
-            out[f"W{i}"], out[f"b{i}"] = affine.W, affine.b
+        for i, slot in enumerate([s for s in self.layers if s.role == "Affine"], start=1):
+            out[f"W{i}"], out[f"b{i}"] = slot.W, slot.b
         return out
 
     def sgd_step(self, grads: dict[str, np.ndarray], lr: float) -> None:
-        """Plain SGD, as keras.optimizers.SGD without momentum: p <- p - lr * g."""
-        for name, param in self.params().items():
+        """Plain SGD, as keras.optimizers.SGD without momentum: p <- p - lr * g, in place, so that the
+        step reaches the layer whatever it calls its parameters."""
+        params = self.params()
+        for name, param in params.items():
             if np.shape(grads[name]) != param.shape:  # never let a wrong shape broadcast into W
                 raise GradientShapeError(f"d{name} has shape {np.shape(grads[name])}, {name} is {param.shape}")
-        for i, affine in enumerate(self.affines, start=1):
-            lr_ = np.asarray(lr, dtype=affine.W.dtype)
-            affine.W = affine.W - lr_ * grads[f"W{i}"]
-            affine.b = affine.b - lr_ * grads[f"b{i}"]
+        for name, param in params.items():
+            param -= np.asarray(lr, dtype=param.dtype) * grads[name]
 
     def per_sample(self, x: np.ndarray, t: np.ndarray, hidden: list[int], batch: int = 1) -> Trace:
         """Forward and backward on consecutive batches (one sample each by default, as the notebook does).
@@ -173,21 +227,41 @@ class Network:
         return trace
 
     def _one(self, x: np.ndarray, t: np.ndarray) -> dict:
+        if self.broken is not None:  # a constructor raised: no row can run
+            raise self.broken
+        self._last_user = None
         with np.errstate(all="ignore"):  # overflow and NaN are reported as findings, not as warnings
-            return self._one_row(x, t)
+            # Copies: a layer that writes into its input must not change the data both sides share.
+            return self._one_row(np.array(x, copy=True), np.array(t, copy=True))
 
     def _one_row(self, x: np.ndarray, t: np.ndarray) -> dict:
+        loss_layer = self.loss_layer
+        before = dict(getattr(loss_layer.obj, "__dict__", {})) if self.probabilities and loss_layer.user else None
         loss = self.loss(x, t)
         scores = self._output
-        if self.probabilities:  # the book's SoftmaxWithLoss keeps them as .y; else take the softmax of the scores
-            y = getattr(self.loss_layer, "y", None)
-            pred = y if isinstance(y, np.ndarray) and y.shape == np.shape(scores) else reference_layers.softmax(scores)
-        else:
-            pred = scores
+        pred = self._probabilities(before, scores, t) if self.probabilities else scores
         z = [np.array(a, copy=True).reshape(-1) for a in self.pre_activations]
         grads, dx = self.gradient(x, t)
         return {"pred": np.array(pred, copy=True).reshape(-1), "loss": np.asarray(loss).reshape(()),
                 "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z}
+
+    def _probabilities(self, before: dict | None, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """A user's loss layer's probabilities where exactly one attribute its forward just set holds
+        them (rows on the simplex, neither the scores nor the labels: its name says nothing, `.y` may be
+        the labels); else the softmax of the scores."""
+        if before is not None:
+            found = [v for k, v in getattr(self.loss_layer.obj, "__dict__", {}).items()
+                     if isinstance(v, np.ndarray) and v.shape == scores.shape and before.get(k) is not v
+                     and not np.array_equal(v, scores) and not np.array_equal(v, t) and _on_simplex(v)]
+            if len(found) == 1:
+                return found[0]
+        return reference_layers.softmax(scores)
+
+
+def _on_simplex(p: np.ndarray) -> bool:
+    """Rows of non-negative numbers summing to 1: probabilities (a loose test: it only picks an attribute)."""
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(p).all() and (p >= 0).all() and np.allclose(p.sum(axis=-1), 1.0, rtol=0, atol=1e-3))
 
 
 class GradientShapeError(ValueError):
@@ -196,34 +270,29 @@ class GradientShapeError(ValueError):
 
 @dataclass
 class RowError:
-    """An exception raised while computing one row (sample, step or batch) on the NumPy side."""
+    """What went wrong while computing one row (sample, step or batch) on the NumPy side."""
 
     row: int
-    layer: str  # the class whose method raised, e.g. "Relu.backward"; "" when not inside a layer
-    kind: str  # the exception's class
-    message: str
-    where: str  # "file:line" of the innermost frame
+    layer: str  # the class and method at fault, as the user spelled it, e.g. "ReLU.backward"; "" when none
+    kind: str  # the exception's class, or what was wrong (None, type, shape, gradient)
+    message: str  # completes the sentence that starts with `layer`: "raised ValueError: ...", "returned None: ..."
+    where: str  # "file:line" in the user's code where it can be said, else of the innermost frame
+    book: str = ""  # the book class blamed (Affine, Relu, ...); "" when none
 
     @classmethod
     def of(cls, row: int, exc: Exception, network: "Network") -> "RowError":
-        classes = {type(layer) for layer in [*network.layers, network.loss_layer]}
-        layer = ""
+        if isinstance(exc, UserCodeError):
+            return cls(row, f"{exc.class_name}.{exc.method}", exc.kind, exc.message, exc.where, exc.book)
+        slots = {type(s.obj): s.role for s in [*network.layers, network.loss_layer] if s.obj is not None}
+        layer, book = "", ""
         tb = exc.__traceback__
         while tb is not None:  # the innermost frame that runs a method of one of the network's layers
             owner = tb.tb_frame.f_locals.get("self")
-            if type(owner) in classes:
-                layer = f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}"
+            if type(owner) in slots:
+                layer, book = f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}", slots[type(owner)]
             tb = tb.tb_next
-        return cls(row, layer, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "",
-                   where_raised(exc))
-
-
-def where_raised(exc: BaseException) -> str:
-    """'file:line' of the innermost frame an exception passed through."""
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return cls(row, layer, type(exc).__name__, f"raised {type(exc).__name__}: {text}", where_raised(exc), book)
 
 
 def _filled(values: list) -> np.ndarray | None:
@@ -256,19 +325,7 @@ def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> 
     """Lay out Affine/activation layers for `spec` and hand each Affine its weights.
 
     `kit` maps class names (Affine, Relu, Sigmoid, MeanSquaredError, SoftmaxWithLoss) to classes;
-    missing names fall back to the reference layers.
+    missing names fall back to the reference layers. A user's constructor that raises leaves the
+    network broken: every row it runs is then that error.
     """
-    kit = {**_reference_kit(), **(kit or {})}
-    stack = []
-    for i, layer in enumerate(spec.layers, start=1):
-        stack.append(kit["Affine"](weights[f"W{i}"], weights[f"b{i}"]))
-        if layer.activation == "relu":
-            stack.append(kit["Relu"]())
-        elif layer.activation == "sigmoid":
-            stack.append(kit["Sigmoid"]())
-    loss_layer = kit["SoftmaxWithLoss"]() if spec.loss in CROSS_ENTROPIES else kit["MeanSquaredError"]()
-    return Network(stack, loss_layer, affine_class=kit["Affine"], probabilities=spec.loss in CROSS_ENTROPIES)
-
-
-def _reference_kit() -> dict:
-    return {name: getattr(reference_layers, name) for name in reference_layers.__all__}
+    return Network(spec, weights, kit)

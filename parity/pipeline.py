@@ -133,7 +133,7 @@ def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, 
 
             kit = layers.kit
             full = {**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **kit}
-            found = probe_layers(full, list(layers.names or kit))
+            found = probe_layers(full, list(layers.names or kit), prepared.spec.loss)
             whose = layers.whose()
         if not write:
             result = compare_numpy(prepared, reference, kit, found, whose, progress=progress)

@@ -17,7 +17,7 @@ from parity.config import RunConfig
 from parity.data import Dataset
 from parity.dead_units import kink_rows, stepping_observation
 from parity.findings import Finding
-from parity.diagnose import FIXES, excuse_book_log, refine
+from parity.diagnose import FIXES, excuse_book_log, follow_mask, refine
 from parity.inputs import Prepared
 from parity.closed_form import per_sample_closed_form, steps_closed_form
 from parity.network import ModelSpec, Trace, build_network
@@ -204,9 +204,14 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if on_chunk:
             on_chunk(part)
         whole = part if stop - start == len(data) else None
-    findings = [{**f, "fix": FIXES.get(f["code"], "")} for f in layer_findings]
+    findings = [{**f, "fix": FIXES.get(f["code"], "") if f["severity"] != INFO else ""} for f in layer_findings]
     findings += _diverged(fitted, config)
-    probe_findings = render([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)])
+    # One root cause, one error: what follows from a class the layer probe blamed is marked as its consequence.
+    at_fault = {f.get("layer") for f in layer_findings if f["severity"] == ERROR}
+    mask_bug = any(f["code"] == "mask_mismatch" and f["severity"] == ERROR for f in layer_findings)
+    probe_findings = render(follow_mask([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)],
+                                        "probe", mask_bug))
+    _link(probe_findings, "probe", at_fault, set())
     findings += probe_findings
     flagged = {f.get("param") for f in probe_findings if f["severity"] == ERROR}  # not warnings: kinks fail nothing
 
@@ -222,12 +227,10 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if phase is None:
             continue
         summaries[phase.phase] = PhaseSummary.of(phase, classifies)
-        for f in render([refine(f, phase.phase, tol, config.batch_size, flagged) for f in merge_findings(findings_for(phase))]):
-            # Later phases repeat what the probe found: kept, but marked as its consequence.
-            if f["severity"] == ERROR and ((phase.phase == "stepping" and flagged)
-                                           or (phase.phase == "batch" and f.get("param") in flagged)):
-                f["consequence_of"] = "probe"
-            findings.append(f)
+        found = render(follow_mask([refine(f, phase.phase, tol, config.batch_size, flagged)
+                                    for f in merge_findings(findings_for(phase))], phase.phase, mask_bug))
+        _link(found, phase.phase, at_fault, flagged)
+        findings += found
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
         return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
 
@@ -243,6 +246,19 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
 def run_parity(prepared: Prepared, kit: dict | None = None) -> ParityResult:
     """Keras's side, then the NumPy stack (reference layers, or those in `kit`) against it."""
     return compare_numpy(prepared, keras_reference(prepared), kit)
+
+
+def _link(found: list[dict], phase: str, at_fault: set, flagged: set) -> None:
+    """Mark each error that follows from an earlier one: from the layer probe's when it blamed a class (a
+    finding that names another class is its own), else, in the later phases, from the probe's (they
+    repeat what it found). Kept, with `consequence_of` naming the phase whose finding explains it."""
+    for f in found:
+        if f["severity"] != ERROR or f.get("consequence_of"):
+            continue
+        if at_fault and (f.get("layer") is None or f["layer"] in at_fault):
+            f["consequence_of"] = "layer probe"
+        elif (phase == "stepping" and flagged) or (phase == "batch" and f.get("param") in flagged):
+            f["consequence_of"] = "probe"
 
 
 def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:

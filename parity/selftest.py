@@ -97,6 +97,33 @@ class BookRelu:
         return dout
 
 
+class ReluForgetsReturn(ref.Relu):
+    def backward(self, dout):
+        dx = super().backward(dout)  # noqa: F841  (computed, never returned)
+
+
+class ReluConstructorRaises(ref.Relu):
+    def __init__(self):
+        super().__init__()
+        self.scale = 1.0 / self.leak  # an attribute never set
+
+
+class AffinePrivateParams:
+    """Correct, with its parameters under other names: SGD steps must still reach them."""
+
+    def __init__(self, W, b):
+        self._W, self._b = W, b
+        self.dW = self.db = None
+
+    def forward(self, x):
+        self._x = x
+        return x @ self._W + self._b
+
+    def backward(self, dout):
+        self.dW, self.db = self._x.T @ dout, dout.sum(axis=0)
+        return dout @ self._W.T
+
+
 @dataclass(frozen=True)
 class Planted:
     name: str
@@ -120,7 +147,11 @@ PLANTED = [
             "Sigmoid backward drops (1 - out)"),
     Planted("softmax summed", {"SoftmaxWithLoss": SoftmaxSummedOverBatch}, "batch_reduction",
             "SoftmaxWithLoss backward forgets / batch"),
+    Planted("returned None", {"Relu": ReluForgetsReturn}, "layer_error", "Relu backward computes dx, returns nothing"),
+    Planted("constructor raises", {"Relu": ReluConstructorRaises}, "layer_error", "Relu.__init__ reads an unset attribute"),
     Planted("book's Relu (correct)", {"Relu": BookRelu}, "", "in-place backward: input_mutation warning only"),
+    Planted("parameters under other names (correct)", {"Affine": AffinePrivateParams}, "",
+            "Affine keeps W and b as _W and _b: steps reach them in place"),
     Planted("reference layers (correct)", {}, "", "no finding of severity error"),
 ]
 

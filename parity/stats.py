@@ -104,7 +104,8 @@ def merge_findings(findings: list[dict]) -> list[dict]:
     for f in findings:
         raw = f.get("raw_code", f["code"])
         # nan: one finding per phase, whichever quantity went non-finite first in each chunk
-        key = (f.get("phase_name"), raw, None if raw == "nan" else f.get("param"), f.get("layer"), f.get("layer_number"))
+        key = (f.get("phase_name"), raw, None if raw == "nan" else f.get("param"), f.get("layer"), f.get("method"),
+               f.get("layer_number"))
         if key not in merged:
             merged[key] = dict(f)
             continue

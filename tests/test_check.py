@@ -25,6 +25,8 @@ def test_selftest_catches_every_planted_bug_with_its_code(selftest_rows):
     by_case = {r["case"]: r for r in selftest_rows}
     assert by_case["book's Relu (correct)"]["warnings"] == ["input_mutation"]
     assert by_case["reference layers (correct)"]["warnings"] == []
+    assert by_case["parameters under other names (correct)"]["warnings"] == []
+    assert by_case["returned None"]["errors"] == by_case["constructor raises"]["errors"] == ["layer_error"]
 
 
 def test_findings_cover_every_diagnosis_code(selftest_rows):
@@ -37,7 +39,7 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
 def test_selftest_command_exits_0_and_prints_the_table(capsys):
     assert cli.main(["selftest"]) == 0
     out = capsys.readouterr().out
-    assert "selftest: 13 of 13 planted cases caught with the right code" in out
+    assert "selftest: 16 of 16 planted cases caught with the right code" in out
 
 
 def run_check(tmp_path, *args):

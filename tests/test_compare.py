@@ -79,3 +79,27 @@ def test_mask_flip_within_rounding_of_zero_is_a_kink_warning_not_a_failure():
     assert list(result.verdicts) == ["kink", "pass", "pass"]
     assert codes(result) == ["kink"]
     assert findings_for(result)[0]["severity"] == "warning"
+
+
+def test_a_kink_flip_excuses_only_what_it_explains_and_a_wrong_loss_on_that_row_still_fails():
+    theirs = trace(z=np.array([[0.5, -1e-13], [0.5, -0.5], [0.5, -0.5]]))
+    ours = trace(z=np.array([[0.5, 1e-13], [0.5, -0.5], [0.5, -0.5]]))
+    ours.grads["b1"][0, 1] = 0.0  # explained by the flip: the unit passes gradient on one side only
+    ours.loss[0] += 4.0  # not explained by any mask
+    result = compare(ours, theirs)
+    assert list(result.verdicts) == ["fail", "pass", "pass"]
+    found = {f["code"]: f for f in findings_for(result)}
+    assert set(found) == {"forward_mismatch", "kink"}  # no gradient_mismatch on db1, no mask_mismatch
+    assert (found["forward_mismatch"]["param"], found["forward_mismatch"]["sample"]) == ("loss", 0)
+
+
+def test_a_kink_flip_does_not_excuse_a_gradient_of_a_later_layer():
+    theirs = trace(z=np.array([[0.5, -1e-13], [0.5, -0.5], [0.5, -0.5]]))
+    ours = trace(z=np.array([[0.5, 1e-13], [0.5, -0.5], [0.5, -0.5]]))
+    theirs.grads["W2"] = np.ones((3, 2, 1))
+    ours.grads["W2"] = np.ones((3, 2, 1))
+    ours.grads["W2"][0, 0, 0] = 3.0  # layer 2's kernel gradient: the flip in layer 1 does not reach it
+    result = compare(ours, theirs)
+    assert result.verdicts[0] == "fail"
+    assert [(f["code"], f["param"]) for f in findings_for(result) if f["severity"] == "error"] == [
+        ("gradient_mismatch", "dW2")]

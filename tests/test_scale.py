@@ -69,6 +69,20 @@ def test_closed_form_stepping_equals_the_layer_objects(spec):
     assert_traces_equal(fast, slow)
 
 
+@pytest.mark.parametrize("spec", NETS, ids=lambda s: "-".join(f"{d.units}{d.activation[0]}" for d in s.layers))
+def test_closed_form_rows_are_bitwise_the_same_whatever_the_chunk(spec):
+    """BLAS rounds a row of `a @ W` by how many rows share the call; the probe must not depend on chunking."""
+    weights, x, t = random_case(spec, 4, n=120)
+    whole = per_sample_closed_form(spec, weights, x, t)
+    parts = [per_sample_closed_form(spec, weights, x[i:i + 17], t[i:i + 17]) for i in range(0, 120, 17)]
+    for name in ("pred", "loss", "dx"):
+        np.testing.assert_array_equal(getattr(whole, name), np.concatenate([getattr(p, name) for p in parts]), name)
+    for k in whole.z:
+        np.testing.assert_array_equal(whole.z[k], np.concatenate([p.z[k] for p in parts]), f"z{k}")
+    for k in whole.grads:
+        np.testing.assert_array_equal(whole.grads[k], np.concatenate([p.grads[k] for p in parts]), k)
+
+
 @pytest.fixture(scope="module")
 def prepared_reference():
     prepared = prepare(resolve({"dtype": "float64", "scenario": "deep", "samples": 120, "epochs": 2}))
