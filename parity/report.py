@@ -132,7 +132,7 @@ class ReportWriter:
         self._samples_table, self._gradients_table = samples_table, gradients_table
         self.curves = None
         if plots:
-            from parity.plots import ProbeCurves
+            from parity.probe_curves import ProbeCurves
 
             self.curves = ProbeCurves(data, spec)
 
