@@ -214,7 +214,9 @@ def render_html(summary: dict, images: dict[str, bytes]) -> str:
     if notes:  # observations, not failures: folded, as the dead-unit section below tells the same story
         body.append(f"<details><summary>{len(notes)} note{'s' * (len(notes) != 1)} (severity info: observations, "
                     "not failures)</summary>" + "".join(_finding(r, c) for r, c in notes) + "</details>")
-    setup = {**s.get("config", {}), **{key: s[key] for key in ("model", "layers") if key in s}}
+    # summary["layers"] says whose class each layer is; config["layers"] is the architecture: both are kept
+    setup = {**s.get("config", {}), **{name: s[key] for key, name in (("model", "model"), ("layers", "layer classes"))
+                                       if key in s}}
     body += ["<h2>Dead ReLU units</h2>", dead_units_table(s),
              "<h2>Worst differences, per phase</h2>", differences_table(s), "<h2>Plots</h2>", _plots(images),
              "<h2>Environment</h2>", key_values(s.get("environment", {})), "<h2>Configuration</h2>", key_values(setup)]

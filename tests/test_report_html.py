@@ -110,6 +110,14 @@ def test_the_page_works_without_images_and_without_most_keys():
     assert "This model has no ReLU layer" in sigmoid and "saturated" in sigmoid and "25%" in sigmoid
 
 
+def test_the_configuration_keeps_the_architecture_and_says_whose_classes_ran():
+    page = render_html(summary(config={"layers": [{"units": 2, "activation": "relu"}]},
+                               layers={"Relu": "yours (Relu from my_layers.py)", "Affine": "reference"}), {})
+    setup = page[page.index("<h2>Configuration"):]
+    assert "<th>layers</th><td>units: 2, activation: relu</td>" in setup
+    assert "<th>layer classes</th><td>Relu: yours (Relu from my_layers.py), Affine: reference</td>" in setup
+
+
 def test_dead_units_are_named_as_units_and_the_stepping_check_is_a_sentence():
     page = render_html(summary(), {})
     assert "layer 1, unit 1" in page and ">1.1<" not in page
