@@ -165,7 +165,9 @@ def _kinks(ax, result: ParityResult, units: int, lo: float, hi: float) -> None:
         at = min(max(kink, lo), hi)  # a kink outside the data is drawn at the edge, labelled
         ax.plot([at], [j], marker="|", color="black", markersize=14, mew=2)
         note = "" if lo <= kink <= hi else " (outside the data)"
-        ax.annotate(f"x*={kink:.3f}{note}", (at, j), textcoords="offset points", xytext=(4, 4), fontsize=8,
+        right = at > (lo + hi) / 2  # label towards the middle, so a kink at the right edge stays in its panel
+        ax.annotate(f"x*={kink:.3f}{note}", (at, j), textcoords="offset points", xytext=(-4 if right else 4, 4),
+                    ha="right" if right else "left", fontsize=8,
                     bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
     ax.set_xlim(lo, hi)
 
