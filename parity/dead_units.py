@@ -12,11 +12,17 @@ import numpy as np
 from parity.compare import PhaseResult
 from parity.network import Trace
 
-__all__ = ["kink_rows", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_params"]
+__all__ = ["kink_rows", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_name", "unit_params"]
 
 
 def unit_label(layer: int, unit: int) -> str:
     return f"{layer}.{unit}"
+
+
+def unit_name(label: str) -> str:
+    """A unit label ("1.0", a key in summary.json) as a reader says it: "layer 1, unit 0", never a number."""
+    layer, _, unit = label.partition(".")
+    return f"layer {layer}, unit {unit}"
 
 
 def unit_params(layer: int, j: int, params: dict[str, np.ndarray]) -> list[np.ndarray]:

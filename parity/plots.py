@@ -1,9 +1,8 @@
-"""The report's pictures (matplotlib, Agg): gradient differences, dead-ReLU map, stepping, the fit.
+"""The report's pictures (matplotlib, Agg): gradient differences, gradient flow per ReLU unit, stepping, the fit.
 
-Up to EXACT_LIMIT probed samples are drawn one by one; above it the probe is aggregated as it
-streams in (ProbeCurves): BINS bins along x (or along the sample order), each holding its largest
-gradient difference, its dead fraction per unit and its mean predictions, plus a fixed sample of
-points for scatter plots. Ten million samples then plot as fast, and as readably, as ten thousand.
+Each picture is drawn for a learner who knows nothing beforehand: units are named as units
+("layer 1, unit 0"), every mark is in a legend, and exact zeros are drawn on a labelled floor. The
+probe arrives reduced by ProbeCurves (parity.probe_curves), so a run of any size plots in bounded time.
 """
 
 from __future__ import annotations
@@ -16,66 +15,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from parity.dead_units import unit_label, unit_name  # noqa: E402
+from parity.probe_curves import BINS, EXACT_LIMIT, SCATTER_POINTS, ProbeCurves  # noqa: E402,F401  (re-exported)
 from parity.runner import ParityResult  # noqa: E402
 
 __all__ = ["EXACT_LIMIT", "ProbeCurves", "draw_all"]
 
-EXACT_LIMIT = 10_000
-BINS = 500
-SCATTER_POINTS = 5_000
 NUMPY_STYLE = {"color": "tab:blue", "label": "numpy"}
 KERAS_STYLE = {"color": "tab:orange", "label": "keras", "linestyle": "--"}
-
-
-class ProbeCurves:
-    """The probe, reduced to what the plots draw, accumulated chunk by chunk in bounded memory."""
-
-    def __init__(self, data, spec):
-        n = len(data)
-        self.one_d = spec.input_dim == 1
-        self.exact = n <= EXACT_LIMIT
-        key = data.x[:, 0] if self.one_d else np.arange(n, dtype=np.float64)
-        if self.exact:  # one bin per sample, in order of x
-            self.bin = np.empty(n, dtype=np.int64)
-            self.bin[np.argsort(key, kind="stable")] = np.arange(n)
-            bins = n
-        else:
-            edges = np.linspace(key.min(), key.max(), BINS + 1)
-            self.bin = np.clip(np.searchsorted(edges, key, side="right") - 1, 0, BINS - 1)
-            bins = BINS
-        self.key = key
-        self.count = np.bincount(self.bin, minlength=bins).astype(np.float64)
-        self.centre = np.bincount(self.bin, weights=key, minlength=bins) / np.maximum(self.count, 1)
-        self.bins = bins
-        self.grad_max: dict[str, np.ndarray] = {}
-        self.dead: dict[tuple[int, str], np.ndarray] = {}  # (layer, side) -> (bins, units) dead counts
-        self.pred: dict[str, np.ndarray] = {}  # side -> (bins, outputs) sums
-        self.points = np.unique(np.linspace(0, n - 1, min(n, SCATTER_POINTS)).astype(np.int64))
-        self.point_class: dict[str, np.ndarray] = {}
-
-    def add(self, part) -> None:
-        b = self.bin[part.rows]
-        order = np.argsort(b, kind="stable")  # per-bin maxima by reduceat over rows sorted by bin
-        present, starts = np.unique(b[order], return_index=True)
-        for name, d in part.diffs.items():
-            if d.kind == "gradient":
-                acc = self.grad_max.setdefault(name, np.zeros(self.bins))
-                acc[present] = np.maximum(acc[present], np.maximum.reduceat(d.max_abs[order], starts))
-        for layer, dead in part.dead_keras.items():
-            for side, mask in (("numpy", part.dead_numpy[layer]), ("keras", dead)):
-                acc = self.dead.setdefault((layer, side), np.zeros((self.bins, mask.shape[1])))
-                for j in range(mask.shape[1]):
-                    acc[:, j] += np.bincount(b, weights=mask[:, j], minlength=self.bins)
-        picked = np.isin(part.rows, self.points)
-        for side, trace in (("numpy", part.numpy), ("keras", part.keras)):
-            acc = self.pred.setdefault(side, np.zeros((self.bins, trace.pred.shape[1])))
-            for k in range(trace.pred.shape[1]):
-                acc[:, k] += np.bincount(b, weights=trace.pred[:, k].astype(np.float64), minlength=self.bins)
-            cls = self.point_class.setdefault(side, np.full(len(self.points), -1))
-            cls[np.searchsorted(self.points, part.rows[picked])] = trace.pred[picked].argmax(axis=1)
-
-    def filled(self) -> np.ndarray:
-        return self.count > 0
 
 
 def _floor(tol) -> float:
@@ -85,12 +32,12 @@ def _floor(tol) -> float:
 
 def _log_axis(ax) -> None:
     """A log y axis labelled 1e-12, 1e-09, ...: plain text, as mathtext tick labels cost most of a plot's time."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(numticks=8))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_locator(NullLocator())  # unlabelled minor ticks cost a third of the plots' time
 
 
 def _save(fig, folder: Path, name: str) -> str:
@@ -106,53 +53,106 @@ def _along(curves: ProbeCurves, result: ParityResult) -> str:
     return what + ("" if curves.exact else f" ({BINS} bins of {len(result.data):,} samples; per bin: max)")
 
 
+def _floor_and_atol(ax, result: ParityResult, floor: float) -> None:
+    """The two reference lines every difference panel needs, labelled where they are drawn."""
+    atol = result.tolerance.atol
+    ax.axhline(atol, color="red", linestyle=":")
+    ax.axhline(floor, color="gray", linewidth=0.6)
+    ax.text(0.01, atol, f" atol {atol:g}", color="red", fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
+    ax.text(0.01, floor, " exactly equal", color="gray", fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
+
+
 def gradient_diffs(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True,
-                             gridspec_kw={"left": 0.08, "right": 0.98, "bottom": 0.13, "top": 0.86, "wspace": 0.08})
+    """One panel per phase (probe, batch, stepping): each gradient's largest |numpy - keras| per row."""
+    panels = [("probe", _along(curves, result), "per " + ("sample" if curves.exact else "bin"), None)]
+    if result.batch is not None:
+        panels.append(("batch", f"batch (of {result.config.batch_size} samples, at the fitted weights)", "per batch",
+                       result.batch))
+    panels.append(("stepping", "step (one SGD step per training sample)", "per step", result.stepping))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), sharey=True, squeeze=False,
+                             gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.12, "top": 0.76, "wspace": 0.06})
     floor = _floor(result.tolerance)
-    keep = curves.filled()
-    for name, acc in curves.grad_max.items():
-        axes[0].scatter(curves.centre[keep], np.maximum(acc[keep], floor), s=9, label=name, alpha=0.75)
-    axes[0].set_xlabel(_along(curves, result))
-    axes[0].set_title("probe: max |numpy - keras| per " + ("sample" if curves.exact else "bin"))
-    steps = np.arange(len(result.stepping.rows))
-    for name, d in result.stepping.diffs.items():
-        if d.kind == "gradient":
-            axes[1].scatter(steps, np.maximum(d.max_abs, floor), s=9, label=name, alpha=0.75)
-    axes[1].set_xlabel("step")
-    axes[1].set_title("stepping: max |numpy - keras| per step")
-    for ax in axes:
-        ax.axhline(result.tolerance.atol, color="red", linestyle=":", label=f"atol {result.tolerance.atol:g}")
-        ax.axhline(floor, color="gray", linewidth=0.6)
+    colours = {}
+    for ax, (phase, xlabel, per, found) in zip(axes[0], panels):
+        if found is None:
+            keep = curves.filled()
+            series = [(name, curves.centre[keep], acc[keep]) for name, acc in curves.grad_max.items()]
+        else:
+            series = [(name, np.arange(len(d.max_abs)), d.max_abs) for name, d in found.diffs.items()
+                      if d.kind == "gradient"]
+        for name, x, worst in series:
+            colour = colours.setdefault(name, f"C{len(colours)}")
+            ax.scatter(x, np.maximum(worst, floor), s=9, color=colour, alpha=0.75, label=name)
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{phase}: {per}", fontsize=10)
+        _floor_and_atol(ax, result, floor)
         _log_axis(ax)
-    axes[0].set_ylabel(f"abs difference (exact 0 drawn at {floor:.0e})")
-    axes[1].legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"Gradient differences, {result.config.dtype}; pass when <= atol + rtol|keras| "
-                 f"(rtol {result.tolerance.rtol:g})")
+    axes[0, 0].set_ylabel("max |numpy - keras| (log scale)")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=n) for n, c in colours.items()]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, 0.87),
+               frameon=False)
+    fig.suptitle(f"How far apart the gradients are ({result.config.dtype}): a point passes when it is at or under "
+                 f"atol + rtol|keras| (rtol {result.tolerance.rtol:g});\npoints on the grey floor are exactly equal "
+                 f"(drawn at {floor:.0e} because a log axis has no 0)", fontsize=10)
     return _save(fig, folder, "gradient_diffs.png")
 
 
+# Gradient-flow map colours: a cell blends "no gradient" to "flowed" by the share of its samples
+# that got gradient, then towards red by the share where the two sides disagree.
+_NONE, _FLOWED = np.array([0.94, 0.94, 0.94]), np.array([0.23, 0.46, 0.69])
+_NONE_DIFFER, _FLOWED_DIFFER = np.array([1.0, 0.72, 0.72]), np.array([0.84, 0.15, 0.16])
+
+
+def _flow_colours(flowed: np.ndarray, differ: np.ndarray) -> np.ndarray:
+    """(units, bins, 3) RGB from (bins, units) shares in [0, 1]."""
+    f, d = flowed.T[..., None], differ.T[..., None]
+    agree = _NONE + f * (_FLOWED - _NONE)
+    disagree = _NONE_DIFFER + f * (_FLOWED_DIFFER - _NONE_DIFFER)
+    return agree + d * (disagree - agree)
+
+
 def dead_relu_map(result: ParityResult, curves: ProbeCurves, folder: Path) -> str | None:
-    layers = sorted({layer for layer, _ in curves.dead})
+    """Per ReLU layer and side: where gradient flowed through each unit (db != 0), disagreements in red."""
+    from matplotlib.patches import Patch
+
+    layers = sorted({layer for layer, _ in curves.flow})
     if not layers:
         return None
     keep = curves.filled()
-    xs = curves.centre[keep]
-    heights = sum(curves.dead[(layer, "keras")].shape[1] for layer in layers)
-    fig, axes = plt.subplots(len(layers), 2, figsize=(12, 1.4 + 0.5 * heights), squeeze=False, layout="constrained")
+    xs, count = curves.centre[keep], curves.count[keep, None]
+    units = [curves.flow[(layer, "keras")].shape[1] for layer in layers]
+    rows_in = 0.3 * sum(units) + 0.75 * len(layers)  # inches of panels
+    top_in, bottom_in = 1.25, 0.5
+    height = rows_in + top_in + bottom_in
+    fig, axes = plt.subplots(len(layers), 2, figsize=(13, height), squeeze=False, sharex=True,
+                             gridspec_kw={"height_ratios": [u + 2.5 for u in units], "left": 0.12, "right": 0.99,
+                                          "top": 1 - top_in / height, "bottom": bottom_in / height,
+                                          "wspace": 0.12, "hspace": 0.75 * len(layers) / rows_in})
     for row, layer in enumerate(layers):
-        for col, side in enumerate(("numpy", "keras")):
+        differ = curves.flow_differ[layer][keep] / count  # (bins, units)
+        for col, (side, who) in enumerate((("numpy", "NumPy side (the layers checked)"), ("keras", "Keras side"))):
             ax = axes[row, col]
-            fraction = curves.dead[(layer, side)][keep] / curves.count[keep, None]  # (bins, units)
-            units = fraction.shape[1]
-            ax.pcolormesh(xs, np.arange(units), fraction.T, cmap="Greys", vmin=0, vmax=1.4, shading="nearest")
-            ax.set_yticks(range(units), [f"{layer}.{j}" for j in range(units)])
-            ax.set_title(f"layer {layer}, {side}: dark = dead (pre-activation <= 0)"
-                         + ("" if curves.exact else ", shade = share dead in the bin"), fontsize=9)
-            ax.set_xlabel(_along(curves, result).replace("; per bin: max", ""))
+            flowed = curves.flow[(layer, side)][keep] / count
+            ax.pcolormesh(xs, np.arange(units[row]), _flow_colours(flowed, differ), shading="nearest")
+            ax.set_yticks(range(units[row]), [unit_name(unit_label(layer, j)) if col == 0 else ""
+                                              for j in range(units[row])], fontsize=8)
+            ax.invert_yaxis()  # unit 0 on top, as read
+            ax.set_title(f"layer {layer}, {who}", fontsize=9)
             if curves.one_d and layer == 1:
-                _kinks(ax, result, units, xs[0], xs[-1])
-    fig.suptitle("Dead-ReLU map at the fitted weights" + (" (red: each unit's kink x* = -b/w)" if curves.one_d else ""))
+                _kinks(ax, result, units[row], xs[0], xs[-1])
+    axes[-1, 0].set_xlabel(_along(curves, result).replace("; per bin: max", "; shade: share of the bin"))
+    axes[-1, 1].set_xlabel(axes[-1, 0].get_xlabel())
+    handles = [Patch(color=_FLOWED, label="gradient flowed (db != 0)"),
+               Patch(color=_NONE, label="no gradient (db = 0)"),
+               Patch(color=_FLOWED_DIFFER, label="flowed here, but not on the other side"),
+               Patch(color=_NONE_DIFFER, label="none here, but flowed on the other side")]
+    if curves.one_d and 1 in layers:
+        handles.append(plt.Line2D([], [], marker="|", color="black", linestyle="", markersize=10, mew=2,
+                                  label="kink x* = -b/w: the unit is dead on one side of it"))
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.55 / height))
+    fig.suptitle("Where gradient flowed back through each ReLU unit, per sample, at the fitted weights: "
+                 "a unit passes gradient only where it is alive (z > 0)", fontsize=10, y=1 - 0.12 / height)
     return _save(fig, folder, "dead_relu_map.png")
 
 
@@ -163,34 +163,93 @@ def _kinks(ax, result: ParityResult, units: int, lo: float, hi: float) -> None:
             continue
         kink = -b[j] / W[j]
         at = min(max(kink, lo), hi)  # a kink outside the data is drawn at the edge, labelled
-        ax.plot([at], [j], marker="|", color="red", markersize=18, mew=2)
+        ax.plot([at], [j], marker="|", color="black", markersize=14, mew=2)
         note = "" if lo <= kink <= hi else " (outside the data)"
-        ax.annotate(f"x*={kink:.3f}{note}", (at, j), textcoords="offset points", xytext=(4, 6), color="red", fontsize=8)
+        right = at > (lo + hi) / 2  # label towards the middle, so a kink at the right edge stays in its panel
+        ax.annotate(f"x*={kink:.3f}{note}", (at, j), textcoords="offset points", xytext=(-4 if right else 4, 4),
+                    ha="right" if right else "left", fontsize=8,
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
     ax.set_xlim(lo, hi)
 
 
+def _entries(result: ParityResult, name: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Per flat entry of parameter `name`: a label a learner can read, and the ReLU units (layer, j) it belongs to.
+
+    A kernel entry W_l[i, j] belongs to unit j of layer l and to unit i of layer l - 1; a bias entry
+    b_l[j] to unit j of layer l. It cannot move on a step where any ReLU unit it belongs to is dead.
+    """
+    layer, spec = int(name[1:]), result.spec
+    last = len(spec.layers)
+    relu = {i for i, s in spec.hidden() if s.activation == "relu"}
+
+    def unit(l, j):
+        return f"output {j}" if l == last else unit_name(unit_label(l, j))
+
+    def short(l, j):  # within a panel titled by its layers, an arrow's ends need only the index
+        return (f"x{j}" if l == 0 else "output" if l == last and spec.layers[-1].units == 1
+                else f"output {j}" if l == last else f"unit {j}")
+
+    if name.startswith("b"):
+        return [(unit(layer, j), [(layer, j)] if layer in relu else []) for j in range(spec.layers[layer - 1].units)]
+    fan_in, fan_out = spec.shapes()[name]
+    out = []
+    for i in range(fan_in):
+        for j in range(fan_out):
+            label = unit(layer, j) if fan_in == 1 else (f"from {unit(layer - 1, i)}" if fan_out == 1 and layer > 1
+                                                        else f"{short(layer - 1, i)} -> {short(layer, j)}")
+            out.append((label, [(layer, j)] * (layer in relu) + [(layer - 1, i)] * (layer - 1 in relu)))
+    return out
+
+
+def _title(result: ParityResult, name: str, entries: int) -> str:
+    """"W2: layer 1 -> layer 2": which layers a kernel joins, so its entries' labels can be short."""
+    layer, last = int(name[1:]), len(result.spec.layers)
+
+    def called(l):
+        return "x" if l == 0 else "output" if l == last else f"layer {l}"
+
+    joins = f" ({called(layer - 1)} -> {called(layer)})" if name.startswith("W") else f" ({called(layer)})"
+    return name + joins + ("" if entries <= 8 else ", first 8")
+
+
 def stepping(result: ParityResult, folder: Path) -> str:
+    """Each parameter entry's value after every step on both sides, its dead steps dotted; their differences below."""
     phase = result.stepping
     names = list(phase.numpy.params_after)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6), squeeze=False, sharex=True,
-                             gridspec_kw={"left": 0.07, "right": 0.98, "bottom": 0.08, "top": 0.9, "wspace": 0.35})
+    fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 6.8), squeeze=False, sharex=True,
+                             gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.08, "top": 0.82, "wspace": 0.35})
     steps = np.arange(1, len(phase.rows) + 1)
     floor = _floor(result.tolerance)
+    halos = False
     for k, name in enumerate(names):
         ours = phase.numpy.params_after[name].reshape(len(steps), -1)
         theirs = phase.keras.params_after[name].reshape(len(steps), -1)
-        for e in range(min(ours.shape[1], 8)):
-            axes[0, k].plot(steps, ours[:, e], **{**NUMPY_STYLE, "label": "numpy" if e == 0 else None})
-            axes[0, k].plot(steps, theirs[:, e], **{**KERAS_STYLE, "label": "keras" if e == 0 else None})
-        axes[0, k].set_title(name + ("" if ours.shape[1] <= 8 else " (first 8 entries)"))
+        lines = []
+        for e, (label, owners) in enumerate(_entries(result, name)[:8]):
+            colour = f"C{e}"
+            lines += axes[0, k].plot(steps, ours[:, e], color=colour, label=label)
+            axes[0, k].plot(steps, theirs[:, e], color=colour, linestyle="--", alpha=0.9)
+            dead = np.zeros(len(steps), dtype=bool)
+            for layer, j in owners:
+                dead |= phase.dead_keras[layer][:, j]
+            if dead.any():  # a translucent halo in the line's own colour: the line stays visible under it
+                axes[0, k].scatter(steps[dead], theirs[dead, e], s=25, color=colour, alpha=0.3, linewidths=0)
+                halos = True
+        axes[0, k].legend(handles=lines, fontsize=7, loc="best" if len(steps) <= 2000 else "upper left")
+        axes[0, k].set_title(_title(result, name, ours.shape[1]), fontsize=10)
         axes[1, k].plot(steps, np.maximum(phase.diffs[name].max_abs, floor), color="tab:red")
-        axes[1, k].axhline(result.tolerance.atol, color="red", linestyle=":")
+        _floor_and_atol(axes[1, k], result, floor)
         _log_axis(axes[1, k])
         axes[1, k].set_xlabel("step")
-    axes[0, 0].legend(fontsize=8)
     axes[0, 0].set_ylabel("value after the step")
-    axes[1, 0].set_ylabel(f"max |numpy - keras| (0 at {floor:.0e})")
-    fig.suptitle(f"Stepping: one SGD step per training sample (lr {result.config.lr:g}) on both sides")
+    axes[1, 0].set_ylabel("max |numpy - keras|")
+    style = [plt.Line2D([], [], color="gray", label="numpy (solid)"),
+             plt.Line2D([], [], color="gray", linestyle="--", label="keras (dashed)"),
+             plt.Line2D([], [], color="gray", marker="o", markersize=6, alpha=0.4, linestyle="",
+                        label="halo: the unit was dead on this step (Keras's z <= 0); a dead unit's W does not move: "
+                              "its dW is exactly 0 on that step")][:3 if halos else 2]
+    fig.legend(handles=style, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
+    fig.suptitle(f"Stepping: one SGD step per training sample (lr {result.config.lr:g}), the same steps on both sides")
     return _save(fig, folder, "stepping.png")
 
 
@@ -212,7 +271,8 @@ def fit(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
             alive = 1 - curves.dead[(1, "keras")][keep] / curves.count[keep, None]
             for j in range(alive.shape[1]):
                 ax.fill_between(curves.centre[keep], 0, 1, where=alive[:, j] > 0.5, transform=ax.get_xaxis_transform(),
-                                alpha=0.08, step="mid", label=f"unit 1.{j} active", color=f"C{j + 3}")
+                                alpha=0.08, step="mid", label=f"{unit_name(unit_label(1, j))} active",
+                                color=f"C{j + 3}")
         ax.set_xlabel("x")
         ax.set_ylabel("y")
     elif result.classifies and result.spec.input_dim == 2:

@@ -1,4 +1,4 @@
-"""Render a ParityResult: CSV tables, summary.json, plots, all moved into place at once; and the terminal text."""
+"""Render a ParityResult: CSV tables, summary.json, plots, report.html, all moved into place at once; and the terminal text."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ class ReportWriter:
         self._samples_table, self._gradients_table = samples_table, gradients_table
         self.curves = None
         if plots:
-            from parity.plots import ProbeCurves
+            from parity.probe_curves import ProbeCurves
 
             self.curves = ProbeCurves(data, spec)
 
@@ -164,8 +164,13 @@ class ReportWriter:
             from parity.plots import draw_all
 
             files += draw_all(result, self.curves, self.folder)
-        files.append("summary.json")
-        text = json.dumps(summary(result, files), indent=2, allow_nan=False)
+        from parity.report_html import render_html
+
+        files += ["report.html", "summary.json"]
+        record = summary(result, files)  # one dict for both: the page and the JSON cannot disagree
+        images = {name: (self.folder / name).read_bytes() for name in files if name.endswith(".png")}
+        (self.folder / "report.html").write_text(render_html(record, images), encoding="utf-8")
+        text = json.dumps(record, indent=2, allow_nan=False)
         (self.folder / "summary.json").write_text(text + "\n")
         return files
 

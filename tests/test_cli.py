@@ -32,8 +32,9 @@ def test_default_run_passes_and_writes_every_report_file(float32_runs):
     assert first.returncode == 0, first.stderr
     assert "verdict: PASS" in first.stdout
     files = {p.name for p in (base / "a").iterdir()}
-    assert files == {"samples.csv", "steps.csv", "gradients.csv", "summary.json", *PLOTS}
+    assert files == {"samples.csv", "steps.csv", "gradients.csv", "summary.json", "report.html", *PLOTS}
     assert all((base / "a" / name).stat().st_size > 1000 for name in PLOTS)
+    assert json.loads((base / "a" / "summary.json").read_text())["files"][-2:] == ["report.html", "summary.json"]
 
 
 def test_samples_csv_has_the_issue_columns_and_sample_0_at_the_notebook_x(float32_runs):
@@ -96,6 +97,9 @@ def test_summary_json_holds_verdict_tolerances_and_environment(float32_runs):
 def test_same_seed_twice_gives_byte_identical_csvs_float32(float32_runs):
     base, _, second = float32_runs
     assert second.returncode == 0 and second.stdout == ""
+    assert {p.name for p in (base / "b").iterdir()} == {"samples.csv", "steps.csv", "gradients.csv", "summary.json",
+                                                        "report.html"}  # without plots the page is still written
+    assert "<img" not in (base / "b" / "report.html").read_text()
     for name in ["samples.csv", "steps.csv", "gradients.csv"]:
         assert (base / "a" / name).read_bytes() == (base / "b" / name).read_bytes(), name
 

@@ -1,0 +1,151 @@
+"""The plots' data and marks: gradient flow per side (a missing mask shows), every phase, dead steps, unit names."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from parity.config import resolve
+from parity.inputs import prepare
+from parity.network import DenseSpec, ModelSpec
+from parity.runner import compare_numpy, keras_reference
+from parity.selftest import ReluWithoutMask
+
+SAMPLES = 3000
+
+
+@pytest.fixture(scope="module")
+def runs(request):
+    """The seed model (float64, one epoch: both units dead on some samples) with correct layers and with a Relu
+    that forgets its mask, each run in one chunk and in chunks of 512; and the missing mask binned (500 bins)."""
+    from parity import probe_curves
+    from parity.probe_curves import ProbeCurves
+
+    prepared = prepare(resolve({"samples": SAMPLES, "train": 100, "epochs": 1, "dtype": "float64"}))
+    reference = keras_reference(prepared)
+    out = {}
+    for name, kit in (("correct", None), ("no mask", {"Relu": ReluWithoutMask})):
+        for chunk in (None, 512):
+            curves = ProbeCurves(prepared.data, prepared.spec)
+            result = compare_numpy(prepared, reference, kit, chunk=chunk, on_chunk=curves.add)
+            out[(name, chunk)] = (result, curves)
+    exact, probe_curves.EXACT_LIMIT = probe_curves.EXACT_LIMIT, 1000  # above it: bins
+    try:
+        curves = ProbeCurves(prepared.data, prepared.spec)
+        out[("no mask", "binned")] = (compare_numpy(prepared, reference, {"Relu": ReluWithoutMask}, chunk=512,
+                                                    on_chunk=curves.add), curves)
+    finally:
+        probe_curves.EXACT_LIMIT = exact
+    return out
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plot functions would save, kept open for the test to read."""
+    import matplotlib.pyplot as plt
+
+    from parity import plots
+
+    figures = {}
+
+    def keep(fig, folder, name):
+        figures[name] = fig
+        return name
+
+    monkeypatch.setattr(plots, "_save", keep)
+    yield figures
+    for fig in figures.values():
+        plt.close(fig)
+
+
+def _dead_keras(result) -> np.ndarray:
+    counts = result.summaries["probe"].dead_counts
+    return np.array([counts["1.0"]["keras"], counts["1.1"]["keras"]], dtype=float)
+
+
+def test_gradient_flow_follows_each_sides_own_backward_in_one_chunk_many_chunks_and_bins(runs):
+    result, curves = runs[("correct", None)]
+    dead = _dead_keras(result)
+    assert 0 < dead.min() and dead.max() < SAMPLES  # each unit dead on some samples, alive on others
+    np.testing.assert_array_equal(curves.flow[(1, "keras")].sum(axis=0), SAMPLES - dead)
+    np.testing.assert_array_equal(curves.flow[(1, "numpy")], curves.flow[(1, "keras")])
+    assert curves.flow_differ[1].sum() == 0
+    for key in [("no mask", None), ("no mask", 512), ("no mask", "binned")]:
+        result, curves = runs[key]
+        np.testing.assert_array_equal(_dead_keras(result), dead)  # the same Keras side
+        np.testing.assert_array_equal(curves.flow[(1, "numpy")].sum(axis=0), [SAMPLES, SAMPLES])  # flows always
+        np.testing.assert_array_equal(curves.flow[(1, "keras")].sum(axis=0), SAMPLES - dead)
+        np.testing.assert_array_equal(curves.flow_differ[1].sum(axis=0), dead)  # exactly where Keras's unit is dead
+    np.testing.assert_array_equal(runs[("no mask", None)][1].flow_differ[1], runs[("no mask", 512)][1].flow_differ[1])
+    assert runs[("no mask", "binned")][1].filled().sum() == 500
+
+
+def test_flow_colours_blend_from_grey_to_blue_and_towards_red_where_the_sides_differ():
+    from parity.plots import _FLOWED, _FLOWED_DIFFER, _NONE, _NONE_DIFFER, _flow_colours
+
+    flowed = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]])  # (bins, units) with one bin, five units
+    differ = np.array([[0.0, 0.0, 1.0, 1.0, 0.0]])
+    rgb = _flow_colours(flowed, differ)[:, 0]  # (units, 3)
+    np.testing.assert_allclose(rgb[:4], [_NONE, _FLOWED, _FLOWED_DIFFER, _NONE_DIFFER])
+    np.testing.assert_allclose(rgb[4], (_NONE + _FLOWED) / 2)
+
+
+def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs, drawn, tmp_path):
+    from parity.plots import _FLOWED, _FLOWED_DIFFER, _NONE_DIFFER, dead_relu_map
+
+    result, curves = runs[("no mask", None)]
+    dead_relu_map(result, curves, tmp_path)
+    numpy_ax, keras_ax = drawn["dead_relu_map.png"].axes[:2]
+    assert [t.get_text() for t in numpy_ax.get_yticklabels()] == ["layer 1, unit 0", "layer 1, unit 1"]
+    ours, theirs = (np.asarray(ax.collections[0].get_array()) for ax in (numpy_ax, keras_ax))  # (units, samples, 3)
+    keep = curves.filled()
+    dead = (curves.flow[(1, "keras")][keep] == 0).T  # (units, samples) in the order drawn
+    assert dead.any() and (~dead).any()
+    np.testing.assert_allclose(ours[dead], np.broadcast_to(_FLOWED_DIFFER, ours[dead].shape))
+    np.testing.assert_allclose(theirs[dead], np.broadcast_to(_NONE_DIFFER, theirs[dead].shape))
+    np.testing.assert_allclose(theirs[~dead], np.broadcast_to(_FLOWED, theirs[~dead].shape))
+
+
+def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(runs, drawn, tmp_path):
+    from parity.plots import _floor, gradient_diffs
+
+    result, curves = runs[("correct", None)]
+    gradient_diffs(result, curves, tmp_path)
+    axes = drawn["gradient_diffs.png"].axes
+    assert [ax.get_title() for ax in axes] == ["probe: per sample", "batch: per batch", "stepping: per step"]
+    batch = {c.get_label(): c.get_offsets() for c in axes[1].collections}
+    assert set(batch) == {"dW1", "db1", "dW2", "db2", "dx"}
+    floor = _floor(result.tolerance)
+    np.testing.assert_allclose(batch["db1"][:, 1], np.maximum(result.batch.diffs["db1"].max_abs, floor))
+
+
+def test_stepping_names_each_units_line_and_haloes_the_steps_it_was_dead(runs, drawn, tmp_path):
+    from parity.plots import stepping
+
+    result, _ = runs[("correct", None)]
+    stepping(result, tmp_path)
+    w1, b1, w2, b2 = drawn["stepping.png"].axes[:4]
+    assert [t.get_text() for t in w1.get_legend().get_texts()] == ["layer 1, unit 0", "layer 1, unit 1"]
+    assert [t.get_text() for t in w2.get_legend().get_texts()] == ["from layer 1, unit 0", "from layer 1, unit 1"]
+    dead = result.stepping.dead_keras[1]  # (steps, units)
+    for ax in (w1, b1, w2):
+        halos = [c.get_offsets() for c in ax.collections]
+        assert len(halos) == 2
+        for j, offsets in enumerate(halos):
+            np.testing.assert_array_equal(offsets[:, 0], np.flatnonzero(dead[:, j]) + 1)  # steps count from 1
+    assert len(b2.collections) == 0  # the output bias belongs to no ReLU unit
+    legend = " ".join(t.get_text() for t in drawn["stepping.png"].legends[0].get_texts())
+    assert "a dead unit's W does not move: its dW is exactly 0 on that step" in legend
+
+
+def test_kernel_entries_are_named_by_the_units_they_join():
+    from parity.plots import _entries
+
+    spec = ModelSpec(2, (DenseSpec(8, "relu"), DenseSpec(16, "relu"), DenseSpec(3, "softmax")),
+                     "sparse_categorical_crossentropy")
+    result = SimpleNamespace(spec=spec)
+    assert _entries(result, "W1")[:2] == [("x0 -> unit 0", [(1, 0)]), ("x0 -> unit 1", [(1, 1)])]
+    assert _entries(result, "W2")[17] == ("unit 1 -> unit 1", [(2, 1), (1, 1)])
+    assert _entries(result, "W3")[0] == ("unit 0 -> output 0", [(2, 0)])
+    assert _entries(result, "b3") == [("output 0", []), ("output 1", []), ("output 2", [])]
+    assert _entries(result, "b2")[15] == ("layer 2, unit 15", [(2, 15)])
