@@ -1,4 +1,4 @@
-"""The report's pictures (matplotlib, Agg): gradient differences, gradient flow per ReLU unit, stepping, the fit.
+"""The report's pictures (matplotlib Figures, never pyplot): gradient differences, gradient flow per ReLU unit, stepping, the fit.
 
 Each picture is drawn for a learner who knows nothing beforehand: units are named as units
 ("layer 1, unit 0"), every mark is in a legend, and exact zeros are drawn on a labelled floor. The
@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # object-oriented: no pyplot state, no backend switched under a notebook
+from matplotlib.lines import Line2D
 
 from parity.dead_units import unit_label, unit_name  # noqa: E402
 from parity.probe_curves import BINS, EXACT_LIMIT, SCATTER_POINTS, ProbeCurves  # noqa: E402,F401  (re-exported)
 from parity.runner import ParityResult  # noqa: E402
 
-__all__ = ["EXACT_LIMIT", "ProbeCurves", "draw_all"]
+__all__ = ["EXACT_LIMIT", "ProbeCurves", "draw_all", "figure"]
 
 NUMPY_STYLE = {"color": "tab:blue", "label": "numpy"}
 KERAS_STYLE = {"color": "tab:orange", "label": "keras", "linestyle": "--"}
@@ -40,11 +38,19 @@ def _log_axis(ax) -> None:
     ax.yaxis.set_minor_locator(NullLocator())  # unlabelled minor ticks cost a third of the plots' time
 
 
-def _save(fig, folder: Path, name: str) -> str:
+def _new(*grid, figsize, **kw):
+    """A Figure and its axes, made without pyplot: drawing here never touches the caller's pyplot state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)
+
+
+def _save(fig: Figure, folder: Path | None, name: str):
+    """Write the picture as `name` in `folder` and return the name; with no folder, return the Figure."""
+    if folder is None:
+        return fig
     # No timestamps in the metadata, so the same run gives the same bytes. Margins are set by hand:
     # a layout engine (constrained, tight) costs more than drawing.
     fig.savefig(folder / name, dpi=100, metadata={"Software": None})
-    plt.close(fig)
     return name
 
 
@@ -69,7 +75,7 @@ def gradient_diffs(result: ParityResult, curves: ProbeCurves, folder: Path) -> s
         panels.append(("batch", f"batch (of {result.config.batch_size} samples, at the fitted weights)", "per batch",
                        result.batch))
     panels.append(("stepping", "step (one SGD step per training sample)", "per step", result.stepping))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), sharey=True, squeeze=False,
+    fig, axes = _new(1, len(panels), figsize=(5 * len(panels), 4.6), sharey=True, squeeze=False,
                              gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.12, "top": 0.76, "wspace": 0.06})
     floor = _floor(result.tolerance)
     colours = {}
@@ -88,7 +94,7 @@ def gradient_diffs(result: ParityResult, curves: ProbeCurves, folder: Path) -> s
         _floor_and_atol(ax, result, floor)
         _log_axis(ax)
     axes[0, 0].set_ylabel("max |numpy - keras| (log scale)")
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=n) for n, c in colours.items()]
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=n) for n, c in colours.items()]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, 0.87),
                frameon=False)
     fig.suptitle(f"How far apart the gradients are ({result.config.dtype}): a point passes when it is at or under "
@@ -124,7 +130,7 @@ def dead_relu_map(result: ParityResult, curves: ProbeCurves, folder: Path) -> st
     rows_in = 0.3 * sum(units) + 0.75 * len(layers)  # inches of panels
     top_in, bottom_in = 1.25, 0.5
     height = rows_in + top_in + bottom_in
-    fig, axes = plt.subplots(len(layers), 2, figsize=(13, height), squeeze=False, sharex=True,
+    fig, axes = _new(len(layers), 2, figsize=(13, height), squeeze=False, sharex=True,
                              gridspec_kw={"height_ratios": [u + 2.5 for u in units], "left": 0.12, "right": 0.99,
                                           "top": 1 - top_in / height, "bottom": bottom_in / height,
                                           "wspace": 0.12, "hspace": 0.75 * len(layers) / rows_in})
@@ -147,7 +153,7 @@ def dead_relu_map(result: ParityResult, curves: ProbeCurves, folder: Path) -> st
                Patch(color=_FLOWED_DIFFER, label="flowed here, but not on the other side"),
                Patch(color=_NONE_DIFFER, label="none here, but flowed on the other side")]
     if curves.one_d and 1 in layers:
-        handles.append(plt.Line2D([], [], marker="|", color="black", linestyle="", markersize=10, mew=2,
+        handles.append(Line2D([], [], marker="|", color="black", linestyle="", markersize=10, mew=2,
                                   label="kink x* = -b/w: the unit is dead on one side of it"))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.55 / height))
@@ -216,7 +222,7 @@ def stepping(result: ParityResult, folder: Path) -> str:
     """Each parameter entry's value after every step on both sides, its dead steps dotted; their differences below."""
     phase = result.stepping
     names = list(phase.numpy.params_after)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 6.8), squeeze=False, sharex=True,
+    fig, axes = _new(2, len(names), figsize=(3.4 * len(names), 6.8), squeeze=False, sharex=True,
                              gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.08, "top": 0.82, "wspace": 0.35})
     steps = np.arange(1, len(phase.rows) + 1)
     floor = _floor(result.tolerance)
@@ -243,9 +249,9 @@ def stepping(result: ParityResult, folder: Path) -> str:
         axes[1, k].set_xlabel("step")
     axes[0, 0].set_ylabel("value after the step")
     axes[1, 0].set_ylabel("max |numpy - keras|")
-    style = [plt.Line2D([], [], color="gray", label="numpy (solid)"),
-             plt.Line2D([], [], color="gray", linestyle="--", label="keras (dashed)"),
-             plt.Line2D([], [], color="gray", marker="o", markersize=6, alpha=0.4, linestyle="",
+    style = [Line2D([], [], color="gray", label="numpy (solid)"),
+             Line2D([], [], color="gray", linestyle="--", label="keras (dashed)"),
+             Line2D([], [], color="gray", marker="o", markersize=6, alpha=0.4, linestyle="",
                         label="halo: the unit was dead on this step (Keras's z <= 0); a dead unit's W does not move: "
                               "its dW is exactly 0 on that step")][:3 if halos else 2]
     fig.legend(handles=style, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
@@ -255,7 +261,7 @@ def stepping(result: ParityResult, folder: Path) -> str:
 
 def fit(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
     data = result.data
-    fig, ax = plt.subplots(figsize=(8, 5), gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.92})
+    fig, ax = _new(figsize=(8, 5), gridspec_kw={"left": 0.1, "right": 0.97, "bottom": 0.1, "top": 0.92})
     keep = curves.filled()
     points = curves.points
     if curves.one_d and result.spec.output_dim == 1:
@@ -301,6 +307,14 @@ def fit(result: ParityResult, curves: ProbeCurves, folder: Path) -> str:
     one_d = curves.one_d and result.spec.output_dim == 1
     ax.set_title("Data and the fitted model" + ("; shaded: where each first-layer ReLU unit is active" if one_d else ""))
     return _save(fig, folder, "fit.png")
+
+
+def figure(name: str, result: ParityResult, curves: ProbeCurves) -> Figure | None:
+    """One picture as a Figure (gradient_diffs, dead_relu_map, stepping, fit); None where it does not
+    apply (no ReLU layer has no dead-ReLU map)."""
+    if name == "stepping":
+        return stepping(result, None)
+    return {"gradient_diffs": gradient_diffs, "dead_relu_map": dead_relu_map, "fit": fit}[name](result, curves, None)
 
 
 def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path) -> list[str]:

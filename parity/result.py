@@ -98,7 +98,7 @@ class Report:
         return figure(stem, self.result, self._curves())
 
     def _curves(self):
-        from parity.plots import ProbeCurves
+        from parity.probe_curves import ProbeCurves
 
         curves = ProbeCurves(self._data, self.result.spec)
         curves.add(self._whole_probe())
@@ -137,14 +137,10 @@ class Report:
         if self.result.probe is not None and self.result.config.plots:
             import io
 
-            import matplotlib.pyplot as plt
-
             for name in FIGURES:
                 fig = self.figure(name)
-                if fig is None:
-                    continue
-                buffer = io.BytesIO()
-                fig.savefig(buffer, format="png", dpi=100)
-                plt.close(fig)
-                images[f"{name}.png"] = buffer.getvalue()
+                if fig is not None:
+                    buffer = io.BytesIO()
+                    fig.savefig(buffer, format="png", dpi=100)
+                    images[f"{name}.png"] = buffer.getvalue()
         return render_html(self.summary, images)

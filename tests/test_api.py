@@ -77,6 +77,19 @@ def test_run_uses_the_reference_layers_and_gives_the_tables_as_dataframes(tmp_pa
     assert json.loads((tmp_path / "saved" / "summary.json").read_text())["verdict"] == "pass"
 
 
+def test_str_is_the_terminal_summary_and_figures_are_matplotlib_figures():
+    from matplotlib.figure import Figure
+
+    report = parity.run(dtype="float64")
+    assert str(report).splitlines()[1].startswith("verdict: PASS")
+    fig = report.figure("dead_relu_map")
+    assert isinstance(fig, Figure) and fig.axes
+    html = report._repr_html_()
+    assert html.index("PASS") < html.index("<img") and html.count("data:image/png;base64,") == 4
+    with pytest.raises(parity.ParityInputError, match=r"figure name must be one of .* \(received: 'nope'\)"):
+        report.figure("nope")
+
+
 def _without_out(summary: dict) -> dict:
     summary = json.loads(json.dumps(summary))
     summary["config"].pop("out")

@@ -16,12 +16,13 @@ SAMPLES = 3000
 
 @pytest.fixture(scope="module")
 def runs(request):
-    """The seed model (float64, one epoch: both units dead on some samples) with correct layers and with a Relu
+    """The seed model (float64, seed 1334, one epoch: both units dead on some samples) with correct layers and with a Relu
     that forgets its mask, each run in one chunk and in chunks of 512; and the missing mask binned (500 bins)."""
     from parity import probe_curves
     from parity.probe_curves import ProbeCurves
 
-    prepared = prepare(resolve({"samples": SAMPLES, "train": 100, "epochs": 1, "dtype": "float64"}))
+    # Seed 1334: after one epoch each unit is dead on some samples and steps, alive on others.
+    prepared = prepare(resolve({"samples": SAMPLES, "train": 100, "epochs": 1, "dtype": "float64", "seed": 1334}))
     reference = keras_reference(prepared)
     out = {}
     for name, kit in (("correct", None), ("no mask", {"Relu": ReluWithoutMask})):
