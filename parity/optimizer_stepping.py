@@ -66,11 +66,13 @@ class RunOptimizer:
 
     def convention_stepper(self, params: dict[str, np.ndarray]) -> OptimizerDriver:
         """A driver for the reference written in Keras's convention, with the run's hyperparameters."""
-        return OptimizerDriver(self.settings.info.keras_reference, self.settings, params, "the Keras-convention reference")
+        return OptimizerDriver(self.settings.info.keras_reference, self.settings, params,
+                               "the Keras-convention reference")
 
 
 def run_optimizer(classes: dict[str, type], settings: OptimizerSettings, source: str, label: str) -> RunOptimizer:
-    """The user's class of the run's optimizer among `classes` (checked: ParityInputError before any work), else the book's."""
+    """The user's class of the run's optimizer among `classes`, else the book's; a class the run cannot drive is
+    a ParityInputError, before any work."""
     cls = optimizer_class_in(classes, settings.name, label) if classes else None
     if cls is not None:
         constructor_arguments(cls, settings, label)  # a class the run cannot construct is refused here
@@ -118,7 +120,7 @@ def judge(run: RunOptimizer, stepper, initial: dict[str, np.ndarray], ours: Trac
         found = [f for f in found if f["code"] in _ABOUT_THE_BOOKS]
         if any(f["code"] == "convention" for f in found):
             excused = recheck(run.convention_stepper(initial))
-        record["conventions"] = _conventions(settings, user, theirs, steps, tol, excused, found)
+        record["conventions"] = _conventions(settings, user, theirs, steps, tol, found)
     findings += [_blamed({**f, "steps_compared": steps}, run) for f in found]
     return OptimizerVerdict(findings, excused, record)
 
@@ -142,19 +144,20 @@ def _blamed(finding: dict, run: RunOptimizer) -> dict:
 
 
 def _conventions(settings: OptimizerSettings, user: Trajectory, keras: Trajectory, steps: int, tol: Tolerance,
-                 excused: np.ndarray | None, found: list[dict]) -> list[dict]:
+                 found: list[dict]) -> list[dict]:
     """Each of the optimizer's conventions with its measured size over this run (the book's formula on both sides)."""
     size = largest_difference(user.params, keras.params, steps)
-    scale = max((float(np.max(np.abs(np.asarray(v[:steps], np.float64)), initial=0.0)) for v in keras.params.values()),
-                default=0.0)
-    within = all(np.all(np.abs(np.asarray(user.params[k][:steps], np.float64) - np.asarray(keras.params[k][:steps], np.float64))
-                        <= tol.atol + tol.rtol * np.abs(np.asarray(keras.params[k][:steps], np.float64)))
-                 for k in keras.params)
+    scale = max(float(np.max(np.abs(np.asarray(v[:steps], np.float64)), initial=0.0)) for v in keras.params.values())
+    within = all(_within(user.params[k][:steps], keras.params[k][:steps], tol) for k in keras.params)
     return [{"name": c.name, "explanation": c.explanation, "measured_size": size,
-             "measured_size_relative": size / max(scale, tol.atol), "steps": steps, "within_tolerance": bool(within),
-             "finding": any(f["code"] == "convention" for f in found),
-             "rows_excused": int(excused.sum()) if excused is not None else 0}
+             "measured_size_relative": size / max(scale, tol.atol), "steps": steps, "within_tolerance": within,
+             "finding": any(f["code"] == "convention" for f in found)}
             for c in settings.info.conventions]
+
+
+def _within(ours: np.ndarray, theirs: np.ndarray, tol: Tolerance) -> bool:
+    a, b = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    return bool(np.all(np.abs(a - b) <= tol.atol + tol.rtol * np.abs(b)))
 
 
 def _record(run: RunOptimizer, stepper, keras_record: dict, ours: Trace, keras: Trace) -> dict:

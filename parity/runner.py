@@ -21,7 +21,7 @@ from parity.diagnose import FIXES, excuse_book_log, follow_mask, refine
 from parity.inputs import Prepared
 from parity.closed_form import per_sample_closed_form, steps_closed_form
 from parity.network import ModelSpec, Trace, build_network
-from parity.optimizer_stepping import RunOptimizer, judge
+from parity.optimizer_stepping import OptimizerVerdict, RunOptimizer, judge
 from parity.stats import PhaseSummary, merge_findings, render
 from parity.tolerances import Tolerance, tolerance_for
 
@@ -247,7 +247,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     stepping = compare("stepping", np.arange(n), ours, reference.stepping)
     judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
     if judged.excused is not None:
-        _excuse_convention(stepping, judged.excused)
+        _excuse_convention(stepping, judged)
     judged.record["state_max_abs_diff"] = {name: float(np.max(d.max_abs, initial=0.0))
                                            for name, d in stepping.state_diffs.items()}
     for phase in (batch, stepping):
@@ -258,7 +258,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
                                     for f in merge_findings(findings_for(phase))], phase.phase, mask_bug))
         _link(found, phase.phase, at_fault, flagged)
         if phase is stepping:
-            found = _follow_optimizer(found, judged, stepping)
+            found = _follow_optimizer(found, judged)
         findings += found
     findings += judged.findings
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
@@ -278,23 +278,27 @@ def run_parity(prepared: Prepared, kit: dict | None = None) -> ParityResult:
     return compare_numpy(prepared, keras_reference(prepared), kit)
 
 
-def _excuse_convention(stepping: PhaseResult, explained: np.ndarray) -> None:
+def _excuse_convention(stepping: PhaseResult, judged: OptimizerVerdict) -> None:
     """Failing stepping rows the optimizer's convention explains (the same layers stepped with the Keras-convention
-    reference match Keras there) become `convention` rows: a warning, as the book's log(y + 1e-7) is."""
-    finite = np.all([d.finite for d in stepping.diffs.values()], axis=0) if stepping.diffs else explained
-    stepping.verdicts = np.where((stepping.verdicts == "fail") & explained & finite, "convention", stepping.verdicts)
+    reference match Keras there) become `convention` rows: a warning, as the book's log(y + 1e-7) is. The
+    convention finding and the report record count them."""
+    finite = np.all([d.finite for d in stepping.diffs.values()], axis=0) if stepping.diffs else judged.excused
+    stepping.verdicts = np.where((stepping.verdicts == "fail") & judged.excused & finite, "convention",
+                                 stepping.verdicts)
+    rows = int((stepping.verdicts == "convention").sum())
+    for f in judged.findings:
+        if f["code"] == "convention":
+            f["count"] = rows
+    for convention in judged.record.get("conventions", []):
+        convention["rows_excused"] = rows
 
 
-def _follow_optimizer(found: list[dict], judged, stepping: PhaseResult) -> list[dict]:
+def _follow_optimizer(found: list[dict], judged: OptimizerVerdict) -> list[dict]:
     """Stepping findings in the light of the optimizer's: its convention finding speaks for the convention rows
     (the comparison's own note is about the cross-entropy's log), and with an error on the optimizer class the
     comparison's mismatches follow from it."""
     if judged.excused is not None:
-        rows = int((stepping.verdicts == "convention").sum())
         found = [f for f in found if f["code"] != "convention"]
-        for f in judged.findings:
-            if f["code"] == "convention":
-                f["count"] = rows
     if judged.root_cause:
         for f in found:
             if f["severity"] == ERROR and not f.get("consequence_of") and f.get("layer") is None:
