@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import os
 import types
+from collections.abc import Mapping
 from pathlib import Path
 
 from parity.errors import ParityInputError, python_door
@@ -45,6 +46,11 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise ParityInputError(f"{name}= must be a path (str or pathlib.Path) (received: {_received(value)})")
         flags[field] = None if value is None else Path(value)
+    optimizer = options.get("optimizer")
+    if optimizer is not None and not isinstance(optimizer, (str, Mapping)):
+        raise ParityInputError(f"optimizer= must be a name or a dict such as {{'name': 'adam', 'lr': 0.001}} "
+                               f"(received: {_received(optimizer)})")
+    flags["optimizer"] = optimizer
     plots = options.get("plots")
     if plots is not None and not isinstance(plots, bool):
         raise ParityInputError(f"plots= must be True or False (received: {_received(plots)})")
@@ -54,10 +60,11 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
 
 def _user_layers(layers, classes: dict):
     """The user's classes from whatever form `layers` takes, with keyword classes on top."""
+    from parity.optimizer_settings import OPTIMIZERS
     from parity.pipeline import UserLayers
-    from parity.user_layers import LAYER_NAMES, import_layers, kit_from_namespace
+    from parity.user_layers import LAYER_NAMES, classes_of, import_layers, kit_from_namespace
 
-    kit, source = {}, None
+    kit, source, every = {}, None, {}
     if layers is not None:
         if isinstance(layers, types.ModuleType):
             source = getattr(layers, "__file__", None) or layers.__name__
@@ -75,44 +82,50 @@ def _user_layers(layers, classes: dict):
                                    f"such as globals() (received: {_received(layers)}); pass single classes by name: "
                                    "parity.check(Affine=Affine, Relu=Relu)")
         kit, _ = kit_from_namespace(namespace, f"layers={source}")
+        every = classes_of(namespace)
     if classes:
-        canonical = {n.lower(): n for n in LAYER_NAMES}
+        canonical = {n.lower(): n for n in (*LAYER_NAMES, *(info.book_class for info in OPTIMIZERS.values()))}
         named = {}
         for key, cls in classes.items():
             if key.lower() not in canonical:
                 raise ParityInputError(f"parity.check() got an unexpected keyword argument {key}=; class keywords are "
-                                       f"{', '.join(LAYER_NAMES)} and options are {', '.join(OPTIONS)}")
+                                       f"{', '.join(canonical.values())} and options are {', '.join(OPTIONS)}")
             if not inspect.isclass(cls):
                 raise ParityInputError(f"{key}= must be a class (received: {_received(cls)})")
             named[key] = cls
         picked, _ = kit_from_namespace(named, "the classes given by name")
         kit |= picked
+        every = {k: v for k, v in every.items() if k.lower() not in {n.lower() for n in named}} | named
         source = source or "the classes given by name"
-    if not kit:
+    if not kit and not every:
         return None
-    return UserLayers(kit, source, tuple(kit))
+    return UserLayers(kit, source, tuple(kit), every)
 
 
-OPTIONS = ("scenario", "dtype", "seed", "samples", "train", "epochs", "lr", "batch_size", "model", "data", "config",
-           "out", "plots", "format")
+OPTIONS = ("scenario", "dtype", "seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
+           "config", "out", "plots", "format")
 
 
 def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = None, seed: int | None = None,
           samples: int | None = None, train: int | None = None, epochs: int | None = None, lr: float | None = None,
-          batch_size: int | None = None, model=None, data=None, config=None, out=None, plots: bool | None = None,
-          format: str = "csv", **classes) -> Report:
+          optimizer=None, batch_size: int | None = None, model=None, data=None, config=None, out=None,
+          plots: bool | None = None, format: str = "csv", **classes) -> Report:
     """Compare your layers with Keras, sample by sample; returns a Report (nothing is written unless out= is given).
 
     `layers`: a module, a .py path, a dotted module name, a dict or a namespace such as `globals()`;
-    book class names (Affine, Relu, Sigmoid, SoftmaxWithLoss, MeanSquaredError) are picked out
-    case-insensitively, and classes may also be given by name: `parity.check(Affine=Affine, Relu=Relu)`.
-    The other keywords mean what the `parity check` flags mean and have the same defaults.
+    book class names (Affine, Relu, Sigmoid, SoftmaxWithLoss, MeanSquaredError, and the optimizers SGD,
+    Momentum, Nesterov, AdaGrad, RMSprop, Adam) are picked out case-insensitively, and classes may also be
+    given by name: `parity.check(Affine=Affine, Relu=Relu, Adam=MyAdam, optimizer="adam")`.
+    `optimizer`: a name (`"adam"`) or a dict of the name and the book's hyperparameters
+    (`{"name": "rmsprop", "lr": 0.01, "decay_rate": 0.9}`). The other keywords mean what the
+    `parity check` flags mean and have the same defaults.
     """
     from parity.config import resolve
     from parity.pipeline import check as pipeline_check
 
     options = dict(scenario=scenario, dtype=dtype, seed=seed, samples=samples, train=train, epochs=epochs, lr=lr,
-                   batch_size=batch_size, model=model, data=data, config=config, out=out, plots=plots)
+                   optimizer=optimizer, batch_size=batch_size, model=model, data=data, config=config, out=out,
+                   plots=plots)
     with python_door():
         if format not in FORMATS:
             raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")

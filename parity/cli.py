@@ -8,6 +8,7 @@ from pathlib import Path
 
 from parity.config import DTYPES, resolve
 from parity.errors import ParityInputError
+from parity.optimizer_settings import OPTIMIZER_NAMES
 from parity.outputs import check_out, check_writable
 from parity.scenarios import SCENARIOS
 
@@ -44,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(run)
     check = commands.add_parser("check", allow_abbrev=False, help="the same comparison with your own layers, and the cause of each mismatch")
     check.add_argument("--layers", required=True, help="your layers: a .py file or a dotted module name "
-                       "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the reference)")
+                       "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the "
+                       "reference), and your optimizer: the class of --optimizer's name (SGD, Momentum, Nesterov, "
+                       "AdaGrad, RMSprop, Adam), else the book's")
     _run_options(check)
     selftest = commands.add_parser("selftest", allow_abbrev=False, help="plant known bugs in the reference layers; each must be caught")
     selftest.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
@@ -73,7 +76,12 @@ def _run_options(run: argparse.ArgumentParser) -> None:
                      help="leading samples used for fitting and stepping (default: 80%% of the samples)")
     run.add_argument("--epochs", type=_typed(int, "--epochs", "an integer"),
                      help="Keras fit epochs; 0 compares at the initial weights (default: 20)")
-    run.add_argument("--lr", type=_typed(float, "--lr", "a number"), help="SGD learning rate (default: 0.01)")
+    run.add_argument("--lr", type=_typed(float, "--lr", "a number"),
+                     help="learning rate, for the fit and for stepping (default: the scenario's for sgd, 0.01; "
+                          "the book's default for the other optimizers)")
+    run.add_argument("--optimizer", help="the optimizer both sides fit and step with, with the book's defaults: "
+                     f"{', '.join(OPTIMIZER_NAMES)} (default: sgd); other hyperparameters in the TOML file's "
+                     "[train] optimizer table")
     run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"),
                      help="fit batch size, and the batch probe's (default: 10)")
     run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")
@@ -92,12 +100,13 @@ def _run(args: argparse.Namespace) -> int:
 
     user = None
     if args.command == "check":
-        from parity.user_layers import load_layers
+        from parity.user_layers import load_module
 
-        kit, names = load_layers(args.layers)  # the user's code, imported before any other work
-        user = UserLayers(kit, args.layers, tuple(names))
+        kit, names, classes = load_module(args.layers)  # the user's code, imported before any other work
+        user = UserLayers(kit, args.layers, tuple(names), classes)
     flags = {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "samples": args.samples,
-             "train": args.train, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+             "train": args.train, "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
+             "batch_size": args.batch_size,
              "out": args.out, "data_path": args.data, "model_path": args.model,
              "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
     if args.format not in ("csv", "parquet"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from parity import layers as reference_layers
-from parity.network import CROSS_ENTROPIES, ModelSpec, Trace
+from parity.network import CROSS_ENTROPIES, ModelSpec, Trace, stack_states
 
 __all__ = ["per_sample_closed_form", "steps_closed_form"]
 
@@ -74,19 +74,20 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
 
 
 def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray,
-                      lr: float) -> Trace:
-    """The reference layers' stepping record (one SGD step per sample, in order) with the least
+                      optimizer) -> Trace:
+    """The reference layers' stepping record (one optimizer step per sample, in order) with the least
     Python per step: preallocated records, no layer objects. Equal to `Network.step_through`
-    (tested to 1e-12 in float64)."""
+    (tested to 1e-12 in float64). `optimizer` is a learning rate (plain SGD) or an OptimizerDriver."""
     n, dtype = len(x), x.dtype
+    driver = None if isinstance(optimizer, (int, float)) else optimizer
     params = {k: np.array(v, copy=True) for k, v in weights.items()}
     names, hidden = list(spec.shapes()), [i for i, _ in spec.hidden()]
     record = {"loss": np.empty(n, dtype=dtype), "dx": np.empty((n, spec.input_dim), dtype=dtype)}
     grads = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     after = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     z_rec = {i: np.empty((n, spec.layers[i - 1].units), dtype=dtype) for i in hidden}
-    lr_ = np.asarray(lr, dtype=dtype)
-    preds = []
+    lr_ = None if driver is not None else np.asarray(optimizer, dtype=dtype)
+    preds, states = [], []
     with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings
         for s in range(n):
             trace = per_sample_closed_form(spec, params, x[s:s + 1], t[s:s + 1])
@@ -96,9 +97,15 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
             for i in hidden:
                 z_rec[i][s] = trace.z[i][0]
             for k in names:
-                g = trace.grads[k][0]
-                grads[k][s] = g
-                params[k] = params[k] - lr_ * g
+                grads[k][s] = trace.grads[k][0]
+            if driver is None:
+                for k in names:
+                    params[k] = params[k] - lr_ * grads[k][s]
+            else:
+                driver.update({k: grads[k][s] for k in names}, s)
+                params = {k: np.array(driver.params[k], copy=True) for k in names}
+                states.append(driver.state())
+            for k in names:
                 after[k][s] = params[k]
     return Trace(pred=np.array(preds).reshape(n, -1), loss=record["loss"], grads=grads, dx=record["dx"], z=z_rec,
-                 params_after=after)
+                 params_after=after, state_after=stack_states(states))

@@ -28,8 +28,8 @@ _CODE_BY_KIND = {"forward": "forward_mismatch", "preactivation": "forward_mismat
 class Diff:
     """One quantity on both sides, with per-entry differences; axis 0 is the row."""
 
-    name: str  # pred, loss, dW1, db1, ..., dx, z1, ... and W1, b1, ... (parameters after a step)
-    kind: str  # forward | gradient | preactivation | update
+    name: str  # pred, loss, dW1, db1, ..., dx, z1, ..., W1, b1, ... (parameters after a step), v_W1, ... (state)
+    kind: str  # forward | gradient | preactivation | update | state
     numpy: np.ndarray
     keras: np.ndarray
     abs_diff: np.ndarray  # float64; NaN where either side is not finite
@@ -63,6 +63,9 @@ class PhaseResult:
     shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
     excused: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) its difference follows from a flip at the kink
     flip_away: dict[int, np.ndarray] = field(default_factory=dict)  # ReLU layer -> (n,) its mask flips away from the kink
+    # Stepping: the optimizer state both sides expose ("v_W1": velocity of W1, ...). Reported, never part of a
+    # row's verdict: the optimizer's diagnosis says what a state difference means.
+    state_diffs: dict[str, Diff] = field(default_factory=dict)
 
     @property
     def unit(self) -> str:
@@ -147,6 +150,10 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
             shape_errors[name] = (None if a is None else a.shape[1:], b.shape[1:])
         else:
             diffs[name] = _diff(name, kind, a, b, tol)
+    state_diffs = {f"{book}_{name}": _diff(f"{book}_{name}", "state", a, theirs.state_after[book][name], tol)
+                   for book, per_param in ours.state_after.items() if book in theirs.state_after
+                   for name, a in per_param.items()
+                   if name in theirs.state_after[book] and a.shape == theirs.state_after[book][name].shape}
     ours = _normalized(ours, theirs, diffs)
     failed = np.zeros(n, dtype=bool)
     failed[[e.row for e in ours.errors]] = True
@@ -189,7 +196,7 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     return PhaseResult(phase, rows, ours, theirs, diffs, dead_numpy, dead_keras,
                        {k: saturated(z_ours[k]) for k in sigmoid_layers},
                        {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts, shape_errors,
-                       {k: v for k, v in excused.items() if v.any()}, flip_away_at)
+                       {k: v for k, v in excused.items() if v.any()}, flip_away_at, state_diffs)
 
 
 def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) -> np.ndarray | None:
@@ -227,7 +234,8 @@ def _normalized(ours: Trace, theirs: Trace, diffs: dict[str, Diff]) -> Trace:
     return Trace(pred=pick("pred", theirs.pred), loss=pick("loss", theirs.loss),
                  grads={k: pick(f"d{k}", v) for k, v in theirs.grads.items()}, dx=pick("dx", theirs.dx),
                  z={k: pick(f"z{k}", v) for k, v in theirs.z.items()},
-                 params_after={k: pick(k, v) for k, v in theirs.params_after.items()}, errors=ours.errors)
+                 params_after={k: pick(k, v) for k, v in theirs.params_after.items()}, state_after=ours.state_after,
+                 errors=ours.errors)
 
 
 def finding(code: str, severity: str, message: str, **where) -> dict:

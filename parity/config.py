@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from parity.errors import ParityInputError, arg
 from parity.network import ACTIVATIONS, LOSSES, DenseSpec
+from parity.optimizer_settings import OPTIMIZERS, OptimizerSettings, optimizer_settings
 from parity.scenarios import SCENARIOS
 
 __all__ = ["ParityInputError", "RunConfig", "DTYPES", "DATA_KINDS", "resolve"]
@@ -39,7 +41,8 @@ class RunConfig:
     model_path: Path | None = None
     epochs: int = 20
     batch_size: int = 10
-    lr: float = 0.01
+    lr: float = 0.01  # the run's learning rate: the optimizer's lr (resolve keeps them one value)
+    optimizer: OptimizerSettings = field(default_factory=lambda: optimizer_settings("sgd"))
     rtol: float | None = None  # None: the dtype's named tolerance
     atol: float | None = None
     out: Path | None = None
@@ -55,6 +58,7 @@ class RunConfig:
             d[key] = None if d[key] is None else str(d[key])
         if self.layers is not None:
             d["layers"] = [{"units": s.units, "activation": s.activation} for s in self.layers]
+        d["optimizer"] = self.optimizer.as_dict()
         return d
 
 
@@ -65,10 +69,12 @@ _FILE_KEYS = {
              "noise": ("noise", float), "path": ("data_path", str), "x_columns": ("x_columns", list),
              "y_columns": ("y_columns", list)},
     "model": {"layers": ("layers", list), "loss": ("loss", str)},
-    "train": {"epochs": ("epochs", int), "batch_size": ("batch_size", int), "lr": ("lr", float)},
+    "train": {"epochs": ("epochs", int), "batch_size": ("batch_size", int), "lr": ("lr", float),
+              "optimizer": ("optimizer", Mapping)},
     "compare": {"rtol": ("rtol", float), "atol": ("atol", float)},
 }
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", list: "a list"}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", list: "a list",
+               Mapping: 'a name or a table like {name = "adam", lr = 0.001}'}
 
 
 def _where(path: Path, section: str | None, key: str) -> str:
@@ -76,7 +82,9 @@ def _where(path: Path, section: str | None, key: str) -> str:
 
 
 def _typed(value, kind, where: str):
-    ok = (isinstance(value, kind) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
+    # Mapping stands for the optimizer: a name, or a table of its name and hyperparameters (resolve checks them)
+    accepted = (str, Mapping) if kind is Mapping else kind
+    ok = (isinstance(value, accepted) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
                                                                        and not isinstance(value, bool))
     if not ok:
         raise ParityInputError(f"{where} must be {_TYPE_WORDS[kind]} (received: {value!r})")
@@ -158,12 +166,59 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
         values["layers"] = None  # the saved model says
         if flags.get("epochs") is None and "epochs" not in from_file:
             values["epochs"] = 0  # a user's model is compared as saved unless asked to fit
+    values["optimizer"], values["lr"] = _optimizer(flags, from_file, base.lr, config_path)
     values["scenario"] = scenario
     values["config_path"] = config_path
     known = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in values.items() if k in known})
     _validate(config)
     return config
+
+
+def _flag_label(key: str) -> str:
+    """How the command line or Python spells the optimizer or one of its keys: --optimizer, optimizer={..., 'lr': ...}."""
+    return arg("optimizer") if key == "name" else f"{arg('optimizer')}{{..., {key!r}: ...}}"
+
+
+def _learning_rate(value, where: str) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ParityInputError(f"{where} must be a finite number above 0 (received: {value})")
+    return value
+
+
+def _optimizer(flags: dict, from_file: dict, scenario_lr: float, path: Path | None) -> tuple[OptimizerSettings, float]:
+    """The run's optimizer and learning rate, from the flags (or keywords) over the file over the defaults.
+
+    The optimizer's name: the flag's, else the file's, else sgd; the file's hyperparameters apply when it
+    names the same optimizer. The learning rate: given with the flags (--lr, or lr in the optimizer= dict),
+    else in the file ([train] lr, or lr in its optimizer table), else the default: the scenario's lr for
+    plain SGD (scenarios are tuned for it) and the book's default for every other optimizer (Adam's 0.001
+    is not the scenario's 0.01). One source that gives lr twice, with two values, is an error.
+    """
+    train = f"{path.name}: [train]" if path is not None else "[train]"
+    in_file = optimizer_settings(from_file["optimizer"], label=f"{train} optimizer") if "optimizer" in from_file \
+        else None
+    given = optimizer_settings(flags["optimizer"], label=_flag_label) if flags.get("optimizer") is not None else None
+    name = (given or in_file or optimizer_settings("sgd")).name
+    tables = [t for t in (in_file, given) if t is not None and t.name == name]  # the file's first: flags win
+    hyper = {k: v for t in tables for k, v in t.hyper.items() if k in t.given and k != "lr"}
+    sources = (  # (lr, where it was said, the optimizer table of the same source), flags first
+        (_learning_rate(flags.get("lr"), arg("lr")), arg("lr"), given if any(t is given for t in tables) else None),
+        (_learning_rate(from_file.get("lr"), f"{train} lr"), f"{train} lr",
+         in_file if any(t is in_file for t in tables) else None))
+    lr = None
+    for plain, said, table in sources:
+        in_table = table.hyper["lr"] if table is not None and "lr" in table.given else None
+        if plain is not None and in_table is not None and plain != in_table:
+            label = _flag_label("lr") if table is given else "[train] optimizer.lr"
+            raise ParityInputError(f"{said} ({plain:g}) and {label} ({in_table:g}) both give the learning rate; "
+                                   "keep one")
+        lr = lr if lr is not None else (in_table if in_table is not None else plain)
+    said_lr = lr is not None
+    if lr is None:
+        lr = scenario_lr if name == "sgd" else OPTIMIZERS[name].defaults["lr"]
+    settings = optimizer_settings(name, label=_flag_label, **hyper, lr=float(lr))
+    return replace(settings, given=tuple(hyper) + (("lr",) if said_lr else ())), float(lr)
 
 
 def _validate(c: RunConfig) -> None:

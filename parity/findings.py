@@ -37,7 +37,7 @@ class Finding:
     step: int | None = None
     batch: int | None = None
     count: int | None = None
-    consequence_of: str | None = None  # the phase whose finding explains this one ("probe", "layer probe")
+    consequence_of: str | None = None  # what explains this one: a phase ("probe", "layer probe") or "optimizer"
     details: dict = field(default_factory=dict)  # code-specific numbers: worst, scale, quantities, sides, ...
 
     @property

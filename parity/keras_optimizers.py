@@ -15,11 +15,11 @@ import numpy as np
 from parity.keras_side import keras
 from parity.optimizer_settings import OptimizerSettings
 
-__all__ = ["keras_arguments", "build_keras_optimizer", "keras_state_variables", "read_keras_state",
-           "keras_step_count"]
+__all__ = ["keras_arguments", "build_record", "build_keras_optimizer", "optimizer_kind", "keras_state_variables",
+           "read_keras_state", "keras_step_count", "typed_hyperparameter"]
 
 
-def _typed(value, dtype: str):
+def typed_hyperparameter(value, dtype: str):
     """A hyperparameter as Keras should receive it in a run of `dtype` (see the module's docstring)."""
     if isinstance(value, bool):
         return value
@@ -31,8 +31,8 @@ def keras_arguments(settings: OptimizerSettings, dtype: str) -> dict:
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64 (received: {dtype!r})")
     info = settings.info
-    args = {info.keras_keywords[key]: _typed(value, dtype) for key, value in settings.hyper.items()}
-    args.update({key: _typed(value, dtype) for key, value in info.keras_fixed.items()})
+    args = {info.keras_keywords[key]: typed_hyperparameter(value, dtype) for key, value in settings.hyper.items()}
+    args.update({key: typed_hyperparameter(value, dtype) for key, value in info.keras_fixed.items()})
     return args
 
 
@@ -45,10 +45,25 @@ def build_keras_optimizer(settings: OptimizerSettings, dtype: str):
     if keras.config.floatx() != dtype:
         raise RuntimeError(f"Keras's floatx is {keras.config.floatx()} but the optimizer is for a {dtype} run; "
                            "call parity.keras_side.configure(dtype, seed) first")
+    optimizer = getattr(keras.optimizers, settings.info.keras_class)(**keras_arguments(settings, dtype))
+    return optimizer, build_record(settings, dtype)
+
+
+def optimizer_kind(settings: OptimizerSettings, dtype: str) -> tuple:
+    """What a compiled step with this optimizer depends on: its class and every argument but the learning rate.
+
+    Keras keeps the learning rate in a variable and the other hyperparameters as Python numbers, which a
+    traced function holds as constants: runs of one kind share one trace, with the learning rate assigned.
+    """
+    args = keras_arguments(settings, dtype)
+    return (settings.info.keras_class, dtype, tuple(sorted((k, v) for k, v in args.items() if k != "learning_rate")))
+
+
+def build_record(settings: OptimizerSettings, dtype: str) -> dict:
+    """A JSON-ready record of the Keras optimizer a run of `dtype` builds for `settings`, and why."""
     info = settings.info
     args = keras_arguments(settings, dtype)
-    optimizer = getattr(keras.optimizers, info.keras_class)(**args)
-    record = {
+    return {
         "class": f"keras.optimizers.{info.keras_class}",
         "arguments": {k: (v if isinstance(v, bool) else float(v)) for k, v in args.items()},
         "hyperparameters_passed_as": "numpy.float64" if dtype == "float64" else "float (Keras rounds to float32)",
@@ -57,7 +72,6 @@ def build_keras_optimizer(settings: OptimizerSettings, dtype: str):
         "mirrored": list(info.mirrored),
         "conventions": [{"name": c.name, "explanation": c.explanation} for c in info.conventions],
     }
-    return optimizer, record
 
 
 def keras_state_variables(optimizer, variables: list, settings: OptimizerSettings) -> dict[str, list]:

@@ -1,7 +1,7 @@
 """The Keras side: build and fit the model, and let Keras compute every number we compare against.
 
-Gradients come from TensorFlow autodiff on the Keras model's own call, updates from a Keras
-optimizer. Nothing here re-derives a Keras number with our own formula.
+Gradients come from TensorFlow autodiff on the Keras model's own call, updates from the run's Keras
+optimizer through its own apply. Nothing here re-derives a Keras number with our own formula.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -108,13 +109,15 @@ def build_model(spec: ModelSpec) -> keras.Model:
 
 
 def fit(model: keras.Model, spec: ModelSpec, x: np.ndarray, y: np.ndarray,
-        epochs: int, batch_size: int, lr: float, steps_per_execution: int | None = None) -> None:
-    """Keras's own fit. Several batches run per compiled call (an epoch's worth, up to 64): the same
-    updates in the same order, with less Python between them (tested equal to one batch per call)."""
+        epochs: int, batch_size: int, optimizer, steps_per_execution: int | None = None) -> None:
+    """Keras's own fit with `optimizer` (a Keras optimizer, or a learning rate for plain SGD). Several batches
+    run per compiled call (an epoch's worth, up to 64): the same updates in the same order, with less Python
+    between them (tested equal to one batch per call)."""
     if steps_per_execution is None:
         steps_per_execution = max(1, min(64, -(-len(x) // batch_size)))
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=_LOSSES[spec.loss](),
-                  steps_per_execution=steps_per_execution)
+    if isinstance(optimizer, (int, float)):
+        optimizer = keras.optimizers.SGD(learning_rate=optimizer)
+    model.compile(optimizer=optimizer, loss=_LOSSES[spec.loss](), steps_per_execution=steps_per_execution)
     if epochs > 0:
         model.fit(_tensor(x), _tensor(y), batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
 
@@ -156,27 +159,39 @@ class KerasSide:
         self._signature = [tf.TensorSpec((None, spec.input_dim), floatx), tf.TensorSpec((None, spec.target_dim), floatx)]
         self._per_sample = None
         self._batch = tf.function(self._probe, input_signature=self._signature)
-        self._optimizer = self._step_loop = None
-        self._fit_key, self._fresh_optimizer = None, []
+        self._steppers: dict[tuple, _Stepper] = {}  # per optimizer kind: one optimizer and one compiled loop
+        self._fitters: dict[tuple, _Fitter] = {}  # per optimizer kind and batch layout: one compiled fit
 
     # -- the fit --------------------------------------------------------------------------------
-    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, lr: float, seed: int) -> None:
-        """Keras's own fit from the model's current weights, as `fit()` below does, compiled once per
-        batch layout: later fits restore the optimizer's starting state instead of recompiling, so
-        Keras's train function is traced once, not once per run (tested equal to a fresh compile)."""
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, optimizer, seed: int) -> None:
+        """Keras's own fit from the model's current weights with the run's optimizer (OptimizerSettings, or a
+        learning rate for plain SGD), as `fit()` above does. Compiled once per optimizer kind and batch layout,
+        on a model of its own: later fits restore that optimizer's starting state instead of recompiling, so
+        Keras's train function is traced once per kind, not once per run (tested equal to a fresh compile).
+        TensorFlow's retracing heuristic counts the traces of Keras's train step, one code for every compiled
+        model, together: first fits of five kinds within about ten train calls (fits of three epochs or
+        fewer, one call each) still trip its warning."""
+        from parity.keras_optimizers import build_keras_optimizer, optimizer_kind, typed_hyperparameter
+
+        settings = _settings(optimizer)
+        floatx = keras.config.floatx()
         steps_per_execution = max(1, min(64, -(-len(x) // batch_size)))
-        key = (steps_per_execution, len(x) % batch_size == 0)
-        if self._fit_key != key:
-            fit(self.model, self.spec, x, y, 0, batch_size, lr, steps_per_execution)
-            self.model.optimizer.build(self.model.trainable_variables)
-            self._fresh_optimizer = [v.numpy() for v in self.model.optimizer.variables]
-            self._fit_key = key
-        for variable, value in zip(self.model.optimizer.variables, self._fresh_optimizer):
+        key = (optimizer_kind(settings, floatx), steps_per_execution, len(x) % batch_size == 0)
+        if key not in self._fitters:
+            model = build_model(self.spec)
+            fit(model, self.spec, x, y, 0, batch_size, build_keras_optimizer(settings, floatx)[0], steps_per_execution)
+            model.optimizer.build(model.trainable_variables)
+            self._fitters[key] = _Fitter(model, [v.numpy() for v in model.optimizer.variables])
+        fitter = self._fitters[key]
+        model = fitter.model
+        model.set_weights(self.model.get_weights())
+        for variable, value in zip(model.optimizer.variables, fitter.fresh):  # iterations, slots, learning rate
             variable.assign(value)
-        self.model.optimizer.learning_rate.assign(lr)
+        model.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
         keras.utils.set_random_seed(seed)  # the shuffles depend on nothing that ran before
         if epochs > 0:
-            self.model.fit(_tensor(x), _tensor(y), batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+            model.fit(_tensor(x), _tensor(y), batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+        self.model.set_weights(model.get_weights())
 
     # -- one sample or batch, as the model computes it ------------------------------------------
     def _pre_activations(self, x):
@@ -246,53 +261,105 @@ class KerasSide:
         return _trace(records, self.spec, with_z=False)
 
     # -- stepping -------------------------------------------------------------------------------
-    def step_through(self, x: np.ndarray, t: np.ndarray, lr: float, compiled: bool = True) -> Trace:
-        """One Keras SGD step per sample, in order: gradients before and parameters after each step."""
-        if self._optimizer is None:
-            self._optimizer = keras.optimizers.SGD(learning_rate=lr)
-            self._optimizer.build(self.model.trainable_variables)
-        self._optimizer.learning_rate.assign(lr)  # a variable: the compiled loop is traced once
+    def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, compiled: bool = True) -> Trace:
+        """One Keras optimizer step per sample, in order, from a fresh optimizer state: gradients before and
+        parameters after each step, and the optimizer's state after it under the book's names.
+
+        `optimizer` is the run's OptimizerSettings, or a learning rate for plain SGD."""
+        stepper = self._stepper(_settings(optimizer))
+        names = list(self.spec.shapes())
         if not compiled:
-            records = [self._step(_tensor(x[i:i + 1]), _tensor(t[i:i + 1])) for i in range(len(x))]
+            records = [self._step(_tensor(x[i:i + 1]), _tensor(t[i:i + 1]), stepper) for i in range(len(x))]
             trace = _trace([r[:5] for r in records], self.spec)
-            trace.params_after = {name: np.stack([r[5][k].numpy() for r in records])
-                                  for k, name in enumerate(self.spec.shapes())}
+            trace.params_after = {name: np.stack([r[5][k].numpy() for r in records]) for k, name in enumerate(names)}
+            trace.state_after = {book: {name: np.stack([r[6][s][k].numpy() for r in records])
+                                        for k, name in enumerate(names)} for s, book in enumerate(stepper.slots)}
             return trace
-        if self._step_loop is None:
-            self._step_loop = tf.function(self._loop, input_signature=self._signature)
-        pred, loss, grads, dx, z, params = self._step_loop(_tensor(x), _tensor(t))
+        if stepper.loop is None:
+            # Traced once per optimizer kind, through get_concrete_function: later runs call the same graph.
+            stepper.loop = tf.function(lambda xs, ts: self._loop(xs, ts, stepper),
+                                       input_signature=self._signature).get_concrete_function()
+        pred, loss, grads, dx, z, params, states = stepper.loop(_tensor(x), _tensor(t))
         trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(), [a.numpy() for a in z])
-        trace.params_after = {name: p.numpy() for name, p in zip(self.spec.shapes(), params)}
+        trace.params_after = {name: p.numpy() for name, p in zip(names, params)}
+        trace.state_after = {book: {name: a.numpy() for name, a in zip(names, per_variable)}
+                             for book, per_variable in zip(stepper.slots, states)}
         return trace
 
-    def _step(self, x1, t1):
+    def _stepper(self, settings) -> "_Stepper":
+        """This optimizer kind's stepper, reset to a fresh state with the run's learning rate."""
+        from parity.keras_optimizers import build_keras_optimizer, keras_state_variables, optimizer_kind, \
+            typed_hyperparameter
+
+        floatx = keras.config.floatx()
+        kind = optimizer_kind(settings, floatx)
+        if kind not in self._steppers:
+            optimizer, _ = build_keras_optimizer(settings, floatx)
+            optimizer.build(self.model.trainable_variables)
+            slots = keras_state_variables(optimizer, self.model.trainable_variables, settings)
+            self._steppers[kind] = _Stepper(optimizer, slots, [v.numpy() for v in optimizer.variables])
+        stepper = self._steppers[kind]
+        for variable, value in zip(stepper.optimizer.variables, stepper.fresh):  # iterations and slots back to 0
+            variable.assign(value)
+        stepper.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
+        return stepper
+
+    def _step(self, x1, t1, stepper: "_Stepper"):
         variables = self.model.trainable_variables
         pred, loss, grads, dx, z = self._probe(x1, t1)
-        self._optimizer.apply_gradients(zip(grads, variables))
+        stepper.optimizer.apply_gradients(zip(grads, variables))
         # tf.identity snapshots each value after the update (eagerly, .value would be the live variable)
-        return pred[0], loss, grads, dx[0], [a[0] for a in z], [tf.identity(v) for v in variables]
+        return (pred[0], loss, grads, dx[0], [a[0] for a in z], [tf.identity(v) for v in variables],
+                [[tf.identity(v) for v in per_variable] for per_variable in stepper.slots.values()])
 
-    def _loop(self, xs, ts):
-        """Every step in one compiled loop over tf.range, recording into TensorArrays."""
+    def _loop(self, xs, ts, stepper: "_Stepper"):
+        """Every step in one compiled loop over tf.range, recording into TensorArrays (one per optimizer slot)."""
         n = tf.shape(xs)[0]
         variables = self.model.trainable_variables
         pred, loss, dx = (tf.TensorArray(xs.dtype, size=n) for _ in range(3))
         grads = [tf.TensorArray(v.dtype, size=n) for v in variables]
         params = [tf.TensorArray(v.dtype, size=n) for v in variables]
         zs = [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden]
+        states = [[tf.TensorArray(v.dtype, size=n) for v in per_variable] for per_variable in stepper.slots.values()]
         for i in tf.range(n):
-            p, l_, g, d, z, w = self._step(xs[i:i + 1], ts[i:i + 1])
+            p, l_, g, d, z, w, s = self._step(xs[i:i + 1], ts[i:i + 1], stepper)
             pred, loss, dx = pred.write(i, p), loss.write(i, l_), dx.write(i, d)
             grads = [a.write(i, v) for a, v in zip(grads, g)]
             params = [a.write(i, v) for a, v in zip(params, w)]
             zs = [a.write(i, v) for a, v in zip(zs, z)]
+            states = [[a.write(i, v) for a, v in zip(arrays, values)] for arrays, values in zip(states, s)]
         return (pred.stack(), loss.stack(), [a.stack() for a in grads], dx.stack(), [a.stack() for a in zs],
-                [a.stack() for a in params])
+                [a.stack() for a in params], [[a.stack() for a in arrays] for arrays in states])
 
     def _as_trace(self, pred, loss, grads, dx, z) -> Trace:
         return Trace(pred=pred.reshape(len(pred), -1), loss=np.asarray(loss).reshape(-1),
                      grads=dict(zip(self.spec.shapes(), grads)), dx=dx.reshape(len(dx), -1),
                      z={layer: a.reshape(len(a), -1) for layer, a in zip(self.hidden, z)})
+
+
+@dataclass
+class _Stepper:
+    """A Keras optimizer kept for stepping: its state variables by book name, their fresh values, its compiled loop."""
+
+    optimizer: object
+    slots: dict[str, list]  # book state name -> the optimizer's variable for each model variable
+    fresh: list[np.ndarray]  # every optimizer variable as built (iterations 0, slots at their start)
+    loop: object = None  # the compiled stepping loop (a concrete function), traced on first use
+
+
+@dataclass
+class _Fitter:
+    """A model of the same architecture compiled with one optimizer kind, and that optimizer's fresh state."""
+
+    model: object
+    fresh: list[np.ndarray]
+
+
+def _settings(optimizer):
+    """The run's OptimizerSettings; a bare learning rate means plain SGD (the seed notebook's)."""
+    from parity.optimizer_settings import optimizer_settings
+
+    return optimizer_settings("sgd", lr=float(optimizer)) if isinstance(optimizer, (int, float)) else optimizer
 
 
 def _trace(records: list, spec: ModelSpec, with_z: bool = True) -> Trace:

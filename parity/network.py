@@ -1,4 +1,4 @@
-"""A stack of the book's layers: forward, backward, per-sample gradients, SGD step (NumPy only); user calls guarded."""
+"""A stack of the book's layers: forward, backward, per-sample gradients, optimizer steps (NumPy only); user calls guarded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from parity import guard
 from parity import layers as reference_layers
 from parity.guard import UserCodeError, held_array, where_defined, where_raised
 
-__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "UserCodeError", "build_network", "where_raised"]
+__all__ = ["DenseSpec", "ModelSpec", "Network", "RowError", "Trace", "UserCodeError", "build_network", "stack_states",
+           "where_raised"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
@@ -85,6 +86,8 @@ class Trace:
     dx: np.ndarray  # (n, in)
     z: dict[int, np.ndarray]  # hidden layer number -> pre-activations (n, units)
     params_after: dict[str, np.ndarray] = field(default_factory=dict)  # stepping only
+    # stepping with a stateful optimizer: book state name (v, h, m) -> parameter name -> (n, *param shape)
+    state_after: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     errors: list = field(default_factory=list)  # RowError per row on which a NumPy layer raised
 
 
@@ -187,12 +190,25 @@ class Network:
     def sgd_step(self, grads: dict[str, np.ndarray], lr: float) -> None:
         """Plain SGD, as keras.optimizers.SGD without momentum: p <- p - lr * g, in place, so that the
         step reaches the layer whatever it calls its parameters."""
-        params = self.params()
-        for name, param in params.items():
-            if np.shape(grads[name]) != param.shape:  # never let a wrong shape broadcast into W
-                raise GradientShapeError(f"d{name} has shape {np.shape(grads[name])}, {name} is {param.shape}")
+        params = self._checked(grads)
         for name, param in params.items():
             param -= np.asarray(lr, dtype=param.dtype) * grads[name]
+
+    def optimizer_step(self, grads: dict[str, np.ndarray], driver, step: int) -> None:
+        """One update by an optimizer in the book's protocol (a parity.user_optimizers.OptimizerDriver), its
+        result copied into the parameters in place: the layers keep the very arrays they were given."""
+        params = self._checked(grads)
+        if driver.update(grads, step):  # a failed update is the driver's finding and changes nothing
+            for name, param in params.items():
+                param[...] = driver.params[name]
+
+    def _checked(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The parameters, once every gradient has its parameter's shape (never let a wrong shape broadcast into W)."""
+        params = self.params()
+        for name, param in params.items():
+            if np.shape(grads[name]) != param.shape:
+                raise GradientShapeError(f"d{name} has shape {np.shape(grads[name])}, {name} is {param.shape}")
+        return params
 
     def per_sample(self, x: np.ndarray, t: np.ndarray, hidden: list[int], batch: int = 1) -> Trace:
         """Forward and backward on consecutive batches (one sample each by default, as the notebook does).
@@ -209,21 +225,29 @@ class Network:
                 errors.append(RowError.of(row, exc, self))
         return _stack(records, hidden if batch == 1 else [], errors)
 
-    def step_through(self, x: np.ndarray, t: np.ndarray, lr: float, hidden: list[int]) -> Trace:
-        """One SGD step per sample, in order; records gradients before and parameters after."""
-        rows, params, errors = [], [], []
+    def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, hidden: list[int]) -> Trace:
+        """One optimizer step per sample, in order; records gradients before and parameters (and the
+        optimizer's state) after. `optimizer` is a learning rate (plain SGD) or an OptimizerDriver."""
+        driver = None if isinstance(optimizer, (int, float)) else optimizer
+        rows, params, states, errors = [], [], [], []
         for i in range(len(x)):
             try:
                 record = self._one(x[i:i + 1], t[i:i + 1])
                 with np.errstate(all="ignore"):
-                    self.sgd_step(record["grads"], lr)
+                    if driver is None:
+                        self.sgd_step(record["grads"], optimizer)
+                    else:
+                        self.optimizer_step(record["grads"], driver, i)
             except Exception as exc:  # a failed step leaves the parameters where they were
                 record = None
                 errors.append(RowError.of(i, exc, self))
             rows.append(record)
             params.append({k: np.array(v, copy=True) for k, v in self.params().items()})
+            if driver is not None:
+                states.append(driver.state())
         trace = _stack(rows, hidden, errors)
         trace.params_after = {k: np.stack([p[k] for p in params]) for k in params[0]}
+        trace.state_after = stack_states(states)
         return trace
 
     def _one(self, x: np.ndarray, t: np.ndarray) -> dict:
@@ -319,6 +343,15 @@ def _stack(records: list[dict | None], hidden: list[int], errors: list[RowError]
                                for n, layer in enumerate(hidden)},
         errors=list(errors),
     )
+
+
+def stack_states(states: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-step optimizer states -> book state -> parameter -> (steps, *shape), for what every step exposed."""
+    if not states:
+        return {}
+    names = set.intersection(*(set(s) for s in states))
+    return {book: {k: np.stack([s[book][k] for s in states]) for k in states[0][book]
+                   if all(k in s[book] for s in states)} for book in sorted(names)}
 
 
 def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> Network:

@@ -25,7 +25,7 @@ from parity.optimizer_settings import OptimizerSettings
 from parity.optimizer_variants import base_makers, replay, variants_for
 from parity.tolerances import Tolerance
 
-__all__ = ["CODES", "Code", "FIXES", "Trajectory", "diagnose_optimizer", "first_parting"]
+__all__ = ["CODES", "Code", "FIXES", "Trajectory", "computes", "diagnose_optimizer", "first_parting", "largest_difference"]
 
 
 
@@ -127,6 +127,16 @@ def _max_abs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> 
 
 def _matches(user: dict[str, np.ndarray], replayed: dict[str, np.ndarray], tol: Tolerance, steps: int) -> bool:
     return all(_close(user[k][:steps], replayed[k][:steps], tol, equal_nan=True).all() for k in user)
+
+
+def computes(make, initial: dict[str, np.ndarray], trajectory: Trajectory, tol: Tolerance, steps: int) -> bool:
+    """Whether `make`'s optimizer, replayed on a trajectory's own gradients, reproduces its parameters for `steps`."""
+    return _matches(trajectory.params, replay(make, initial, trajectory.grads, steps), tol, steps)
+
+
+def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
+    """Largest |a - b| over the first `steps` (the same non-finite value on both sides counts as equal)."""
+    return _max_abs(a, b, steps)
 
 
 @dataclass

@@ -99,6 +99,9 @@ class OptimizerSettings:
     hyper: dict[str, float] = field(default_factory=dict)  # all of the book's keywords, defaults filled in
     given: tuple[str, ...] = ()  # the keywords the user set
 
+    def __hash__(self) -> int:  # a run's configuration is hashable; `hyper` is a dict
+        return hash((self.name, tuple(sorted(self.hyper.items())), self.given))
+
     @property
     def info(self) -> OptimizerInfo:
         return OPTIMIZERS[self.name]

@@ -3,8 +3,9 @@
 The CLI (`run`, `check`), the Python API, the pytest helper, `selftest`, `bench` and `grade` all
 call `check`; a door only translates its inputs and renders the Report. Steps, in order: prepare
 the data and architecture (the boundary: bad input raises ParityInputError before any work), the
-Keras side (cached in the process per resolved configuration), each user class alone against Keras
-(the layer probes), the comparison, and the report folder when asked for.
+Keras side (cached in the process per resolved configuration, the run's optimizer included), each
+user class alone against Keras (the layer probes), the comparison (stepping with the user's optimizer
+class when they gave one), and the report folder when asked for.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class UserLayers:
     kit: dict[str, type]
     source: str  # shown in reports: "tests/fixtures/book_layers.py", "the notebook", ...
     names: tuple[str, ...] = field(default=())  # the canonical names the user provided
+    classes: dict[str, type] = field(default_factory=dict)  # every class given: the run's optimizer is picked here
 
     def whose(self) -> dict[str, str]:
         from parity.user_layers import LAYER_NAMES
@@ -61,7 +63,7 @@ def _reference_key(prepared) -> tuple:
         a = np.ascontiguousarray(a)
         digest.update(str((a.dtype, a.shape)).encode())
         digest.update(a.tobytes())
-    return (c.dtype, c.seed, c.train, c.epochs, c.batch_size, c.lr, prepared.spec, digest.hexdigest())
+    return (c.dtype, c.seed, c.train, c.epochs, c.batch_size, c.lr, c.optimizer, prepared.spec, digest.hexdigest())
 
 
 def reference_for(prepared):
@@ -102,6 +104,17 @@ def session_preserved():
             keras_now.config.set_dtype_policy(policy if keras is not None else "float32")
 
 
+def _optimizer(layers: UserLayers | None, config: RunConfig):
+    """The optimizer the NumPy side steps with: the user's class of the run's optimizer when they gave one, else the book's."""
+    from parity.optimizer_stepping import run_optimizer
+
+    if layers is None:
+        return run_optimizer({}, config.optimizer, "", arg("layers"))
+    said = arg("layers")
+    return run_optimizer(layers.classes, config.optimizer, layers.source,
+                         f"{said}{layers.source}" if said.endswith("=") else f"{said} {layers.source}")
+
+
 def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, fmt: str = "csv",
           progress: Callable | None = None) -> Report:
     """Compare `layers` (the reference layers when None) with Keras under `config`.
@@ -120,13 +133,14 @@ def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, 
     with session_preserved():
         prepared = prepare(config)  # the boundary: data file, saved model; ParityInputError before any work
         config = prepared.config
+        optimizer = _optimizer(layers, config)  # the user's optimizer class, checked before any work
         if write:
             from parity.outputs import check_out
 
             check_out(config.out)
         reference = reference_for(prepared)
         kit, found, whose = None, [], None
-        if layers is not None:
+        if layers is not None and layers.kit:
             from parity import layers as reference_layers
             from parity.layer_probes import probe_layers
             from parity.user_layers import LAYER_NAMES
@@ -136,13 +150,13 @@ def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, 
             found = probe_layers(full, list(layers.names or kit), prepared.spec.loss)
             whose = layers.whose()
         if not write:
-            result = compare_numpy(prepared, reference, kit, found, whose, progress=progress)
+            result = compare_numpy(prepared, reference, kit, found, whose, progress=progress, optimizer=optimizer)
             return Report(result, prepared.data, fmt=fmt)
         from parity.report import ReportWriter, atomic_folder
 
         with atomic_folder(config.out) as folder:
             writer = ReportWriter(folder, prepared.data, config, prepared.spec, fmt, config.plots)
             result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
-                                   progress=progress)
+                                   progress=progress, optimizer=optimizer)
             files = writer.finish(result)
         return Report(result, prepared.data, fmt=fmt, files=files, folder=Path(config.out))

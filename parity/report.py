@@ -83,6 +83,7 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "zero_patterns": {phase: s.zero_patterns for phase, s in result.summaries.items()},
         "kinks": result.kinks,
         "layers": result.layers or {name: "reference" for name in LAYER_NAMES},
+        "optimizer": result.optimizer,
         "findings": [f.as_dict() for f in result.findings],
         "config": result.config.as_dict(),
         "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
@@ -194,6 +195,11 @@ def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
             more = f", ... ({len(fractions) - 8} more)" if len(fractions) > 8 else ""
             lines.append(f"{title} (share of samples, keras): "
                          + ", ".join(f"{u} {f['keras']:.0%}" for u, f in shown) + more)
+    if result.optimizer:
+        o = result.optimizer
+        mine = ", ".join(f"{k} {v:g}" for k, v in o["hyperparameters"]["run"].items())
+        theirs = ", ".join(f"{k}={v}" for k, v in o["keras"]["arguments"].items())
+        lines.append(f"optimizer: {o['name']} ({mine}), {o['class']}; Keras: {o['keras']['class']}({theirs})")
     users = [name for name, whose in result.layers.items() if whose != "reference"]
     if users:
         lines.append(f"your layers: {', '.join(users)}; reference: "
@@ -208,6 +214,6 @@ def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
                 lines.append(f"      fix to try: {f.fix}")
     if consequences:
         lines.append(f"  ... and {consequences} more mismatches in the batch and stepping phases that follow from "
-                     "the probe's (all in summary.json)")
+                     "the findings above (all in summary.json)")
     lines.append(f"reports: {out}/ ({', '.join(files)})")
     return "\n".join(lines)

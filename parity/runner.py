@@ -21,6 +21,7 @@ from parity.diagnose import FIXES, excuse_book_log, follow_mask, refine
 from parity.inputs import Prepared
 from parity.closed_form import per_sample_closed_form, steps_closed_form
 from parity.network import ModelSpec, Trace, build_network
+from parity.optimizer_stepping import OptimizerVerdict, RunOptimizer, judge
 from parity.stats import PhaseSummary, merge_findings, render
 from parity.tolerances import Tolerance, tolerance_for
 
@@ -49,6 +50,7 @@ class KerasReference:
     stepping: Trace
     batch: Trace | None  # mini-batch gradients at the fitted weights; None at batch size 1
     environment: dict
+    optimizer: dict = field(default_factory=dict)  # the Keras optimizer built for the run (keras_optimizers.build_record)
     _cached: dict = field(default_factory=dict)
 
     def probe_chunks(self, bounds: list[tuple[int, int]]):
@@ -92,6 +94,7 @@ class ParityResult:
     findings: list[Finding]
     environment: dict
     layers: dict[str, str] = field(default_factory=dict)  # class name -> "reference" or "yours (...)"
+    optimizer: dict = field(default_factory=dict)  # summary.json's "optimizer" (optimizer_stepping.judge)
 
     @property
     def classifies(self) -> bool:
@@ -136,8 +139,11 @@ def _targets(spec: ModelSpec, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np
 
 
 def keras_reference(prepared: Prepared) -> KerasReference:
-    """Fit (or load) the Keras model and compute Keras's stepping and batch phases; the probe comes per chunk."""
+    """Fit (or load) the Keras model and compute Keras's stepping and batch phases; the probe comes per chunk.
+
+    The fit and the stepping both use the run's Keras optimizer (keras_optimizers.build_keras_optimizer)."""
     from parity import keras_side  # TensorFlow loads here, not when the CLI parses its flags
+    from parity.keras_optimizers import build_record
     from parity.transfer import keras_to_numpy
 
     config, spec = prepared.config, prepared.spec
@@ -149,24 +155,25 @@ def keras_reference(prepared: Prepared) -> KerasReference:
     model = side.model
     start = prepared.weights if prepared.weights is not None else keras_side.initial_weights(spec, config.seed, config.dtype)
     model.set_weights([w.astype(config.dtype) for w in start])
-    side.fit(x[:n], t[:n], config.epochs, config.batch_size, config.lr, config.seed)
+    side.fit(x[:n], t[:n], config.epochs, config.batch_size, config.optimizer, config.seed)
     fitted = keras_to_numpy(spec, keras_side.weights_of(model), config.dtype)
     batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
-    stepping = side.step_through(x[:n], t[:n], config.lr)
+    stepping = side.step_through(x[:n], t[:n], config.optimizer)
     model.set_weights(list(fitted.values()))  # back to the fitted weights, for the probe
     environment = keras_side.environment()
-    return KerasReference(fitted, side, x, t, stepping, batch, environment)
+    return KerasReference(fitted, side, x, t, stepping, batch, environment, build_record(config.optimizer, config.dtype))
 
 
 def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | None = None,
                   layer_findings: list[dict] = (), layers: dict[str, str] | None = None,
                   on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int | None = None,
-                  progress: Callable | None = None) -> ParityResult:
+                  progress: Callable | None = None, optimizer: RunOptimizer | None = None) -> ParityResult:
     """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side.
 
     Without a kit the reference layers' probe and stepping records are computed in closed form (equal
     to running the layer objects sample by sample, as tested); a user's classes always run as objects,
-    sample by sample, and the batch probe always runs the layer objects.
+    sample by sample, and the batch probe always runs the layer objects. Stepping uses `optimizer` (the
+    user's class, or the book's for the run's optimizer when None), judged by optimizer_stepping.judge.
     """
     config, spec, data = prepared.config, prepared.spec, prepared.data
     tol = _tolerance(config)
@@ -220,9 +227,29 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         size = config.batch_size
         batch = compare("batch", np.arange(len(reference.batch.loss)) * size,
                         fresh().per_sample(x[:n], t[:n], [], batch=size), reference.batch)
-    ours = steps_closed_form(spec, fitted, x[:n], t[:n], config.lr) if kit is None \
-        else fresh().step_through(x[:n], t[:n], config.lr, hidden)
+    run_optimizer = optimizer or RunOptimizer(config.optimizer)
+
+    def step(with_optimizer) -> tuple[Trace, object]:
+        """The training split stepped one sample at a time: (the trace, what it stepped with)."""
+        if kit is None:
+            stepper = with_optimizer({k: v.copy() for k, v in fitted.items()})
+            return steps_closed_form(spec, fitted, x[:n], t[:n], stepper), stepper
+        net = fresh()
+        stepper = with_optimizer(net.params())
+        return net.step_through(x[:n], t[:n], stepper, hidden), stepper
+
+    def matches_keras(with_optimizer) -> np.ndarray:
+        """(n,) rows on which the same layers, stepped with another optimizer, match Keras's stepping."""
+        again, _ = step(lambda params: with_optimizer)
+        return np.isin(compare("stepping", np.arange(n), again, reference.stepping).verdicts, ("pass", "kink"))
+
+    ours, stepper = step(run_optimizer.stepper)
     stepping = compare("stepping", np.arange(n), ours, reference.stepping)
+    judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
+    if judged.excused is not None:
+        _excuse_convention(stepping, judged)
+    judged.record["state_max_abs_diff"] = {name: float(np.max(d.max_abs, initial=0.0))
+                                           for name, d in stepping.state_diffs.items()}
     for phase in (batch, stepping):
         if phase is None:
             continue
@@ -230,7 +257,10 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         found = render(follow_mask([refine(f, phase.phase, tol, config.batch_size, flagged)
                                     for f in merge_findings(findings_for(phase))], phase.phase, mask_bug))
         _link(found, phase.phase, at_fault, flagged)
+        if phase is stepping:
+            found = _follow_optimizer(found, judged)
         findings += found
+    findings += judged.findings
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
         return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
 
@@ -240,12 +270,40 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
                         [Finding.of(f) for f in findings], {**reference.environment,
                                    "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
-                        layers or {})
+                        layers or {}, judged.record)
 
 
 def run_parity(prepared: Prepared, kit: dict | None = None) -> ParityResult:
     """Keras's side, then the NumPy stack (reference layers, or those in `kit`) against it."""
     return compare_numpy(prepared, keras_reference(prepared), kit)
+
+
+def _excuse_convention(stepping: PhaseResult, judged: OptimizerVerdict) -> None:
+    """Failing stepping rows the optimizer's convention explains (the same layers stepped with the Keras-convention
+    reference match Keras there) become `convention` rows: a warning, as the book's log(y + 1e-7) is. The
+    convention finding and the report record count them."""
+    finite = np.all([d.finite for d in stepping.diffs.values()], axis=0) if stepping.diffs else judged.excused
+    stepping.verdicts = np.where((stepping.verdicts == "fail") & judged.excused & finite, "convention",
+                                 stepping.verdicts)
+    rows = int((stepping.verdicts == "convention").sum())
+    for f in judged.findings:
+        if f["code"] == "convention":
+            f["count"] = rows
+    for convention in judged.record.get("conventions", []):
+        convention["rows_excused"] = rows
+
+
+def _follow_optimizer(found: list[dict], judged: OptimizerVerdict) -> list[dict]:
+    """Stepping findings in the light of the optimizer's: its convention finding speaks for the convention rows
+    (the comparison's own note is about the cross-entropy's log), and with an error on the optimizer class the
+    comparison's mismatches follow from it."""
+    if judged.excused is not None:
+        found = [f for f in found if f["code"] != "convention"]
+    if judged.root_cause:
+        for f in found:
+            if f["severity"] == ERROR and not f.get("consequence_of") and f.get("layer") is None:
+                f["consequence_of"] = "optimizer"
+    return found
 
 
 def _link(found: list[dict], phase: str, at_fault: set, flagged: set) -> None:

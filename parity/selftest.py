@@ -1,7 +1,8 @@
-"""`parity selftest`: plant known bugs in the reference layers and show each is caught with the right code.
+"""`parity selftest`: plant known bugs in the reference layers and optimizers, and show each is caught with
+the right code, blamed on the class that has it.
 
-The Keras side is computed once (seed scenario, float64); each planted bug is a layer kit compared
-against it, exactly as `parity check` compares a user's layers.
+The Keras side is computed once per optimizer (seed scenario, float64); each planted bug is a layer kit or
+an optimizer class compared against it, exactly as `parity check` compares a user's module.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity import layers as ref
+from parity import optimizers as book_optimizers
+from parity.planted_optimizers import PLANTED_OPTIMIZERS, PlantedOptimizer
 
-__all__ = ["PLANTED", "Planted", "run_selftest"]
+__all__ = ["PLANTED", "PLANTED_OPTIMIZERS", "Planted", "run_selftest"]
 
 
 class SignFlipLoss(ref.MeanSquaredError):
@@ -156,9 +159,16 @@ PLANTED = [
 ]
 
 
+# Correct optimizers beside the planted bugs: the book's RMSprop differs from Keras's by a named convention only.
+CORRECT_OPTIMIZERS = [
+    PlantedOptimizer("book's RMSprop (correct)", "rmsprop", book_optimizers.RMSprop, "",
+                     "epsilon outside the root: convention warning only"),
+]
+
+
 def run_selftest(config_flags: dict | None = None) -> list[dict]:
     """One row per planted case: expected code, codes found, verdict, caught. Each case goes through the
-    pipeline as `parity check` would send it; the Keras side is computed once and reused."""
+    pipeline as `parity check` would send it; the Keras side is computed once per optimizer and reused."""
     from parity.config import resolve
     from parity.pipeline import UserLayers, check
 
@@ -167,12 +177,24 @@ def run_selftest(config_flags: dict | None = None) -> list[dict]:
     for case in PLANTED:
         layers = UserLayers(case.kit, f"selftest: {case.name}", tuple(case.kit)) if case.kit else None
         report = check(layers, config)
-        errors = sorted({f.code for f in report.errors})
-        warnings = sorted({f.code for f in report.warnings})
-        if case.expected:
-            caught = report.verdict == "fail" and case.expected in errors
-        else:
-            caught = report.verdict == "pass"
-        rows.append({"case": case.name, "planted": case.description, "expected": case.expected or "pass",
-                     "errors": errors, "warnings": warnings, "verdict": report.verdict, "caught": caught})
+        rows.append(_row(case.name, case.description, case.expected, report, blamed=None))
+    for case in [*PLANTED_OPTIMIZERS, *CORRECT_OPTIMIZERS]:
+        stepping = resolve({"dtype": "float64", "optimizer": case.optimizer, **(config_flags or {})})
+        book_class = stepping.optimizer.info.book_class  # the class is given under the book's name, as a module would
+        layers = UserLayers({}, f"selftest: {case.name}", (), {book_class: case.cls})
+        rows.append(_row(f"optimizer: {case.name}", case.description, case.expected, check(layers, stepping),
+                         blamed=book_class))
     return rows
+
+
+def _row(name: str, description: str, expected: str, report, blamed: str | None) -> dict:
+    """A selftest row: a planted bug is caught when the verdict fails with its code (on `blamed`, if given)."""
+    errors = sorted({f.code for f in report.errors})
+    warnings = sorted({f.code for f in report.warnings})
+    if expected:
+        on_class = [f for f in report.errors if f.code == expected and (blamed is None or f.layer == blamed)]
+        caught = report.verdict == "fail" and bool(on_class)
+    else:
+        caught = report.verdict == "pass"
+    return {"case": name, "planted": description, "expected": expected or "pass", "errors": errors,
+            "warnings": warnings, "verdict": report.verdict, "caught": caught}

@@ -82,12 +82,14 @@ def _verdicts(verdicts: np.ndarray) -> pd.Categorical:
 
 
 def steps_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One row per SGD step: gradients before the update, parameters after it, and who moved."""
+    """One row per optimizer step: gradients before the update, parameters and optimizer state after it, and
+    who moved."""
     cols = {"step": np.arange(len(result.rows)), "sample": result.rows, **_columns("x", x), **_columns("y", y)}
     cols |= {"loss_numpy": result.numpy.loss, "loss_keras": result.keras.loss,
              "loss_abs_diff": result.diffs["loss"].max_abs}
     cols |= {k: v for k, v in _gradient_columns(result).items() if k.endswith("_max_abs_diff")}
     cols |= {f"{name}_max_abs_diff": d.max_abs for name, d in result.diffs.items() if d.kind == "update"}
+    cols |= {f"state_{name}_max_abs_diff": d.max_abs for name, d in result.state_diffs.items()}
     cols |= {k: v for k, v in _units(result).items() if k.startswith("dead")}
     for side, trace in (("numpy", result.numpy), ("keras", result.keras)):
         before = params_before(trace, start)

@@ -17,8 +17,9 @@ import traceback
 from pathlib import Path
 
 from parity.errors import ParityInputError, arg
+from parity.optimizer_settings import OPTIMIZERS
 
-__all__ = ["LAYER_NAMES", "import_layers", "kit_from_namespace", "load_layers"]
+__all__ = ["LAYER_NAMES", "classes_of", "import_layers", "kit_from_namespace", "load_layers", "load_module"]
 
 LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError")
 
@@ -126,13 +127,22 @@ def load_layers(source: str) -> tuple[dict[str, type], list[str]]:
     return kit_from_namespace(vars(import_layers(source)), f"{arg('layers')} {source}")
 
 
+def load_module(source: str) -> tuple[dict[str, type], list[str], dict[str, type]]:
+    """load_layers, and every class of the module (its optimizers among them)."""
+    namespace = vars(import_layers(source))
+    kit, names = kit_from_namespace(namespace, f"{arg('layers')} {source}")
+    return kit, names, classes_of(namespace)
+
+
 def kit_from_namespace(namespace, label: str) -> tuple[dict[str, type], list[str]]:
     """The book's classes found in a namespace (a module's vars, a dict, `globals()`), checked before any work.
 
-    Names match case-insensitively (`ReLU` is `Relu`). Each class must have forward and backward, and
-    the harness must be able to drive it: its constructor and methods must accept the calls the book's
-    layers take (CALLS). Every class's problems are named in one ParityInputError, with the likely
-    intended method name for a typo. `label` names the argument (`--layers x.py`, `layers=`).
+    A namespace with none of the layers but one of the book's optimizers is fine (its layers are the
+    reference's); the optimizer itself is checked when the run picks it. Names match case-insensitively
+    (`ReLU` is `Relu`). Each class must have forward and backward, and the harness must be able to drive
+    it: its constructor and methods must accept the calls the book's layers take (CALLS). Every class's
+    problems are named in one ParityInputError, with the likely intended method name for a typo. `label`
+    names the argument (`--layers x.py`, `layers=`).
     """
     classes = {name.lower(): obj for name, obj in dict(namespace).items() if inspect.isclass(obj)}
     kit, problems = {}, []
@@ -145,11 +155,17 @@ def kit_from_namespace(namespace, label: str) -> tuple[dict[str, type], list[str
     if problems:
         methods = " (the book's layers have forward and backward)" if any(" method" in p for p in problems) else ""
         raise ParityInputError(f"{label}: " + "; ".join(problems) + methods)
-    if not kit:
+    if not kit and not any(info.book_class.lower() in classes for info in OPTIMIZERS.values()):
         found = ", ".join(sorted(obj.__name__ for obj in classes.values())) or "no classes"
+        optimizers = ", ".join(info.book_class for info in OPTIMIZERS.values())
         raise ParityInputError(f"{label} has none of the classes {', '.join(LAYER_NAMES)} "
-                               f"(names match case-insensitively; found: {found})")
+                               f"(nor an optimizer: {optimizers}; names match case-insensitively; found: {found})")
     return kit, list(kit)
+
+
+def classes_of(namespace) -> dict[str, type]:
+    """Every class in a namespace, by the name it has there (the pipeline picks the run's optimizer from them)."""
+    return {name: obj for name, obj in dict(namespace).items() if inspect.isclass(obj)}
 
 
 # The calls the harness makes, per book class: the constructor's arguments, forward's, backward's.

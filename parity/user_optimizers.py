@@ -24,7 +24,7 @@ from parity.optimizer_attributes import KEYWORD_ALIASES, read_counter, read_stat
 from parity.optimizer_settings import OPTIMIZERS, OptimizerSettings
 from parity.optimizers import BOOK_EPSILON
 
-__all__ = ["find_optimizer_class", "constructor_arguments", "OptimizerDriver"]
+__all__ = ["find_optimizer_class", "optimizer_class_in", "constructor_arguments", "OptimizerDriver"]
 
 _FIX_RAISED = "the location above is where your optimizer's update raised; the book's update(params, grads) " \
               "changes each params[key] in place"
@@ -54,6 +54,25 @@ def find_optimizer_class(namespace, name: str, label: str) -> type:
         raise ParityInputError(f"{label}: {cls.__name__}.update{_signature(update)} cannot be called as "
                                "update(params, grads), the book's protocol") from None
     return cls
+
+
+def optimizer_class_in(classes: dict[str, type], name: str, label: str) -> type | None:
+    """The class for optimizer `name` among a module's classes, checked as find_optimizer_class does; None
+    when the module has none (the run then steps with the book's). A near miss is refused, naming it.
+
+    Near misses are looked for among the classes that are none of the book's layers or optimizers:
+    `Sigmoid` is no misspelt SGD, nor `AdaGrad` a misspelt Adam.
+    """
+    book = OPTIMIZERS[name].book_class.lower()
+    if any(key.lower() == book for key in classes):
+        return find_optimizer_class(classes, name, label)
+    from parity.user_layers import LAYER_NAMES
+
+    known = {n.lower() for n in LAYER_NAMES} | {"relu"} | {info.book_class.lower() for info in OPTIMIZERS.values()}
+    others = {key: cls for key, cls in classes.items() if key.lower() not in known}
+    if difflib.get_close_matches(book, [key.lower() for key in others], n=1, cutoff=0.6):
+        find_optimizer_class(others, name, label)  # raises, naming the near miss
+    return None
 
 
 def _signature(obj) -> str:

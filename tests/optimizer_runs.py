@@ -59,21 +59,11 @@ def keras_run(name: str, dtype: str, python_floats: bool = False, **hyper):
 
 
 def numpy_run(cls, name: str, dtype: str, initial: dict, **hyper):
-    """(the learner's Trajectory, its driver) for the same steps on the NumPy stack, computing its own gradients."""
+    """(the learner's Trajectory, its driver) for the same steps on the NumPy stack, computing its own gradients,
+    as the pipeline steps it (Network.step_through with the driver)."""
     settings = optimizer_settings(name, **hyper)
     net = build_network(SPEC, {k: v.astype(dtype) for k, v in initial.items()})
     driver = OptimizerDriver(cls, settings, net.params())
     x, t = DATA.x.astype(dtype), DATA.y.astype(dtype)
-    params, grads, states = [], [], []
-    for i in range(STEPS):
-        with np.errstate(all="ignore"):
-            net.loss(x[i:i + 1], t[i:i + 1])
-            g, _ = net.gradient(x[i:i + 1], t[i:i + 1])
-        driver.update(g, i)
-        for n, affine in enumerate(net.affines, start=1):  # the stack steps with what the optimizer left
-            affine.W, affine.b = driver.params[f"W{n}"], driver.params[f"b{n}"]
-        grads.append(g)
-        params.append({k: v.copy() for k, v in driver.params.items()})
-        states.append(driver.state())
-    keys = set.intersection(*(set(s) for s in states)) if states else set()
-    return Trajectory(_stack(params), {s: _stack([st[s] for st in states]) for s in keys}, _stack(grads)), driver
+    trace = net.step_through(x[:STEPS], t[:STEPS], driver, [1])
+    return Trajectory(trace.params_after, trace.state_after, trace.grads), driver

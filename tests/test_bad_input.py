@@ -42,6 +42,34 @@ CASES = [
      ["run", "--config", "{tmp}/c.toml"], "[model] layers[0].activation must be one of relu, sigmoid, linear, softmax"),
     ("config softmax with mse", {"c.toml": "[model]\nlayers = [{units = 2, activation = \"softmax\"}]\n"},
      ["run", "--config", "{tmp}/c.toml"], "loss mean_squared_error needs a non-softmax output layer"),
+    # the optimizer (issue 12)
+    ("optimizer name", {}, ["run", "--optimizer", "adamw"],
+     "--optimizer must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam (received: 'adamw'); did you mean adam?"),
+    ("optimizer with lr 0", {}, ["run", "--optimizer", "adam", "--lr", "0"], "--lr must be a finite number above 0"),
+    ("config optimizer without name", {"c.toml": "[train]\noptimizer = {lr = 0.1}\n"}, ["run", "--config", "{tmp}/c.toml"],
+     "c.toml: [train] optimizer has no name: give name = one of sgd"),
+    ("config optimizer type", {"c.toml": "[train]\noptimizer = 3\n"}, ["run", "--config", "{tmp}/c.toml"],
+     'c.toml: [train] optimizer must be a name or a table like {name = "adam", lr = 0.001} (received: 3)'),
+    ("config optimizer name", {"c.toml": "[train]\noptimizer = \"adamax\"\n"}, ["run", "--config", "{tmp}/c.toml"],
+     "c.toml: [train] optimizer must be one of sgd, momentum"),
+    ("config optimizer value", {"c.toml": "[train]\noptimizer = {name = \"adam\", beta1 = 1.0}\n"},
+     ["run", "--config", "{tmp}/c.toml"], "c.toml: [train] optimizer.beta1 must be a number in [0, 1) (received: 1.0)"),
+    ("config optimizer keras keyword", {"c.toml": "[train]\noptimizer = {name = \"rmsprop\", rho = 0.9}\n"},
+     ["run", "--config", "{tmp}/c.toml"], "c.toml: [train] optimizer.rho is not a hyperparameter of rmsprop "
+     "(the book's RMSprop takes lr = 0.01, decay_rate = 0.99); rho is Keras's name for the book's decay_rate"),
+    ("config optimizer key of another", {"c.toml": "[train]\noptimizer = {name = \"adam\", momentum = 0.9}\n"},
+     ["run", "--config", "{tmp}/c.toml"], "c.toml: [train] optimizer.momentum is not a hyperparameter of adam"),
+    ("config two learning rates", {"c.toml": "[train]\nlr = 0.01\noptimizer = {name = \"adam\", lr = 0.002}\n"},
+     ["run", "--config", "{tmp}/c.toml"], "c.toml: [train] lr (0.01) and [train] optimizer.lr (0.002) both give "
+     "the learning rate; keep one"),
+    ("optimizer class misspelt", {}, ["check", "--layers", str(FIXTURES / "optimizers_broken.py"), "--optimizer", "momentum"],
+     "has no class Momentum for the optimizer momentum (names match case-insensitively); your module has `Momentmu`: "
+     "did you mean Momentum?"),
+    ("optimizer class not constructible", {}, ["check", "--layers", str(FIXTURES / "optimizers_broken.py")],
+     "SGD(lr, weight_decay) cannot be constructed with the run's hyperparameters"),
+    ("optimizer update signature", {}, ["check", "--layers", str(FIXTURES / "optimizers_broken.py"),
+                                        "--optimizer", "nesterov"], "Nesterov.update(self, params) cannot be called as "
+     "update(params, grads)"),
     # data file
     ("data missing", {}, ["run", "--data", "{tmp}/none.csv"], "--data file not found"),
     ("data empty", {"d.csv": ""}, ["run", "--data", "{tmp}/d.csv"], "is empty"),

@@ -8,7 +8,7 @@ import pytest
 
 from parity import cli
 from parity.diagnose import classify
-from parity.selftest import PLANTED, run_selftest
+from parity.selftest import CORRECT_OPTIMIZERS, PLANTED, PLANTED_OPTIMIZERS, run_selftest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -27,19 +27,25 @@ def test_selftest_catches_every_planted_bug_with_its_code(selftest_rows):
     assert by_case["reference layers (correct)"]["warnings"] == []
     assert by_case["parameters under other names (correct)"]["warnings"] == []
     assert by_case["returned None"]["errors"] == by_case["constructor raises"]["errors"] == ["layer_error"]
+    planted = [by_case[f"optimizer: {c.name}"] for c in PLANTED_OPTIMIZERS]
+    assert len(planted) >= 8 and all(r["verdict"] == "fail" and r["expected"] in r["errors"] for r in planted)
+    assert by_case["optimizer: book's RMSprop (correct)"]["warnings"] == ["convention"]
 
 
 def test_findings_cover_every_diagnosis_code(selftest_rows):
     seen = {code for r in selftest_rows for code in r["errors"] + r["warnings"]}
     assert {"forward_mismatch", "gradient_mismatch", "sign_flip", "scale_factor", "shape_mismatch", "mask_mismatch",
             "batch_reduction", "zero_convention", "input_mutation", "layer_error", "nan"} <= seen
+    assert {"state_reset", "first_update_only", "bias_correction", "epsilon_placement", "hyperparameter",
+            "convention"} <= seen  # the optimizers' codes
     # kink is covered in test_compare; convention below
 
 
 def test_selftest_command_exits_0_and_prints_the_table(capsys):
     assert cli.main(["selftest"]) == 0
     out = capsys.readouterr().out
-    assert "selftest: 16 of 16 planted cases caught with the right code" in out
+    total = len(PLANTED) + len(PLANTED_OPTIMIZERS) + len(CORRECT_OPTIMIZERS)
+    assert total == 25 and f"selftest: {total} of {total} planted cases caught with the right code" in out
 
 
 def run_check(tmp_path, *args):

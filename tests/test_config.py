@@ -80,3 +80,40 @@ def test_bad_configuration_names_the_key_and_value(tmp_path, text, message):
 def test_missing_configuration_file(tmp_path):
     with pytest.raises(ParityInputError, match="--config file not found"):
         resolve({}, tmp_path / "nope.toml")
+
+
+# -- the optimizer and its learning rate ------------------------------------------------------------------
+def test_the_optimizer_defaults_to_the_scenarios_plain_sgd():
+    assert (resolve({}).optimizer.name, resolve({}).lr) == ("sgd", 0.01)
+    softmax = resolve({"scenario": "softmax"})
+    assert (softmax.optimizer.hyper, softmax.lr) == ({"lr": 0.05}, 0.05)  # the scenario's SGD learning rate
+
+
+def test_another_optimizer_takes_the_books_learning_rate_not_the_scenarios():
+    adam = resolve({"optimizer": "adam"})
+    assert adam.lr == adam.optimizer.hyper["lr"] == 0.001 and adam.optimizer.given == ()
+    assert resolve({"scenario": "softmax", "optimizer": "rmsprop"}).lr == 0.01  # the book's, not the scenario's 0.05
+    explicit = resolve({"optimizer": "adam", "lr": 0.02})
+    assert explicit.optimizer.hyper == {"lr": 0.02, "beta1": 0.9, "beta2": 0.999} and explicit.optimizer.given == ("lr",)
+
+
+def test_the_optimizer_table_in_the_file_and_the_flags_over_it(tmp_path):
+    path = write(tmp_path, '[train]\noptimizer = {name = "rmsprop", lr = 0.002, decay_rate = 0.9}\n')
+    from_file = resolve({}, path)
+    assert (from_file.optimizer.name, from_file.optimizer.hyper, from_file.lr) == (
+        "rmsprop", {"lr": 0.002, "decay_rate": 0.9}, 0.002)
+    assert resolve({"lr": 0.05}, path).optimizer.hyper == {"lr": 0.05, "decay_rate": 0.9}  # --lr over the file
+    assert resolve({"optimizer": "rmsprop"}, path).optimizer.hyper == {"lr": 0.002, "decay_rate": 0.9}
+    other = resolve({"optimizer": "adam"}, path)  # another optimizer: the file's rmsprop table does not apply
+    assert (other.optimizer.hyper, other.lr) == ({"lr": 0.001, "beta1": 0.9, "beta2": 0.999}, 0.001)
+    named = resolve({}, write(tmp_path, '[train]\nlr = 0.03\noptimizer = "momentum"\n'))
+    assert (named.optimizer.hyper, named.lr) == ({"lr": 0.03, "momentum": 0.9}, 0.03)
+    assert from_file.as_dict()["optimizer"] == {"name": "rmsprop", "book_class": "RMSprop",
+                                                "hyperparameters": {"lr": 0.002, "decay_rate": 0.9},
+                                                "given": ["decay_rate", "lr"], "conventions": ["epsilon_inside_root"]}
+
+
+def test_one_source_giving_two_learning_rates_is_refused():
+    with pytest.raises(ParityInputError, match=r"^--lr \(0\.1\) and --optimizer\{\.\.\., 'lr': \.\.\.\} \(0\.2\) both give"):
+        resolve({"lr": 0.1, "optimizer": {"name": "adam", "lr": 0.2}})
+    assert resolve({"lr": 0.2, "optimizer": {"name": "adam", "lr": 0.2}}).lr == 0.2  # the same value twice is one
