@@ -15,7 +15,7 @@ import numpy as np
 from parity.network import Trace
 from parity.tolerances import Tolerance
 
-__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "row_any", "saturated", "ERROR", "WARNING", "INFO"]
+__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "one_line", "row_any", "saturated", "ERROR", "WARNING", "INFO"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 VERDICTS = np.array(["pass", "fail", "kink", "error", "convention"])  # a row's verdict, by code
@@ -249,7 +249,7 @@ def findings_for(result: PhaseResult) -> list[dict]:
         bad = ~d.within & counted
         if bad.any():
             first = int(np.argmax(bad))
-            values = f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}".replace("{", "{{").replace("}", "}}")
+            values = f"numpy {one_line(d.numpy[first])} vs keras {one_line(d.keras[first])}".replace("{", "{{").replace("}", "}}")
             f = _counted(_CODE_BY_KIND[d.kind], ERROR, result,
                          "{phase_label}: {param} differs beyond tolerance on {count} {units} (worst abs diff "
                          "{worst:.3g}), first at {unit} {first}: " + values + "{detail}",
@@ -277,5 +277,10 @@ def findings_for(result: PhaseResult) -> list[dict]:
     return out
 
 
-def _fmt(a: np.ndarray) -> str:
-    return np.array2string(np.asarray(a), precision=6, threshold=8)
+def one_line(a: np.ndarray) -> str:
+    """A value for a one-line message: entries in row-major order, at most 6 shown, never a line break."""
+    a = np.asarray(a)
+    flat = [f"{v:.6g}" for v in a.reshape(-1).tolist()]
+    if a.ndim == 0:
+        return flat[0]
+    return "[" + ", ".join(flat if len(flat) <= 6 else [*flat[:3], "...", *flat[-3:]]) + "]"

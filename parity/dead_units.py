@@ -12,11 +12,18 @@ import numpy as np
 from parity.compare import PhaseResult
 from parity.network import Trace
 
-__all__ = ["kink_rows", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_params"]
+__all__ = ["kink_rows", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_name", "unit_params"]
 
 
 def unit_label(layer: int, unit: int) -> str:
+    """The key of a unit in summary.json and the tables: "1.0" is unit 0 of Dense layer 1."""
     return f"{layer}.{unit}"
+
+
+def unit_name(label: str) -> str:
+    """A unit as a person reads it: "1.0" -> "layer 1, unit 0"."""
+    layer, unit = label.split(".")
+    return f"layer {layer}, unit {unit}"
 
 
 def unit_params(layer: int, j: int, params: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.compare import ERROR, WARNING, finding
+from parity.compare import ERROR, WARNING, finding, one_line
 from parity.diagnose import classify, scale_cause
 from parity.keras_side import keras, tf
 from parity.network import where_raised
@@ -91,8 +91,8 @@ class _Probe:
         away = np.ones(np.shape(theirs), dtype=bool) if kink is None else ~kink
         if kink is not None and ours.shape == theirs.shape and kink.any():
             if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
-                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {ours[kink]} where Keras's is "
-                         f"{theirs[kink]}", param=what)
+                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
+                         f"{one_line(theirs[kink])}", param=what)
         if ours.shape == theirs.shape:
             ours_away, theirs_away = ours[away], theirs[away]
         else:

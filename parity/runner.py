@@ -15,7 +15,7 @@ import numpy as np
 from parity.compare import ERROR, INFO, PhaseResult, compare_traces, findings_for
 from parity.config import RunConfig
 from parity.data import Dataset
-from parity.dead_units import kink_rows, stepping_observation
+from parity.dead_units import kink_rows, stepping_observation, unit_name
 from parity.findings import Finding
 from parity.diagnose import FIXES, excuse_book_log, refine
 from parity.inputs import Prepared
@@ -207,6 +207,10 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     findings = [{**f, "fix": FIXES.get(f["code"], "")} for f in layer_findings]
     findings += _diverged(fitted, config)
     probe_findings = render([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)])
+    wrong_class = bool({f.get("layer") for f in layer_findings if f["severity"] == ERROR} & spec.classes())
+    for f in probe_findings:  # a class that is wrong on its own makes the run wrong: one root cause, not two
+        if (f["severity"] == ERROR and wrong_class) or (f["code"] == "convention" and book_log):
+            f["consequence_of"] = "layer probe"
     findings += probe_findings
     flagged = {f.get("param") for f in probe_findings if f["severity"] == ERROR}  # not warnings: kinks fail nothing
 
@@ -227,6 +231,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
             if f["severity"] == ERROR and ((phase.phase == "stepping" and flagged)
                                            or (phase.phase == "batch" and f.get("param") in flagged)):
                 f["consequence_of"] = "probe"
+            elif f["code"] == "convention" and book_log:  # the book's log(y + 1e-7), found by the layer probe
+                f["consequence_of"] = "layer probe"
             findings.append(f)
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
         return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
@@ -257,14 +263,14 @@ def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:
 
 def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:
     out = [{"code": "dead_unit", "severity": INFO, "phase": "probe", "layer_number": int(label.split(".")[0]),
-            "message": f"unit {label} is dead on every probed sample: it passes no gradient and never learns"}
+            "unit_label": label, "message": f"{unit_name(label)} is dead on every probed sample: it passes no gradient and never learns"}
            for label in dead["dead_on_every_sample"]]
     for row in observation:
         if row["side"] != "keras" or not row["dead_steps"]:
             continue
         out.append({"code": "dead_relu", "severity": INFO, "phase": "stepping",
-                    "layer_number": int(row["unit"].split(".")[0]), "message": (
-            f"unit {row['unit']} was dead on {row['dead_steps']} of {row['steps']} steps; on "
+                    "layer_number": int(row["unit"].split(".")[0]), "unit_label": row["unit"], "message": (
+            f"{unit_name(row['unit'])} was dead on {row['dead_steps']} of {row['steps']} steps; on "
             f"{row['dW_zero_when_dead']} of them Keras's dW for the unit was exactly 0 and on "
             f"{row['W_unchanged_when_dead']} its W did not move, while W itself was nonzero on "
             f"{row['W_nonzero_when_dead']}: a dead ReLU zeroes dW for that sample, not W")})
