@@ -123,7 +123,9 @@ def merge_findings(findings: list[dict]) -> list[dict]:
                 kept[listed] = sorted(set(kept[listed]) | set(f[listed]), key=[*kept[listed], *f[listed]].index)
         if "bad_rows" in f:  # the first offending rows, up to the same number however the rows were chunked
             kept["bad_rows"] = tuple(np.concatenate([a, b])[:SAMPLE_ROWS] for a, b in zip(kept["bad_rows"], f["bad_rows"]))
-    return list(merged.values())
+    # In the order one whole phase lists them, not the order the chunks first showed them (stable: within a rank,
+    # first seen, which is row order).
+    return sorted(merged.values(), key=lambda f: f.get("rank", (9, 0)))
 
 
 def render(findings: list[dict]) -> list[dict]:
@@ -143,5 +145,5 @@ def render(findings: list[dict]) -> list[dict]:
     return out
 
 
-_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows")
+_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows", "rank")
 
