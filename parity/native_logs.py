@@ -55,7 +55,7 @@ def native_logs_filtered():
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no fd 2 to filter (a closed or replaced stream)
+    except (AttributeError, OSError, ValueError):  # no fd 2 to filter (no stream, a closed or replaced one)
         yield
         return
     read_fd, write_fd = os.pipe()
@@ -68,7 +68,7 @@ def native_logs_filtered():
     finally:
         try:
             sys.stderr.flush()
-        except (OSError, ValueError):
+        except (AttributeError, OSError, ValueError):
             pass
         os.dup2(saved, 2)  # closes the pipe's last write end: the reader drains it and stops
         reader.join(timeout=5)
