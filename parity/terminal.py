@@ -106,6 +106,8 @@ def _differences(result) -> str:
     name, used = max(counted.items(), key=lambda kv: kv[1])
     excused = any(s.verdicts["kink"] or s.verdicts["convention"] for s in result.summaries.values())
     aside = " (excused rows aside)" if excused else ""
+    if used <= 1 and result.verdict == "fail":
+        return text  # the failures are rows that raised or were not compared: no tolerance was nearly met
     if used <= 1:
         return text + f"; closest to the tolerance{aside}: {name}, {used:.1%} of it"
     return text + f"; furthest beyond the tolerance{aside}: {name}, {used:.3g} times it"
@@ -223,7 +225,7 @@ def terminal_text(result, out: Path | None, files: list[str], verbose: bool = Fa
         lines += [_root_line(root, followers, used) for root, followers in groups]
     rows = result.summaries["probe"].rows
     lines += [line for line in (_units("dead ReLU units", result.dead_units["fraction_dead"], rows),
-                                _lesson(result),
+                                None if verbose else _lesson(result),  # verbose: each unit's sentence above
                                 _units("saturated sigmoid units", result.saturated_units, rows)) if line]
     lines.append(_files(out, files))
     return "\n".join(lines)
