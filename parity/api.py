@@ -15,7 +15,7 @@ from parity.result import Report
 
 __all__ = ["check", "run"]
 
-_INTS = ("seed", "samples", "train", "epochs", "batch_size")
+_INTS = ("seed", "data_seed", "samples", "train", "epochs", "batch_size")
 _PATHS = {"model": "model_path", "data": "data_path", "config": "config_path", "out": "out"}
 FORMATS = ("csv", "parquet")
 
@@ -51,10 +51,11 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
         raise ParityInputError(f"optimizer= must be a name or a dict such as {{'name': 'adam', 'lr': 0.001}} "
                                f"(received: {_received(optimizer)})")
     flags["optimizer"] = optimizer
-    plots = options.get("plots")
-    if plots is not None and not isinstance(plots, bool):
-        raise ParityInputError(f"plots= must be True or False (received: {_received(plots)})")
-    flags["plots"] = plots
+    for name in ("plots", "all_gradients"):
+        value = options.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise ParityInputError(f"{name}= must be True or False (received: {_received(value)})")
+        flags[name] = value
     return flags, flags.pop("config_path")
 
 
@@ -102,14 +103,14 @@ def _user_layers(layers, classes: dict):
     return UserLayers(kit, source, tuple(kit), every)
 
 
-OPTIONS = ("scenario", "dtype", "seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
-           "config", "out", "plots", "format")
+OPTIONS = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
+           "config", "out", "plots", "all_gradients", "format")
 
 
 def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = None, seed: int | None = None,
-          samples: int | None = None, train: int | None = None, epochs: int | None = None, lr: float | None = None,
+          data_seed: int | None = None, samples: int | None = None, train: int | None = None, epochs: int | None = None, lr: float | None = None,
           optimizer=None, batch_size: int | None = None, model=None, data=None, config=None, out=None,
-          plots: bool | None = None, format: str = "csv", **classes) -> Report:
+          plots: bool | None = None, all_gradients: bool | None = None, format: str = "csv", **classes) -> Report:
     """Compare your layers with Keras, sample by sample; returns a Report (nothing is written unless out= is given).
 
     `layers`: a module, a .py path, a dotted module name, a dict or a namespace such as `globals()`;
@@ -123,9 +124,9 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     from parity.config import resolve
     from parity.pipeline import check as pipeline_check
 
-    options = dict(scenario=scenario, dtype=dtype, seed=seed, samples=samples, train=train, epochs=epochs, lr=lr,
-                   optimizer=optimizer, batch_size=batch_size, model=model, data=data, config=config, out=out,
-                   plots=plots)
+    options = dict(scenario=scenario, dtype=dtype, seed=seed, data_seed=data_seed, samples=samples, train=train,
+                   epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size, model=model, data=data,
+                   config=config, out=out, plots=plots, all_gradients=all_gradients)
     with python_door():
         if format not in FORMATS:
             raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")

@@ -1,4 +1,8 @@
-"""`parity` command line: parse, call, render. Exit 0 parity holds, 1 it fails, 2 bad input, 130 interrupted."""
+"""`parity` command line: parse, call, render.
+
+Exit 0 parity holds, 1 it fails, 2 bad input (nothing written), 3 the report could not be written (a full
+disk, a permission taken away: the previous report is left as it was), 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from parity.config import DTYPES, resolve
-from parity.errors import ParityInputError
+from parity.config import DTYPES, WORST_GRADIENTS, RunConfig, resolve
+from parity.errors import ParityInputError, ReportWriteError
+from parity.native_logs import native_logs_filtered
 from parity.optimizer_settings import OPTIMIZER_NAMES
 from parity.outputs import check_out, check_writable
 from parity.scenarios import SCENARIOS
 
 __all__ = ["main"]
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +75,10 @@ def _run_options(run: argparse.ArgumentParser) -> None:
                      "with safe mode on; compared at its own weights unless --epochs is given")
     run.add_argument("--data", type=Path, help="CSV file: x* columns are inputs, y* targets (or as configured)")
     run.add_argument("--dtype", help=f"{' or '.join(DTYPES)}, both sides (default: float32)")
-    run.add_argument("--seed", type=_typed(int, "--seed", "an integer"), help="seeds data, init and fit (default: 1337)")
+    run.add_argument("--seed", type=_typed(int, "--seed", "an integer"),
+                     help=f"seeds Keras's initial weights and fit shuffling (default: {RunConfig.seed})")
+    run.add_argument("--data-seed", type=_typed(int, "--data-seed", "an integer"),
+                     help=f"seeds the synthetic data (default: {RunConfig.data_seed}, the notebook's data)")
     run.add_argument("--samples", type=_typed(int, "--samples", "an integer"), help="data size (default: 200)")
     run.add_argument("--train", type=_typed(int, "--train", "an integer"),
                      help="leading samples used for fitting and stepping (default: 80%% of the samples)")
@@ -85,10 +93,13 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"),
                      help="fit batch size, and the batch probe's (default: 10)")
     run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")
-    run.add_argument("--format", default="csv", help="table format: csv or parquet (parquet needs pyarrow: "
-                     "pip install 'keras-parity[parquet]')")
+    run.add_argument("--format", default="csv", help="table format: csv or parquet (default: csv)")
     run.add_argument("--no-plots", action="store_true", help="write tables and summary only")
+    run.add_argument("--all-gradients", action="store_true", help="write every gradient entry to the gradients "
+                     f"table (default: the rows that do not pass, and the {WORST_GRADIENTS} largest differences of "
+                     "each gradient per phase)")
     run.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
+    run.add_argument("--verbose", action="store_true", help="print every finding in full")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -104,7 +115,8 @@ def _run(args: argparse.Namespace) -> int:
 
         kit, names, classes = load_module(args.layers)  # the user's code, imported before any other work
         user = UserLayers(kit, args.layers, tuple(names), classes)
-    flags = {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "samples": args.samples,
+    flags = {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "data_seed": args.data_seed,
+             "samples": args.samples, "all_gradients": True if args.all_gradients else None,
              "train": args.train, "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
              "batch_size": args.batch_size,
              "out": args.out, "data_path": args.data, "model_path": args.model,
@@ -116,7 +128,9 @@ def _run(args: argparse.Namespace) -> int:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
     report = check(user, config, write=True, fmt=args.format, progress=None if config.quiet else _progress)
     if not config.quiet:
-        print(report)
+        from parity.report import terminal_summary
+
+        print(terminal_summary(report.result, report.folder, report.files, verbose=args.verbose))
     return EXIT_PASS if report.passed else EXIT_FAIL
 
 
@@ -173,10 +187,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             print("error: choose a command: run, check, selftest or bench", file=sys.stderr)
             return EXIT_USAGE
-        return _run(args)
+        with native_logs_filtered():
+            return _run(args)
     except ParityInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ReportWriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
     except KeyboardInterrupt:
         print("error: interrupted; no report was written", file=sys.stderr)
         return EXIT_INTERRUPTED

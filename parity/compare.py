@@ -16,7 +16,7 @@ import numpy as np
 from parity.network import Trace
 from parity.tolerances import Tolerance
 
-__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "row_any", "saturated", "ERROR", "WARNING", "INFO"]
+__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "one_line", "row_any", "saturated", "ERROR", "WARNING", "INFO"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 VERDICTS = np.array(["pass", "fail", "kink", "error", "convention"])  # a row's verdict, by code
@@ -259,12 +259,12 @@ def findings_for(result: PhaseResult) -> list[dict]:
 
     Messages are templates: `parity.stats.merge_findings` renders them after merging chunks.
     """
-    out = []
+    out = []  # each finding's `rank` orders the merged findings the same however the rows were chunked
     for name, (ours, theirs) in result.shape_errors.items():
         hint = " (transposed?)" if ours is not None and tuple(reversed(ours)) == theirs else ""
         got = "nothing" if ours is None else f"shape {ours}"
         out.append(finding("shape_mismatch", ERROR, f"{result.phase}: {name} has {got} where Keras's has shape "
-                           f"{theirs}{hint}", param=name, phase=result.phase))
+                           f"{theirs}{hint}", param=name, phase=result.phase, rank=(0, 0)))
     seen = set()
     for error in result.numpy.errors:
         key = (error.layer, error.kind)
@@ -277,7 +277,8 @@ def findings_for(result: PhaseResult) -> list[dict]:
         text = f"{who} {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
         out.append(_counted(code, ERROR, result, "{phase_label}: " + text + " on {count} {units}, first at {unit} {first}",
                             error.row, count, layer=error.book or None,
-                            method=error.layer.split(".")[1] if "." in error.layer else None, where=error.where or None))
+                            method=error.layer.split(".")[1] if "." in error.layer else None, where=error.where or None,
+                            rank=(1, 0)))
     counted = np.isin(result.verdicts, ("pass", "fail"))
     nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
     if nonfinite:  # one finding: where it first appears, on which side, in which quantities
@@ -291,9 +292,9 @@ def findings_for(result: PhaseResult) -> list[dict]:
         f = _counted("nan", ERROR, result, "{phase_label}: non-finite values on {side_text} on {count} {units}, "
                      "first at {unit} {first} in {param}; non-finite anywhere in: {quantity_text}", first, rows,
                      param=next(name for name, bad in nonfinite.items() if bad[first]))
-        f.update(quantities=list(nonfinite), sides=sorted(sides))
+        f.update(quantities=list(nonfinite), sides=sorted(sides), rank=(2, 0))
         out.append(f)
-    for d in result.diffs.values():
+    for position, d in enumerate(result.diffs.values()):
         if d.name in nonfinite:
             continue
         bad = ~d.within & counted
@@ -301,11 +302,12 @@ def findings_for(result: PhaseResult) -> list[dict]:
             bad &= ~result.excused[d.name]
         if bad.any():
             first = int(np.argmax(bad))
-            values = f"numpy {_fmt(d.numpy[first])} vs keras {_fmt(d.keras[first])}".replace("{", "{{").replace("}", "}}")
+            values = f"numpy {one_line(d.numpy[first])} vs keras {one_line(d.keras[first])}".replace("{", "{{").replace("}", "}}")
             f = _counted(_CODE_BY_KIND[d.kind], ERROR, result,
                          "{phase_label}: {param} differs beyond tolerance on {count} {units} (worst abs diff "
                          "{worst:.3g}), first at {unit} {first}: " + values + "{detail}",
-                         first, int(bad.sum()), param=d.name, worst=float(d.max_abs[bad].max()), detail="")
+                         first, int(bad.sum()), param=d.name, worst=float(d.max_abs[bad].max()), detail="",
+                         rank=(3, position))
             f["bad_rows"] = (d.numpy[bad][:SAMPLE_ROWS], d.keras[bad][:SAMPLE_ROWS])
             out.append(f)
     for layer, dead in result.dead_keras.items():
@@ -314,20 +316,25 @@ def findings_for(result: PhaseResult) -> list[dict]:
             first = int(np.argmax(flipped))
             out.append(_counted("mask_mismatch", ERROR, result, "{phase_label}: layer {layer_number}'s dead-ReLU mask differs "
                                 "on {count} {units} away from the kink, first at {unit} {first}",
-                                first, int(flipped.sum()), layer_number=layer))
+                                first, int(flipped.sum()), layer_number=layer, rank=(4, layer)))
     if result.kink.any():
         first = int(np.argmax(result.kink))
         out.append(_counted("kink", WARNING, result, "{phase_label}: {count} {units} with a pre-activation within "
                             "rounding of 0, where the sides may legitimately differ; first at {unit} {first}",
-                            first, int(result.kink.sum())))
+                            first, int(result.kink.sum()), rank=(5, 0)))
     convention = result.verdicts == "convention"
     if convention.any():
         first = int(np.argmax(convention))
         out.append(_counted("convention", WARNING, result, "{phase_label}: the loss differs on {count} {units} by no "
                             "more than the book's log(y + 1e-7) explains (1e-7 / y); predictions and gradients agree; "
-                            "first at {unit} {first}", first, int(convention.sum()), param="loss"))
+                            "first at {unit} {first}", first, int(convention.sum()), param="loss", rank=(6, 0)))
     return out
 
 
-def _fmt(a: np.ndarray) -> str:
-    return np.array2string(np.asarray(a), precision=6, threshold=8)
+def one_line(a: np.ndarray) -> str:
+    """A value for a one-line message: entries in row-major order, at most 6 shown, never a line break."""
+    a = np.asarray(a)
+    flat = [f"{v:.6g}" for v in a.reshape(-1).tolist()]
+    if a.ndim == 0:
+        return flat[0]
+    return "[" + ", ".join(flat if len(flat) <= 6 else [*flat[:3], "...", *flat[-3:]]) + "]"

@@ -54,10 +54,11 @@ def blobs_data(samples: int, train: int, seed: int, noise: float = 0.6, classes:
 
 
 def load_csv(path: Path, x_columns: list[str] | None, y_columns: list[str] | None,
-             integer_labels: bool) -> tuple[np.ndarray, np.ndarray]:
+             integer_labels: bool, dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
     """Read (x, y) from a CSV file with a header; by default `x*` columns are inputs, `y*` targets.
 
-    Every problem is a ParityInputError naming the file and the row (1-based, header = row 1) or column.
+    Every problem is a ParityInputError naming the file and the row (1-based, header = row 1) or column,
+    including a value the run's `dtype` cannot hold (1e39 overflows float32).
     """
     import pandas as pd
 
@@ -82,12 +83,14 @@ def load_csv(path: Path, x_columns: list[str] | None, y_columns: list[str] | Non
         missing = [c for c in columns if c not in table.columns]
         if missing:
             raise ParityInputError(f"{arg('data_path')} {path} has no column {missing[0]!r} (columns: {', '.join(table.columns)})")
-    return _numbers(table, x_columns, path), _labels_or_numbers(table, y_columns, path, integer_labels)
+    return (_numbers(table, x_columns, path, dtype),
+            _labels_or_numbers(table, y_columns, path, integer_labels, dtype))
 
 
-def _numbers(table, columns: list[str], path: Path) -> np.ndarray:
+def _numbers(table, columns: list[str], path: Path, dtype: str = "float64") -> np.ndarray:
     import pandas as pd
 
+    largest = float(np.finfo(dtype).max)
     out = np.empty((len(table), len(columns)))
     for k, column in enumerate(columns):
         out[:, k] = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
@@ -95,11 +98,16 @@ def _numbers(table, columns: list[str], path: Path) -> np.ndarray:
         if bad.size:
             raise ParityInputError(f"{arg('data_path')} {path} row {bad[0] + 2}, column {column!r}: expected a finite number "
                              f"(received: {table[column].iloc[bad[0]]!r})")
+        big = np.flatnonzero(np.abs(out[:, k]) > largest)
+        if big.size:
+            raise ParityInputError(f"{arg('data_path')} {path} row {big[0] + 2}, column {column!r}: "
+                                   f"{table[column].iloc[big[0]]} does not fit in {dtype} (largest magnitude "
+                                   f"{largest:.4g}); use {arg('dtype')} float64, or rescale the data")
     return out
 
 
-def _labels_or_numbers(table, columns: list[str], path: Path, integer_labels: bool) -> np.ndarray:
-    values = _numbers(table, columns, path)
+def _labels_or_numbers(table, columns: list[str], path: Path, integer_labels: bool, dtype: str = "float64") -> np.ndarray:
+    values = _numbers(table, columns, path, "float64" if integer_labels else dtype)
     if not integer_labels:
         return values
     if len(columns) != 1:

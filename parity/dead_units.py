@@ -16,6 +16,7 @@ __all__ = ["kink_rows", "params_before", "stepping_observation", "unit_label", "
 
 
 def unit_label(layer: int, unit: int) -> str:
+    """The key of a unit in summary.json and the tables: "1.0" is unit 0 of Dense layer 1."""
     return f"{layer}.{unit}"
 
 

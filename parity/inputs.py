@@ -28,14 +28,15 @@ class Prepared:
 
 def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarray]:
     if config.data_kind == "csv":
-        x, y = load_csv(config.data_path, list(config.x_columns or []), list(config.y_columns or []), sparse_labels)
+        x, y = load_csv(config.data_path, list(config.x_columns or []), list(config.y_columns or []), sparse_labels,
+                        config.dtype)
         if config.samples is not None:
             if config.samples > len(x):
                 raise ParityInputError(f"{arg('samples')} is {config.samples} but {arg('data_path')} {config.data_path} has {len(x)} rows")
             x, y = x[:config.samples], y[:config.samples]
         return x, y
     make = {"linear": linear_data, "blobs": blobs_data}[config.data_kind]
-    data = make(config.samples, 0, config.seed, config.noise)
+    data = make(config.samples, 0, config.data_seed, config.noise)
     return data.x, data.y
 
 

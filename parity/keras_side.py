@@ -146,7 +146,9 @@ class KerasSide:
     """Keras's per-sample computations for one model: gradients by autodiff, steps by its optimizer.
 
     The fast paths are compiled: per-sample gradients with tf.vectorized_map inside tf.function,
-    stepping as one tf.function loop over tf.range. The eager paths (one GradientTape call per sample
+    stepping as one tf.function over a tf.while_loop. They are traced without AutoGraph: nothing here
+    needs Python control flow turned into graph ops, and AutoGraph's source transformation was most of
+    the cost of tracing them (about 0.5 s of a default run). The eager paths (one GradientTape call per sample
     or step, as the notebook does) are the baseline they are tested and benchmarked against.
     """
 
@@ -158,7 +160,7 @@ class KerasSide:
         floatx = keras.config.floatx()
         self._signature = [tf.TensorSpec((None, spec.input_dim), floatx), tf.TensorSpec((None, spec.target_dim), floatx)]
         self._per_sample = None
-        self._batch = tf.function(self._probe, input_signature=self._signature)
+        self._batch = tf.function(self._probe, input_signature=self._signature, autograph=False)
         self._steppers: dict[tuple, _Stepper] = {}  # per optimizer kind: one optimizer and one compiled loop
         self._fitters: dict[tuple, _Fitter] = {}  # per optimizer kind and batch layout: one compiled fit
 
@@ -232,7 +234,7 @@ class KerasSide:
         """tf.vectorized_map without its while-loop fallback if it can; else with it, and say why."""
         def build(fallback):
             return tf.function(lambda xs, ts: tf.vectorized_map(self._one, (xs, ts), fallback_to_while_loop=fallback),
-                               input_signature=self._signature)
+                               input_signature=self._signature, autograph=False)
         strict = build(False)
         try:
             strict.get_concrete_function()
@@ -277,8 +279,8 @@ class KerasSide:
             return trace
         if stepper.loop is None:
             # Traced once per optimizer kind, through get_concrete_function: later runs call the same graph.
-            stepper.loop = tf.function(lambda xs, ts: self._loop(xs, ts, stepper),
-                                       input_signature=self._signature).get_concrete_function()
+            stepper.loop = tf.function(lambda xs, ts: self._loop(xs, ts, stepper), input_signature=self._signature,
+                                       autograph=False).get_concrete_function()
         pred, loss, grads, dx, z, params, states = stepper.loop(_tensor(x), _tensor(t))
         trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(), [a.numpy() for a in z])
         trace.params_after = {name: p.numpy() for name, p in zip(names, params)}
@@ -313,21 +315,27 @@ class KerasSide:
                 [[tf.identity(v) for v in per_variable] for per_variable in stepper.slots.values()])
 
     def _loop(self, xs, ts, stepper: "_Stepper"):
-        """Every step in one compiled loop over tf.range, recording into TensorArrays (one per optimizer slot)."""
+        """Every step in one compiled tf.while_loop, in order, recording into TensorArrays (one per optimizer slot)."""
         n = tf.shape(xs)[0]
         variables = self.model.trainable_variables
-        pred, loss, dx = (tf.TensorArray(xs.dtype, size=n) for _ in range(3))
-        grads = [tf.TensorArray(v.dtype, size=n) for v in variables]
-        params = [tf.TensorArray(v.dtype, size=n) for v in variables]
-        zs = [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden]
-        states = [[tf.TensorArray(v.dtype, size=n) for v in per_variable] for per_variable in stepper.slots.values()]
-        for i in tf.range(n):
+        arrays = ([tf.TensorArray(xs.dtype, size=n) for _ in range(3)],  # pred, loss, dx
+                  [tf.TensorArray(v.dtype, size=n) for v in variables],  # gradients
+                  [tf.TensorArray(v.dtype, size=n) for v in variables],  # parameters after the step
+                  [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden],  # pre-activations
+                  [[tf.TensorArray(v.dtype, size=n) for v in per_variable]  # optimizer state after the step
+                   for per_variable in stepper.slots.values()])
+
+        def body(i, arrays):
+            (pred, loss, dx), grads, params, zs, states = arrays
             p, l_, g, d, z, w, s = self._step(xs[i:i + 1], ts[i:i + 1], stepper)
-            pred, loss, dx = pred.write(i, p), loss.write(i, l_), dx.write(i, d)
-            grads = [a.write(i, v) for a, v in zip(grads, g)]
-            params = [a.write(i, v) for a, v in zip(params, w)]
-            zs = [a.write(i, v) for a, v in zip(zs, z)]
-            states = [[a.write(i, v) for a, v in zip(arrays, values)] for arrays, values in zip(states, s)]
+            return i + 1, ([pred.write(i, p), loss.write(i, l_), dx.write(i, d)],
+                           [a.write(i, v) for a, v in zip(grads, g)],
+                           [a.write(i, v) for a, v in zip(params, w)],
+                           [a.write(i, v) for a, v in zip(zs, z)],
+                           [[a.write(i, v) for a, v in zip(per, values)] for per, values in zip(states, s)])
+
+        _, arrays = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), arrays))
+        (pred, loss, dx), grads, params, zs, states = arrays
         return (pred.stack(), loss.stack(), [a.stack() for a in grads], dx.stack(), [a.stack() for a in zs],
                 [a.stack() for a in params], [[a.stack() for a in arrays] for arrays in states])
 

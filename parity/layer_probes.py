@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from parity import guard
-from parity.compare import ERROR, INFO, WARNING, finding
+from parity.compare import ERROR, INFO, WARNING, finding, one_line
 from parity.diagnose import classify, scale_cause
 from parity.guard import UserCodeError
 from parity.keras_side import keras, tf
@@ -106,8 +106,8 @@ class _Probe:
         away = np.ones(np.shape(theirs), dtype=bool) if kink is None else ~kink
         if kink is not None and ours.shape == theirs.shape and kink.any():
             if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
-                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {ours[kink]} where Keras's is "
-                         f"{theirs[kink]}", param=what)
+                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
+                         f"{one_line(theirs[kink])}", param=what)
         if ours.shape == theirs.shape:
             ours_away, theirs_away = ours[away], theirs[away]
         else:

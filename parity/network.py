@@ -51,6 +51,12 @@ class ModelSpec:
         """Width of the targets: one integer label per sample for the sparse cross-entropy."""
         return 1 if self.loss == "sparse_categorical_crossentropy" else self.output_dim
 
+    def classes(self) -> set[str]:
+        """The book classes a NumPy stack of this architecture is built from (see build_network)."""
+        used = {"Affine", "SoftmaxWithLoss" if self.loss in CROSS_ENTROPIES else "MeanSquaredError"}
+        return used | {{"relu": "Relu", "sigmoid": "Sigmoid"}[s.activation] for s in self.layers
+                       if s.activation in ("relu", "sigmoid")}
+
     def hidden(self) -> list[tuple[int, DenseSpec]]:
         """(1-based layer number, spec) of each Dense with an elementwise nonlinearity (relu, sigmoid)."""
         return [(i, s) for i, s in enumerate(self.layers, start=1) if s.activation in ("relu", "sigmoid")]

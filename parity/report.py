@@ -6,12 +6,14 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from parity.errors import ReportWriteError
 from parity.runner import ParityResult
 from parity.user_layers import LAYER_NAMES
 
@@ -23,24 +25,61 @@ def atomic_folder(target: Path):
     """Yield a temporary folder beside `target`; on success it replaces `target` whole.
 
     On any error or interrupt the temporary folder is removed and `target` is left as it was, so
-    a reader finds the previous complete report or none, never a mix.
+    a reader finds the previous complete report or none, never a mix. An OSError while the folder
+    is made, written or moved into place (a full disk, a permission taken away) is raised as a
+    ReportWriteError that says what failed and where.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report folder is for reading
     try:
-        yield tmp
-        old = None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report folder is for reading
+    except OSError as exc:
+        raise _write_error("could not create the report folder", exc, target) from exc
+    try:
+        try:
+            yield tmp
+        except ReportWriteError:
+            raise
+        except OSError as exc:
+            raise _write_error("could not write the report", exc, target, tmp) from exc
+        _move_into_place(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Replace `target` by `tmp`; if that fails, the previous report goes back where it was."""
+    old = None
+    try:
         if target.exists():
             old = target.parent / f".{target.name}.old-{os.getpid()}"
             os.replace(target, old)
         os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        if old is not None and old.exists() and not target.exists():
+            with contextlib.suppress(OSError):
+                os.replace(old, target)
+        raise _write_error("could not move the new report into place at", exc, target, tmp) from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_error(what: str, exc: OSError, target: Path, tmp: Path | None = None) -> ReportWriteError:
+    """One sentence: what failed, where, the system's reason, and what became of the previous report."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    code = re.search(r"\[errno (\d+)\]", reason, re.IGNORECASE)  # pyarrow: "Error writing bytes ... [errno 28] ..."
+    if code:
+        reason = os.strerror(int(code.group(1)))
+    file = ""
+    if exc.filename and tmp is not None:
+        with contextlib.suppress(ValueError):
+            file = f" (writing {Path(exc.filename).relative_to(tmp)})"
+    elif exc.filename:
+        file = f" ({exc.filename})"
+    after = "the previous report there is left as it was" if (target / "summary.json").exists() else "nothing was written"
+    return ReportWriteError(f"{what} {target}/: {reason}{file}; {after}")
 
 
 def _finite_or_str(value):
@@ -105,38 +144,54 @@ class _Table:
         self._started = False
 
     def write(self, frame) -> None:
-        if self.fmt == "csv":
-            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False,
-                         lineterminator="\n")
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        try:
+            self._write(frame)
+        except OSError as exc:  # a full disk says nothing of the file it filled: name it
+            exc.filename = exc.filename or str(self.path)
+            raise
 
-            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
-            if self._writer is None:
-                self._schema = table.schema
+    def _write(self, frame) -> None:
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            if self.fmt == "csv":
+                import pyarrow.csv as pc
+
+                # Arrow's writer: several times pandas's speed; floats in shortest round-trip form, as pandas.
+                self._writer = pc.CSVWriter(self.path, self._schema)
+            else:
+                import pyarrow.parquet as pq
+
                 # Dictionary-encode only the string columns: on random floats it costs time and saves nothing.
                 strings = [f.name for f in self._schema if pa.types.is_dictionary(f.type)]
                 self._writer = pq.ParquetWriter(self.path, self._schema, use_dictionary=strings, compression="lz4")
-            self._writer.write_table(table)
+        self._writer.write_table(table)
         self._started = True
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        except OSError as exc:
+            exc.filename = exc.filename or str(self.path)
+            raise
 
 
 class ReportWriter:
     """Writes a run's report into a folder as the run goes: probe chunks as they come, the rest at the end."""
 
     def __init__(self, folder: Path, data, config, spec, fmt: str = "csv", plots: bool = True):
-        from parity.tables import gradients_table, samples_table
+        from parity.config import WORST_GRADIENTS
+        from parity.tables import WorstGradients, gradients_table, samples_table
 
         self.folder, self.data, self.config, self.fmt, self.plots = folder, data, config, fmt, plots
         self.classifies = spec.loss != "mean_squared_error"
         self.samples = _Table(folder, "samples", fmt)
         self.gradients = _Table(folder, "gradients", fmt)
         self._samples_table, self._gradients_table = samples_table, gradients_table
+        self.worst = None if getattr(config, "all_gradients", False) else WorstGradients(WORST_GRADIENTS)
         self.curves = None
         if plots:
             from parity.probe_curves import ProbeCurves
@@ -147,15 +202,46 @@ class ReportWriter:
         rows, data = part.rows, self.data
         self.samples.write(self._samples_table(part, data.x[rows], data.y[rows], data.split(rows),
                                                classes=self.classifies))
-        self.gradients.write(self._gradients_table(part))
+        if self.worst is None:
+            self.gradients.write(self._gradients_table(part))
+        elif len(part.rows) == len(data):  # the whole probe at once: its rows in order
+            self._write_gradients(part)
+        else:  # in chunks: the rows that do not pass now, the largest differences once all are seen
+            from parity.tables import gradient_entries
+
+            chosen = gradient_entries(part, self.worst.worst)
+            self.gradients.write(self._gradients_table(part, keep={k: failing for k, (failing, _) in chosen.items()}))
+            for key, (_, worst) in chosen.items():
+                self.worst.add(self._gradients_table(part, keep={key: worst}), key)
         if self.curves is not None:
             self.curves.add(part)
+
+    def _write_gradients(self, phase) -> None:
+        """A whole phase's gradient rows that matter (all of them with all_gradients), in row order."""
+        if self.worst is None:
+            self.gradients.write(self._gradients_table(phase))
+            return
+        from parity.tables import gradient_entries
+
+        chosen = gradient_entries(phase, self.worst.worst)
+        self.gradients.write(self._gradients_table(phase, keep={k: np.union1d(failing, worst)
+                                                                for k, (failing, worst) in chosen.items()}))
+
+    def _finish_gradients(self, result: ParityResult) -> None:
+        """The probe's largest differences when it came in chunks, then the batch and stepping phases."""
+        if self.worst is not None and self.worst.kept:
+            import pandas as pd
+
+            self.gradients.write(pd.concat(self.worst.table("probe"), ignore_index=True))
+        for phase in (result.batch, result.stepping):
+            if phase is not None:
+                self._write_gradients(phase)
 
     def finish(self, result: ParityResult) -> list[str]:
         from parity.tables import steps_table
 
         train = self.config.train
-        self.gradients.write(self._gradients_table(*[p for p in (result.batch, result.stepping) if p is not None]))
+        self._finish_gradients(result)
         steps = _Table(self.folder, "steps", self.fmt)
         steps.write(steps_table(result.stepping, self.data.x[:train], self.data.y[:train], result.fitted))
         for table in (self.samples, steps, self.gradients):
@@ -176,44 +262,8 @@ class ReportWriter:
         return files
 
 
-def terminal_summary(result: ParityResult, out: Path, files: list[str]) -> str:
-    c, tol = result.config, result.tolerance
-    lines = [f"keras-parity: scenario {c.scenario}, {c.dtype}, {c.samples} samples ({c.train} train), "
-             f"{c.epochs} epochs, lr {c.lr}, batch {c.batch_size}"]
-    rows = [f"{phase} {s.rows - s.verdicts['fail'] - s.verdicts['error']}/{s.rows}"
-            for phase, s in result.summaries.items()]
-    lines.append(f"verdict: {result.verdict.upper()}  ({', '.join(rows)} within rtol={tol.rtol:g} atol={tol.atol:g})")
-    worst = sorted(result.max_abs_diff().items(), key=lambda kv: -kv[1])[:3]
-    lines.append("worst abs differences: " + ", ".join(f"{k} {v:.3g}" for k, v in worst))
-    name, used = max(result.tolerance_used().items(), key=lambda kv: kv[1])
-    lines.append(f"closest to the tolerance: {name} used {used:.1%} of it" if used <= 1 else
-                 f"furthest beyond the tolerance: {name}, {used:.3g} times it")
-    for title, fractions in (("dead ReLU units", result.dead_units["fraction_dead"]),
-                             ("saturated sigmoid units", result.saturated_units)):
-        if fractions:
-            shown = list(fractions.items())[:8]
-            more = f", ... ({len(fractions) - 8} more)" if len(fractions) > 8 else ""
-            lines.append(f"{title} (share of samples, keras): "
-                         + ", ".join(f"{u} {f['keras']:.0%}" for u, f in shown) + more)
-    if result.optimizer:
-        o = result.optimizer
-        mine = ", ".join(f"{k} {v:g}" for k, v in o["hyperparameters"]["run"].items())
-        theirs = ", ".join(f"{k}={v}" for k, v in o["keras"]["arguments"].items())
-        lines.append(f"optimizer: {o['name']} ({mine}), {o['class']}; Keras: {o['keras']['class']}({theirs})")
-    users = [name for name, whose in result.layers.items() if whose != "reference"]
-    if users:
-        lines.append(f"your layers: {', '.join(users)}; reference: "
-                     + (", ".join(n for n, w in result.layers.items() if w == "reference") or "none"))
-    consequences = 0
-    for f in result.findings:
-        if f.consequence_of:
-            consequences += 1
-        elif f.severity != "info" or f.code == "dead_relu":
-            lines.append(f"  [{f.severity}] {f.code}: {f.message}")
-            if f.fix:
-                lines.append(f"      fix to try: {f.fix}")
-    if consequences:
-        lines.append(f"  ... and {consequences} more mismatches in the batch and stepping phases that follow from "
-                     "the findings above (all in summary.json)")
-    lines.append(f"reports: {out}/ ({', '.join(files)})")
-    return "\n".join(lines)
+def terminal_summary(result: ParityResult, out: Path | None, files: list[str], verbose: bool = False) -> str:
+    """The terminal text (parity.terminal): the verdict, one line per root cause, the dead-ReLU lesson."""
+    from parity.terminal import terminal_text
+
+    return terminal_text(result, out, files, verbose)

@@ -15,7 +15,7 @@ import numpy as np
 from parity.compare import ERROR, INFO, PhaseResult, compare_traces, findings_for
 from parity.config import RunConfig
 from parity.data import Dataset
-from parity.dead_units import kink_rows, stepping_observation
+from parity.dead_units import kink_rows, stepping_observation, unit_name
 from parity.findings import Finding
 from parity.diagnose import FIXES, excuse_book_log, follow_mask, refine
 from parity.inputs import Prepared
@@ -214,11 +214,15 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     findings = [{**f, "fix": FIXES.get(f["code"], "") if f["severity"] != INFO else ""} for f in layer_findings]
     findings += _diverged(fitted, config)
     # One root cause, one error: what follows from a class the layer probe blamed is marked as its consequence.
-    at_fault = {f.get("layer") for f in layer_findings if f["severity"] == ERROR}
+    # Only classes this architecture uses: a wrong Sigmoid cannot explain a ReLU run's mismatches.
+    at_fault = {f.get("layer") for f in layer_findings if f["severity"] == ERROR} & spec.classes()
     mask_bug = any(f["code"] == "mask_mismatch" and f["severity"] == ERROR for f in layer_findings)
     probe_findings = render(follow_mask([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)],
                                         "probe", mask_bug))
     _link(probe_findings, "probe", at_fault, set())
+    for f in probe_findings:  # the book's log(y + 1e-7) rows belong to the layer probe's convention warning
+        if f["code"] == "convention" and book_log:
+            f["consequence_of"] = "layer probe"
     findings += probe_findings
     flagged = {f.get("param") for f in probe_findings if f["severity"] == ERROR}  # not warnings: kinks fail nothing
 
@@ -331,14 +335,14 @@ def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:
 
 def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:
     out = [{"code": "dead_unit", "severity": INFO, "phase": "probe", "layer_number": int(label.split(".")[0]),
-            "message": f"unit {label} is dead on every probed sample: it passes no gradient and never learns"}
+            "unit_label": label, "message": f"{unit_name(label)} is dead on every probed sample: it passes no gradient and never learns"}
            for label in dead["dead_on_every_sample"]]
     for row in observation:
         if row["side"] != "keras" or not row["dead_steps"]:
             continue
         out.append({"code": "dead_relu", "severity": INFO, "phase": "stepping",
-                    "layer_number": int(row["unit"].split(".")[0]), "message": (
-            f"unit {row['unit']} was dead on {row['dead_steps']} of {row['steps']} steps; on "
+                    "layer_number": int(row["unit"].split(".")[0]), "unit_label": row["unit"], "message": (
+            f"{unit_name(row['unit'])} was dead on {row['dead_steps']} of {row['steps']} steps; on "
             f"{row['dW_zero_when_dead']} of them Keras's dW for the unit was exactly 0 and on "
             f"{row['W_unchanged_when_dead']} its W did not move, while W itself was nonzero on "
             f"{row['W_nonzero_when_dead']}: a dead ReLU zeroes dW for that sample, not W")})

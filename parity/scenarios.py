@@ -20,7 +20,11 @@ class Scenario:
     epochs: int = 20
     batch_size: int = 10
     lr: float = 0.01
-    seed: int = 1337
+    # Keras's initial weights and fit shuffling. 44, not the notebook's 1337: with 1337 the default fit leaves
+    # unit 1 dead on every sample and unit 0 on none; with 44 each unit is dead on some samples (40% and 33%)
+    # and alive on the rest, its kink inside the data (x* = 0.21 and -0.35), in float32 and float64 alike.
+    seed: int = 44
+    data_seed: int = 1337  # the notebook's data
 
 
 SCENARIOS = {

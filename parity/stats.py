@@ -28,6 +28,7 @@ class PhaseSummary:
     verdicts: dict[str, int]
     max_abs: dict[str, float]
     used: dict[str, float]
+    used_counted: dict[str, float]  # as `used`, over the rows that pass or fail: excused ones (kink, convention) aside
     zero_patterns: dict[str, dict[str, int]]
     dead_counts: dict[str, dict[str, int]]  # unit label -> {"numpy": n, "keras": n} rows dead
     dead_everywhere: dict[str, bool]
@@ -51,6 +52,7 @@ class PhaseSummary:
                 label = f"{layer}.{j}"
                 dead[label] = {"numpy": int(result.dead_numpy[layer][:, j].sum()), "keras": int(mask[:, j].sum())}
                 everywhere[label] = bool(mask[:, j].all() and result.dead_numpy[layer][:, j].all())
+        counted = np.isin(result.verdicts, ("pass", "fail"))
         saturated = {f"{layer}.{j}": {"numpy": int(result.saturated_numpy[layer][:, j].sum()), "keras": int(sat[:, j].sum())}
                      for layer, sat in result.saturated_keras.items() for j in range(sat.shape[1])}
         classes = {}
@@ -63,6 +65,7 @@ class PhaseSummary:
             verdicts={str(v): int((result.verdicts == v).sum()) for v in VERDICTS},
             max_abs={name: float(d.max_abs.max(initial=0.0)) for name, d in result.diffs.items()},
             used={name: float(d.used.max(initial=0.0)) for name, d in result.diffs.items()},
+            used_counted={name: float(d.used[counted].max(initial=0.0)) for name, d in result.diffs.items()},
             zero_patterns=zero, dead_counts=dead, dead_everywhere=everywhere, saturated_counts=saturated,
             classes=classes,
         )
@@ -72,6 +75,8 @@ class PhaseSummary:
             phase=self.phase, rows=self.rows + other.rows, verdicts=_sum(self.verdicts, other.verdicts),
             max_abs={k: max(self.max_abs.get(k, 0.0), other.max_abs.get(k, 0.0)) for k in {**self.max_abs, **other.max_abs}},
             used={k: max(self.used.get(k, 0.0), other.used.get(k, 0.0)) for k in {**self.used, **other.used}},
+            used_counted={k: max(self.used_counted.get(k, 0.0), other.used_counted.get(k, 0.0))
+                          for k in {**self.used_counted, **other.used_counted}},
             zero_patterns={k: _sum(self.zero_patterns.get(k, {}), other.zero_patterns.get(k, {}))
                            for k in {**self.zero_patterns, **other.zero_patterns}},
             dead_counts={k: _sum(self.dead_counts.get(k, {}), other.dead_counts.get(k, {}))
@@ -119,7 +124,9 @@ def merge_findings(findings: list[dict]) -> list[dict]:
                 kept[listed] = sorted(set(kept[listed]) | set(f[listed]), key=[*kept[listed], *f[listed]].index)
         if "bad_rows" in f:  # the first offending rows, up to the same number however the rows were chunked
             kept["bad_rows"] = tuple(np.concatenate([a, b])[:SAMPLE_ROWS] for a, b in zip(kept["bad_rows"], f["bad_rows"]))
-    return list(merged.values())
+    # In the order one whole phase lists them, not the order the chunks first showed them (stable: within a rank,
+    # first seen, which is row order).
+    return sorted(merged.values(), key=lambda f: f.get("rank", (9, 0)))
 
 
 def render(findings: list[dict]) -> list[dict]:
@@ -139,5 +146,5 @@ def render(findings: list[dict]) -> list[dict]:
     return out
 
 
-_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows")
+_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows", "rank")
 

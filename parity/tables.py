@@ -8,7 +8,7 @@ import pandas as pd
 from parity.compare import VERDICTS, PhaseResult
 from parity.dead_units import params_before, unit_moved
 
-__all__ = ["samples_table", "steps_table", "gradients_table"]
+__all__ = ["samples_table", "steps_table", "gradients_table", "gradient_entries", "WorstGradients"]
 
 
 def _columns(prefix: str, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -105,32 +105,85 @@ def _category(values: list[str], codes: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=values)
 
 
-def gradients_table(*results: PhaseResult) -> pd.DataFrame:
-    """Long form: one row per gradient entry per sample (probe), batch or step (stepping)."""
+def _entry_labels(gradients: list) -> dict[str, int]:
+    """Every entry label of every gradient ("0,1" in a kernel, "1" in a bias): one category set, so the
+    frames of all phases and chunks concatenate as categories."""
+    labels = {}
+    for d in gradients:
+        for k in range(int(np.prod(d.numpy.shape[1:]))):
+            labels.setdefault(",".join(map(str, np.unravel_index(k, d.numpy.shape[1:]))), len(labels))
+    return labels
+
+
+def gradients_table(*results: PhaseResult, keep: dict | None = None) -> pd.DataFrame:
+    """Long form: one row per gradient entry per sample (probe), batch or step (stepping).
+
+    `keep` maps (phase, gradient name) to the flat entry positions to write (row-major over rows and
+    entries, as `gradient_entries` returns them); without it every entry is written.
+    """
     frames = []
     phases = ["probe", "batch", "stepping"]
     gradients = [(result, d) for result in results for d in result.diffs.values() if d.kind == "gradient"]
-    labels = {}  # every entry label of every gradient: one category set, so the frames concatenate as categories
-    for _, d in gradients:
-        for k in range(int(np.prod(d.numpy.shape[1:]))):
-            labels.setdefault(",".join(map(str, np.unravel_index(k, d.numpy.shape[1:]))), len(labels))
+    labels = _entry_labels([d for _, d in gradients])
     for result, d in gradients:
         name = d.name
         n, shape = len(d.numpy), d.numpy.shape[1:]
         entries = int(np.prod(shape))
         codes = np.array([labels[",".join(map(str, np.unravel_index(k, shape)))] for k in range(entries)])
         layer, param = (0, "x") if name == "dx" else (int(name[2:]), name[1])
-        total = n * entries
-        steps = np.repeat(np.arange(n), entries)
+        at = None if keep is None else np.asarray(keep.get((result.phase, name), ()), dtype=np.int64)
+        total = n * entries if at is None else len(at)
+        row = np.repeat(np.arange(n), entries) if at is None else at // max(entries, 1)
+
+        def flat(a):
+            a = a.reshape(-1)
+            return a if at is None else a[at]
+
+        numpy, keras = flat(d.numpy), flat(d.keras)
         frames.append(pd.DataFrame({
             "phase": _category(phases, np.full(total, phases.index(result.phase))),
-            "sample": np.repeat(result.rows, entries),
+            "sample": result.rows[row],
             # the step number, empty outside stepping: a masked integer column, built without coercion
-            "step": pd.arrays.IntegerArray(steps, np.full(total, result.phase != "stepping")),
+            "step": pd.arrays.IntegerArray(row, np.full(total, result.phase != "stepping")),
             "layer": np.full(total, layer), "param": _category(["W", "b", "x"], np.full(total, "Wbx".index(param))),
-            "index": _category(list(labels), np.tile(codes, n)),
-            "numpy": d.numpy.reshape(-1), "keras": d.keras.reshape(-1),
-            "abs_diff": d.abs_diff.reshape(-1), "rel_diff": d.rel_diff.reshape(-1),
-            "zero_numpy": d.numpy.reshape(-1) == 0, "zero_keras": d.keras.reshape(-1) == 0,
+            "index": _category(list(labels), np.tile(codes, n) if at is None else codes[at % max(entries, 1)]),
+            "numpy": numpy, "keras": keras,
+            "abs_diff": flat(d.abs_diff), "rel_diff": flat(d.rel_diff),
+            "zero_numpy": numpy == 0, "zero_keras": keras == 0,
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def gradient_entries(result: PhaseResult, worst: int) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """Per (phase, gradient): (every entry of the rows that do not pass, the `worst` entries with the largest
+    abs diff among the rows that pass), as flat positions in row order. Ties go to the earlier entry."""
+    out = {}
+    passing = result.verdicts == "pass"
+    for d in result.diffs.values():
+        if d.kind != "gradient":
+            continue
+        entries = int(np.prod(d.numpy.shape[1:]))
+        rows_out = np.repeat(~passing, entries)
+        failing = np.flatnonzero(rows_out)
+        candidates = np.flatnonzero(~rows_out)
+        diff = d.abs_diff.reshape(-1)[candidates]
+        order = np.lexsort((candidates, -diff))[:worst]  # largest first; the earlier entry wins a tie
+        out[(result.phase, d.name)] = (failing, np.sort(candidates[order]))
+    return out
+
+
+class WorstGradients:
+    """The `worst` largest passing gradient differences per (phase, gradient), over chunks of a phase."""
+
+    def __init__(self, worst: int):
+        self.worst = worst
+        self.kept: dict[tuple[str, str], pd.DataFrame] = {}
+
+    def add(self, frame: pd.DataFrame, key: tuple[str, str]) -> None:
+        if key in self.kept:
+            frame = pd.concat([self.kept[key], frame], ignore_index=True)  # earlier rows first: they win ties
+        order = np.lexsort((np.arange(len(frame)), -frame["abs_diff"].to_numpy(dtype=np.float64)))[:self.worst]
+        self.kept[key] = frame.iloc[np.sort(order)].reset_index(drop=True)
+
+    def table(self, phase: str) -> list[pd.DataFrame]:
+        return [frame for (p, _), frame in self.kept.items() if p == phase]

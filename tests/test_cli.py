@@ -27,6 +27,15 @@ def float32_runs(tmp_path_factory):
     return base, first, second
 
 
+@pytest.fixture(scope="module")
+def all_gradients(tmp_path_factory):
+    """The default run with every gradient entry in gradients.csv."""
+    out = tmp_path_factory.mktemp("cli32all") / "all"
+    done = parity("run", "--out", str(out), "--no-plots", "--quiet", "--all-gradients")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 def test_default_run_passes_and_writes_every_report_file(float32_runs):
     base, first, _ = float32_runs
     assert first.returncode == 0, first.stderr
@@ -57,17 +66,32 @@ def test_steps_and_gradients_csv_columns(float32_runs):
                    "b2_max_abs_diff", "dead1_0_numpy", "dead1_0_keras", "moved1_0_numpy", "moved1_0_keras"]:
         assert column in steps.columns, column
     grads = pd.read_csv(float32_runs[0] / "a" / "gradients.csv")
-    assert list(grads.columns[:9]) == ["phase", "sample", "step", "layer", "param", "index", "numpy", "keras",
-                                       "abs_diff"]
-    assert "rel_diff" in grads.columns
+    assert list(grads.columns) == ["phase", "sample", "step", "layer", "param", "index", "numpy", "keras",
+                                   "abs_diff", "rel_diff", "zero_numpy", "zero_keras"]
+    # a passing run: no failing rows, so per phase and gradient (dW1, db1, dW2, db2, dx) its 20 largest differences,
+    # or all of its entries where it has fewer (16 batches hold 16 entries of db2)
+    counts = grads.groupby(["phase", "layer", "param"], observed=True).size()
+    assert counts["probe"].tolist() == [20] * 5 and counts["stepping"].tolist() == [20] * 5
+    assert counts["batch"].tolist() == [20, 20, 20, 20, 16]  # dx (layer 0), dW1, db1, dW2, db2
+
+
+def test_the_default_gradients_table_holds_the_largest_differences_of_the_full_one(float32_runs, all_gradients):
+    chosen = pd.read_csv(float32_runs[0] / "a" / "gradients.csv")
+    full = pd.read_csv(all_gradients / "gradients.csv")
     # per probed sample: dW1 (2) + db1 (2) + dW2 (2) + db2 (1) + dx (1) entries; per step the same
-    assert (grads["phase"] == "probe").sum() == 200 * 8 and (grads["phase"] == "stepping").sum() == 160 * 8
+    assert (full["phase"] == "probe").sum() == 200 * 8 and (full["phase"] == "stepping").sum() == 160 * 8
+    keys = ["phase", "sample", "step", "layer", "param", "index"]
+    assert len(chosen.merge(full, on=list(full.columns))) == len(chosen)  # every chosen row is a row of the full table
+    for (phase, layer, param), group in full.groupby(["phase", "layer", "param"], observed=True):
+        picked = chosen[(chosen["phase"] == phase) & (chosen["layer"] == layer) & (chosen["param"] == param)]
+        assert picked["abs_diff"].min() >= group["abs_diff"].nlargest(len(picked)).min()
+        assert not picked.duplicated(keys).any()
 
 
-def test_reports_show_dead_unit_has_zero_dW_and_W_unchanged(float32_runs):
+def test_reports_show_dead_unit_has_zero_dW_and_W_unchanged(float32_runs, all_gradients):
     folder = float32_runs[0] / "a"
     steps = pd.read_csv(folder / "steps.csv")
-    grads = pd.read_csv(folder / "gradients.csv")
+    grads = pd.read_csv(all_gradients / "gradients.csv")
     stepping = grads[(grads["phase"] == "stepping") & (grads["layer"] == 1) & (grads["param"] == "W")]
     seen = 0
     for j in (0, 1):

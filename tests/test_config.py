@@ -16,7 +16,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_scenario_defaults_fill_an_empty_configuration():
     config = resolve({})
-    assert (config.scenario, config.dtype, config.seed, config.samples, config.epochs) == ("seed", "float32", 1337, 200, 20)
+    assert (config.scenario, config.dtype, config.seed, config.data_seed, config.samples, config.epochs) == (
+        "seed", "float32", 44, 1337, 200, 20)
     assert config.layers == (DenseSpec(2, "relu"), DenseSpec(1, "linear"))
 
 
@@ -26,6 +27,7 @@ scenario = "deep"
 seed = 7
 dtype = "float64"
 [data]
+seed = 5
 samples = 50
 noise = 0.1
 [model]
@@ -37,7 +39,7 @@ lr = 0.1
 atol = 1e-9
 """)
     config = resolve({"seed": 9, "epochs": None}, path)
-    assert config.scenario == "deep" and config.seed == 9 and config.dtype == "float64"
+    assert config.scenario == "deep" and config.seed == 9 and config.data_seed == 5 and config.dtype == "float64"
     assert config.samples == 50 and config.noise == 0.1 and config.epochs == 3 and config.lr == 0.1
     assert config.layers == (DenseSpec(4, "sigmoid"), DenseSpec(1, "linear"))
     assert config.atol == 1e-9 and config.rtol is None

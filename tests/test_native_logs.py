@@ -1,0 +1,77 @@
+"""Quiet means quiet: TensorFlow's C++ log lines never reach either stream; our own error lines and tracebacks do."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from parity.native_logs import strip_native_logs
+
+ROOT = Path(__file__).resolve().parents[1]
+CUINIT = (b"E0000 00:00:1795609771.557828   13002 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+          b"Failed call to cuInit: UNKNOWN ERROR (303)")
+NODEDEF = (b"E0000 00:00:1795609785.742723   14164 node_def_util.cc:682] NodeDef mentions attribute "
+           b"use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; ...> NodeDef: "
+           b"{{node ParallelMapDatasetV2/_15}}")
+
+
+def parity(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "parity.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600, env={**os.environ, **(env or {})})
+
+
+def test_native_log_records_are_stripped_and_everything_else_is_kept():
+    assert strip_native_logs(CUINIT) == b""
+    assert strip_native_logs(NODEDEF + CUINIT) == b""  # TensorFlow sometimes leaves out the newline between two
+    assert strip_native_logs(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR") == b""
+    assert strip_native_logs(b"error: --seed must be an integer") == b"error: --seed must be an integer"
+    assert strip_native_logs(b'  File "x.py", line 3, in <module>') == b'  File "x.py", line 3, in <module>'
+
+
+def test_native_writes_to_fd_2_are_filtered_for_the_whole_block_and_python_output_passes():
+    code = textwrap.dedent(f"""
+        import os, sys
+        from parity.native_logs import native_logs_filtered
+        with native_logs_filtered():
+            os.write(2, {CUINIT!r} + b"\\n")
+            print("error: ours", file=sys.stderr, flush=True)
+            os.write(2, {NODEDEF!r} + {CUINIT!r} + b"\\n" + b"a native line that is no log record\\n")
+        raise SystemExit(7)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PARITY_TF_LOGS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert done.returncode == 7
+    assert done.stdout == ""
+    assert done.stderr == "error: ours\na native line that is no log record\n"
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    from parity import keras_side
+
+    keras = keras_side.keras
+    keras_side.configure("float32", 1)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize("extra", [["--samples", "40"], ["--model", "MODEL"]], ids=["short last batch", "saved model"])
+def test_a_quiet_run_prints_nothing_on_either_stream(tmp_path, saved_model, extra):
+    """--samples 40 makes the fit's last batch short (32 = 3 x 10 + 2), where TensorFlow logs a NodeDef line;
+    loading a saved model makes it probe CUDA and log cuInit where there is no GPU."""
+    extra = [str(saved_model) if a == "MODEL" else a for a in extra]
+    done = parity("run", "--quiet", "--no-plots", "--out", str(tmp_path / "r"), *extra,
+                  env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert done.returncode == 0
+    assert (done.stdout, done.stderr) == ("", "")
+
+
+def test_an_error_still_reaches_stderr_when_tensorflow_is_silenced(tmp_path):
+    done = parity("run", "--quiet", "--samples", "1", "--out", str(tmp_path / "r"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "error: --samples must be at least 2 (received: 1)\n"
