@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     _describe(grade, "out", "the gradebook folder (required): gradebook.csv, gradebook.html, gradebook.json and a "
               "report folder per submission")
     _describe(grade, "no_plots", "draw no plots in any report (default: plots only for failing submissions)")
+    _describe(grade, "quiet", "print nothing but errors; the exit status is 0 once the gradebook is written")
     grade.add_argument("--all-plots", action="store_true", help="draw the plots in every submission's report "
                        "(about 1 s each; default: only failing submissions get them)")
     _cluster_options(grade)
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     _describe(sweep, "scenario", "comma-separated scenarios, e.g. seed,deep (default: seed)")
     _describe(sweep, "dtype", "comma-separated dtypes, e.g. float32,float64 (default: float32)")
     _describe(sweep, "out", "the sweep folder (required): sweep.csv and sweep.json")
+    _describe(sweep, "quiet", "print nothing; the exit status is 0 when every run passed")
     _cluster_options(sweep)
     return parser
 

@@ -136,7 +136,15 @@ def _codes(findings) -> tuple[str, ...]:
 
 def grade_one(item: tuple, limit) -> dict:
     """Worker side: import one submission and check it, under `limit`; returns its row's cells and its
-    report folder's files."""
+    report folder's files. What the submission prints goes nowhere: the teacher's terminal shows progress."""
+    import contextlib
+    import os
+
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        return _grade_one(*item, limit)
+
+
+def _grade_one(submission: Submission, config: RunConfig, plots: str, fmt: str, limit) -> dict:
     import shutil
     import tempfile
 
@@ -144,7 +152,6 @@ def grade_one(item: tuple, limit) -> dict:
     from parity.pipeline import UserLayers, check
     from parity.user_layers import load_layers
 
-    submission, config, plots, fmt = item
     # The path as given when it names the same file from here, so messages read as `parity check`'s do.
     source = submission.given if Path(submission.given).resolve() == Path(submission.path) else submission.path
     with _module_state(Path(submission.path).parent):
@@ -224,7 +231,7 @@ def grade(submissions: list[Submission], config: RunConfig, out: Path, *, timeou
                 "plots": plots, "format": fmt, **({"scheduler": scheduler} if scheduler else
                                                   {"workers": workers, "memory_limit": memory_limit}),
                 "config": config.as_dict() | {"out": None}}
-    with atomic_folder(out) as folder, cluster_client(scheduler, workers, memory_limit) as client:
+    with cluster_client(scheduler, workers, memory_limit) as client, atomic_folder(out) as folder:
         done = run_all(client, grade_one, items, timeout)
         for index, outcome in (progress(done, "grading", len(items)) if progress else done):
             rows[index], files = _row(submissions[index], outcome)

@@ -96,7 +96,7 @@ def sweep(configs: list[RunConfig], out: Path, *, timeout: float, scheduler: str
 
     start = time.perf_counter()
     rows: list[dict | None] = [None] * len(configs)
-    with atomic_folder(out) as folder, cluster_client(scheduler, workers, memory_limit) as client:
+    with cluster_client(scheduler, workers, memory_limit) as client, atomic_folder(out) as folder:
         done = run_all(client, sweep_one, configs, timeout)
         for index, outcome in (progress(done, "sweeping", len(configs)) if progress else done):
             c = configs[index]

@@ -213,8 +213,10 @@ def cluster_client(scheduler: str | None, workers: int | None, memory_limit: str
                 yield client
             return
         with dask.config.set(CLUSTER_CONFIG):
+            # Everything listens on 127.0.0.1 only: whoever reaches a scheduler can run code on its workers.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   memory_limit=memory_limit, dashboard_address=None, silence_logs=logging.CRITICAL)
+                                   memory_limit=memory_limit, dashboard_address=None, silence_logs=logging.CRITICAL,
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         with cluster, Client(cluster) as client:
             yield client
     finally:
