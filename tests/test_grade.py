@@ -21,7 +21,7 @@ import pytest
 from parity import cli
 
 SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
-TIMEOUT = 15  # seconds per submission: the slowest honest check here takes about 2 s on a loaded 2-core machine
+TIMEOUT = 10  # seconds per submission: the slowest honest check here takes about 2 s on a loaded 2-core machine
 EXPECTED = {"buggy_relu": "fail", "correct": "pass", "exits": "crashed", "hangs": "timeout", "memory_hog": "crashed",
             "syntax_error": "bad_input"}
 
@@ -114,6 +114,49 @@ def test_a_row_equals_a_single_parity_check_of_its_file(graded, name, tmp_path, 
     assert graded_summary["config"].pop("out") == str(graded["out"] / name)
     single["config"].pop("out")
     assert graded_summary == single
+
+
+class _NoLimit:
+    """Stands in for a worker's Limit when a test drives the per-submission task in its own process."""
+
+    used = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def test_only_failing_submissions_get_plots_and_all_share_one_keras_side(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from parity import runner
+    from parity.config import resolve
+    from parity.grade import find_submissions, grade_one
+
+    fits = []
+    monkeypatch.setattr(runner, "keras_reference", lambda prepared, fit=runner.keras_reference: fits.append(1) or fit(prepared))
+    config = resolve({})
+    files, fitted = {}, []
+    for sub in find_submissions([str(SUBMISSIONS / "buggy_relu.py"), str(SUBMISSIONS / "correct.py")]):
+        row = grade_one((sub, replace(config, out=tmp_path / sub.folder), "failing", "csv"), _NoLimit())
+        files[row["status"]], fitted = row["files"], fitted + [len(fits)]
+        assert json.loads(row["files"]["summary.json"])["config"]["plots"] is (row["status"] == "fail")
+    assert {"gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"} <= set(files["fail"])
+    assert not [name for name in files["pass"] if name.endswith(".png")]
+    assert fitted[0] <= 1 and fitted[1] == fitted[0]  # Keras fitted at most once (the warm-up), then reused
+
+
+def test_sys_exit_in_a_layer_is_a_crashed_row_not_a_dead_worker(tmp_path):
+    from parity.config import resolve
+    from parity.grade import find_submissions, grade_one
+
+    (tmp_path / "quits.py").write_text("import sys\n\nclass Relu:\n    def forward(self, x):\n        sys.exit(4)\n\n"
+                                       "    def backward(self, dout):\n        return dout\n")
+    (sub,) = find_submissions([str(tmp_path / "quits.py")])
+    row = grade_one((sub, resolve({"plots": False, "out": tmp_path / "quits"}), "none", "csv"), _NoLimit())
+    assert row == {"status": "crashed", "seconds": 0.0, "first_error": "the check stopped with SystemExit: 4"}
 
 
 def test_a_hang_an_exit_and_a_memory_hog_run_once_and_delay_nothing_beyond_their_limit(graded):
