@@ -5,7 +5,8 @@ file writing. The eager baselines (one GradientTape call per sample or step, the
 sample by sample) run in the same process on a subsample, so every ratio is measured under the
 same load. Whole-command costs run `parity` as a subprocess: the default run against a bare import of
 its libraries (alternated, best of three each: what the run costs beyond importing), the cost per extra
-sample, the default CSV format against Parquet at 1M samples, and the peak memory.
+sample, the default CSV format against Parquet at 1M samples, the peak memory, and the cost of one more
+graded submission.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FLOORS = {
     "csv_over_parquet_1M": 2.0,  # the default table format's time at 1M samples, as a multiple of Parquet's
     "peak_rss_mb_10M": 2048,
     "recheck_s": 0.5,
+    "grade_extra_submission_s": 0.5,
 }
 
 
@@ -150,6 +152,46 @@ def _bare_import() -> float:
     return float(done.stdout)
 
 
+_FAILING = '''
+"""The reference layers with a Relu whose backward forgets its mask: a failing submission."""
+from parity.layers import Affine, MeanSquaredError
+
+
+class Relu:
+    def forward(self, x):
+        self.mask = x <= 0
+        return (x > 0) * x
+
+    def backward(self, dout):
+        return dout
+'''
+
+
+def _grade_class() -> dict:
+    """What one more submission costs `parity grade` (seed scenario, a local cluster of one worker per
+    core, default plots: only failing submissions get them): whole commands, (24 - 4) / 20 for a class
+    that passes, (12 - 4) / 8 for one that fails and so has its plots drawn."""
+    import inspect
+
+    from parity import layers
+
+    passing = inspect.getsource(layers)
+    record = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, source, sizes in (("passing", passing, (4, 24)), ("failing", _FAILING, (4, 12))):
+            times = {}
+            for n in sizes:
+                folder = Path(tmp) / f"{kind}{n}"
+                folder.mkdir()
+                for i in range(n):
+                    (folder / f"student_{i:02d}.py").write_text(source)
+                times[n], _ = _command(["grade", str(folder), "--out", f"{tmp}/{kind}{n}-book", "--quiet"])
+            small, big = sizes
+            record[kind] = {f"grade_{small}_s": times[small], f"grade_{big}_s": times[big],
+                            "extra_submission_s": (times[big] - times[small]) / (big - small)}
+    return record
+
+
 def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False) -> dict:
     """Measure everything, check the floors, write out/bench.json; returns the record."""
     record = _inner(samples, steps, eager_samples=200, eager_steps=200)
@@ -178,6 +220,7 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
             wall, rss = _command(["run", "--samples", "10000000", "--train", "160", "--no-plots", "--format",
                                   "parquet", "--quiet", "--out", f"{tmp}/huge"])
             record["commands"] |= {"run_10M_s": wall, "peak_rss_mb_10M": rss}
+    record["grade"] = _grade_class()
     measured = {
         "probe_samples_per_s": record["probe"]["samples_per_s"], "probe_speedup": record["probe"]["speedup"],
         "stepping_steps_per_s": record["stepping"]["steps_per_s"], "stepping_speedup": record["stepping"]["speedup"],
@@ -186,9 +229,10 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
         "csv_over_parquet_1M": record["commands"]["csv_over_parquet_1M"],
         "peak_rss_mb_10M": record["commands"].get("peak_rss_mb_10M"),
         "recheck_s": record["notebook"]["recheck_s"],
+        "grade_extra_submission_s": record["grade"]["passing"]["extra_submission_s"],
     }
     lower_is_better = {"extra_sample_us", "default_run_beyond_imports_s", "csv_over_parquet_1M", "peak_rss_mb_10M",
-                       "recheck_s"}
+                       "recheck_s", "grade_extra_submission_s"}
     record["floors"] = {
         name: {"floor": floor, "measured": measured[name],
                "met": None if measured[name] is None else
@@ -221,4 +265,9 @@ def table(record: dict) -> str:
                  f"{nb['recheck_s']:.3f} s")
     lines.append(f"stepping: {s['steps']:,} steps at {s['steps_per_s']:,.0f}/s; eager {s['eager_steps_per_s']:,.0f}/s "
                  f"on {s['eager_steps']}")
+    g = record["grade"]
+    lines.append(f"grade: a passing class of 4 in {g['passing']['grade_4_s']:.1f} s, of 24 in {g['passing']['grade_24_s']:.1f} s "
+                 f"({g['passing']['extra_submission_s']:.2f} s per extra submission); a failing class (plots drawn) "
+                 f"of 4 in {g['failing']['grade_4_s']:.1f} s, of 12 in {g['failing']['grade_12_s']:.1f} s "
+                 f"({g['failing']['extra_submission_s']:.2f} s each)")
     return "\n".join(lines)

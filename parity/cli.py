@@ -64,7 +64,44 @@ def _parser() -> argparse.ArgumentParser:
                        help="SGD steps to time (default: 20,000)")
     bench.add_argument("--memory-check", action="store_true",
                        help="also run 10 million samples and record the peak memory (about a minute)")
+    grade = commands.add_parser("grade", allow_abbrev=False, help="check many submissions, each in a Dask worker "
+                                "process; writes OUT/gradebook.csv, gradebook.html and one report per submission")
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help=".py files, or folders of them "
+                       "(the .py files directly inside)")
+    _run_options(grade)
+    _describe(grade, "out", "the gradebook folder (required): gradebook.csv, gradebook.html, gradebook.json and a "
+              "report folder per submission")
+    _describe(grade, "no_plots", "draw no plots in any report (default: plots only for failing submissions)")
+    _describe(grade, "quiet", "print nothing but errors; the exit status is 0 once the gradebook is written")
+    grade.add_argument("--all-plots", action="store_true", help="draw the plots in every submission's report "
+                       "(about 1 s each; default: only failing submissions get them)")
+    _cluster_options(grade)
+    sweep = commands.add_parser("sweep", allow_abbrev=False, help="the reference layers over many seeds and "
+                                "configurations; writes OUT/sweep.csv and sweep.json, exits 1 on any false alarm")
+    sweep.add_argument("--seeds", required=True, help="seeds to run: 0-999, or 1,2,10-19")
+    _run_options(sweep)
+    _describe(sweep, "scenario", "comma-separated scenarios, e.g. seed,deep (default: seed)")
+    _describe(sweep, "dtype", "comma-separated dtypes, e.g. float32,float64 (default: float32)")
+    _describe(sweep, "out", "the sweep folder (required): sweep.csv and sweep.json")
+    _describe(sweep, "quiet", "print nothing; the exit status is 0 when every run passed")
+    _cluster_options(sweep)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """A shared option's help as one command means it."""
+    next(a for a in parser._actions if a.dest == dest).help = text
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=_typed(float, "--timeout", "a number of seconds"), default=60.0,
+                        help="wall-clock limit per submission or run, in seconds (default: 60)")
+    parser.add_argument("--workers", type=_typed(int, "--workers", "an integer"),
+                        help="worker processes of the local cluster (default: one per core)")
+    parser.add_argument("--memory-limit", help="memory per local worker process: 2GB, 1.5GiB, ... or auto, the "
+                        "machine's memory split among the workers (default: auto)")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler (`dask scheduler`), e.g. "
+                        "tcp://10.0.0.5:8786, instead of a local cluster")
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
@@ -102,11 +139,26 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--verbose", action="store_true", help="print every finding in full")
 
 
+def _flags(args: argparse.Namespace) -> dict:
+    """The run options as RunConfig fields (None: not given)."""
+    if args.format not in ("csv", "parquet"):
+        raise ParityInputError(f"--format must be csv or parquet (received: {args.format})")
+    return {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "data_seed": args.data_seed,
+            "samples": args.samples, "all_gradients": True if args.all_gradients else None,
+            "train": args.train, "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
+            "batch_size": args.batch_size, "out": args.out, "data_path": args.data, "model_path": args.model,
+            "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "selftest":
         return _selftest(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "grade":
+        return _grade(args)
+    if args.command == "sweep":
+        return _sweep(args)
     from parity.pipeline import UserLayers, check
 
     user = None
@@ -115,14 +167,7 @@ def _run(args: argparse.Namespace) -> int:
 
         kit, names, classes = load_module(args.layers)  # the user's code, imported before any other work
         user = UserLayers(kit, args.layers, tuple(names), classes)
-    flags = {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "data_seed": args.data_seed,
-             "samples": args.samples, "all_gradients": True if args.all_gradients else None,
-             "train": args.train, "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
-             "batch_size": args.batch_size,
-             "out": args.out, "data_path": args.data, "model_path": args.model,
-             "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
-    if args.format not in ("csv", "parquet"):
-        raise ParityInputError(f"--format must be csv or parquet (received: {args.format})")
+    flags = _flags(args)
     config = resolve(flags, args.config)
     if config.out is not None:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
@@ -134,13 +179,120 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_PASS if report.passed else EXIT_FAIL
 
 
-def _progress(items, label: str, total: int):
-    """A progress bar on a terminal for runs of more than one chunk; nothing otherwise."""
+def _progress(items, label: str, total: int, unit: str = "chunk"):
+    """A progress bar on a terminal for more than one chunk (or submission, or run); nothing otherwise."""
     if total < 2 or not sys.stderr.isatty():
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=label, total=total, unit="chunk", leave=False)
+    return tqdm(items, desc=label, total=total, unit=unit, leave=False)
+
+
+def _cluster(args: argparse.Namespace) -> dict:
+    """--timeout, --workers, --memory-limit, --scheduler, validated: grade's and sweep's keywords."""
+    import math
+
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ParityInputError(f"--timeout must be a positive number of seconds (received: {args.timeout:g})")
+    if args.scheduler is not None:
+        for flag, given in (("--workers", args.workers), ("--memory-limit", args.memory_limit)):
+            if given is not None:
+                raise ParityInputError(f"{flag} applies to the local cluster; a cluster at --scheduler has its own "
+                                       f"workers (set them with `dask worker --nworkers N --memory-limit SIZE`) "
+                                       f"(received: {flag} {given} with --scheduler {args.scheduler})")
+        return {"timeout": args.timeout, "scheduler": args.scheduler}
+    if args.workers is not None and args.workers < 1:
+        raise ParityInputError(f"--workers must be at least 1 (received: {args.workers})")
+    return {"timeout": args.timeout, "workers": args.workers, "memory_limit": _memory_limit(args.memory_limit)}
+
+
+def _memory_limit(text: str | None):
+    if text is None or text == "auto":
+        return "auto"
+    from dask.utils import parse_bytes
+
+    expected = f"auto or a size of at least 512MiB, such as 2GB or 1.5GiB (received: {text})"
+    try:
+        size = parse_bytes(text)
+    except (ValueError, TypeError):
+        raise ParityInputError(f"--memory-limit must be {expected}") from None
+    if size < 512 * 2**20:  # a worker holding TensorFlow needs about 0.8 GB before any submission
+        raise ParityInputError(f"--memory-limit must be {expected}")
+    return size
+
+
+def _required_out(args: argparse.Namespace, what: str) -> Path:
+    if args.out is None:
+        raise ParityInputError(f"{args.command} needs --out, the {what} folder (received: no --out)")
+    check_out(args.out)
+    return args.out
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from parity.grade import find_submissions, grade
+    from parity.inputs import prepare
+
+    submissions = find_submissions(args.submissions)
+    if args.no_plots and args.all_plots:
+        raise ParityInputError("--no-plots and --all-plots contradict each other; give one of them")
+    flags = _flags(args) | {"out": None}
+    config = resolve(flags, args.config)
+    out = _required_out(args, "gradebook")
+    cluster = _cluster(args)
+    if args.format == "parquet":
+        _pyarrow()
+    prepare(config)  # the data file and the saved model, read before any worker starts
+    book = grade(submissions, config, out, plots="none" if args.no_plots else "all" if args.all_plots else "failing",
+                 fmt=args.format, progress=None if args.quiet else _submissions_bar, **cluster)
+    if not args.quiet:
+        counts = ", ".join(f"{n} {status}" for status, n in book.counts.items() if n)
+        print(f"gradebook: {len(book.rows)} submissions: {counts}")
+        print(f"written: {out / 'gradebook.csv'}, {out / 'gradebook.html'} and one report folder per checked submission")
+    return EXIT_PASS
+
+
+def _pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ParityInputError("--format parquet needs pyarrow: pip install 'keras-parity[parquet]'") from None
+
+
+def _submissions_bar(items, label: str, total: int):
+    return _progress(items, label, total, unit="submission" if label == "grading" else "run")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from parity.config import DTYPES
+    from parity.inputs import prepare
+    from parity.sweep import parse_choices, parse_seeds, sweep, sweep_configs
+
+    if args.seed is not None:
+        raise ParityInputError(f"sweep takes --seeds, a list or range such as 0-999 (received: --seed {args.seed})")
+    if args.no_plots or args.format != "csv":
+        raise ParityInputError("sweep writes no report folders, so --no-plots and --format do not apply "
+                               f"(received: {'--no-plots' if args.no_plots else '--format ' + args.format})")
+    seeds = parse_seeds(args.seeds)
+    scenarios = parse_choices(args.scenario, "--scenario", tuple(SCENARIOS), "seed") if args.scenario else [None]
+    dtypes = parse_choices(args.dtype, "--dtype", DTYPES, "float32") if args.dtype else [None]
+    flags = {k: v for k, v in _flags(args).items() if k not in ("scenario", "dtype", "seed", "out", "plots")}
+    configs = sweep_configs(flags, args.config, seeds, scenarios, dtypes)
+    out = _required_out(args, "sweep")
+    cluster = _cluster(args)
+    for config in {(c.scenario, c.dtype): c for c in configs}.values():
+        prepare(config)  # each scenario's data file and saved model, read before any worker starts
+    result = sweep(configs, out, progress=None if args.quiet else _submissions_bar, **cluster)
+    if not args.quiet:
+        r = result.record
+        print(f"sweep: {r['runs']} runs ({r['seeds']['count']} seeds x {', '.join(map(str, r['scenarios']))} x "
+              f"{', '.join(map(str, r['dtypes']))}) in {result.wall_seconds:.0f} s: "
+              + ", ".join(f"{n} {s}" for s, n in r["counts"].items() if n))
+        print(f"false-alarm rate: {r['false_alarm_rate']:.4g} ({result.false_alarms} of {r['runs']} runs failed)")
+        for dtype, worst in r["largest_share"].items():
+            print(f"{dtype}: the largest share of its tolerance any run used: {worst['share']:.3g} "
+                  f"({worst['quantity']}, scenario {worst['scenario']}, seed {worst['seed']})")
+        print(f"written: {out / 'sweep.csv'}, {out / 'sweep.json'}")
+    return EXIT_PASS if result.clean else EXIT_FAIL
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -185,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:  # `parity` alone: what it can do, and exit 2 as for any incomplete command
             parser.print_help(sys.stderr)
-            print("error: choose a command: run, check, selftest or bench", file=sys.stderr)
+            print("error: choose a command: run, check, selftest, bench, grade or sweep", file=sys.stderr)
             return EXIT_USAGE
         with native_logs_filtered():
             return _run(args)

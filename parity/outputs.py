@@ -1,8 +1,9 @@
 """The report folder: checked before any work, and never one that holds anything but our own report.
 
-A run replaces its folder whole, so the folder must be new, empty, or a report this tool wrote: one
-whose summary.json says `"tool": "keras-parity"` with a schema version. A file merely named
-summary.json (another tool's, say) does not make a folder ours.
+A run replaces its folder whole, so the folder must be new, empty, or a folder this tool wrote: a
+report whose summary.json, a gradebook whose gradebook.json or a sweep whose sweep.json says
+`"tool": "keras-parity"` with a schema version. A file merely named summary.json (another tool's,
+say) does not make a folder ours.
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ from pathlib import Path
 
 from parity.errors import ParityInputError, arg
 
-__all__ = ["TOOL", "SCHEMA_VERSION", "is_report", "check_out", "check_writable"]
+__all__ = ["TOOL", "SCHEMA_VERSION", "OWN_FILES", "is_report", "check_out", "check_writable"]
 
 TOOL = "keras-parity"
 SCHEMA_VERSION = 2  # summary.json's layout; 2 added tool, version, schema_version and typed findings
+OWN_FILES = ("summary.json", "gradebook.json", "sweep.json")  # a report, a gradebook (grade), a sweep
 
 
 def is_report(folder: Path) -> bool:
-    """A folder keras-parity wrote: its summary.json names this tool and a schema version."""
-    try:
-        head = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(head, dict) and head.get("tool") == TOOL and isinstance(head.get("schema_version"), int)
+    """A folder keras-parity wrote: its summary.json (or gradebook.json, sweep.json) names this tool and a schema version."""
+    for name in OWN_FILES:
+        try:
+            head = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(head, dict) and head.get("tool") == TOOL and isinstance(head.get("schema_version"), int):
+            return True
+    return False
 
 
 def check_out(out: Path) -> None:

@@ -116,11 +116,13 @@ def _optimizer(layers: UserLayers | None, config: RunConfig):
 
 
 def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, fmt: str = "csv",
-          progress: Callable | None = None) -> Report:
+          progress: Callable | None = None, into: Path | None = None) -> Report:
     """Compare `layers` (the reference layers when None) with Keras under `config`.
 
     With `write`, the report folder `config.out` is written whole (atomically) as the run goes;
-    without, nothing is written and the Report holds everything in memory.
+    without, nothing is written and the Report holds everything in memory. `into` writes that same
+    folder somewhere else while it still records `config.out` as its place: `grade` has each
+    submission's report written in a worker's scratch folder and moves it into its gradebook.
     """
     from parity.inputs import prepare
     from parity.runner import compare_numpy
@@ -137,7 +139,7 @@ def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, 
         if write:
             from parity.outputs import check_out
 
-            check_out(config.out)
+            check_out(into or config.out)
         reference = reference_for(prepared)
         kit, found, whose = None, [], None
         if layers is not None and layers.kit:
@@ -154,9 +156,9 @@ def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, 
             return Report(result, prepared.data, fmt=fmt)
         from parity.report import ReportWriter, atomic_folder
 
-        with atomic_folder(config.out) as folder:
+        with atomic_folder(into or config.out) as folder:
             writer = ReportWriter(folder, prepared.data, config, prepared.spec, fmt, config.plots)
             result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
                                    progress=progress, optimizer=optimizer)
             files = writer.finish(result)
-        return Report(result, prepared.data, fmt=fmt, files=files, folder=Path(config.out))
+        return Report(result, prepared.data, fmt=fmt, files=files, folder=Path(into or config.out))
