@@ -316,3 +316,16 @@ def test_report_folders_are_named_by_stem_and_by_parent_where_stems_clash(tmp_pa
     assert [s.folder for s in found] == ["alice--layers", "bob--layers", "carol", "tmp_path--gradebook.csv"
                                          .replace("tmp_path", tmp_path.name)]
     assert [Path(s.given).name for s in found] == ["layers.py", "layers.py", "carol.py", "gradebook.csv.py"]
+
+
+def test_gradebook_html_escapes_what_submissions_write():
+    from parity.grade import Gradebook, Row
+    from parity.gradebook_html import render_gradebook
+
+    hostile = Row('<img src=x onerror="alert(1)">.py', "bad_input", first_error="<script>alert(2)</script>",
+                  fix='"><b>', seconds=0.0)
+    page = render_gradebook(Gradebook(Path("out"), [hostile], {"scenario": "seed", "dtype": "float32", "seed": 1,
+                                                               "timeout_s": 60.0, "plots": "failing", "workers": 2,
+                                                               "memory_limit": 2_000_000_000}))
+    assert "<script>alert" not in page and "<img" not in page and '"><b>' not in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page and "memory limit 1.86 GiB each" in page
