@@ -53,7 +53,7 @@ _LOSSES = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
 }
 
-__all__ = ["configure", "initial_weights", "side_for", "build_model", "fit", "dense_layers", "weights_of", "KerasSide", "environment"]
+__all__ = ["configure", "initial_weights", "side_for", "build_model", "batches", "fit", "dense_layers", "weights_of", "KerasSide", "environment"]
 
 
 def configure(dtype: str, seed: int) -> None:
@@ -108,18 +108,34 @@ def build_model(spec: ModelSpec) -> keras.Model:
     return model
 
 
-def fit(model: keras.Model, spec: ModelSpec, x: np.ndarray, y: np.ndarray,
-        epochs: int, batch_size: int, optimizer, steps_per_execution: int | None = None) -> None:
-    """Keras's own fit with `optimizer` (a Keras optimizer, or a learning rate for plain SGD). Several batches
-    run per compiled call (an epoch's worth, up to 64): the same updates in the same order, with less Python
-    between them (tested equal to one batch per call)."""
-    if steps_per_execution is None:
-        steps_per_execution = max(1, min(64, -(-len(x) // batch_size)))
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """The training split as fit reads it: a new shuffle every epoch (seeded: the same order in every
+    process and dtype), `batch_size` samples a batch, the last batch of an epoch short when the split
+    is not a multiple of it, repeated without end so that one iterator serves every epoch.
+
+    Keras's own array adapter, which `fit(x, y, shuffle=True)` would use, builds two iterators an
+    epoch, three quarters of a small fit's time; this is the tf.data pipeline Keras's documentation
+    recommends instead. It shuffles row indices and gathers their batches, as that adapter does."""
+    xs, ys = _tensor(x), _tensor(y)
+    order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return order.batch(batch_size).map(lambda rows: (tf.gather(xs, rows), tf.gather(ys, rows))).repeat()
+
+
+def fit(model: keras.Model, spec: ModelSpec, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
+        optimizer, seed: int, steps_per_execution: int | None = None) -> None:
+    """Keras's own fit with `optimizer` (a Keras optimizer, or a learning rate for plain SGD) over
+    `batches`. By default an epoch runs as one compiled call (tf.while_loop over its batches): the same
+    updates in the same order, with less Python between them (tested equal to one batch per call).
+    `steps_per_execution` must divide the batches per epoch, or Keras would run past an epoch's end."""
+    steps = -(-len(x) // batch_size)
+    steps_per_execution = steps_per_execution or steps
+    if steps % steps_per_execution:
+        raise ValueError(f"steps_per_execution={steps_per_execution} does not divide the {steps} batches per epoch")
     if isinstance(optimizer, (int, float)):
         optimizer = keras.optimizers.SGD(learning_rate=optimizer)
     model.compile(optimizer=optimizer, loss=_LOSSES[spec.loss](), steps_per_execution=steps_per_execution)
     if epochs > 0:
-        model.fit(_tensor(x), _tensor(y), batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+        model.fit(batches(x, y, batch_size, seed), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
 
 
 def dense_layers(model: keras.Model) -> list:
@@ -177,11 +193,11 @@ class KerasSide:
 
         settings = _settings(optimizer)
         floatx = keras.config.floatx()
-        steps_per_execution = max(1, min(64, -(-len(x) // batch_size)))
-        key = (optimizer_kind(settings, floatx), steps_per_execution, len(x) % batch_size == 0)
+        steps = -(-len(x) // batch_size)  # one compiled call an epoch
+        key = (optimizer_kind(settings, floatx), steps)
         if key not in self._fitters:
             model = build_model(self.spec)
-            fit(model, self.spec, x, y, 0, batch_size, build_keras_optimizer(settings, floatx)[0], steps_per_execution)
+            fit(model, self.spec, x, y, 0, batch_size, build_keras_optimizer(settings, floatx)[0], seed)
             model.optimizer.build(model.trainable_variables)
             self._fitters[key] = _Fitter(model, [v.numpy() for v in model.optimizer.variables])
         fitter = self._fitters[key]
@@ -192,7 +208,7 @@ class KerasSide:
         model.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
         keras.utils.set_random_seed(seed)  # the shuffles depend on nothing that ran before
         if epochs > 0:
-            model.fit(_tensor(x), _tensor(y), batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+            model.fit(batches(x, y, batch_size, seed), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
         self.model.set_weights(model.get_weights())
 
     # -- one sample or batch, as the model computes it ------------------------------------------

@@ -178,13 +178,41 @@ def test_fitting_several_batches_per_call_gives_the_same_weights_as_one_per_call
     from parity.network import DenseSpec, ModelSpec
 
     spec = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
-    data = linear_data(200, 160, 1337)
+    data = linear_data(200, 155, 1337)  # 155: every epoch ends on a short batch of 5
     weights = []
     for steps_per_execution in (1, None):
         keras_side.configure("float32", 1337)
         model = keras_side.build_model(spec)
-        keras_side.fit(model, spec, data.x[:160].astype("float32"), data.y[:160].astype("float32"), 5, 10, 0.01,
-                       steps_per_execution=steps_per_execution)
+        keras_side.fit(model, spec, data.x[:155].astype("float32"), data.y[:155].astype("float32"), 5, 10, 0.01,
+                       1337, steps_per_execution=steps_per_execution)
         weights.append(model.get_weights())
     for one_per_call, several in zip(*weights):
         np.testing.assert_array_equal(one_per_call, several)
+    assert not np.array_equal(weights[0][0], keras_side.initial_weights(spec, 1337, "float32")[0])  # it did fit
+
+
+def test_a_reused_fit_equals_a_fresh_compile_and_a_new_seed_shuffles_differently():
+    """KerasSide keeps one compiled model per optimizer kind and resets it for each fit: the weights
+    equal those of a freshly built and compiled model fitted from the same start with the same seed."""
+    from parity.data import linear_data
+    from parity.network import DenseSpec, ModelSpec
+
+    spec = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
+    data = linear_data(200, 160, 1337)
+    x, y = data.x[:160].astype("float64"), data.y[:160].astype("float64")
+    keras_side.configure("float64", 5)
+    start = keras_side.initial_weights(spec, 5, "float64")
+    side = keras_side.side_for(spec)
+    fitted = {}
+    for seed in (5, 6, 5):  # the third fit reuses the compiled model the first one built
+        side.model.set_weights(start)
+        side.fit(x, y, 3, 10, 0.05, seed)
+        fitted.setdefault(seed, []).append(side.model.get_weights())
+    fresh = keras_side.build_model(spec)
+    fresh.set_weights(start)
+    keras_side.keras.utils.set_random_seed(5)
+    keras_side.fit(fresh, spec, x, y, 3, 10, 0.05, 5)
+    for a, b, c in zip(fitted[5][0], fitted[5][1], fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert not np.allclose(fitted[5][0][0], fitted[6][0][0], rtol=0, atol=1e-6)  # the seed orders the batches
