@@ -159,6 +159,19 @@ def _run(args: argparse.Namespace) -> int:
         return _grade(args)
     if args.command == "sweep":
         return _sweep(args)
+    from parity.plot_worker import PlotWorker
+
+    # Started first, so that its imports overlap TensorFlow's: it draws half the pictures at the end.
+    worker = None if args.no_plots else PlotWorker.start()
+    try:
+        return _check(args, worker)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _check(args: argparse.Namespace, worker) -> int:
+    """`run` and `check`: one pipeline call, then the terminal summary."""
     from parity.pipeline import UserLayers, check
 
     user = None
@@ -171,7 +184,8 @@ def _run(args: argparse.Namespace) -> int:
     config = resolve(flags, args.config)
     if config.out is not None:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
-    report = check(user, config, write=True, fmt=args.format, progress=None if config.quiet else _progress)
+    report = check(user, config, write=True, fmt=args.format, progress=None if config.quiet else _progress,
+                   plot_worker=worker)
     if not config.quiet:
         from parity.report import terminal_summary
 

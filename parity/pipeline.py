@@ -116,13 +116,14 @@ def _optimizer(layers: UserLayers | None, config: RunConfig):
 
 
 def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, fmt: str = "csv",
-          progress: Callable | None = None, into: Path | None = None) -> Report:
+          progress: Callable | None = None, into: Path | None = None, plot_worker=None) -> Report:
     """Compare `layers` (the reference layers when None) with Keras under `config`.
 
     With `write`, the report folder `config.out` is written whole (atomically) as the run goes;
     without, nothing is written and the Report holds everything in memory. `into` writes that same
     folder somewhere else while it still records `config.out` as its place: `grade` has each
-    submission's report written in a worker's scratch folder and moves it into its gradebook.
+    submission's report written in a worker's scratch folder and moves it into its gradebook. A
+    `plot_worker` (parity.plot_worker.PlotWorker, started by the CLI) draws some of the pictures.
     """
     from parity.inputs import prepare
     from parity.runner import compare_numpy
@@ -157,7 +158,7 @@ def check(layers: UserLayers | None, config: RunConfig, *, write: bool = False, 
         from parity.report import ReportWriter, atomic_folder
 
         with atomic_folder(into or config.out) as folder:
-            writer = ReportWriter(folder, prepared.data, config, prepared.spec, fmt, config.plots)
+            writer = ReportWriter(folder, prepared.data, config, prepared.spec, fmt, config.plots, plot_worker)
             result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
                                    progress=progress, optimizer=optimizer)
             files = writer.finish(result)

@@ -182,11 +182,12 @@ class _Table:
 class ReportWriter:
     """Writes a run's report into a folder as the run goes: probe chunks as they come, the rest at the end."""
 
-    def __init__(self, folder: Path, data, config, spec, fmt: str = "csv", plots: bool = True):
+    def __init__(self, folder: Path, data, config, spec, fmt: str = "csv", plots: bool = True, plot_worker=None):
         from parity.config import WORST_GRADIENTS
         from parity.tables import WorstGradients, gradients_table, samples_table
 
         self.folder, self.data, self.config, self.fmt, self.plots = folder, data, config, fmt, plots
+        self.plot_worker = plot_worker  # a parity.plot_worker.PlotWorker that draws some pictures, or None
         self.classifies = spec.loss != "mean_squared_error"
         self.samples = _Table(folder, "samples", fmt)
         self.gradients = _Table(folder, "gradients", fmt)
@@ -250,7 +251,7 @@ class ReportWriter:
         if self.curves is not None:
             from parity.plots import draw_all
 
-            files += draw_all(result, self.curves, self.folder)
+            files += draw_all(result, self.curves, self.folder, self.plot_worker)
         from parity.report_html import render_html
 
         files += ["report.html", "summary.json"]

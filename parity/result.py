@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["Report"]
 
-FIGURES = ("gradient_diffs", "dead_relu_map", "stepping", "fit")
+FIGURES = ("gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.plots.PICTURES, named without importing matplotlib
 
 
 class Report:
@@ -135,12 +135,7 @@ class Report:
 
         images = {}
         if self.result.probe is not None and self.result.config.plots:
-            import io
+            from parity.plots import draw
 
-            for name in FIGURES:
-                fig = self.figure(name)
-                if fig is not None:
-                    buffer = io.BytesIO()
-                    fig.savefig(buffer, format="png", dpi=100)
-                    images[f"{name}.png"] = buffer.getvalue()
+            images = {f"{name}.png": png for name, png in draw(FIGURES, self.result, self._curves()).items() if png}
         return render_html(self.summary, images)

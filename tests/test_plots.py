@@ -40,47 +40,6 @@ def runs(request):
     return out
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the plot functions would save, kept open for the test to read."""
-    import matplotlib.pyplot as plt
-
-    from parity import plots
-
-    figures = {}
-
-    def keep(fig, folder, name):
-        figures[name] = fig
-        return name
-
-    monkeypatch.setattr(plots, "_save", keep)
-    yield figures
-    for fig in figures.values():
-        plt.close(fig)
-
-
-def _dead_keras(result) -> np.ndarray:
-    counts = result.summaries["probe"].dead_counts
-    return np.array([counts["1.0"]["keras"], counts["1.1"]["keras"]], dtype=float)
-
-
-def test_gradient_flow_follows_each_sides_own_backward_in_one_chunk_many_chunks_and_bins(runs):
-    result, curves = runs[("correct", None)]
-    dead = _dead_keras(result)
-    assert 0 < dead.min() and dead.max() < SAMPLES  # each unit dead on some samples, alive on others
-    np.testing.assert_array_equal(curves.flow[(1, "keras")].sum(axis=0), SAMPLES - dead)
-    np.testing.assert_array_equal(curves.flow[(1, "numpy")], curves.flow[(1, "keras")])
-    assert curves.flow_differ[1].sum() == 0
-    for key in [("no mask", None), ("no mask", 512), ("no mask", "binned")]:
-        result, curves = runs[key]
-        np.testing.assert_array_equal(_dead_keras(result), dead)  # the same Keras side
-        np.testing.assert_array_equal(curves.flow[(1, "numpy")].sum(axis=0), [SAMPLES, SAMPLES])  # flows always
-        np.testing.assert_array_equal(curves.flow[(1, "keras")].sum(axis=0), SAMPLES - dead)
-        np.testing.assert_array_equal(curves.flow_differ[1].sum(axis=0), dead)  # exactly where Keras's unit is dead
-    np.testing.assert_array_equal(runs[("no mask", None)][1].flow_differ[1], runs[("no mask", 512)][1].flow_differ[1])
-    assert runs[("no mask", "binned")][1].filled().sum() == 500
-
-
 def test_flow_colours_blend_from_grey_to_blue_and_towards_red_where_the_sides_differ():
     from parity.plots import _FLOWED, _FLOWED_DIFFER, _NONE, _NONE_DIFFER, _flow_colours
 
@@ -91,12 +50,11 @@ def test_flow_colours_blend_from_grey_to_blue_and_towards_red_where_the_sides_di
     np.testing.assert_allclose(rgb[4], (_NONE + _FLOWED) / 2)
 
 
-def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs, drawn, tmp_path):
+def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs):
     from parity.plots import _FLOWED, _FLOWED_DIFFER, _NONE_DIFFER, dead_relu_map
 
     result, curves = runs[("no mask", None)]
-    dead_relu_map(result, curves, tmp_path)
-    numpy_ax, keras_ax = drawn["dead_relu_map.png"].axes[:2]
+    numpy_ax, keras_ax = dead_relu_map(result, curves).axes[:2]
     assert [t.get_text() for t in numpy_ax.get_yticklabels()] == ["layer 1, unit 0", "layer 1, unit 1"]
     ours, theirs = (np.asarray(ax.collections[0].get_array()) for ax in (numpy_ax, keras_ax))  # (units, samples, 3)
     keep = curves.filled()
@@ -107,12 +65,11 @@ def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs,
     np.testing.assert_allclose(theirs[~dead], np.broadcast_to(_FLOWED, theirs[~dead].shape))
 
 
-def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(runs, drawn, tmp_path):
+def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(runs):
     from parity.plots import _floor, gradient_diffs
 
     result, curves = runs[("correct", None)]
-    gradient_diffs(result, curves, tmp_path)
-    axes = drawn["gradient_diffs.png"].axes
+    axes = gradient_diffs(result, curves).axes
     assert [ax.get_title() for ax in axes] == ["probe: per sample", "batch: per batch", "stepping: per step"]
     batch = {c.get_label(): c.get_offsets() for c in axes[1].collections}
     assert set(batch) == {"dW1", "db1", "dW2", "db2", "dx"}
@@ -120,12 +77,12 @@ def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(
     np.testing.assert_allclose(batch["db1"][:, 1], np.maximum(result.batch.diffs["db1"].max_abs, floor))
 
 
-def test_stepping_names_each_units_line_and_haloes_the_steps_it_was_dead(runs, drawn, tmp_path):
+def test_stepping_names_each_units_line_and_haloes_the_steps_it_was_dead(runs):
     from parity.plots import stepping
 
     result, _ = runs[("correct", None)]
-    stepping(result, tmp_path)
-    w1, b1, w2, b2 = drawn["stepping.png"].axes[:4]
+    fig = stepping(result)
+    w1, b1, w2, b2 = fig.axes[:4]
     assert [t.get_text() for t in w1.get_legend().get_texts()] == ["layer 1, unit 0", "layer 1, unit 1"]
     assert [t.get_text() for t in w2.get_legend().get_texts()] == ["from layer 1, unit 0", "from layer 1, unit 1"]
     dead = result.stepping.dead_keras[1]  # (steps, units)
@@ -135,7 +92,7 @@ def test_stepping_names_each_units_line_and_haloes_the_steps_it_was_dead(runs, d
         for j, offsets in enumerate(halos):
             np.testing.assert_array_equal(offsets[:, 0], np.flatnonzero(dead[:, j]) + 1)  # steps count from 1
     assert len(b2.collections) == 0  # the output bias belongs to no ReLU unit
-    legend = " ".join(t.get_text() for t in drawn["stepping.png"].legends[0].get_texts())
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
     assert "a dead unit's W does not move: its dW is exactly 0 on that step" in legend
 
 
@@ -150,3 +107,56 @@ def test_kernel_entries_are_named_by_the_units_they_join():
     assert _entries(result, "W3")[0] == ("unit 0 -> output 0", [(2, 0)])
     assert _entries(result, "b3") == [("output 0", []), ("output 1", []), ("output 2", [])]
     assert _entries(result, "b2")[15] == ("layer 2, unit 15", [(2, 15)])
+
+
+# -- the plot worker: half the pictures drawn in a second process, never at the report's expense --------------------
+def test_the_plot_worker_draws_the_same_bytes_as_this_process(runs):
+    from parity.plot_worker import PlotWorker
+    from parity.plots import WORKER_SHARE, draw
+
+    result, curves = runs[("no mask", None)]
+    worker = PlotWorker.start()
+    assert worker is not None
+    try:
+        theirs = worker.draw(list(WORKER_SHARE), result, curves).result()
+    finally:
+        worker.close()
+    assert set(theirs) == set(WORKER_SHARE)
+    assert theirs == draw(WORKER_SHARE, result, curves)
+    assert all(png.startswith(b"\x89PNG") for png in theirs.values())
+
+
+def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_path):
+    from parity.plot_worker import PlotWorker
+    from parity.plots import draw, draw_all
+
+    result, curves = runs[("correct", None)]
+    worker = PlotWorker.start()
+    worker._process.kill()
+    worker._process.wait()
+    try:
+        files = draw_all(result, curves, tmp_path, worker)
+    finally:
+        worker.close()
+    assert files == ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
+    expected = draw(["stepping", "fit"], result, curves)
+    for name, png in expected.items():
+        assert (tmp_path / f"{name}.png").read_bytes() == png
+
+
+def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_exits_at_end_of_input(runs, tmp_path):
+    from dataclasses import replace
+
+    from parity.plot_worker import PlotWorker
+    from parity.plots import draw_all
+
+    result, curves = runs[("correct", None)]
+    odd = replace(result, environment={**result.environment, "hook": lambda: None})  # a lambda does not pickle
+    worker = PlotWorker.start()
+    try:
+        assert worker.draw(["stepping"], odd, curves).result() == {}
+        assert draw_all(odd, curves, tmp_path, worker)[-2:] == ["stepping.png", "fit.png"]
+        worker._process.stdin.close()  # no job: the worker ends by itself, and cleanly
+        assert worker._process.wait(timeout=60) == 0
+    finally:
+        worker.close()

@@ -32,6 +32,28 @@ def wait_mid_write(proc: subprocess.Popen, out: Path, timeout: float = 180) -> P
     pytest.fail("the run never started writing its report")
 
 
+def plot_workers_of(pid: int) -> list[int]:
+    """The parity.plot_worker processes `pid` started (parity.plot_worker), alive now."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"parity.plot_worker" in cmdline and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(proc.name))
+    return found
+
+
+def assert_gone(pids: list[int], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+              for pid in pids):
+        assert time.monotonic() < deadline, f"plot workers {pids} outlived their run"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def previous(tmp_path_factory):
     """A complete report from an earlier run, to be kept whole."""
@@ -59,9 +81,12 @@ def test_a_run_killed_mid_write_leaves_the_previous_report_or_none(tmp_path, pre
         restore(out, previous)
     proc = start(out)  # with plots: the write phase lasts about a second
     tmp = wait_mid_write(proc, out)
+    workers = plot_workers_of(proc.pid)
+    assert len(workers) == 1  # the run drew with a plot worker: killing the run must end it too
     proc.kill()
     proc.wait(timeout=60)
     assert tmp.exists()  # it really was killed while writing
+    assert_gone(workers)  # at end of its input
     if had_report:
         assert_whole(out, previous)
     else:
@@ -73,8 +98,10 @@ def test_ctrl_c_exits_130_and_leaves_nothing_half_written(tmp_path, previous):
     restore(out, previous)
     proc = start(out)
     wait_mid_write(proc, out)
+    workers = plot_workers_of(proc.pid)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
+    assert_gone(workers, timeout=5)
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted; no report was written"
     assert "Traceback" not in stderr
