@@ -229,11 +229,14 @@ def _title(result: ParityResult, name: str, entries: int) -> str:
 
 
 def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
-    """Each parameter entry's value after every step on both sides, its dead steps dotted; their differences below."""
+    """Each parameter entry's value after every step on both sides, its dead steps haloed; below, one panel
+    of how far apart each parameter is after each step."""
     phase = result.stepping
     names = list(phase.numpy.params_after)
-    fig, axes = _new(2, len(names), figsize=(3.4 * len(names), 6.8), squeeze=False, sharex=True,
-                             gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.08, "top": 0.82, "wspace": 0.35})
+    fig = Figure(figsize=(3.4 * len(names), 6.8))
+    grid = fig.add_gridspec(2, len(names), left=0.07, right=0.99, bottom=0.08, top=0.82, wspace=0.35, hspace=0.3)
+    top = [fig.add_subplot(grid[0, k]) for k in range(len(names))]
+    below = fig.add_subplot(grid[1, :])  # one panel for every parameter: a quarter of the drawing time
     steps = np.arange(1, len(phase.rows) + 1)
     floor = _floor(result.tolerance)
     halos = False
@@ -243,29 +246,33 @@ def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
         lines = []
         for e, (label, owners) in enumerate(_entries(result, name)[:8]):
             colour = f"C{e}"
-            lines += axes[0, k].plot(steps, ours[:, e], color=colour, label=label)
-            axes[0, k].plot(steps, theirs[:, e], color=colour, linestyle="--", alpha=0.9)
+            lines += top[k].plot(steps, ours[:, e], color=colour, label=label)
+            top[k].plot(steps, theirs[:, e], color=colour, linestyle="--", alpha=0.9)
             dead = np.zeros(len(steps), dtype=bool)
             for layer, j in owners:
                 dead |= phase.dead_keras[layer][:, j]
             if dead.any():  # a translucent halo in the line's own colour: the line stays visible under it
-                axes[0, k].scatter(steps[dead], theirs[dead, e], s=25, color=colour, alpha=0.3, linewidths=0)
+                top[k].scatter(steps[dead], theirs[dead, e], s=25, color=colour, alpha=0.3, linewidths=0)
                 halos = True
-        axes[0, k].legend(handles=lines, fontsize=7, loc="best" if len(steps) <= 2000 else "upper left")
-        _panel_title(axes[0, k], _title(result, name, ours.shape[1]), fontsize=10)
-        axes[1, k].plot(steps, np.maximum(phase.diffs[name].max_abs, floor), color="tab:red")
-        _floor_and_atol(axes[1, k], result, floor)
-        _log_axis(axes[1, k])
-        axes[1, k].set_xlabel("step")
-    axes[0, 0].set_ylabel("value after the step")
-    axes[1, 0].set_ylabel("max |numpy - keras|")
+        top[k].legend(handles=lines, fontsize=7, loc="best" if len(steps) <= 2000 else "upper left")
+        _panel_title(top[k], _title(result, name, ours.shape[1]), fontsize=10)
+        top[k].set_xlabel("step")
+        below.plot(steps, np.maximum(phase.diffs[name].max_abs, floor), color=f"C{k}", label=name)
+    _floor_and_atol(below, result, floor)
+    _log_axis(below)
+    below.set_xlabel("step")
+    below.legend(fontsize=8, loc="center right", title="parameter", title_fontsize=8)
+    top[0].set_ylabel("value after the step")
+    below.set_ylabel("max |numpy - keras|")
     style = [Line2D([], [], color="gray", label="numpy (solid)"),
              Line2D([], [], color="gray", linestyle="--", label="keras (dashed)"),
              Line2D([], [], color="gray", marker="o", markersize=6, alpha=0.4, linestyle="",
                         label="halo: the unit was dead on this step (Keras's z <= 0); a dead unit's W does not move: "
                               "its dW is exactly 0 on that step")][:3 if halos else 2]
     fig.legend(handles=style, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
-    fig.suptitle(f"Stepping: one SGD step per training sample (lr {result.config.lr:g}), the same steps on both sides")
+    optimizer = result.config.optimizer.info.book_class
+    fig.suptitle(f"Stepping: one {optimizer} step per training sample (lr {result.config.lr:g}), the same steps on "
+                 "both sides; below, how far apart the parameters are after each step")
     return fig
 
 
