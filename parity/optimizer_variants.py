@@ -220,10 +220,11 @@ def variants_for(settings: OptimizerSettings, shapes: dict[str, tuple],
             out.append(Variant("shared_state", "shared_state", f"{label} {book} with one {_STATE_WORD[name]} array "
                                "shared by every parameter", lambda make=make: _Shared(make())))
     if name == "nesterov":
-        out.append(Variant("nesterov_pre2021", "update_mismatch", "the book's Nesterov as written before 2021: the "
-                           "velocity is updated first and the step uses the new one, which no Keras optimizer "
-                           "computes (the book's current code steps with the previous velocity, as Keras's "
-                           "SGD(nesterov=True) does)", _with(ref.NesterovPre2021, hyper, eps)))
+        out.append(Variant("nesterov_velocity_first", "update_mismatch", "Nesterov with the velocity updated "
+                           "first and the step taken with the new one (as in copies of the book's "
+                           "common/optimizer.py), which no Keras optimizer computes: Keras's SGD(nesterov=True) "
+                           "steps with the previous velocity (mu**2 v_old - (1 + mu) lr g, then the velocity is "
+                           "updated)", _with(ref.NesterovVelocityFirst, hyper, eps)))
     if name == "adam":
         out.append(Variant("bias_correction", "bias_correction", "the book's Adam without its bias correction "
                            "(lr_t = lr)", _with(_AdamNoBiasCorrection, hyper, eps)))

@@ -11,9 +11,11 @@ Which book formula equals which Keras optimizer (Keras 3, keras/src/optimizers/*
 - SGD, Momentum and Adam: the same formulas as keras.optimizers.SGD, SGD(momentum=...) and Adam
   (Adam on both sides adds epsilon to the uncorrected sqrt(v) and folds the bias correction into
   the step size).
-- Nesterov (the book's current form, which steps with the previous velocity) equals
-  SGD(momentum=..., nesterov=True): mu**2 v_old - (1 + mu) lr g = mu v_new - lr g. The book's
-  pre-2021 form steps with the updated velocity instead, which no Keras optimizer computes.
+- Nesterov stepping with the previous velocity equals SGD(momentum=..., nesterov=True):
+  mu**2 v_old - (1 + mu) lr g = mu v_new - lr g. Issue #12 calls that form the book's current code;
+  we could not read the live file. The two copies of the book's common/optimizer.py we could read
+  (oreilly-japan/deep-learning-from-scratch at commits cfdcf92 and 0dda3d1) update the velocity
+  first and step with the new one (NesterovVelocityFirst), which no Keras optimizer computes.
 - AdaGrad and RMSprop: Keras divides by sqrt(h + epsilon), the book by sqrt(h) + epsilon. No
   Keras argument changes that, so each has a second reference in Keras's convention below; the
   tests prove it matches Keras, which makes the remaining difference a named convention.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "NesterovPre2021",
+__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "NesterovVelocityFirst",
            "AdaGradKerasConvention", "RMSpropKerasConvention", "BOOK_EPSILON", "keys_of", "zeros_like_each"]
 
 BOOK_EPSILON = 1e-7  # hard-coded by the book in AdaGrad, RMSprop and Adam; Keras's default epsilon as well
@@ -69,7 +71,8 @@ class Momentum:
 
 
 class Nesterov:
-    """The book's current Nesterov: the step uses the previous velocity, then the velocity is updated."""
+    """Nesterov as Keras computes it, in the book's protocol: the step uses the previous velocity, then the
+    velocity is updated."""
 
     def __init__(self, lr=0.01, momentum=0.9):
         self.lr = lr
@@ -86,8 +89,9 @@ class Nesterov:
             self.v[key] -= self.lr * grads[key]
 
 
-class NesterovPre2021:
-    """The book's Nesterov before 2021: the velocity is updated first and the step uses the new one."""
+class NesterovVelocityFirst:
+    """Nesterov as the copies of the book's file we could read write it: the velocity is updated first
+    and the step uses the new one, -(1 + mu + mu**2) lr g on the first step where Keras takes -(1 + mu) lr g."""
 
     def __init__(self, lr=0.01, momentum=0.9):
         self.lr = lr

@@ -160,10 +160,10 @@ def test_the_books_classes_pass_with_their_convention_warnings_only(name, dtype)
         assert conventions[0]["keras_vs_convention_reference"] <= tolerance_for(dtype).atol
 
 
-def test_the_pre_2021_nesterov_is_named():
-    [f] = diagnose(ref.NesterovPre2021, "nesterov", "float64")
+def test_the_velocity_first_nesterov_is_named():
+    [f] = diagnose(ref.NesterovVelocityFirst, "nesterov", "float64")
     # its first step is -(1 + mu + mu**2) lr g where Keras's is -(1 + mu) lr g; the velocities still agree there
-    assert (f["code"], f["cause"], f["step"]) == ("update_mismatch", "nesterov_pre2021", 0)
+    assert (f["code"], f["cause"], f["step"]) == ("update_mismatch", "nesterov_velocity_first", 0)
     assert "state" not in f
 
 

@@ -44,8 +44,9 @@ def test_nesterov_first_two_steps_by_hand():
     np.testing.assert_allclose(p["W1"], [[0.905 - 0.0405 - 0.095, 1.38 + 0.162 + 0.38]], rtol=0, atol=1e-15)
 
 
-def test_nesterov_current_form_equals_the_velocity_form_keras_documents():
-    """Keras's SGD docstring: v = mu v - lr g; w = w + mu v - lr g. The book's current code is that, rearranged."""
+def test_nesterov_with_the_previous_velocity_equals_the_form_keras_documents():
+    """Keras's SGD docstring: v = mu v - lr g; w = w + mu v - lr g. Stepping with the previous velocity is that,
+    rearranged; updating the velocity first is another algorithm."""
     rng = np.random.default_rng(0)
     p, w, v, opt = {"W": np.zeros(3)}, np.zeros(3), np.zeros(3), ref.Nesterov(lr=0.1, momentum=0.9)
     for _ in range(20):
@@ -55,11 +56,11 @@ def test_nesterov_current_form_equals_the_velocity_form_keras_documents():
         w = w + 0.9 * v - 0.1 * g
     np.testing.assert_allclose(p["W"], w, rtol=1e-13, atol=1e-13)
     old = {"W": np.zeros(3)}
-    pre = ref.NesterovPre2021(lr=0.1, momentum=0.9)
+    pre = ref.NesterovVelocityFirst(lr=0.1, momentum=0.9)
     rng = np.random.default_rng(0)
     for _ in range(20):
         pre.update(old, {"W": rng.normal(size=3)})
-    assert np.abs(old["W"] - w).max() > 1e-2  # the pre-2021 form is another algorithm
+    assert np.abs(old["W"] - w).max() > 1e-2  # the velocity-first form is another algorithm
 
 
 def test_adagrad_first_step_by_hand_and_keras_convention():
