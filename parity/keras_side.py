@@ -115,10 +115,9 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
 
     Keras's own array adapter, which `fit(x, y, shuffle=True)` would use, builds two iterators an
     epoch, three quarters of a small fit's time; this is the tf.data pipeline Keras's documentation
-    recommends instead. It shuffles row indices and gathers their batches, as that adapter does."""
-    xs, ys = _tensor(x), _tensor(y)
-    order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return order.batch(batch_size).map(lambda rows: (tf.gather(xs, rows), tf.gather(ys, rows))).repeat()
+    recommends instead. No map function: tracing one cost a tenth of a default run's fit."""
+    data = tf.data.Dataset.from_tensor_slices((_tensor(x), _tensor(y)))
+    return data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
 
 
 def fit(model: keras.Model, spec: ModelSpec, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
