@@ -79,6 +79,8 @@ class Report:
 
     @cached_property
     def gradients(self):
+        """Every gradient entry of every phase, long form, as --all-gradients writes gradients.csv: the
+        default file keeps only the rows that matter, to stay small on disk; in memory there is no such cost."""
         import pandas as pd
 
         from parity.tables import gradients_table
