@@ -2,11 +2,11 @@
 
 The process that writes the gradebook never imports a submission: it finds the files, starts or
 joins the cluster, and writes what the workers send back. Each worker computes the Keras side once
-per configuration (a warm-up with the reference layers, outside any submission's time limit) and
-reuses it for every submission it checks. A submission's report folder is written by
-`pipeline.check(write=True)` in the worker's scratch folder, so it is the folder
-`parity check --layers FILE --out DIR/NAME` writes; its bytes come back to be put in the gradebook,
-which appears whole or not at all.
+per configuration (a warm-up with the reference layers, outside any submission's time limit: the
+fit, and the Keras side of the layer probes) and reuses it for every submission it checks. A
+submission's report folder is written by `pipeline.check(write=True)` in the worker's scratch folder,
+so it is the folder `parity check --layers FILE --out DIR/NAME` writes; its bytes come back to be put
+in the gradebook, which appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -121,12 +121,17 @@ _WARM: set = set()
 
 def _warm(config: RunConfig) -> None:
     """The Keras side of `config` in this worker process: fitted, compiled and probed once, with the
-    reference layers, before any submission's clock runs."""
-    from parity.pipeline import check
+    reference layers, before any submission's clock runs. The reference layers are given as a user's
+    classes, all of them, so the layer probes' Keras side is kept too (`keras_probes`): a submission's
+    time is then its own code's."""
+    from parity import layers as reference_layers
+    from parity.pipeline import UserLayers, check
+    from parity.user_layers import LAYER_NAMES
 
     key = replace(config, out=None, plots=False)
     if key not in _WARM:
-        check(None, key)
+        check(UserLayers({n: getattr(reference_layers, n) for n in LAYER_NAMES}, "the reference layers", LAYER_NAMES),
+              key)
         _WARM.add(key)
 
 

@@ -2,7 +2,9 @@
 
 For every class a user supplies: forward and backward at batch 1 and batch 4 (batch-axis bugs
 show only at 4), at the activation's kink (ReLU at exactly 0), with checks that no input is
-written into. Keras computes its side by TensorFlow autodiff. For a backward that disagrees, float64
+written into. Keras computes its side by TensorFlow autodiff (`keras_probes`, which keeps it for the
+next submission: each class draws its inputs from its own seeded generator, so they do not depend on
+which other classes were given). For a backward that disagrees, float64
 central differences of the user's own forward referee: the backward is wrong (differences agree with
 Keras), the forward follows another convention (they agree with the user), or a kink (one-sided
 differences disagree).
@@ -12,26 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity import guard
+from parity import guard, keras_probes
 from parity.compare import ERROR, INFO, WARNING, finding, one_line
 from parity.diagnose import classify, scale_cause
 from parity.guard import UserCodeError
-from parity.keras_side import keras, tf
 
 __all__ = ["probe_layers"]
 
+SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
 FD_STEP, FD_RTOL, FD_ATOL = 1e-6, 1e-5, 1e-7  # central differences: truncation ~h**2, rounding ~eps/h
 
 
-def _autodiff(fn, *arrays):
-    """fn's value and its gradients w.r.t. each array, by TensorFlow autodiff (float64)."""
-    tensors = [tf.constant(a, dtype=tf.float64) for a in arrays]
-    with tf.GradientTape() as tape:
-        for t in tensors:
-            tape.watch(t)
-        out = fn(*tensors)
-    return out.numpy(), [None if g is None else g.numpy() for g in tape.gradient(out, tensors)]
+def _rng(name: str, *more: int) -> np.random.Generator:
+    """The probes' one source of inputs for the book class `name`: the same for every submission."""
+    return np.random.default_rng([SEED, *name.encode(), *more])
 
 
 def _numerical(f, x: np.ndarray, one_sided: int = 0) -> np.ndarray:
@@ -157,12 +154,11 @@ def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray)
     return float(np.sum(guard.call(layer, "forward", *inputs, book=name) * weight))
 
 
-def _probe_activation(cls, name: str, keras_fn, rng) -> list[dict]:
+def _probe_activation(cls, name: str, rng) -> list[dict]:
     probe = _Probe(name)
     x = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0], [1e-3, -1e-3, 3.0, -3.0, 0.0]])  # with two exact kinks
     dout = rng.normal(size=x.shape)
-    theirs_out = keras_fn(tf.constant(x)).numpy()
-    _, (theirs_dx,) = _autodiff(lambda t: tf.reduce_sum(keras_fn(t) * dout), x)
+    theirs_out, theirs_dx = keras_probes.activation(name, x, dout)
     done = probe.forward_backward(cls, (), x, dout, theirs_out, 2)
     if done is None:
         return probe.findings
@@ -175,27 +171,13 @@ def _probe_activation(cls, name: str, keras_fn, rng) -> list[dict]:
     return probe.findings
 
 
-def _dense_autodiff(dense, x: np.ndarray, dout: np.ndarray):
-    """Keras Dense's output and its gradients w.r.t. input, kernel and bias, weighted by dout."""
-    tx = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(tx)
-        out = dense(tx)
-        weighted = tf.reduce_sum(out * dout)
-    dx, dW, db = tape.gradient(weighted, [tx, dense.kernel, dense.bias])
-    return out.numpy(), {"dx": dx.numpy(), "dW": dW.numpy(), "db": db.numpy()}
-
-
 def _probe_affine(cls, rng) -> list[dict]:
     probe = _Probe("Affine")
     W, b = rng.normal(size=(3, 2)), rng.normal(size=2)  # not square: a transposed dW shows as a shape
-    dense = keras.layers.Dense(2, dtype="float64")
-    dense.build((None, 3))
-    dense.set_weights([W, b])
     runs = {}
     for batch in (1, 4):
         x, dout = rng.normal(size=(batch, 3)), rng.normal(size=(batch, 2))
-        theirs_out, theirs = _dense_autodiff(dense, x, dout)
+        theirs_out, theirs = keras_probes.dense(W, b, x, dout)
         given = (W.copy(), b.copy())
         done = probe.forward_backward(cls, given, x, dout, theirs_out, batch)
         if done is None:
@@ -235,25 +217,23 @@ FORM_OF_LOSS = {"sparse_categorical_crossentropy": "labels", "categorical_crosse
 
 
 def _loss_case(name: str, form: str | None, batch: int, rng):
-    """(scores y, the user's t, Keras's t, Keras's loss object, labels) for one probe of a loss layer."""
+    """(scores y, the user's t, Keras's t, labels) for one probe of a loss layer."""
     if name == "MeanSquaredError":
         y, t = rng.normal(size=(batch, 1)), rng.normal(size=(batch, 1))  # one output: a 1/2 shows at batch 1
-        return y, t, t, keras.losses.MeanSquaredError(dtype="float64"), None
+        return y, t, t, None
     y, labels = rng.normal(scale=2, size=(batch, 3)), rng.integers(0, 3, size=batch)
-    # What Keras computes for a softmax output inside fit: the cross-entropy of its logits.
     if form == "one-hot":
         onehot = np.eye(3)[labels]
-        return y, onehot, onehot, keras.losses.CategoricalCrossentropy(from_logits=True, dtype="float64"), labels
-    return (y, labels, labels.reshape(-1, 1).astype(np.float64),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64"), labels)
+        return y, onehot, onehot, labels
+    return y, labels, labels.reshape(-1, 1).astype(np.float64), labels
 
 
 def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe:
     """A loss layer: forward(y, t) -> scalar, backward(dout=1) -> dL/dy, against Keras's loss, with t in `form`."""
     probe = _Probe(name)
     for batch in batches:
-        y, ours_t, theirs_t, keras_loss, labels = _loss_case(name, form, batch, rng)
-        theirs_loss, (theirs_dy, _) = _autodiff(lambda a, b: keras_loss(b, a), y, theirs_t)
+        y, ours_t, theirs_t, labels = _loss_case(name, form, batch, rng)
+        theirs_loss, theirs_dy = keras_probes.loss(name, form, y, theirs_t)
         layer = probe.call(cls, "__init__")
         if layer is None:
             return probe
@@ -267,7 +247,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
         if dy is None:
             return probe  # a layer_error, and nothing to compare
         if name == "SoftmaxWithLoss" and not np.isclose(loss, theirs_loss, rtol=RTOL, atol=ATOL):
-            probs = tf.nn.softmax(tf.constant(y)).numpy()
+            probs = keras_probes.softmax(y)
             book = -np.mean(np.log(probs[np.arange(batch), labels] + 1e-7))
             if np.isclose(loss, book, rtol=1e-12, atol=0):  # explains the difference; Keras's side stays Keras's
                 probe.add("convention", WARNING, f"the loss is the book's -log(y + 1e-7): {loss:.12g} where Keras "
@@ -292,15 +272,15 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
     return probe
 
 
-def _probe_loss(cls, name: str, rng, loss: str | None = None) -> list[dict]:
+def _probe_loss(cls, name: str, loss: str | None = None) -> list[dict]:
     """A loss layer against Keras's loss. A SoftmaxWithLoss gets t in the form the run's loss uses,
     and is also tried with the other form: which forms it accepts is said, and a class that accepts
     only the form this run does not use fails on that, once."""
     if name != "SoftmaxWithLoss":
-        return _judge_loss(cls, name, None, rng).findings
-    accepts = [form for form in FORMS if not _judge_loss(cls, name, form, np.random.default_rng(7), (4,)).failed]
+        return _judge_loss(cls, name, None, _rng(name)).findings
+    accepts = [form for form in FORMS if not _judge_loss(cls, name, form, _rng(name, 7), (4,)).failed]
     form = FORM_OF_LOSS.get(loss) or ("labels" if "labels" in accepts or not accepts else "one-hot")
-    judged = _judge_loss(cls, name, form, rng)
+    judged = _judge_loss(cls, name, form, _rng(name))
     if judged.failed and accepts and form not in accepts:
         other = accepts[0]
         why = FORM_OF_LOSS.get(loss) and f"the {FORMS[form]} this run's {loss} feeds it"
@@ -320,18 +300,15 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> l
     sparse_categorical_crossentropy, one-hot for categorical_crossentropy); without it, with whichever
     form the class accepts.
     """
-    rng = np.random.default_rng(20240601)
     out = []
     for name in user_names:
         cls = kit[name]
-        if name == "Relu":
-            out += _probe_activation(cls, "Relu", keras.activations.relu, rng)
-        elif name == "Sigmoid":
-            out += _probe_activation(cls, "Sigmoid", keras.activations.sigmoid, rng)
+        if name in keras_probes.ACTIVATIONS:
+            out += _probe_activation(cls, name, _rng(name))
         elif name == "Affine":
-            out += _probe_affine(cls, rng)
+            out += _probe_affine(cls, _rng(name))
         else:
-            out += _probe_loss(cls, name, rng, loss)
+            out += _probe_loss(cls, name, loss)
     for f in out:
         f["phase"] = "layer probe"
     return out

@@ -16,6 +16,16 @@ How the limits are kept, on the worker:
   the GIL so the watchdog never runs (single-threaded workers only: the timer is per process);
 - memory: the nanny's `memory_limit` (Dask ends a worker past 95% of it and logs an event).
 
+How a dead worker's item is told `timeout` from `crashed`, on evidence: a `timeout` event from the
+watchdog; a memory event from the nanny; else the worker process's exit status, which each nanny
+reports through the `worker_exits.ExitWatch` plugin registered here (matched by the host and pid the
+item's worker recorded when the item started): EXIT_TIMEOUT (the watchdog) or SIGALRM (the kernel
+timer) is a `timeout`; any other status (a user's `os._exit(n)`, SIGSEGV, a kill from outside) is
+`crashed`, however late the client notices. Only when no status arrives (a worker without a nanny, a
+process that exited with status 0) does the clock decide, as a fallback: `timeout` when the item's
+time had run out by the moment its death was noticed, which on a loaded machine can read a late-
+noticed crash as a timeout.
+
 Dask runs a task again on another worker when its worker died (`allowed-failures`); the local
 cluster sets that to 0, and on any cluster an attempt that finds that an earlier attempt of its item
 already started refuses to run it again, so a hang or a crash costs one limit, once.
@@ -27,6 +37,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -42,6 +53,10 @@ GRACE_S = 5.0  # the kernel timer's margin past the watchdog
 ATTEMPTS = 3  # an item whose worker died before the item started is submitted again, this many times in all
 EXIT_TIMEOUT = 124  # a worker ended by the watchdog exits with this status (as timeout(1) does)
 MEMORY_EVENT = "worker-restart-memory"  # the topic Dask's nanny logs a memory kill under
+MEMORY_WAIT_S = 1.0  # the nanny's memory event may reach the scheduler just after the worker's death is noticed
+EXIT_WAIT_S = 5.0  # so may its word on the exit status: waited for this long, where a nanny will give it
+TIMED_OUT = (EXIT_TIMEOUT, -signal.SIGALRM)  # exit statuses (negative: a signal) that mean our limit ended it
+KILLS = (-signal.SIGTERM, -signal.SIGKILL)  # from outside: the nanny past the memory limit, a person, the OOM killer
 
 # The local cluster: a task whose worker died is never retried elsewhere; a worker is stopped only at
 # 95% of its memory limit (no spilling: tasks hold no data; no pausing: a paused worker would wait forever).
@@ -112,7 +127,9 @@ def _attempt(fn: Callable, item, seconds: float, topic: str):
 
     def entered(used: float):  # "started" the first time; the clock then runs from `time`, `used` seconds spent
         client.log_event(topic, {"event": "resumed" if used else "started", "worker": worker.address,
-                                 "time": time.time(), "used": used, "memory_limit": memory_limit})
+                                 "time": time.time(), "used": used, "memory_limit": memory_limit,
+                                 # whose exit status the nanny (if any) will report: worker_exits
+                                 "host": socket.gethostname(), "pid": os.getpid(), "nanny": worker.nanny is not None})
 
     def expired():
         client.log_event(topic, {"event": "timeout", "worker": worker.address, "seconds": seconds})
@@ -120,14 +137,59 @@ def _attempt(fn: Callable, item, seconds: float, topic: str):
     return fn(item, Limit(seconds, entered, expired, alarm))
 
 
-def _classify(client, topic: str, seconds: float, attempt: int) -> Outcome | None:
-    """Client side: why an item's worker died; None when it died before the item started (submit it again)."""
+def _evidence(client, start: dict, watched: bool) -> tuple[dict | None, int | None]:
+    """Client side: the nannies' word on how the worker that ran `start`'s item ended: its memory
+    event and its exit status (negative: a signal), each None when none arrived in time."""
+    from parity.worker_exits import EXIT_TOPIC
+
+    told = watched and start.get("nanny") and "pid" in start  # someone will report the exit status
+    deadline = time.monotonic() + (EXIT_WAIT_S if told else MEMORY_WAIT_S)
+    exitcode = None
+    while True:
+        memory = [m for _, m in client.get_events(MEMORY_EVENT) if m.get("worker") == start["worker"]]
+        if memory:
+            return memory[-1], exitcode
+        if told and exitcode is None:
+            ended = [m["exitcode"] for _, m in client.get_events(EXIT_TOPIC)
+                     if (m.get("host"), m.get("pid")) == (start["host"], start["pid"])]
+            if ended:
+                exitcode = ended[-1]
+                # A memory kill's event was logged before its SIGTERM: wait for it only after such a kill.
+                deadline = min(deadline, time.monotonic() + (MEMORY_WAIT_S if exitcode in KILLS else 0.0))
+        if time.monotonic() >= deadline:
+            return None, exitcode
+        time.sleep(0.1)
+
+
+def _death(exitcode: int | None) -> str:
+    """Why a worker died while checking an item, in words, from its exit status where there is one."""
+    if exitcode is None:
+        how = "os._exit, a crash of the interpreter, or a kill from outside"
+    elif exitcode >= 0:
+        how = f"it exited with status {exitcode}: os._exit({exitcode}), or an exit from native code"
+    else:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        how = f"it was killed by {name}: " + ("a kill from outside (a person, or the system out of memory)"
+                                              if exitcode in KILLS else "a crash of the interpreter or of native code")
+    return f"its worker process died while checking it ({how}); the worker was replaced"
+
+
+def _timed_out(seconds: float) -> Outcome:
+    return Outcome("timeout", message=f"did not finish within the {seconds:g} s limit (--timeout); its worker "
+                                      "was stopped and replaced", seconds=seconds)
+
+
+def _classify(client, topic: str, seconds: float, attempt: int, watched: bool) -> Outcome | None:
+    """Client side: why an item's worker died; None when it died before the item started (submit it again).
+    `watched`: the nannies report exit statuses (worker_exits.ExitWatch is registered)."""
     from dask.utils import format_bytes
 
     events = [msg for _, msg in client.get_events(topic)]
     if any(m.get("event") == "timeout" for m in events):
-        return Outcome("timeout", message=f"did not finish within the {seconds:g} s limit (--timeout); its worker "
-                                          "was stopped and replaced", seconds=seconds)
+        return _timed_out(seconds)
     timed = [m for m in events if m.get("event") in ("started", "resumed")]
     if not timed:
         if attempt + 1 < ATTEMPTS:
@@ -135,19 +197,29 @@ def _classify(client, topic: str, seconds: float, attempt: int) -> Outcome | Non
         return Outcome("crashed", message=f"its worker died {ATTEMPTS} times before the check could start "
                                           "(is the memory limit too small for TensorFlow?)")
     start = timed[-1]
-    for _ in range(10):  # the nanny's memory event may reach the scheduler just after the worker's death
-        memory = [m for _, m in client.get_events(MEMORY_EVENT) if m.get("worker") == start["worker"]]
-        if memory:
-            limit = start.get("memory_limit")
-            return Outcome("crashed", message=f"its worker went past the memory limit"
-                           f"{f' ({format_bytes(limit)})' if limit else ''} with {format_bytes(memory[-1]['rss'])} in "
-                           "use and was stopped and replaced (--memory-limit)")
-        time.sleep(0.1)
-    if start["used"] + time.time() - start["time"] >= seconds:  # the kernel timer: code that held the GIL
-        return Outcome("timeout", message=f"did not finish within the {seconds:g} s limit (--timeout); its worker "
-                                          "was stopped and replaced", seconds=seconds)
-    return Outcome("crashed", message="its worker process died while checking it (os._exit, a crash of the "
-                                      "interpreter, or a kill from outside); the worker was replaced")
+    memory, exitcode = _evidence(client, start, watched)
+    if memory:
+        limit = start.get("memory_limit")
+        return Outcome("crashed", message=f"its worker went past the memory limit"
+                       f"{f' ({format_bytes(limit)})' if limit else ''} with {format_bytes(memory['rss'])} in "
+                       "use and was stopped and replaced (--memory-limit)")
+    if exitcode is None:  # no word on the exit status: the fallback, by the clock (see the module docstring)
+        timed_out = start["used"] + time.time() - start["time"] >= seconds
+    else:
+        timed_out = exitcode in TIMED_OUT
+    return _timed_out(seconds) if timed_out else Outcome("crashed", message=_death(exitcode))
+
+
+def _watch_exits(client) -> bool:
+    """Have every nanny of the cluster report its worker processes' exit statuses (worker_exits);
+    False when that could not be set up (the clock then tells a crash from a timeout)."""
+    from parity.worker_exits import ExitWatch
+
+    try:
+        client.register_plugin(ExitWatch())
+    except Exception:  # a nanny that cannot load the plugin (another keras-parity there, say) is no reason to stop
+        return False
+    return True
 
 
 def run_all(client, fn: Callable, items: Sequence, seconds: float) -> Iterator[tuple[int, Outcome]]:
@@ -160,6 +232,7 @@ def run_all(client, fn: Callable, items: Sequence, seconds: float) -> Iterator[t
     from distributed.scheduler import KilledWorker
 
     run = uuid.uuid4().hex[:12]
+    watched = _watch_exits(client)
 
     def submit(index: int, attempt: int):
         return client.submit(_attempt, fn, items[index], seconds, f"{TOPIC}-{run}-{index}", pure=False,
@@ -174,11 +247,11 @@ def run_all(client, fn: Callable, items: Sequence, seconds: float) -> Iterator[t
         if future.status == "finished":
             value = future.result()
             outcome = Outcome("done", value) if not (isinstance(value, str) and value == _REFUSED) else \
-                _classify(client, topic, seconds, ATTEMPTS)
+                _classify(client, topic, seconds, ATTEMPTS, watched)
         else:
             error = future.exception()
             if isinstance(error, KilledWorker):
-                outcome = _classify(client, topic, seconds, attempt)
+                outcome = _classify(client, topic, seconds, attempt, watched)
             else:  # raised by our own code around the item: a defect of keras-parity, reported on its row
                 outcome = Outcome("crashed", message=f"the check raised {type(error).__name__}: {error}")
         future.release()

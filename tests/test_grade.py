@@ -21,8 +21,7 @@ import pytest
 from parity import cli
 
 SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
-TIMEOUT = 20  # seconds per submission: an honest check takes about 2 s here; a crash is told from a timeout by
-# the time its death is noticed, which takes seconds longer on a machine under heavy load
+TIMEOUT = 10  # seconds per submission: an honest check takes about 2 s here (the hang costs the whole of it)
 EXPECTED = {"buggy_relu": "fail", "correct": "pass", "exits": "crashed", "hangs": "timeout", "memory_hog": "crashed",
             "syntax_error": "bad_input"}
 
@@ -86,7 +85,7 @@ def test_each_planted_submission_gets_its_status(graded):
     assert {name: r["status"] for name, r in graded["by_name"].items()} == EXPECTED
     rows = graded["by_name"]
     assert "memory limit (1.86 GiB)" in rows["memory_hog"]["first_error"]
-    assert "died while checking it" in rows["exits"]["first_error"]
+    assert "died while checking it (it exited with status 3: os._exit(3)" in rows["exits"]["first_error"]
     assert float(rows["hangs"]["seconds"]) == TIMEOUT and "--timeout" in rows["hangs"]["first_error"]
 
 
@@ -173,6 +172,92 @@ def test_a_hang_an_exit_and_a_memory_hog_run_once_and_delay_nothing_beyond_their
     assert max(others) < hang + 10
     # ... and the whole class took at most its slowest part, the hang, plus start-up (generous: this is no speed floor).
     assert graded["wall"] < TIMEOUT + 240
+
+
+# -- crash or timeout: told by the worker's exit status, however late its death is noticed ------------------
+
+LATE = {  # each dies at import, so no worker needs TensorFlow for them
+    "exits_late": ("import os, time\ntime.sleep(1)\nos._exit(3)\n", "crashed", "it exited with status 3"),
+    "hangs_at_import": ("while True:\n    pass\n", "timeout", "--timeout"),
+    # C code that never lets the watchdog thread run: the kernel timer (SIGALRM) ends it GRACE_S later
+    "holds_the_gil": ("sum(range(10**18))\n", "timeout", "--timeout"),
+}
+
+
+def test_an_exit_noticed_late_is_crashed_and_hangs_are_timeouts(cluster, tmp_path, monkeypatch):
+    """Every death here is noticed an hour late, as far as the client's clock can tell: the fallback
+    (did the time run out by the moment the death was noticed?) would read all three as timeouts."""
+    import types
+
+    from parity import workers
+
+    late = types.SimpleNamespace(time=lambda: time.time() + 3600, monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(workers, "time", late)
+    for name, (source, _, _) in LATE.items():
+        (tmp_path / f"{name}.py").write_text(source)
+    status = cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "book"), "--scheduler",
+                       cluster.scheduler_address, "--timeout", "3", "--no-plots", "--quiet"])
+    assert status == 0
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "book" / "gradebook.csv", newline=""))}
+    assert {name: rows[name]["status"] for name in LATE} == {name: want for name, (_, want, _) in LATE.items()}
+    for name, (_, _, said) in LATE.items():
+        assert said in rows[name]["first_error"], rows[name]["first_error"]
+
+
+class _Events:
+    """Stands in for a Dask client: its event log, by topic."""
+
+    def __init__(self, **topics):
+        self.topics = topics
+
+    def get_events(self, topic):
+        return [(0.0, msg) for msg in self.topics.get(topic, [])]
+
+
+def _classified(exit_statuses=(), memory=(), nanny=True, watched=True):
+    """How an item whose worker died reads when its death is noticed 100 s after it started, with a 2 s limit."""
+    from parity.worker_exits import EXIT_TOPIC
+    from parity.workers import MEMORY_EVENT, _classify
+
+    started = {"event": "started", "worker": "tcp://127.0.0.1:1", "time": time.time() - 100, "used": 0.0,
+               "memory_limit": 2**30, "host": "here", "pid": 41, "nanny": nanny}
+    client = _Events(item=[started], **{EXIT_TOPIC: [{"host": "here", "pid": 41, "exitcode": c} for c in exit_statuses]
+                                        + [{"host": "there", "pid": 41, "exitcode": 0}]},
+                     **{MEMORY_EVENT: [{"worker": started["worker"], "pid": 41, "rss": 2**31} for _ in memory]})
+    return _classify(client, "item", 2.0, 0, watched)
+
+
+@pytest.mark.parametrize("exitcode, status, said", [
+    (3, "crashed", "it exited with status 3: os._exit(3)"),
+    (-11, "crashed", "it was killed by SIGSEGV: a crash of the interpreter or of native code"),
+    (-9, "crashed", "it was killed by SIGKILL: a kill from outside"),
+    (124, "timeout", "did not finish within the 2 s limit"),  # the watchdog's status
+    (-14, "timeout", "did not finish within the 2 s limit"),  # the kernel timer's SIGALRM
+])
+def test_a_dead_workers_exit_status_decides_crashed_or_timeout_not_the_clock(exitcode, status, said):
+    outcome = _classified([exitcode])
+    assert (outcome.status, said in outcome.message) == (status, True), outcome.message
+
+
+def test_a_memory_kill_is_crashed_and_without_an_exit_status_the_clock_decides(monkeypatch):
+    from parity import workers
+
+    assert "memory limit (1.00 GiB) with 2.00 GiB in use" in _classified([-15], memory=[1]).message
+    monkeypatch.setattr(workers, "EXIT_WAIT_S", 0.2)
+    monkeypatch.setattr(workers, "MEMORY_WAIT_S", 0.2)
+    # No nanny to tell, no plugin, or no word from it: the fallback reads a death noticed after the limit as a timeout.
+    assert {_classified(nanny=False).status, _classified(watched=False).status, _classified().status} == {"timeout"}
+
+
+def test_the_nannys_death_lines_are_read_as_this_dask_writes_them():
+    from distributed.nanny import WorkerProcess
+
+    from parity.worker_exits import exit_event
+
+    for exitcode in (3, 124, -11, -14):
+        assert exit_event(WorkerProcess._death_message(None, 4321, exitcode))["exitcode"] == exitcode
+    assert exit_event(WorkerProcess._death_message(None, 4321, 255)) is None  # "killed by unknown signal"
+    assert exit_event("Closing Nanny at 'tcp://127.0.0.1:1'. Reason: nanny-close") is None
 
 
 def test_gradebook_holds_csv_json_html_and_a_report_per_checked_submission(graded):

@@ -5,6 +5,7 @@ from importlib import import_module
 import numpy as np
 import pytest
 
+from parity import keras_probes
 from parity import layers as ref
 from parity.layer_probes import _referee, probe_layers
 from parity.selftest import ReluWithoutMask
@@ -90,3 +91,73 @@ def test_the_books_softmax_accepts_both_label_forms():
     assert codes(found) == []
     assert [f["message"] for f in found if f["code"] == "label_form"] == [
         "SoftmaxWithLoss: accepts integer labels (n,) and one-hot labels (n, k)"]
+
+
+# -- the Keras side, kept in the process ------------------------------------------------------------------
+
+class BookRelu:
+    """The book's ReLU, in place: backward writes into the dout it is given, forward into its x."""
+
+    def forward(self, x):
+        self.mask = x <= 0
+        x[self.mask] = 0
+        return x
+
+    def backward(self, dout):
+        dout[self.mask] = 0
+        return dout
+
+
+CASES = {  # (kit, names given, the run's loss): passing, failing with the referee, failing early, conventions
+    "reference": (KIT, list(ref.__all__), "sparse_categorical_crossentropy"),
+    "no mask": ({**KIT, "Relu": ReluWithoutMask}, ["Relu", "Affine"], "mean_squared_error"),
+    "dw typo": ({**KIT, "Affine": fixture("learner_dw_typo").Affine}, ["Affine", "Relu"], "mean_squared_error"),
+    "one-hot": ({**KIT, "SoftmaxWithLoss": fixture("learner_onehot_softmax").SoftmaxWithLoss}, ["SoftmaxWithLoss"],
+                "sparse_categorical_crossentropy"),
+    "in place": ({**KIT, "Relu": BookRelu}, ["Relu"], "mean_squared_error"),
+}
+
+
+@pytest.fixture
+def keras_refuses(monkeypatch):
+    """From here on, asking Keras/TensorFlow for a probe's number fails the test: only kept results may be used."""
+
+    class Refuse:
+        def __getattr__(self, name):
+            raise AssertionError(f"a probe asked TensorFlow again (tf.{name})")
+
+    def enable():
+        monkeypatch.setattr(keras_probes, "tf", Refuse())
+        monkeypatch.setattr(keras_probes, "_autodiff", Refuse().__getattr__)
+    return enable
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_findings_from_kept_keras_results_equal_a_cold_run_and_ask_keras_nothing(case, keras_refuses):
+    kit, names, loss = CASES[case]
+    keras_probes.clear_cache()
+    cold = probe_layers(kit, names, loss)
+    assert keras_probes._CACHE  # something was kept
+    keras_refuses()
+    assert probe_layers(kit, names, loss) == cold
+    # Each class draws its own inputs: given alone, or in another order, it finds what it found beside the others.
+    for name in names:
+        assert probe_layers(kit, [name], loss) == [f for f in cold if f["layer"] == name]
+
+
+def test_a_class_that_writes_into_its_arrays_cannot_change_what_keras_said():
+    keras_probes.clear_cache()
+    clean = probe_layers(KIT, ["Relu"])
+    assert codes(probe_layers({**KIT, "Relu": BookRelu}, ["Relu"]), "warning") == ["input_mutation"] * 2  # x, dout
+    assert probe_layers(KIT, ["Relu"]) == clean == []  # the book's layer, after the in-place one, on kept results
+
+
+def test_kept_keras_results_are_handed_out_as_copies():
+    x, dout = X.copy(), DOUT.copy()
+    out, dx = keras_probes.activation("Relu", x, dout)
+    expected = (out.copy(), dx.copy())
+    out[...], dx[...] = 7.0, 7.0
+    again = keras_probes.activation("Relu", x, dout)
+    np.testing.assert_array_equal(again[0], expected[0])
+    np.testing.assert_array_equal(again[1], expected[1])
+    np.testing.assert_array_equal(again[1], np.where(X > 0, DOUT, 0.0))  # TensorFlow's ReluGrad: no gradient at 0
