@@ -17,7 +17,7 @@ from parity.dead_units import unit_label, unit_name  # noqa: E402
 from parity.probe_curves import BINS, EXACT_LIMIT, SCATTER_POINTS, ProbeCurves  # noqa: E402,F401  (re-exported)
 from parity.runner import ParityResult  # noqa: E402
 
-__all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure", "png"]
+__all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure", "hand_over", "png"]
 
 # What a PlotWorker draws while this process draws the rest: about half the time of all four, for the
 # default run (stepping 0.8 s and fit 0.2 s, against gradient differences 0.5 s and the map 0.3 s).
@@ -344,16 +344,20 @@ def draw(names, result: ParityResult, curves: ProbeCurves) -> dict[str, bytes | 
     return out
 
 
-def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, worker=None) -> list[str]:
+def hand_over(worker, result: ParityResult, curves: ProbeCurves):
+    """Give a PlotWorker (parity.plot_worker) its share, WORKER_SHARE, to draw while this process goes
+    on; draw_all collects it. None without a worker."""
+    return None if worker is None else worker.draw(list(WORKER_SHARE), result, curves)
+
+
+def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=None) -> list[str]:
     """Write every picture that applies into `folder`, in PICTURES' order; returns the file names.
 
-    With a PlotWorker (parity.plot_worker), it draws WORKER_SHARE while this process draws the
-    rest; whatever it fails to deliver is drawn here, so the pictures never depend on it."""
-    mine = [name for name in PICTURES if worker is None or name not in WORKER_SHARE]
-    theirs = worker.draw([name for name in PICTURES if name not in mine], result, curves) if worker else None
-    drawn = draw(mine, result, curves)
-    if theirs is not None:
-        drawn |= theirs.result()
+    `handed` is what hand_over returned: those pictures come from the worker, the rest are drawn here,
+    and whatever it fails to deliver is drawn here too, so the pictures never depend on it."""
+    drawn = draw([name for name in PICTURES if handed is None or name not in WORKER_SHARE], result, curves)
+    if handed is not None:
+        drawn |= handed.result()
     drawn |= draw([name for name in PICTURES if name not in drawn], result, curves)  # the worker's failures
     files = []
     for name in PICTURES:

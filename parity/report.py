@@ -241,6 +241,11 @@ class ReportWriter:
     def finish(self, result: ParityResult) -> list[str]:
         from parity.tables import steps_table
 
+        handed = None
+        if self.curves is not None:  # the worker's pictures first: it draws them while the tables are written
+            from parity.plots import hand_over
+
+            handed = hand_over(self.plot_worker, result, self.curves)
         train = self.config.train
         self._finish_gradients(result)
         steps = _Table(self.folder, "steps", self.fmt)
@@ -251,7 +256,7 @@ class ReportWriter:
         if self.curves is not None:
             from parity.plots import draw_all
 
-            files += draw_all(result, self.curves, self.folder, self.plot_worker)
+            files += draw_all(result, self.curves, self.folder, handed)
         from parity.report_html import render_html
 
         files += ["report.html", "summary.json"]

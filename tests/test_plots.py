@@ -128,14 +128,14 @@ def test_the_plot_worker_draws_the_same_bytes_as_this_process(runs):
 
 def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_path):
     from parity.plot_worker import PlotWorker
-    from parity.plots import draw, draw_all
+    from parity.plots import draw, draw_all, hand_over
 
     result, curves = runs[("correct", None)]
     worker = PlotWorker.start()
     worker._process.kill()
     worker._process.wait()
     try:
-        files = draw_all(result, curves, tmp_path, worker)
+        files = draw_all(result, curves, tmp_path, hand_over(worker, result, curves))
     finally:
         worker.close()
     assert files == ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
@@ -148,14 +148,14 @@ def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_ex
     from dataclasses import replace
 
     from parity.plot_worker import PlotWorker
-    from parity.plots import draw_all
+    from parity.plots import draw_all, hand_over
 
     result, curves = runs[("correct", None)]
     odd = replace(result, environment={**result.environment, "hook": lambda: None})  # a lambda does not pickle
     worker = PlotWorker.start()
     try:
         assert worker.draw(["stepping"], odd, curves).result() == {}
-        assert draw_all(odd, curves, tmp_path, worker)[-2:] == ["stepping.png", "fit.png"]
+        assert draw_all(odd, curves, tmp_path, hand_over(worker, odd, curves))[-2:] == ["stepping.png", "fit.png"]
         worker._process.stdin.close()  # no job: the worker ends by itself, and cleanly
         assert worker._process.wait(timeout=60) == 0
     finally:
