@@ -1,7 +1,7 @@
 """The command line: every report file, exit statuses 0/1/2, one-line errors, byte-identical reruns.
 
-Each real process imports TensorFlow (about 5 s, on one core): the module's three start together, and the runs
-that only need their files run in this process meanwhile (their Keras sides shared with the rest of the session)."""
+The module's three real processes start together (tests/started.py); the runs that are only compared by their
+files run in this process meanwhile, their Keras sides shared with the rest of the session."""
 
 import contextlib
 import io
@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from parity import cli
+from started import Started
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
@@ -25,26 +26,6 @@ BROKEN = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n     
 def parity(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "parity.cli", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, timeout=300)
-
-
-class Started:
-    """`parity ARGS` in a process of its own, started now; `done()` waits for it (once) and returns its result."""
-
-    def __init__(self, *args: str):
-        self.args = [sys.executable, "-m", "parity.cli", *args]
-        self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.result = None
-
-    def done(self) -> subprocess.CompletedProcess:
-        if self.result is None:
-            stdout, stderr = self.process.communicate(timeout=300)
-            self.result = subprocess.CompletedProcess(self.args, self.process.returncode, stdout, stderr)
-        return self.result
-
-    def stop(self) -> None:
-        if self.process.poll() is None:  # a test failed before it needed this one
-            self.process.kill()
-            self.process.communicate()
 
 
 @pytest.fixture(scope="module")
