@@ -1,4 +1,5 @@
-"""Shared fixtures: each configuration's Keras side is fitted once per session, whichever door asks for it."""
+"""Shared fixtures: each configuration's Keras side is fitted once per session, whichever door asks for it, and
+the work that runs outside this process starts with the session."""
 
 import pytest
 
@@ -44,3 +45,22 @@ def seed_run(cached_run):
         return cache[dtype]
 
     return get
+
+
+@pytest.fixture(scope="session", autouse=True)
+def started_early(request, tmp_path_factory) -> dict:
+    """What the selected modules run outside this process, started before the first test, by module name.
+
+    A module that defines `start_early(folder)` (real `parity` processes, the notebook's kernel: each mostly
+    importing TensorFlow on one core) has it called here and reads its handle from this dict. The work then runs on
+    the machine's other core while the in-process tests run on this one, instead of later with this process waiting
+    for it. A handle has stop(), called at the end of the session for whatever no test waited for.
+    """
+    handles = {}
+    for module in dict.fromkeys(getattr(item, "module", None) for item in request.session.items):
+        start = getattr(module, "start_early", None)
+        if start is not None:
+            handles[module.__name__] = start(tmp_path_factory.mktemp(module.__name__.rpartition(".")[2]))
+    yield handles
+    for handle in handles.values():
+        handle.stop()

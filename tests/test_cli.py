@@ -1,7 +1,7 @@
 """The command line: every report file, exit statuses 0/1/2, one-line errors, byte-identical reruns.
 
-The module's three real processes start together (tests/started.py); the runs that are only compared by their
-files run in this process meanwhile, their Keras sides shared with the rest of the session."""
+The module's three real processes start with the session (start_early), on the machine's other core; the runs
+that are only compared by their files run in this process, their Keras sides shared with the rest of the session."""
 
 import contextlib
 import io
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from parity import cli
-from started import Started
+from started import Batch, Started
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
@@ -28,23 +28,26 @@ def parity(*args, cwd=None):
                           cwd=cwd or ROOT, timeout=300)
 
 
+def start_early(folder: Path) -> Batch:
+    """The real processes, started with the session (conftest's started_early): the default run (plots, exit 0),
+    a float64 run, and a broken Relu (exit 1)."""
+    (folder / "broken.py").write_text(BROKEN)
+    return Batch(folder, {
+        "run": Started("run", "--out", str(folder / "a")),
+        "float64": Started("run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(folder / "f64")),
+        "broken": Started("check", "--layers", str(folder / "broken.py"), "--dtype", "float64", "--epochs", "2",
+                          "--no-plots", "--out", str(folder / "broken"))})
+
+
 @pytest.fixture(scope="module")
-def processes(tmp_path_factory):
-    """The real processes: the default run (plots, exit 0), a float64 run, and a broken Relu (exit 1)."""
-    base = tmp_path_factory.mktemp("cli")
-    (base / "broken.py").write_text(BROKEN)
-    started = {"run": Started("run", "--out", str(base / "a")),
-               "float64": Started("run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(base / "f64")),
-               "broken": Started("check", "--layers", str(base / "broken.py"), "--dtype", "float64", "--epochs", "2",
-                                 "--no-plots", "--out", str(base / "broken"))}
-    yield base, started
-    for process in started.values():
-        process.stop()
+def processes(started_early) -> tuple[Path, Batch]:
+    batch = started_early[__name__]
+    return batch.folder, batch
 
 
 @pytest.fixture(scope="module")
 def in_process(processes):
-    """Runs whose files are compared with the processes' files, made here while those processes run:
+    """Runs whose files are compared with the processes' files, made in this process:
     b (the default run again, without plots, quiet), f64_again (float64 again) and all (every gradient entry)."""
     base, _ = processes
     statuses, printed = {}, io.StringIO()
@@ -59,7 +62,7 @@ def in_process(processes):
 def float32_runs(processes, in_process):
     """The default run twice: a in its own process (with plots), b in this one (without)."""
     base, started = processes
-    return base, started["run"].done()
+    return base, started["run"].wait()
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +168,7 @@ def test_same_seed_twice_gives_byte_identical_csvs_float32(float32_runs, in_proc
 
 def test_same_seed_twice_gives_byte_identical_csvs_float64(processes, in_process):
     base, started = processes
-    done = started["float64"].done()
+    done = started["float64"].wait()
     assert done.returncode == 0, done.stderr
     assert in_process[0]["f64_again"] == 0
     for name in ["samples.csv", "steps.csv", "gradients.csv"]:
@@ -189,7 +192,7 @@ def test_parity_script_is_the_cli():
 
 def test_a_broken_numpy_layer_exits_1_and_names_the_gradient(processes):
     base, started = processes
-    done = started["broken"].done()
+    done = started["broken"].wait()
     assert done.returncode == 1, done.stderr
     assert "verdict: FAIL" in done.stdout and "mask_mismatch" in done.stdout
     summary = json.loads((base / "broken" / "summary.json").read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from parity.native_logs import strip_native_logs
-from started import Started
+from started import Batch, Started
 
 ROOT = Path(__file__).resolve().parents[1]
 CUINIT = (b"E0000 00:00:1795609771.557828   13002 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
@@ -68,20 +68,19 @@ QUIET_RUNS = {"short last batch": ["--samples", "40"], "saved model": ["--model"
 def quiet_runs(tmp_path_factory, saved_model):
     """Both quiet runs, started together (tests/started.py), with TensorFlow's native logging at its loudest."""
     base = tmp_path_factory.mktemp("quiet")
-    started = {case: Started("run", "--quiet", "--no-plots", "--out", str(base / f"r{k}"),
-                             *[str(saved_model) if a == "MODEL" else a for a in extra],
-                             env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
-               for k, (case, extra) in enumerate(QUIET_RUNS.items())}
-    yield started
-    for process in started.values():
-        process.stop()
+    batch = Batch(base, {case: Started("run", "--quiet", "--no-plots", "--out", str(base / f"r{k}"),
+                                       *[str(saved_model) if a == "MODEL" else a for a in extra],
+                                       env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
+                         for k, (case, extra) in enumerate(QUIET_RUNS.items())})
+    yield batch
+    batch.stop()
 
 
 @pytest.mark.parametrize("case", QUIET_RUNS)
 def test_a_quiet_run_prints_nothing_on_either_stream(quiet_runs, case):
     """--samples 40 makes the fit's last batch short (32 = 3 x 10 + 2), where TensorFlow logs a NodeDef line;
     loading a saved model makes it probe CUDA and log cuInit where there is no GPU."""
-    done = quiet_runs[case].done(timeout=600)
+    done = quiet_runs[case].wait(timeout=600)
     assert done.returncode == 0
     assert (done.stdout, done.stderr) == ("", "")
 

@@ -1,6 +1,7 @@
 """A real notebook, executed by nbclient on an ipykernel: layers defined in cells, checked, redefined with a bug."""
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,34 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOK = Path(__file__).parent / "notebooks" / "check_in_a_notebook.ipynb"
 
 
+class Execution:
+    """The notebook executed by nbclient in a thread of this process; its kernel is a process of its own."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        shutil.copy(NOTEBOOK, folder / NOTEBOOK.name)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebook")
+        self.future = self.pool.submit(self._execute)
+
+    def _execute(self):
+        nb = nbformat.read(self.folder / NOTEBOOK.name, as_version=4)
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(self.folder)}}).execute()
+        return nb
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True)  # nbclient shuts its kernel down when the execution ends
+
+
+def start_early(folder: Path) -> Execution:
+    """The kernel imports TensorFlow and fits Keras (about 12 s on one core): started with the session
+    (conftest's started_early), it runs on the machine's other core meanwhile."""
+    return Execution(folder)
+
+
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("notebook")
-    path = folder / NOTEBOOK.name
-    shutil.copy(NOTEBOOK, path)
-    nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
-    return nb
+def executed(started_early):
+    return started_early[__name__].future.result(timeout=600)
 
 
 def _outputs(cell) -> list:
