@@ -1,10 +1,15 @@
-"""A run killed or interrupted at any moment leaves the previous complete report or none; NaN never passes."""
+"""A run killed or interrupted at any moment leaves the previous complete report or none; NaN never passes.
+
+The interrupted runs are real processes, killed or sent Ctrl-C while they write their report. They run one after
+another in a thread started with the session (start_early, conftest's started_early), mostly importing TensorFlow
+on the machine's other core; each test then reads what its run left on disk and how the process ended."""
 
 import json
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,15 +34,7 @@ def wait_mid_write(proc: subprocess.Popen, out: Path, timeout: float = 180) -> P
         assert proc.poll() is None, f"the run ended before it was caught writing: {proc.communicate()}"
         time.sleep(0.002)
     proc.kill()
-    pytest.fail("the run never started writing its report")
-
-
-@pytest.fixture(scope="module")
-def previous(tmp_path_factory):
-    """A complete report from an earlier run, to be kept whole."""
-    out = tmp_path_factory.mktemp("prev") / "report"
-    assert cli.main(["run", "--dtype", "float64", "--epochs", "1", "--no-plots", "--quiet", "--out", str(out)]) == 0
-    return {p.name: p.read_bytes() for p in out.iterdir()}
+    raise AssertionError("the run never started writing its report")
 
 
 def restore(out: Path, files: dict) -> None:
@@ -52,34 +49,68 @@ def assert_whole(out: Path, files: dict) -> None:
     assert sorted(summary["files"]) == sorted(files)
 
 
+# (how the run is interrupted, whether a previous report is in its folder)
+CASES = [(signal.SIGKILL, True), (signal.SIGKILL, False), (signal.SIGINT, True)]
+
+
+class Interrupted:
+    """A complete report from an earlier run, then each case's run interrupted mid-write, in one thread."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interrupted-runs")
+        self.previous = self.pool.submit(self._previous)
+        self.runs = {case: self.pool.submit(self._interrupt, *case) for case in CASES}
+
+    def _previous(self) -> dict[str, bytes]:
+        out = self.folder / "previous"
+        done = subprocess.run([sys.executable, "-m", "parity.cli", "run", "--dtype", "float64", "--epochs", "1",
+                               "--no-plots", "--quiet", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        return {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def _interrupt(self, how: signal.Signals, had_report: bool):
+        out = self.folder / f"{how.name}-{had_report}" / "report"
+        out.parent.mkdir()
+        if had_report:
+            restore(out, self.previous.result())
+        proc = start(out)  # with plots: the write phase lasts about a second
+        tmp = wait_mid_write(proc, out)
+        proc.send_signal(how)
+        stdout, stderr = proc.communicate(timeout=60)
+        return out, tmp, subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start_early(folder: Path) -> Interrupted:
+    return Interrupted(folder)
+
+
+@pytest.fixture(scope="module")
+def interrupted(started_early) -> Interrupted:
+    return started_early[__name__]
+
+
 @pytest.mark.parametrize("had_report", [True, False])
-def test_a_run_killed_mid_write_leaves_the_previous_report_or_none(tmp_path, previous, had_report):
-    out = tmp_path / "report"
-    if had_report:
-        restore(out, previous)
-    proc = start(out)  # with plots: the write phase lasts about a second
-    tmp = wait_mid_write(proc, out)
-    proc.kill()
-    proc.wait(timeout=60)
+def test_a_run_killed_mid_write_leaves_the_previous_report_or_none(interrupted, had_report):
+    out, tmp, _ = interrupted.runs[signal.SIGKILL, had_report].result(timeout=600)
     assert tmp.exists()  # it really was killed while writing
     if had_report:
-        assert_whole(out, previous)
+        assert_whole(out, interrupted.previous.result())
     else:
         assert not out.exists()
 
 
-def test_ctrl_c_exits_130_and_leaves_nothing_half_written(tmp_path, previous):
-    out = tmp_path / "report"
-    restore(out, previous)
-    proc = start(out)
-    wait_mid_write(proc, out)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1] == "error: interrupted; no report was written"
-    assert "Traceback" not in stderr
-    assert not list(tmp_path.glob(".report.tmp-*"))  # cleaned up
-    assert_whole(out, previous)
+def test_ctrl_c_exits_130_and_leaves_nothing_half_written(interrupted):
+    out, _, done = interrupted.runs[signal.SIGINT, True].result(timeout=600)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "error: interrupted; no report was written"
+    assert "Traceback" not in done.stderr
+    assert not list(out.parent.glob(".report.tmp-*"))  # cleaned up
+    assert_whole(out, interrupted.previous.result())
 
 
 def test_nan_arising_in_the_computation_fails_and_names_where(tmp_path, capsys):
