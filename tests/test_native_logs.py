@@ -49,31 +49,36 @@ def test_native_writes_to_fd_2_are_filtered_for_the_whole_block_and_python_outpu
     assert done.stderr == "error: ours\na native line that is no log record\n"
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    from parity import keras_side
-
-    keras = keras_side.keras
-    keras_side.configure("float32", 1)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
-    return path
-
-
 QUIET_RUNS = {"short last batch": ["--samples", "40"], "saved model": ["--model", "MODEL"]}
 
 
+def save_model(path: Path) -> Path:
+    """A float32 Dense chain the CLI accepts, its weights drawn from seeded initializers: no global state is touched."""
+    from parity import keras_side
+
+    keras = keras_side.keras
+
+    def dense(units: int, **kwargs):
+        return keras.layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed=1), dtype="float32",
+                                  **kwargs)
+
+    keras.Sequential([keras.Input((1,)), dense(2, activation="relu"), dense(1)]).save(path)
+    return path
+
+
+def start_early(folder: Path) -> Batch:
+    """Both quiet runs, started with the session (conftest's started_early) on the machine's other core, with
+    TensorFlow's native logging at its loudest."""
+    model = save_model(folder / "model.keras")
+    return Batch(folder, {case: Started("run", "--quiet", "--no-plots", "--out", str(folder / f"r{k}"),
+                                        *[str(model) if a == "MODEL" else a for a in extra],
+                                        env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
+                          for k, (case, extra) in enumerate(QUIET_RUNS.items())})
+
+
 @pytest.fixture(scope="module")
-def quiet_runs(tmp_path_factory, saved_model):
-    """Both quiet runs, started together (tests/started.py), with TensorFlow's native logging at its loudest."""
-    base = tmp_path_factory.mktemp("quiet")
-    batch = Batch(base, {case: Started("run", "--quiet", "--no-plots", "--out", str(base / f"r{k}"),
-                                       *[str(saved_model) if a == "MODEL" else a for a in extra],
-                                       env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
-                         for k, (case, extra) in enumerate(QUIET_RUNS.items())})
-    yield batch
-    batch.stop()
+def quiet_runs(started_early) -> Batch:
+    return started_early[__name__]
 
 
 @pytest.mark.parametrize("case", QUIET_RUNS)
