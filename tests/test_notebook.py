@@ -1,6 +1,7 @@
 """A real notebook, executed by nbclient on an ipykernel: layers defined in cells, checked, redefined with a bug."""
 
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,11 +10,14 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
+from started import in_background  # noqa: E402
+
 NOTEBOOK = Path(__file__).parent / "notebooks" / "check_in_a_notebook.ipynb"
 
 
 class Execution:
-    """The notebook executed by nbclient in a thread of this process; its kernel is a process of its own."""
+    """The notebook executed by nbclient in a thread of this process, at a lower priority (tests/started.py); its
+    kernel is a process of its own."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -22,6 +26,7 @@ class Execution:
         self.future = self.pool.submit(self._execute)
 
     def _execute(self):
+        in_background(threading.get_native_id())  # this thread, and so the kernel it starts
         nb = nbformat.read(self.folder / NOTEBOOK.name, as_version=4)
         nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                 resources={"metadata": {"path": str(self.folder)}}).execute()

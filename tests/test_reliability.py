@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from parity import cli
+from started import in_background
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +65,7 @@ class Interrupted:
         self.runs = {case: self.pool.submit(self._interrupt, *case) for case in CASES}
 
     def _previous(self) -> dict[str, bytes]:
+        in_background(threading.get_native_id())  # this thread, and so every run it starts (tests/started.py)
         out = self.folder / "previous"
         done = subprocess.run([sys.executable, "-m", "parity.cli", "run", "--dtype", "float64", "--epochs", "1",
                                "--no-plots", "--quiet", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
