@@ -1,6 +1,8 @@
 """Shared fixtures: each configuration's Keras side is fitted once per session, whichever door asks for it, and
 the work that runs outside this process starts with the session."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 pytest_plugins = ["pytester"]  # tests/test_testing.py runs user test files through pytest itself
@@ -49,18 +51,19 @@ def seed_run(cached_run):
 
 @pytest.fixture(scope="session", autouse=True)
 def started_early(request, tmp_path_factory) -> dict:
-    """What the selected modules run outside this process, started before the first test, by module name.
+    """What the selected modules run outside this process, queued before the first test, by module name.
 
-    A module that defines `start_early(folder)` (real `parity` processes, the notebook's kernel: each mostly
-    importing TensorFlow on one core) has it called here and reads its handle from this dict. The work then runs on
-    the machine's other core while the in-process tests run on this one, instead of later with this process waiting
-    for it. A handle has stop(), called at the end of the session for whatever no test waited for.
+    A module that defines `start_early(folder, lane)` (real `parity` processes, the notebook's kernel: each mostly
+    importing TensorFlow on one core) submits that work to `lane`, one thread that runs it job after job, and reads
+    the futures it returned from this dict. One process at a time takes the machine's other core while the
+    in-process tests run on this one, instead of later with this process waiting for it. At the end, jobs no test
+    waited for are dropped and the one running is waited for.
     """
+    lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="started-early")
     handles = {}
     for module in dict.fromkeys(getattr(item, "module", None) for item in request.session.items):
         start = getattr(module, "start_early", None)
         if start is not None:
-            handles[module.__name__] = start(tmp_path_factory.mktemp(module.__name__.rpartition(".")[2]))
+            handles[module.__name__] = start(tmp_path_factory.mktemp(module.__name__.rpartition(".")[2]), lane)
     yield handles
-    for handle in handles.values():
-        handle.stop()
+    lane.shutdown(wait=True, cancel_futures=True)

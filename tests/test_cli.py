@@ -1,20 +1,20 @@
 """The command line: every report file, exit statuses 0/1/2, one-line errors, byte-identical reruns.
 
-The module's three real processes start with the session (start_early), on the machine's other core; the runs
-that are only compared by their files run in this process, their Keras sides shared with the rest of the session."""
+The module's three real processes are queued with the session (start_early) and run on the machine's other core;
+the runs that are only compared by their files run in this process, their Keras sides shared with the session."""
 
 import contextlib
 import io
 import json
 import subprocess
 import sys
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from parity import cli
-from started import Batch, Started
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
@@ -28,21 +28,20 @@ def parity(*args, cwd=None):
                           cwd=cwd or ROOT, timeout=300)
 
 
-def start_early(folder: Path) -> Batch:
-    """The real processes, started with the session (conftest's started_early): the default run (plots, exit 0),
+def start_early(folder: Path, lane: Executor) -> tuple[Path, dict[str, Future]]:
+    """The real processes, queued with the session (conftest's started_early): the default run (plots, exit 0),
     a float64 run, and a broken Relu (exit 1)."""
     (folder / "broken.py").write_text(BROKEN)
-    return Batch(folder, {
-        "run": Started("run", "--out", str(folder / "a")),
-        "float64": Started("run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(folder / "f64")),
-        "broken": Started("check", "--layers", str(folder / "broken.py"), "--dtype", "float64", "--epochs", "2",
-                          "--no-plots", "--out", str(folder / "broken"))})
+    runs = {"run": ["run", "--out", str(folder / "a")],
+            "float64": ["run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(folder / "f64")],
+            "broken": ["check", "--layers", str(folder / "broken.py"), "--dtype", "float64", "--epochs", "2",
+                       "--no-plots", "--out", str(folder / "broken")]}
+    return folder, {name: lane.submit(parity, *args) for name, args in runs.items()}
 
 
 @pytest.fixture(scope="module")
-def processes(started_early) -> tuple[Path, Batch]:
-    batch = started_early[__name__]
-    return batch.folder, batch
+def processes(started_early) -> tuple[Path, dict[str, Future]]:
+    return started_early[__name__]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,7 @@ def in_process(processes):
 def float32_runs(processes, in_process):
     """The default run twice: a in its own process (with plots), b in this one (without)."""
     base, started = processes
-    return base, started["run"].wait()
+    return base, started["run"].result()
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +167,7 @@ def test_same_seed_twice_gives_byte_identical_csvs_float32(float32_runs, in_proc
 
 def test_same_seed_twice_gives_byte_identical_csvs_float64(processes, in_process):
     base, started = processes
-    done = started["float64"].wait()
+    done = started["float64"].result()
     assert done.returncode == 0, done.stderr
     assert in_process[0]["f64_again"] == 0
     for name in ["samples.csv", "steps.csv", "gradients.csv"]:
@@ -192,7 +191,7 @@ def test_parity_script_is_the_cli():
 
 def test_a_broken_numpy_layer_exits_1_and_names_the_gradient(processes):
     base, started = processes
-    done = started["broken"].wait()
+    done = started["broken"].result()
     assert done.returncode == 1, done.stderr
     assert "verdict: FAIL" in done.stdout and "mask_mismatch" in done.stdout
     summary = json.loads((base / "broken" / "summary.json").read_text())

@@ -4,12 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
 
 from parity.native_logs import strip_native_logs
-from started import Batch, Started
 
 ROOT = Path(__file__).resolve().parents[1]
 CUINIT = (b"E0000 00:00:1795609771.557828   13002 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
@@ -66,18 +66,18 @@ def save_model(path: Path) -> Path:
     return path
 
 
-def start_early(folder: Path) -> Batch:
-    """Both quiet runs, started with the session (conftest's started_early) on the machine's other core, with
-    TensorFlow's native logging at its loudest."""
+def start_early(folder: Path, lane: Executor) -> dict[str, Future]:
+    """Both quiet runs, queued with the session (conftest's started_early), with TensorFlow's native logging at its
+    loudest."""
     model = save_model(folder / "model.keras")
-    return Batch(folder, {case: Started("run", "--quiet", "--no-plots", "--out", str(folder / f"r{k}"),
-                                        *[str(model) if a == "MODEL" else a for a in extra],
-                                        env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
-                          for k, (case, extra) in enumerate(QUIET_RUNS.items())})
+    return {case: lane.submit(parity, "run", "--quiet", "--no-plots", "--out", str(folder / f"r{k}"),
+                              *[str(model) if a == "MODEL" else a for a in extra],
+                              env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
+            for k, (case, extra) in enumerate(QUIET_RUNS.items())}
 
 
 @pytest.fixture(scope="module")
-def quiet_runs(started_early) -> Batch:
+def quiet_runs(started_early) -> dict[str, Future]:
     return started_early[__name__]
 
 
@@ -85,7 +85,7 @@ def quiet_runs(started_early) -> Batch:
 def test_a_quiet_run_prints_nothing_on_either_stream(quiet_runs, case):
     """--samples 40 makes the fit's last batch short (32 = 3 x 10 + 2), where TensorFlow logs a NodeDef line;
     loading a saved model makes it probe CUDA and log cuInit where there is no GPU."""
-    done = quiet_runs[case].wait(timeout=600)
+    done = quiet_runs[case].result()
     assert done.returncode == 0
     assert (done.stdout, done.stderr) == ("", "")
 

@@ -1,8 +1,7 @@
 """A real notebook, executed by nbclient on an ipykernel: layers defined in cells, checked, redefined with a bug."""
 
 import shutil
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
@@ -10,41 +9,25 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-from started import in_background  # noqa: E402
-
 NOTEBOOK = Path(__file__).parent / "notebooks" / "check_in_a_notebook.ipynb"
 
 
-class Execution:
-    """The notebook executed by nbclient in a thread of this process, at a lower priority (tests/started.py); its
-    kernel is a process of its own."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        shutil.copy(NOTEBOOK, folder / NOTEBOOK.name)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebook")
-        self.future = self.pool.submit(self._execute)
-
-    def _execute(self):
-        in_background(threading.get_native_id())  # this thread, and so the kernel it starts
-        nb = nbformat.read(self.folder / NOTEBOOK.name, as_version=4)
-        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(self.folder)}}).execute()
-        return nb
-
-    def stop(self) -> None:
-        self.pool.shutdown(wait=True)  # nbclient shuts its kernel down when the execution ends
+def execute(folder: Path):
+    shutil.copy(NOTEBOOK, folder / NOTEBOOK.name)
+    nb = nbformat.read(folder / NOTEBOOK.name, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    return nb
 
 
-def start_early(folder: Path) -> Execution:
-    """The kernel imports TensorFlow and fits Keras (about 12 s on one core): started with the session
-    (conftest's started_early), it runs on the machine's other core meanwhile."""
-    return Execution(folder)
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The kernel imports TensorFlow and fits Keras (about 12 s on one core): queued with the session (conftest's
+    started_early), it runs on the machine's other core while other modules' tests run here."""
+    return lane.submit(execute, folder)
 
 
 @pytest.fixture(scope="module")
 def executed(started_early):
-    return started_early[__name__].future.result(timeout=600)
+    return started_early[__name__].result()
 
 
 def _outputs(cell) -> list:

@@ -1,22 +1,20 @@
 """A run killed or interrupted at any moment leaves the previous complete report or none; NaN never passes.
 
-The interrupted runs are real processes, killed or sent Ctrl-C while they write their report. They run one after
-another in a thread started with the session (start_early, conftest's started_early), mostly importing TensorFlow
-on the machine's other core; each test then reads what its run left on disk and how the process ended."""
+The interrupted runs are real processes, killed or sent Ctrl-C while they write their report. They are queued with
+the session (start_early, conftest's started_early) and run one after another on the machine's other core, mostly
+importing TensorFlow; each test then reads what its run left on disk and how the process ended."""
 
 import json
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
 
 from parity import cli
-from started import in_background
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +34,7 @@ def wait_mid_write(proc: subprocess.Popen, out: Path, timeout: float = 180) -> P
         assert proc.poll() is None, f"the run ended before it was caught writing: {proc.communicate()}"
         time.sleep(0.002)
     proc.kill()
-    raise AssertionError("the run never started writing its report")
+    pytest.fail("the run never started writing its report")
 
 
 def restore(out: Path, files: dict) -> None:
@@ -55,65 +53,58 @@ def assert_whole(out: Path, files: dict) -> None:
 CASES = [(signal.SIGKILL, True), (signal.SIGKILL, False), (signal.SIGINT, True)]
 
 
-class Interrupted:
-    """A complete report from an earlier run, then each case's run interrupted mid-write, in one thread."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interrupted-runs")
-        self.previous = self.pool.submit(self._previous)
-        self.runs = {case: self.pool.submit(self._interrupt, *case) for case in CASES}
-
-    def _previous(self) -> dict[str, bytes]:
-        in_background(threading.get_native_id())  # this thread, and so every run it starts (tests/started.py)
-        out = self.folder / "previous"
-        done = subprocess.run([sys.executable, "-m", "parity.cli", "run", "--dtype", "float64", "--epochs", "1",
-                               "--no-plots", "--quiet", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr
-        return {p.name: p.read_bytes() for p in out.iterdir()}
-
-    def _interrupt(self, how: signal.Signals, had_report: bool):
-        out = self.folder / f"{how.name}-{had_report}" / "report"
-        out.parent.mkdir()
-        if had_report:
-            restore(out, self.previous.result())
-        proc = start(out)  # with plots: the write phase lasts about a second
-        tmp = wait_mid_write(proc, out)
-        proc.send_signal(how)
-        stdout, stderr = proc.communicate(timeout=60)
-        return out, tmp, subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-
-    def stop(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+def previous_report(folder: Path) -> dict[str, bytes]:
+    """A complete report from an earlier run, to be kept whole."""
+    out = folder / "previous"
+    done = subprocess.run([sys.executable, "-m", "parity.cli", "run", "--dtype", "float64", "--epochs", "1",
+                           "--no-plots", "--quiet", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return {p.name: p.read_bytes() for p in out.iterdir()}
 
 
-def start_early(folder: Path) -> Interrupted:
-    return Interrupted(folder)
+def interrupt(out: Path, how: signal.Signals, previous: Future | None):
+    """Start a run into `out` (over the previous report, if given), send it `how` mid-write, and wait for its end."""
+    out.parent.mkdir()
+    if previous is not None:
+        restore(out, previous.result())
+    proc = start(out)  # with plots: the write phase lasts about a second
+    tmp = wait_mid_write(proc, out)
+    proc.send_signal(how)
+    stdout, stderr = proc.communicate(timeout=60)
+    return out, tmp, subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def start_early(folder: Path, lane: Executor) -> dict:
+    """The previous report, then each interrupted run, queued with the session (conftest's started_early)."""
+    previous = lane.submit(previous_report, folder)
+    runs = {case: lane.submit(interrupt, folder / f"{case[0].name}-{case[1]}" / "report", case[0],
+                              previous if case[1] else None) for case in CASES}
+    return {"previous": previous, "runs": runs}
 
 
 @pytest.fixture(scope="module")
-def interrupted(started_early) -> Interrupted:
+def interrupted(started_early) -> dict:
     return started_early[__name__]
 
 
 @pytest.mark.parametrize("had_report", [True, False])
 def test_a_run_killed_mid_write_leaves_the_previous_report_or_none(interrupted, had_report):
-    out, tmp, _ = interrupted.runs[signal.SIGKILL, had_report].result(timeout=600)
+    out, tmp, _ = interrupted["runs"][signal.SIGKILL, had_report].result()
     assert tmp.exists()  # it really was killed while writing
     if had_report:
-        assert_whole(out, interrupted.previous.result())
+        assert_whole(out, interrupted["previous"].result())
     else:
         assert not out.exists()
 
 
 def test_ctrl_c_exits_130_and_leaves_nothing_half_written(interrupted):
-    out, _, done = interrupted.runs[signal.SIGINT, True].result(timeout=600)
+    out, _, done = interrupted["runs"][signal.SIGINT, True].result()
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "error: interrupted; no report was written"
     assert "Traceback" not in done.stderr
     assert not list(out.parent.glob(".report.tmp-*"))  # cleaned up
-    assert_whole(out, interrupted.previous.result())
+    assert_whole(out, interrupted["previous"].result())
 
 
 def test_nan_arising_in_the_computation_fails_and_names_where(tmp_path, capsys):
