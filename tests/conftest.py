@@ -1,23 +1,69 @@
-"""Shared fixtures: seed-scenario runs against Keras are computed once per session."""
+"""Shared fixtures: each configuration's Keras side is fitted once per session, whichever door asks for it, and
+the work that runs outside this process starts with the session."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 pytest_plugins = ["pytester"]  # tests/test_testing.py runs user test files through pytest itself
 
+from parity import pipeline
 from parity.config import resolve
 from parity.inputs import prepare
 
+# The pipeline keeps the Keras sides of its last 8 configurations (a bound for a user's long-lived process); the
+# suite asks for about 50, the same ones from many files, and holds every one of them (a few MB each) so that each
+# configuration is fitted once per session. test_api's eviction test puts the library's bound back for its run.
+LIBRARY_REFERENCES_KEPT = pipeline.REFERENCES_KEPT
+pipeline.REFERENCES_KEPT = 1000
+
+
+@pytest.fixture
+def library_references_kept() -> int:
+    """How many Keras sides the pipeline keeps in a user's process (the session keeps them all)."""
+    return LIBRARY_REFERENCES_KEPT
+
 
 @pytest.fixture(scope="session")
-def seed_run():
-    """run_parity on the seed scenario, cached per dtype (each run fits a Keras model)."""
-    from parity.runner import run_parity
+def cached_run():
+    """runner.run_parity(prepare(resolve(settings)), kit), with the Keras side from the pipeline's cache."""
+    from parity.runner import compare_numpy
 
+    def run(settings: dict, kit: dict | None = None):
+        prepared = prepare(resolve(settings))
+        return compare_numpy(prepared, pipeline.reference_for(prepared), kit)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def seed_run(cached_run):
+    """The seed scenario compared with the reference layers, once per dtype."""
     cache = {}
 
     def get(dtype: str):
         if dtype not in cache:
-            cache[dtype] = run_parity(prepare(resolve({"dtype": dtype})))
+            cache[dtype] = cached_run({"dtype": dtype})
         return cache[dtype]
 
     return get
+
+
+@pytest.fixture(scope="session", autouse=True)
+def started_early(request, tmp_path_factory) -> dict:
+    """What the selected modules run outside this process, queued before the first test, by module name.
+
+    A module that defines `start_early(folder, lane)` (real `parity` processes, the notebook's kernel: each mostly
+    importing TensorFlow on one core) submits that work to `lane`, one thread that runs it job after job, and reads
+    the futures it returned from this dict. One process at a time takes the machine's other core while the
+    in-process tests run on this one, instead of later with this process waiting for it. At the end, jobs no test
+    waited for are dropped and the one running is waited for.
+    """
+    lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="started-early")
+    handles = {}
+    for module in dict.fromkeys(getattr(item, "module", None) for item in request.session.items):
+        start = getattr(module, "start_early", None)
+        if start is not None:
+            handles[module.__name__] = start(tmp_path_factory.mktemp(module.__name__.rpartition(".")[2]), lane)
+    yield handles
+    lane.shutdown(wait=True, cancel_futures=True)

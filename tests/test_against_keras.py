@@ -162,12 +162,8 @@ class HalfMeanSquaredError(MeanSquaredError):
 
 @pytest.mark.parametrize("kit,param,code", [({"Relu": ReluWithoutMask}, "dW1", "mask_mismatch"),
                                             ({"MeanSquaredError": HalfMeanSquaredError}, "dW2", "scale_factor")])
-def test_a_broken_numpy_layer_fails_the_verdict_with_its_cause(kit, param, code):
-    from parity.config import resolve
-    from parity.inputs import prepare
-    from parity.runner import run_parity
-
-    result = run_parity(prepare(resolve({"dtype": "float64", "epochs": 2})), kit=kit)
+def test_a_broken_numpy_layer_fails_the_verdict_with_its_cause(kit, param, code, cached_run):
+    result = cached_run({"dtype": "float64", "epochs": 2}, kit=kit)
     assert result.verdict == "fail"
     [finding] = [f for f in result.findings if f.param == param and f.phase == "probe"]
     assert finding.code == code and finding.severity == "error" and finding.sample is not None, finding

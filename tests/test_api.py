@@ -155,10 +155,17 @@ def test_a_check_leaves_the_callers_session_as_it_was():
     assert random.getstate() == py_before
 
 
-def test_repeated_checks_reuse_the_keras_side_and_never_warn_about_retracing(capfd, caplog):
+def test_repeated_checks_reuse_the_keras_side_and_never_warn_about_retracing(capfd, caplog, monkeypatch,
+                                                                             library_references_kept):
     """Eight configurations of one architecture in a row: TensorFlow traces once per model shape."""
+    from collections import OrderedDict
+
     from parity import pipeline
 
+    # the library's bound (conftest raises it for the session), over a copy of the session's Keras sides: the
+    # eight new ones evict the older ones here, and the session keeps its own afterwards
+    monkeypatch.setattr(pipeline, "REFERENCES_KEPT", library_references_kept)
+    monkeypatch.setattr(pipeline, "_REFERENCES", OrderedDict(pipeline._REFERENCES))
     for seed in range(8):
         parity.run(seed=seed, samples=40, epochs=1, plots=False)
     again = parity.run(seed=0, samples=40, epochs=1, plots=False)

@@ -1,5 +1,7 @@
 """parity check and selftest: user layers are imported, compared, and every mismatch gets its cause."""
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -14,8 +16,28 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def selftest_rows():
-    return run_selftest()
+def selftest_command():
+    """`parity selftest` once, in process: its exit status, what it printed, and the rows run_selftest gave it."""
+    from parity import selftest
+
+    rows = []
+
+    def recorded(*args, **kwargs):
+        rows.extend(run_selftest(*args, **kwargs))  # the real selftest: 25 checks against Keras
+        return rows
+
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(selftest, "run_selftest", recorded)
+        status = cli.main(["selftest"])
+    return status, printed.getvalue(), rows
+
+
+@pytest.fixture(scope="module")
+def selftest_rows(selftest_command):
+    rows = selftest_command[2]
+    assert rows, "parity selftest never called run_selftest"
+    return rows
 
 
 def test_selftest_catches_every_planted_bug_with_its_code(selftest_rows):
@@ -41,9 +63,9 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
     # kink is covered in test_compare; convention below
 
 
-def test_selftest_command_exits_0_and_prints_the_table(capsys):
-    assert cli.main(["selftest"]) == 0
-    out = capsys.readouterr().out
+def test_selftest_command_exits_0_and_prints_the_table(selftest_command):
+    status, out, _ = selftest_command
+    assert status == 0
     total = len(PLANTED) + len(PLANTED_OPTIMIZERS) + len(CORRECT_OPTIMIZERS)
     assert total == 25 and f"selftest: {total} of {total} planted cases caught with the right code" in out
 

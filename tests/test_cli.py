@@ -1,16 +1,26 @@
-"""The command line: every report file, exit statuses 0/1/2, one-line errors, byte-identical reruns."""
+"""The command line: every report file, exit statuses 0/1/2, one-line errors, byte-identical reruns.
 
+The module's three real processes are queued with the session (start_early) and run on the machine's other core;
+the runs that are only compared by their files run in this process, their Keras sides shared with the session."""
+
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from parity import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
+BROKEN = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"
+          "        return np.where(self.mask, 0, x)\n\n    def backward(self, dout):\n"
+          "        return dout  # forgets the mask: gradient flows through dead units\n")
 
 
 def parity(*args, cwd=None):
@@ -18,26 +28,52 @@ def parity(*args, cwd=None):
                           cwd=cwd or ROOT, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def float32_runs(tmp_path_factory):
-    """The default run twice (once with plots, once without) into fresh folders."""
-    base = tmp_path_factory.mktemp("cli32")
-    first = parity("run", "--out", str(base / "a"))
-    second = parity("run", "--out", str(base / "b"), "--no-plots", "--quiet")
-    return base, first, second
+def start_early(folder: Path, lane: Executor) -> tuple[Path, dict[str, Future]]:
+    """The real processes, queued with the session (conftest's started_early): the default run (plots, exit 0),
+    a float64 run, and a broken Relu (exit 1)."""
+    (folder / "broken.py").write_text(BROKEN)
+    runs = {"run": ["run", "--out", str(folder / "a")],
+            "float64": ["run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(folder / "f64")],
+            "broken": ["check", "--layers", str(folder / "broken.py"), "--dtype", "float64", "--epochs", "2",
+                       "--no-plots", "--out", str(folder / "broken")]}
+    return folder, {name: lane.submit(parity, *args) for name, args in runs.items()}
 
 
 @pytest.fixture(scope="module")
-def all_gradients(tmp_path_factory):
+def processes(started_early) -> tuple[Path, dict[str, Future]]:
+    return started_early[__name__]
+
+
+@pytest.fixture(scope="module")
+def in_process(processes):
+    """Runs whose files are compared with the processes' files, made in this process:
+    b (the default run again, without plots, quiet), f64_again (float64 again) and all (every gradient entry)."""
+    base, _ = processes
+    statuses, printed = {}, io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for name, args in {"b": ["--no-plots", "--quiet"], "f64_again": ["--dtype", "float64", "--no-plots", "--quiet"],
+                           "all": ["--no-plots", "--quiet", "--all-gradients"]}.items():
+            statuses[name] = cli.main(["run", *args, "--out", str(base / name)])
+    return statuses, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def float32_runs(processes, in_process):
+    """The default run twice: a in its own process (with plots), b in this one (without)."""
+    base, started = processes
+    return base, started["run"].result()
+
+
+@pytest.fixture(scope="module")
+def all_gradients(processes, in_process):
     """The default run with every gradient entry in gradients.csv."""
-    out = tmp_path_factory.mktemp("cli32all") / "all"
-    done = parity("run", "--out", str(out), "--no-plots", "--quiet", "--all-gradients")
-    assert done.returncode == 0, done.stderr
-    return out
+    statuses, _ = in_process
+    assert statuses["all"] == 0
+    return processes[0] / "all"
 
 
 def test_default_run_passes_and_writes_every_report_file(float32_runs):
-    base, first, _ = float32_runs
+    base, first = float32_runs
     assert first.returncode == 0, first.stderr
     assert "verdict: PASS" in first.stdout
     files = {p.name for p in (base / "a").iterdir()}
@@ -118,9 +154,10 @@ def test_summary_json_holds_verdict_tolerances_and_environment(float32_runs):
     assert env["floatx"] == "float32" and env["keras_backend"] == "tensorflow"
 
 
-def test_same_seed_twice_gives_byte_identical_csvs_float32(float32_runs):
-    base, _, second = float32_runs
-    assert second.returncode == 0 and second.stdout == ""
+def test_same_seed_twice_gives_byte_identical_csvs_float32(float32_runs, in_process):
+    base, _ = float32_runs
+    statuses, printed = in_process
+    assert statuses["b"] == 0 and printed == ""  # --quiet: b prints nothing
     assert {p.name for p in (base / "b").iterdir()} == {"samples.csv", "steps.csv", "gradients.csv", "summary.json",
                                                         "report.html"}  # without plots the page is still written
     assert "<img" not in (base / "b" / "report.html").read_text()
@@ -128,12 +165,13 @@ def test_same_seed_twice_gives_byte_identical_csvs_float32(float32_runs):
         assert (base / "a" / name).read_bytes() == (base / "b" / name).read_bytes(), name
 
 
-def test_same_seed_twice_gives_byte_identical_csvs_float64(tmp_path):
-    for name in ("a", "b"):
-        done = parity("run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(tmp_path / name))
-        assert done.returncode == 0, done.stderr
+def test_same_seed_twice_gives_byte_identical_csvs_float64(processes, in_process):
+    base, started = processes
+    done = started["float64"].result()
+    assert done.returncode == 0, done.stderr
+    assert in_process[0]["f64_again"] == 0
     for name in ["samples.csv", "steps.csv", "gradients.csv"]:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        assert (base / "f64" / name).read_bytes() == (base / "f64_again" / name).read_bytes(), name
 
 
 def test_bad_input_from_a_real_process_is_one_line_and_exit_2(tmp_path):
@@ -151,15 +189,11 @@ def test_parity_script_is_the_cli():
     assert done.returncode == 2 and done.stderr == "error: --dtype must be float32 or float64 (received: float16)\n"
 
 
-def test_a_broken_numpy_layer_exits_1_and_names_the_gradient(tmp_path):
-    layers = tmp_path / "broken.py"
-    layers.write_text("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"
-                      "        return np.where(self.mask, 0, x)\n\n    def backward(self, dout):\n"
-                      "        return dout  # forgets the mask: gradient flows through dead units\n")
-    done = parity("check", "--layers", str(layers), "--dtype", "float64", "--epochs", "2", "--no-plots",
-                  "--out", str(tmp_path / "r"))
+def test_a_broken_numpy_layer_exits_1_and_names_the_gradient(processes):
+    base, started = processes
+    done = started["broken"].result()
     assert done.returncode == 1, done.stderr
     assert "verdict: FAIL" in done.stdout and "mask_mismatch" in done.stdout
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    summary = json.loads((base / "broken" / "summary.json").read_text())
     assert summary["verdict"] == "fail"
     assert any(f["code"] == "mask_mismatch" and f.get("param") == "dW1" for f in summary["findings"])

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
@@ -48,25 +49,43 @@ def test_native_writes_to_fd_2_are_filtered_for_the_whole_block_and_python_outpu
     assert done.stderr == "error: ours\na native line that is no log record\n"
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
+QUIET_RUNS = {"short last batch": ["--samples", "40"], "saved model": ["--model", "MODEL"]}
+
+
+def save_model(path: Path) -> Path:
+    """A float32 Dense chain the CLI accepts, its weights drawn from seeded initializers: no global state is touched."""
     from parity import keras_side
 
     keras = keras_side.keras
-    keras_side.configure("float32", 1)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
+
+    def dense(units: int, **kwargs):
+        return keras.layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed=1), dtype="float32",
+                                  **kwargs)
+
+    keras.Sequential([keras.Input((1,)), dense(2, activation="relu"), dense(1)]).save(path)
     return path
 
 
-@pytest.mark.parametrize("extra", [["--samples", "40"], ["--model", "MODEL"]], ids=["short last batch", "saved model"])
-def test_a_quiet_run_prints_nothing_on_either_stream(tmp_path, saved_model, extra):
+def start_early(folder: Path, lane: Executor) -> dict[str, Future]:
+    """Both quiet runs, queued with the session (conftest's started_early), with TensorFlow's native logging at its
+    loudest."""
+    model = save_model(folder / "model.keras")
+    return {case: lane.submit(parity, "run", "--quiet", "--no-plots", "--out", str(folder / f"r{k}"),
+                              *[str(model) if a == "MODEL" else a for a in extra],
+                              env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
+            for k, (case, extra) in enumerate(QUIET_RUNS.items())}
+
+
+@pytest.fixture(scope="module")
+def quiet_runs(started_early) -> dict[str, Future]:
+    return started_early[__name__]
+
+
+@pytest.mark.parametrize("case", QUIET_RUNS)
+def test_a_quiet_run_prints_nothing_on_either_stream(quiet_runs, case):
     """--samples 40 makes the fit's last batch short (32 = 3 x 10 + 2), where TensorFlow logs a NodeDef line;
     loading a saved model makes it probe CUDA and log cuInit where there is no GPU."""
-    extra = [str(saved_model) if a == "MODEL" else a for a in extra]
-    done = parity("run", "--quiet", "--no-plots", "--out", str(tmp_path / "r"), *extra,
-                  env={"PARITY_TF_LOGS": "0", "TF_CPP_MIN_LOG_LEVEL": "0"})
+    done = quiet_runs[case].result()
     assert done.returncode == 0
     assert (done.stdout, done.stderr) == ("", "")
 

@@ -1,6 +1,7 @@
 """A real notebook, executed by nbclient on an ipykernel: layers defined in cells, checked, redefined with a bug."""
 
 import shutil
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,22 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOK = Path(__file__).parent / "notebooks" / "check_in_a_notebook.ipynb"
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("notebook")
-    path = folder / NOTEBOOK.name
-    shutil.copy(NOTEBOOK, path)
-    nb = nbformat.read(path, as_version=4)
+def execute(folder: Path):
+    shutil.copy(NOTEBOOK, folder / NOTEBOOK.name)
+    nb = nbformat.read(folder / NOTEBOOK.name, as_version=4)
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     return nb
+
+
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The kernel imports TensorFlow and fits Keras (about 12 s on one core): queued with the session (conftest's
+    started_early), it runs on the machine's other core while other modules' tests run here."""
+    return lane.submit(execute, folder)
+
+
+@pytest.fixture(scope="module")
+def executed(started_early):
+    return started_early[__name__].result()
 
 
 def _outputs(cell) -> list:

@@ -1,10 +1,15 @@
-"""A run killed or interrupted at any moment leaves the previous complete report or none; NaN never passes."""
+"""A run killed or interrupted at any moment leaves the previous complete report or none; NaN never passes.
+
+The interrupted runs are real processes, killed or sent Ctrl-C while they write their report. They are queued with
+the session (start_early, conftest's started_early) and run one after another on the machine's other core, mostly
+importing TensorFlow; each test then reads what its run left on disk and how the process ended."""
 
 import json
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
@@ -33,7 +38,7 @@ def wait_mid_write(proc: subprocess.Popen, out: Path, timeout: float = 180) -> P
 
 
 def plot_workers_of(pid: int) -> list[int]:
-    """The parity.plot_worker processes `pid` started (parity.plot_worker), alive now."""
+    """The parity.plot_worker processes `pid` started, alive now."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -46,20 +51,19 @@ def plot_workers_of(pid: int) -> list[int]:
     return found
 
 
-def assert_gone(pids: list[int], timeout: float = 30) -> None:
+def gone(pids: list[int], timeout: float = 30) -> bool:
+    """Whether every one of `pids` has ended (a zombie counts as ended) within `timeout` seconds."""
+    def alive(pid):
+        try:
+            return "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+        except OSError:
+            return False
     deadline = time.monotonic() + timeout
-    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
-              for pid in pids):
-        assert time.monotonic() < deadline, f"plot workers {pids} outlived their run"
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def previous(tmp_path_factory):
-    """A complete report from an earlier run, to be kept whole."""
-    out = tmp_path_factory.mktemp("prev") / "report"
-    assert cli.main(["run", "--dtype", "float64", "--epochs", "1", "--no-plots", "--quiet", "--out", str(out)]) == 0
-    return {p.name: p.read_bytes() for p in out.iterdir()}
+    return True
 
 
 def restore(out: Path, files: dict) -> None:
@@ -74,39 +78,66 @@ def assert_whole(out: Path, files: dict) -> None:
     assert sorted(summary["files"]) == sorted(files)
 
 
-@pytest.mark.parametrize("had_report", [True, False])
-def test_a_run_killed_mid_write_leaves_the_previous_report_or_none(tmp_path, previous, had_report):
-    out = tmp_path / "report"
-    if had_report:
-        restore(out, previous)
+# (how the run is interrupted, whether a previous report is in its folder)
+CASES = [(signal.SIGKILL, True), (signal.SIGKILL, False), (signal.SIGINT, True)]
+
+
+def previous_report(folder: Path) -> dict[str, bytes]:
+    """A complete report from an earlier run, to be kept whole."""
+    out = folder / "previous"
+    done = subprocess.run([sys.executable, "-m", "parity.cli", "run", "--dtype", "float64", "--epochs", "1",
+                           "--no-plots", "--quiet", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def interrupt(out: Path, how: signal.Signals, previous: Future | None):
+    """Start a run into `out` (over the previous report, if given), send it `how` mid-write, and wait for its end."""
+    out.parent.mkdir()
+    if previous is not None:
+        restore(out, previous.result())
     proc = start(out)  # with plots: the write phase lasts about a second
     tmp = wait_mid_write(proc, out)
-    workers = plot_workers_of(proc.pid)
-    assert len(workers) == 1  # the run drew with a plot worker: killing the run must end it too
-    proc.kill()
-    proc.wait(timeout=60)
+    workers = plot_workers_of(proc.pid)  # the run draws with a plot worker: ending the run must end it too
+    proc.send_signal(how)
+    stdout, stderr = proc.communicate(timeout=60)
+    workers_gone = gone(workers)
+    return out, tmp, subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), (workers, workers_gone)
+
+
+def start_early(folder: Path, lane: Executor) -> dict:
+    """The previous report, then each interrupted run, queued with the session (conftest's started_early)."""
+    previous = lane.submit(previous_report, folder)
+    runs = {case: lane.submit(interrupt, folder / f"{case[0].name}-{case[1]}" / "report", case[0],
+                              previous if case[1] else None) for case in CASES}
+    return {"previous": previous, "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def interrupted(started_early) -> dict:
+    return started_early[__name__]
+
+
+@pytest.mark.parametrize("had_report", [True, False])
+def test_a_run_killed_mid_write_leaves_the_previous_report_or_none(interrupted, had_report):
+    out, tmp, _, (workers, workers_gone) = interrupted["runs"][signal.SIGKILL, had_report].result()
     assert tmp.exists()  # it really was killed while writing
-    assert_gone(workers)  # at end of its input
+    assert len(workers) == 1 and workers_gone  # its plot worker exits at the end of its input
     if had_report:
-        assert_whole(out, previous)
+        assert_whole(out, interrupted["previous"].result())
     else:
         assert not out.exists()
 
 
-def test_ctrl_c_exits_130_and_leaves_nothing_half_written(tmp_path, previous):
-    out = tmp_path / "report"
-    restore(out, previous)
-    proc = start(out)
-    wait_mid_write(proc, out)
-    workers = plot_workers_of(proc.pid)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert_gone(workers, timeout=5)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1] == "error: interrupted; no report was written"
-    assert "Traceback" not in stderr
-    assert not list(tmp_path.glob(".report.tmp-*"))  # cleaned up
-    assert_whole(out, previous)
+def test_ctrl_c_exits_130_and_leaves_nothing_half_written(interrupted):
+    out, _, done, (workers, workers_gone) = interrupted["runs"][signal.SIGINT, True].result()
+    assert done.returncode == 130, done.stderr
+    assert len(workers) == 1 and workers_gone  # the run ends its plot worker as it stops
+    assert done.stderr.strip().splitlines()[-1] == "error: interrupted; no report was written"
+    assert "Traceback" not in done.stderr
+    assert not list(out.parent.glob(".report.tmp-*"))  # cleaned up
+    assert_whole(out, interrupted["previous"].result())
 
 
 def test_nan_arising_in_the_computation_fails_and_names_where(tmp_path, capsys):

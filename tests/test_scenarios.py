@@ -3,21 +3,19 @@
 import numpy as np
 import pytest
 
-from parity.config import resolve
-from parity.inputs import prepare
-from parity.runner import run_parity
 from parity.tolerances import TOLERANCES
 
 SCENARIOS = ["sigmoid", "softmax", "deep"]
 
 
 @pytest.fixture(scope="module")
-def runs():
+def runs(cached_run):
+    """Each scenario and dtype compared once; test_terminal's runs of them reuse their Keras sides."""
     cache = {}
 
     def get(scenario, dtype):
         if (scenario, dtype) not in cache:
-            cache[scenario, dtype] = run_parity(prepare(resolve({"scenario": scenario, "dtype": dtype})))
+            cache[scenario, dtype] = cached_run({"scenario": scenario, "dtype": dtype})
         return cache[scenario, dtype]
 
     return get

@@ -50,7 +50,9 @@ def test_my_buggy_relu(keras_parity):
 
 
 def test_the_fixture_passes_a_good_test_and_fails_a_buggy_one_naming_the_code(pytester):
+    """In this process (a fresh pytest session, its plugins loaded from their entry points): a process of its own
+    would spend its time importing TensorFlow and refitting the Keras side this session already holds."""
     pytester.makepyfile(test_user=USER_TESTS.format(fixtures=FIXTURES))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: keras-parity: FAIL with *", "*mask_mismatch*"])
