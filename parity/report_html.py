@@ -27,11 +27,12 @@ CAPTIONS = {
         "red on the NumPy side where Keras's is pink. The black tick is each first-layer unit's kink x* = -b/w, where "
         "it switches between dead and alive."),
     "stepping.png": (
-        "One SGD step per training sample, on both sides from the same weights. Top: each weight's value after every "
+        "One optimizer step per training sample, on both sides from the same weights. Top: each weight's value after every "
         "step, one colour per unit (NumPy solid, Keras dashed: on a match the lines coincide). A halo marks the steps "
         "on which that unit was dead: a dead unit's W does not move, because its dW is exactly 0 on that step. W "
-        "itself is not 0; it just stays where it was, which is why a dead unit's line runs flat. Bottom: the largest "
-        "difference between the sides after each step, against the tolerance (dotted)."),
+        "itself is not 0; it just stays where it was, which is why a dead unit's line runs flat. Bottom: each parameter's "
+        "largest difference between the sides after each step, one line per parameter, against the tolerance "
+        "(dotted)."),
     "gradient_diffs.png": (
         "How far apart the two sides' gradients are, on a log scale, in each phase: the probe (each sample alone at "
         "the fitted weights), the mini-batches (gradients averaged over a batch) and stepping (one SGD step per "
