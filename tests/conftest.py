@@ -1,6 +1,8 @@
 """Shared fixtures: each configuration's Keras side is fitted once per session, whichever door asks for it, and
 the work that runs outside this process starts with the session."""
 
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -49,6 +51,14 @@ def seed_run(cached_run):
     return get
 
 
+def _in_background() -> None:
+    """Niceness 10 for the calling thread; on Linux niceness is per thread and what a thread starts inherits it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # elsewhere a thread id is no process id: the jobs run at normal priority
+        pass
+
+
 @pytest.fixture(scope="session", autouse=True)
 def started_early(request, tmp_path_factory) -> dict:
     """What the selected modules run outside this process, queued before the first test, by module name.
@@ -56,10 +66,11 @@ def started_early(request, tmp_path_factory) -> dict:
     A module that defines `start_early(folder, lane)` (real `parity` processes, the notebook's kernel: each mostly
     importing TensorFlow on one core) submits that work to `lane`, one thread that runs it job after job, and reads
     the futures it returned from this dict. One process at a time takes the machine's other core while the
-    in-process tests run on this one, instead of later with this process waiting for it. At the end, jobs no test
-    waited for are dropped and the one running is waited for.
+    in-process tests run on this one, instead of later with this process waiting for it; at niceness 10 it yields
+    that core to test_grade's workers while they run. At the end, jobs no test waited for are dropped and the one
+    running is waited for.
     """
-    lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="started-early")
+    lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="started-early", initializer=_in_background)
     handles = {}
     for module in dict.fromkeys(getattr(item, "module", None) for item in request.session.items):
         start = getattr(module, "start_early", None)
