@@ -126,15 +126,25 @@ def fit(model: keras.Model, spec: ModelSpec, x: np.ndarray, y: np.ndarray, epoch
     `batches`. By default an epoch runs as one compiled call (tf.while_loop over its batches): the same
     updates in the same order, with less Python between them (tested equal to one batch per call).
     `steps_per_execution` must divide the batches per epoch, or Keras would run past an epoch's end."""
-    steps = -(-len(x) // batch_size)
+    steps = _steps_per_epoch(x, batch_size)
     steps_per_execution = steps_per_execution or steps
     if steps % steps_per_execution:
         raise ValueError(f"steps_per_execution={steps_per_execution} does not divide the {steps} batches per epoch")
     if isinstance(optimizer, (int, float)):
         optimizer = keras.optimizers.SGD(learning_rate=optimizer)
     model.compile(optimizer=optimizer, loss=_LOSSES[spec.loss](), steps_per_execution=steps_per_execution)
+    _run_epochs(model, x, y, epochs, batch_size, seed)
+
+
+def _steps_per_epoch(x: np.ndarray, batch_size: int) -> int:
+    return -(-len(x) // batch_size)  # the last batch may be short
+
+
+def _run_epochs(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int) -> None:
+    """A compiled model's fit over `batches`, `epochs` times through the split (none for 0)."""
     if epochs > 0:
-        model.fit(batches(x, y, batch_size, seed), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
+        model.fit(batches(x, y, batch_size, seed), epochs=epochs, steps_per_epoch=_steps_per_epoch(x, batch_size),
+                  shuffle=False, verbose=0)
 
 
 def dense_layers(model: keras.Model) -> list:
@@ -177,12 +187,12 @@ class KerasSide:
         self._per_sample = None
         self._batch = tf.function(self._probe, input_signature=self._signature, autograph=False)
         self._steppers: dict[tuple, _Stepper] = {}  # per optimizer kind: one optimizer and one compiled loop
-        self._fitters: dict[tuple, _Fitter] = {}  # per optimizer kind and batch layout: one compiled fit
+        self._fitters: dict[tuple, _Fitter] = {}  # per optimizer kind and batches per epoch: one compiled fit
 
     # -- the fit --------------------------------------------------------------------------------
     def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, optimizer, seed: int) -> None:
         """Keras's own fit from the model's current weights with the run's optimizer (OptimizerSettings, or a
-        learning rate for plain SGD), as `fit()` above does. Compiled once per optimizer kind and batch layout,
+        learning rate for plain SGD), as `fit()` above does. Compiled once per optimizer kind and batches per epoch,
         on a model of its own: later fits restore that optimizer's starting state instead of recompiling, so
         Keras's train function is traced once per kind, not once per run (tested equal to a fresh compile).
         TensorFlow's retracing heuristic counts the traces of Keras's train step, one code for every compiled
@@ -192,8 +202,7 @@ class KerasSide:
 
         settings = _settings(optimizer)
         floatx = keras.config.floatx()
-        steps = -(-len(x) // batch_size)  # one compiled call an epoch
-        key = (optimizer_kind(settings, floatx), steps)
+        key = (optimizer_kind(settings, floatx), _steps_per_epoch(x, batch_size))  # one compiled call an epoch
         if key not in self._fitters:
             model = build_model(self.spec)
             fit(model, self.spec, x, y, 0, batch_size, build_keras_optimizer(settings, floatx)[0], seed)
@@ -206,8 +215,7 @@ class KerasSide:
             variable.assign(value)
         model.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
         keras.utils.set_random_seed(seed)  # the shuffles depend on nothing that ran before
-        if epochs > 0:
-            model.fit(batches(x, y, batch_size, seed), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
+        _run_epochs(model, x, y, epochs, batch_size, seed)
         self.model.set_weights(model.get_weights())
 
     # -- one sample or batch, as the model computes it ------------------------------------------
