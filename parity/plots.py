@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure  # object-oriented: no pyplot state, no backend switched under a notebook
 from matplotlib.lines import Line2D
 
-from parity.dead_units import unit_label, unit_name  # noqa: E402
+from parity.dead_units import params_before, unit_label, unit_name  # noqa: E402
 from parity.probe_curves import BINS, EXACT_LIMIT, SCATTER_POINTS, ProbeCurves  # noqa: E402,F401  (re-exported)
 from parity.runner import ParityResult  # noqa: E402
 
@@ -32,13 +32,21 @@ def _floor(tol) -> float:
     return tol.atol * 1e-6
 
 
-def _log_axis(ax) -> None:
-    """A log y axis labelled 1e-12, 1e-09, ...: plain text, as mathtext tick labels cost most of a plot's time."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+def _log_axis(ax, zero: float | None = None, top: float | None = None) -> None:
+    """A log y axis labelled 1e-12, 1e-09, ...: plain text, as mathtext tick labels cost most of a plot's time.
+    With `zero`, a power of ten where exact zeros are drawn, the axis runs from under it to `top`, ticked
+    on powers of ten from it up, and its tick reads 0."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(numticks=8))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+    if zero is not None:
+        ax.set_ylim(zero / 3, top)
+        decades = int(np.ceil(np.log10(top / zero)))
+        ax.yaxis.set_major_locator(FixedLocator(zero * 10.0 ** np.arange(0, decades + 1, -(-decades // 7))))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if np.isclose(v, zero, rtol=1e-6, atol=0)
+                                                   else f"{v:.0e}"))
     ax.yaxis.set_minor_locator(NullLocator())  # unlabelled minor ticks cost a third of the plots' time
 
 
@@ -84,7 +92,8 @@ def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
     if result.batch is not None:
         panels.append(("batch", f"batch (of {result.config.batch_size} samples, at the fitted weights)", "per batch",
                        result.batch))
-    panels.append(("stepping", "step (one SGD step per training sample)", "per step", result.stepping))
+    optimizer = result.config.optimizer.info.book_class
+    panels.append(("stepping", f"step (one {optimizer} step per training sample)", "per step", result.stepping))
     fig, axes = _new(1, len(panels), figsize=(5 * len(panels), 4.6), sharey=True, squeeze=False,
                              gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.12, "top": 0.76, "wspace": 0.06})
     floor = _floor(result.tolerance)
@@ -228,51 +237,79 @@ def _title(result: ParityResult, name: str, entries: int) -> str:
     return name + joins + ("" if entries <= 8 else ", first 8")
 
 
+def _moved(result: ParityResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per parameter, (numpy, keras) |value after - value before| of each entry at each step: (steps, entries)."""
+    phase = result.stepping
+    sides = [(trace.params_after, params_before(trace, result.fitted)) for trace in (phase.numpy, phase.keras)]
+    return {name: tuple(np.abs(after[name] - before[name]).reshape(len(phase.rows), -1) for after, before in sides)
+            for name in phase.numpy.params_after}
+
+
+def _decade_below(values: np.ndarray, default: float) -> float:
+    """A floor for a log axis: two decades under the smallest positive value, on a power of ten."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    return default if positive.size == 0 else float(10.0 ** (np.floor(np.log10(positive.min())) - 2))
+
+
 def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
-    """Each parameter entry's value after every step on both sides, its dead steps haloed; below, one panel
-    of how far apart each parameter is after each step."""
+    """Top: how far each step moved each parameter entry, on both sides, its dead steps haloed: a dead unit's
+    dW is exactly 0, so under SGD its W does not move and the point sits on the 0 line.
+    Below: one panel of how far apart each parameter is after each step."""
     phase = result.stepping
     names = list(phase.numpy.params_after)
     fig = Figure(figsize=(3.4 * len(names), 6.8))
-    grid = fig.add_gridspec(2, len(names), left=0.07, right=0.99, bottom=0.08, top=0.82, wspace=0.35, hspace=0.3)
-    top = [fig.add_subplot(grid[0, k]) for k in range(len(names))]
+    grid = fig.add_gridspec(2, len(names), left=0.07, right=0.99, bottom=0.08, top=0.8, wspace=0.3, hspace=0.32)
+    top = [fig.add_subplot(grid[0, 0])]
+    top += [fig.add_subplot(grid[0, k], sharey=top[0]) for k in range(1, len(names))]  # moves compare across panels
     below = fig.add_subplot(grid[1, :])  # one panel for every parameter: a quarter of the drawing time
     steps = np.arange(1, len(phase.rows) + 1)
     floor = _floor(result.tolerance)
-    halos = False
+    moves = _moved(result)
+    every = np.concatenate([m.ravel() for pair in moves.values() for m in pair])
+    still = _decade_below(every, floor)
+    highest = max(still, float(np.nanmax(np.where(np.isfinite(every), every, np.nan), initial=still)))
+    halos, dead_moved = False, False
     for k, name in enumerate(names):
-        ours = phase.numpy.params_after[name].reshape(len(steps), -1)
-        theirs = phase.keras.params_after[name].reshape(len(steps), -1)
-        lines = []
+        ours, theirs = moves[name]
+        marks = []
         for e, (label, owners) in enumerate(_entries(result, name)[:8]):
             colour = f"C{e}"
-            lines += top[k].plot(steps, ours[:, e], color=colour, label=label)
-            top[k].plot(steps, theirs[:, e], color=colour, linestyle="--", alpha=0.9)
             dead = np.zeros(len(steps), dtype=bool)
             for layer, j in owners:
                 dead |= phase.dead_keras[layer][:, j]
-            if dead.any():  # a translucent halo in the line's own colour: the line stays visible under it
-                top[k].scatter(steps[dead], theirs[dead, e], s=25, color=colour, alpha=0.3, linewidths=0)
-                halos = True
-        top[k].legend(handles=lines, fontsize=7, loc="best" if len(steps) <= 2000 else "upper left")
+            if dead.any():  # a translucent halo in the entry's own colour, under its points
+                top[k].scatter(steps[dead], np.maximum(theirs[dead, e], still), s=60, color=colour, alpha=0.25,
+                               linewidths=0, gid="halo")
+                halos, dead_moved = True, dead_moved or bool((theirs[dead, e] != 0).any())
+            marks.append(top[k].scatter(steps, np.maximum(theirs[:, e], still), s=22, facecolors="none",
+                                        edgecolors=colour, linewidths=0.8, label=label, gid="keras"))
+            top[k].scatter(steps, np.maximum(ours[:, e], still), s=4, color=colour, linewidths=0, gid="numpy")
+        top[k].axhline(still, color="gray", linewidth=0.6)
+        top[k].legend(handles=marks, fontsize=7, loc="upper center", ncol=2, columnspacing=0.8, handletextpad=0.2)
         _panel_title(top[k], _title(result, name, ours.shape[1]), fontsize=10)
         top[k].set_xlabel("step")
         below.plot(steps, np.maximum(phase.diffs[name].max_abs, floor), color=f"C{k}", label=name)
+    _log_axis(top[0], zero=still, top=highest * 100)  # headroom above the points for the entries' legends
     _floor_and_atol(below, result, floor)
     _log_axis(below)
     below.set_xlabel("step")
     below.legend(fontsize=8, loc="center right", title="parameter", title_fontsize=8)
-    top[0].set_ylabel("value after the step")
+    top[0].set_ylabel("how far the step moved it,\n|after - before| (0: not at all)")
     below.set_ylabel("max |numpy - keras|")
-    style = [Line2D([], [], color="gray", label="numpy (solid)"),
-             Line2D([], [], color="gray", linestyle="--", label="keras (dashed)"),
-             Line2D([], [], color="gray", marker="o", markersize=6, alpha=0.4, linestyle="",
-                        label="halo: the unit was dead on this step (Keras's z <= 0); a dead unit's W does not move: "
-                              "its dW is exactly 0 on that step")][:3 if halos else 2]
-    fig.legend(handles=style, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
     optimizer = result.config.optimizer.info.book_class
+    dead_note = ("halo: the unit was dead on this step (Keras's z <= 0): its dW is exactly 0, "
+                 + (f"yet {optimizer}'s state still moved W on some of them" if dead_moved
+                    else "so a dead unit's W does not move (the 0 line), though W itself is not 0"))
+    style = [Line2D([], [], color="gray", marker="o", markersize=5, markerfacecolor="none", linestyle="",
+                    label="keras (circle)"),
+             Line2D([], [], color="gray", marker="o", markersize=2.5, linestyle="",
+                    label="numpy (dot; in the circle: they agree)"),
+             Line2D([], [], color="gray", marker="o", markersize=8, alpha=0.35, linestyle="", label=dead_note)]
+    fig.legend(handles=style[:3 if halos else 2], loc="upper center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.9))
     fig.suptitle(f"Stepping: one {optimizer} step per training sample (lr {result.config.lr:g}), the same steps on "
-                 "both sides; below, how far apart the parameters are after each step")
+                 "both sides\ntop: how far each step moved each weight; below: how far apart the sides are after "
+                 "each step")
     return fig
 
 

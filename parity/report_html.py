@@ -27,10 +27,12 @@ CAPTIONS = {
         "red on the NumPy side where Keras's is pink. The black tick is each first-layer unit's kink x* = -b/w, where "
         "it switches between dead and alive."),
     "stepping.png": (
-        "One optimizer step per training sample, on both sides from the same weights. Top: each weight's value after every "
-        "step, one colour per unit (NumPy solid, Keras dashed: on a match the lines coincide). A halo marks the steps "
-        "on which that unit was dead: a dead unit's W does not move, because its dW is exactly 0 on that step. W "
-        "itself is not 0; it just stays where it was, which is why a dead unit's line runs flat. Bottom: each parameter's "
+        "One optimizer step per training sample, on both sides from the same weights. Top: how far each step moved "
+        "each weight, one colour per unit, on a log scale whose bottom line is 0 (Keras an open circle, NumPy a dot: "
+        "a dot inside its circle means the sides agree). A halo marks the steps on which that unit was dead: its dW is "
+        "exactly 0 there, so under plain SGD its W does not move and the point sits on the 0 line. W itself is not 0; "
+        "it just stays where it was. (With momentum or Adam the optimizer's state can still move it.) A Relu whose "
+        "backward forgets its mask shows NumPy dots above the 0 line on those steps. Bottom: each parameter's "
         "largest difference between the sides after each step, one line per parameter, against the tolerance "
         "(dotted)."),
     "gradient_diffs.png": (

@@ -77,7 +77,12 @@ def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(
     np.testing.assert_allclose(batch["db1"][:, 1], np.maximum(result.batch.diffs["db1"].max_abs, floor))
 
 
-def test_stepping_names_each_units_line_and_haloes_the_steps_it_was_dead(runs):
+def _marks(ax, gid: str) -> list[np.ndarray]:
+    """The offsets (step, y) of each scatter of one kind in a stepping panel: "halo", "keras" or "numpy"."""
+    return [np.asarray(c.get_offsets()) for c in ax.collections if c.get_gid() == gid]
+
+
+def test_stepping_shows_how_far_each_step_moved_each_units_weights_and_haloes_its_dead_steps(runs):
     from parity.plots import stepping
 
     result, _ = runs[("correct", None)]
@@ -85,15 +90,46 @@ def test_stepping_names_each_units_line_and_haloes_the_steps_it_was_dead(runs):
     w1, b1, w2, b2 = fig.axes[:4]
     assert [t.get_text() for t in w1.get_legend().get_texts()] == ["layer 1, unit 0", "layer 1, unit 1"]
     assert [t.get_text() for t in w2.get_legend().get_texts()] == ["from layer 1, unit 0", "from layer 1, unit 1"]
-    dead = result.stepping.dead_keras[1]  # (steps, units)
+    phase, dead = result.stepping, result.stepping.dead_keras[1]  # (steps, units)
+    zero = w1.get_ylim()[0] * 3  # where "did not move" is drawn
+    assert "0" in [t.get_text() for t in w1.get_yticklabels()]
+    keras_w1 = phase.keras.params_after["W1"][:, 0, :]  # (steps, units)
+    moved = np.abs(np.diff(np.concatenate([result.fitted["W1"][0][None], keras_w1]), axis=0))
+    for j, offsets in enumerate(_marks(w1, "keras")):
+        np.testing.assert_array_equal(offsets[:, 1], np.maximum(moved[:, j], zero))
+        assert (offsets[dead[:, j], 1] == zero).all() and (offsets[~dead[:, j], 1] > zero).all()
     for ax in (w1, b1, w2):
-        halos = [c.get_offsets() for c in ax.collections]
+        halos = _marks(ax, "halo")
         assert len(halos) == 2
         for j, offsets in enumerate(halos):
             np.testing.assert_array_equal(offsets[:, 0], np.flatnonzero(dead[:, j]) + 1)  # steps count from 1
-    assert len(b2.collections) == 0  # the output bias belongs to no ReLU unit
+            assert (offsets[:, 1] == zero).all()  # plain SGD: a dead unit's weights did not move
+    assert not _marks(b2, "halo")  # the output bias belongs to no ReLU unit
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert "a dead unit's W does not move: its dW is exactly 0 on that step" in legend
+    assert "its dW is exactly 0, so a dead unit's W does not move (the 0 line)" in legend
+
+
+def test_stepping_shows_a_missing_mask_as_numpy_moving_weights_on_keras_dead_steps(runs):
+    from parity.plots import stepping
+
+    result, _ = runs[("no mask", None)]
+    w1 = stepping(result).axes[0]
+    zero = w1.get_ylim()[0] * 3
+    dead = result.stepping.dead_keras[1]
+    for j, (ours, theirs) in enumerate(zip(_marks(w1, "numpy"), _marks(w1, "keras"))):
+        assert (theirs[dead[:, j], 1] == zero).all()
+        assert (ours[dead[:, j], 1] > zero).any()  # the dot leaves Keras's circle on the 0 line
+
+
+def test_stepping_with_momentum_says_the_velocity_still_moves_a_dead_units_weights():
+    import parity
+    from parity.plots import stepping
+
+    result = parity.run(optimizer="momentum", dtype="float32", epochs=4, plots=False).result
+    fig = stepping(result)
+    assert fig._suptitle.get_text().startswith("Stepping: one Momentum step per training sample")
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "its dW is exactly 0, yet Momentum's state still moved W on some of them" in legend
 
 
 def test_kernel_entries_are_named_by_the_units_they_join():
