@@ -258,7 +258,7 @@ def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
     phase = result.stepping
     names = list(phase.numpy.params_after)
     fig = Figure(figsize=(3.4 * len(names), 6.8))
-    grid = fig.add_gridspec(2, len(names), left=0.07, right=0.99, bottom=0.08, top=0.8, wspace=0.3, hspace=0.32)
+    grid = fig.add_gridspec(2, len(names), left=0.08, right=0.99, bottom=0.08, top=0.8, wspace=0.3, hspace=0.32)
     top = [fig.add_subplot(grid[0, 0])]
     top += [fig.add_subplot(grid[0, k], sharey=top[0]) for k in range(1, len(names))]  # moves compare across panels
     below = fig.add_subplot(grid[1, :])  # one panel for every parameter: a quarter of the drawing time
@@ -289,7 +289,8 @@ def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
         _panel_title(top[k], _title(result, name, ours.shape[1]), fontsize=10)
         top[k].set_xlabel("step")
         below.plot(steps, np.maximum(phase.diffs[name].max_abs, floor), color=f"C{k}", label=name)
-    _log_axis(top[0], zero=still, top=highest * 100)  # headroom above the points for the entries' legends
+    rows = -(-max(len(_entries(result, name)[:8]) for name in names) // 2)  # the tallest legend's rows of two
+    _log_axis(top[0], zero=still, top=highest * 10 ** (1 + 1.2 * rows))  # headroom above the points for it
     _floor_and_atol(below, result, floor)
     _log_axis(below)
     below.set_xlabel("step")
