@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
         return _sweep(args)
     from parity.plot_worker import PlotWorker
 
-    # Started first, so that its imports overlap TensorFlow's: it draws half the pictures at the end.
+    # Started first, so that its imports overlap TensorFlow's: it draws its share of the pictures at the end.
     worker = None if args.no_plots else PlotWorker.start()
     try:
         return _check(args, worker)

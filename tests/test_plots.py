@@ -145,7 +145,7 @@ def test_kernel_entries_are_named_by_the_units_they_join():
     assert _entries(result, "b2")[15] == ("layer 2, unit 15", [(2, 15)])
 
 
-# -- the plot worker: half the pictures drawn in a second process, never at the report's expense --------------------
+# -- the plot worker: its share of the pictures drawn in a second process, never at the report's expense ---------------
 def test_the_plot_worker_draws_the_same_bytes_as_this_process(runs):
     from parity.plot_worker import PlotWorker
     from parity.plots import WORKER_SHARE, draw
