@@ -109,6 +109,22 @@ def test_stepping_shows_how_far_each_step_moved_each_units_weights_and_haloes_it
     assert "its dW is exactly 0, so a dead unit's W does not move (the 0 line)" in legend
 
 
+def test_a_long_stepping_phase_draws_evenly_spaced_steps_and_says_how_many(runs, monkeypatch):
+    from parity import plots
+
+    monkeypatch.setattr(plots, "STEP_POINTS", 10)
+    result, _ = runs[("correct", None)]
+    w1 = plots.stepping(result).axes[0]
+    n = len(result.stepping.rows)
+    shown = np.unique(np.linspace(0, n - 1, 10).astype(np.int64))
+    assert w1.get_xlabel() == f"step (10 of {n} drawn)"
+    for j, offsets in enumerate(_marks(w1, "keras")):
+        np.testing.assert_array_equal(offsets[:, 0], shown + 1)
+    dead = result.stepping.dead_keras[1]
+    for j, offsets in enumerate(_marks(w1, "halo")):
+        np.testing.assert_array_equal(offsets[:, 0], shown[dead[shown, j]] + 1)
+
+
 def test_stepping_shows_a_missing_mask_as_numpy_moving_weights_on_keras_dead_steps(runs):
     from parity.plots import stepping
 
