@@ -2,6 +2,6 @@
 
 import sys
 
-from parity.cli import main
+from parity.cli import command
 
-sys.exit(main())
+sys.exit(command())

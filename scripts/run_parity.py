@@ -2,7 +2,7 @@
 
 import sys
 
-from parity.cli import main
+from parity.cli import command
 
 if __name__ == "__main__":
-    sys.exit(main(["run", *sys.argv[1:]]))
+    sys.exit(command(["run", *sys.argv[1:]]))

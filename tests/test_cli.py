@@ -30,13 +30,34 @@ def parity(*args, cwd=None):
 
 def start_early(folder: Path, lane: Executor) -> tuple[Path, dict[str, Future]]:
     """The real processes, queued with the session (conftest's started_early): the default run (plots, exit 0),
-    a float64 run, and a broken Relu (exit 1)."""
+    a float64 run, a broken Relu (exit 1), and TensorFlow's import counting full collections, with and without
+    the `parity` process's collection policy."""
     (folder / "broken.py").write_text(BROKEN)
     runs = {"run": ["run", "--out", str(folder / "a")],
             "float64": ["run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(folder / "f64")],
             "broken": ["check", "--layers", str(folder / "broken.py"), "--dtype", "float64", "--epochs", "2",
                        "--no-plots", "--out", str(folder / "broken")]}
-    return folder, {name: lane.submit(parity, *args) for name, args in runs.items()}
+    started = {name: lane.submit(parity, *args) for name, args in runs.items()}
+    for policy in ("command", "main"):  # TensorFlow's import, with and without the `parity` process's policy
+        started[f"collections_{policy}"] = lane.submit(_full_collections_importing_tensorflow, policy == "command")
+    return folder, started
+
+
+FULL_COLLECTIONS = ("import gc, sys\n"
+                    "full = []\n"
+                    "gc.callbacks.append(lambda phase, info: full.append(1) if phase == 'stop' and info['generation'] == 2 "
+                    "else None)\n"
+                    "from parity import cli\n"
+                    "if sys.argv[1] == 'policy':\n"
+                    "    cli.few_full_collections()\n"
+                    "import parity.keras_side\n"
+                    "print(len(full))\n")
+
+
+def _full_collections_importing_tensorflow(policy: bool) -> int:
+    done = subprocess.run([sys.executable, "-c", FULL_COLLECTIONS, "policy" if policy else "none"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=True)
+    return int(done.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +202,24 @@ def test_bad_input_from_a_real_process_is_one_line_and_exit_2(tmp_path):
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "error: --dtype must be float32 or float64 (received: float16)\n"
     assert not out.exists()
+
+
+def test_the_parity_process_makes_full_collections_rare_and_main_in_process_leaves_the_policy_alone(processes):
+    """A full collection walks every object TensorFlow made (about 0.07 s each here): the `parity` process waits
+    for 100 middle-generation collections instead of 10 before one. `main` in a caller's process changes nothing."""
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        assert cli.main(["run", "--dtype", "float16"]) == 2
+        assert gc.get_threshold() == before
+        assert cli.command(["run", "--dtype", "float16"]) == 2
+        assert gc.get_threshold() == (before[0], before[1], 100)
+    finally:
+        gc.set_threshold(*before)
+    _, started = processes
+    assert started["collections_main"].result() >= 3  # Python's default: six here
+    assert started["collections_command"].result() == 0
 
 
 def test_parity_script_is_the_cli():
