@@ -272,13 +272,14 @@ def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
     moves = _moved(result)
     every = np.concatenate([m.ravel() for pair in moves.values() for m in pair])
     still = _decade_below(every, floor)
-    highest = max(still, float(np.nanmax(np.where(np.isfinite(every), every, np.nan), initial=still)))
+    highest = float(every[np.isfinite(every)].max(initial=still))
+    entries = {name: _entries(result, name)[:8] for name in names}
     shown = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), STEP_POINTS)).astype(np.int64))  # (points,)
     halos, dead_moved = False, False
     for k, name in enumerate(names):
         ours, theirs = moves[name]
         marks = []
-        for e, (label, owners) in enumerate(_entries(result, name)[:8]):
+        for e, (label, owners) in enumerate(entries[name]):
             colour = f"C{e}"
             dead = np.zeros(len(steps), dtype=bool)
             for layer, j in owners:
@@ -298,7 +299,7 @@ def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
         _panel_title(top[k], _title(result, name, ours.shape[1]), fontsize=10)
         top[k].set_xlabel("step" if len(shown) == len(steps) else f"step ({len(shown):,} of {len(steps):,} drawn)")
         below.plot(steps, np.maximum(phase.diffs[name].max_abs, floor), color=f"C{k}", label=name)
-    rows = -(-max(len(_entries(result, name)[:8]) for name in names) // 2)  # the tallest legend's rows of two
+    rows = -(-max(map(len, entries.values())) // 2)  # the tallest legend's rows of two
     _log_axis(top[0], zero=still, top=highest * 10 ** (1 + 1.2 * rows))  # headroom above the points for it
     _floor_and_atol(below, result, floor)
     _log_axis(below)
