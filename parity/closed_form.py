@@ -35,18 +35,35 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
     Dense layer's per-sample weight gradient is the outer product of its input and its output gradient.
     """
     n = len(x)
+    pred, loss, grads, dx, z = _record(_Plan(spec), weights, x, t)
+    return Trace(pred=pred, loss=loss, grads=grads, dx=dx.reshape(n, -1), z=z)
+
+
+class _Plan:
+    """What `_record` reads of a spec, worked out once: a stepping loop calls it once per step."""
+
+    def __init__(self, spec: ModelSpec):
+        self.layers = [(i, f"W{i}", f"b{i}", layer.activation) for i, layer in enumerate(spec.layers, start=1)]
+        self.names = list(spec.shapes())  # Keras's variable order
+        self.hidden = [i for i, _ in spec.hidden()]
+        self.cross_entropy = spec.loss in CROSS_ENTROPIES
+
+
+def _record(plan: _Plan, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray):
+    """(pred, loss, grads by name, dx, z by hidden layer) of each row of x as its own batch of one."""
+    n = len(x)
     h, inputs, z, outs = x.reshape(n, -1), [], {}, {}
-    for i, layer in enumerate(spec.layers, start=1):
+    for i, w, b, activation in plan.layers:
         inputs.append(h)
-        a = _row_dot(h, weights[f"W{i}"]) + weights[f"b{i}"]  # (n, units)
-        if layer.activation == "relu":
-            z[i], h = a, np.where(a <= 0, np.zeros_like(a), a)
-        elif layer.activation == "sigmoid":
+        a = _row_dot(h, weights[w]) + weights[b]  # (n, units)
+        if activation == "relu":
+            z[i], h = a, np.where(a <= 0, 0, a)  # a Python 0 takes a's dtype (NEP 50)
+        elif activation == "sigmoid":
             z[i], h = a, 1 / (1 + np.exp(-a))
             outs[i] = h
         else:
             h = a
-    if spec.loss in CROSS_ENTROPIES:
+    if plan.cross_entropy:
         shifted = h - np.max(h, axis=-1, keepdims=True)
         log_y = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
         pred = reference_layers.softmax(h)
@@ -56,21 +73,18 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
     else:
         pred = h
         diff = h - t
-        loss = np.mean(diff ** 2, axis=1)
+        loss = np.add.reduce(diff ** 2, axis=1) / h.shape[1]  # np.mean's own arithmetic, without its Python wrapper
         dout = 2 * diff / h.shape[1]
     grads = {}
-    for i in range(len(spec.layers), 0, -1):
-        activation = spec.layers[i - 1].activation
+    for i, w, b, activation in reversed(plan.layers):
         if activation == "relu":
-            dout = np.where(z[i] <= 0, np.zeros_like(dout), dout)
+            dout = np.where(z[i] <= 0, 0, dout)
         elif activation == "sigmoid":
             dout = dout * (1.0 - outs[i]) * outs[i]
-        grads[f"W{i}"] = inputs[i - 1][:, :, None] * dout[:, None, :]  # (n, in, out): per-sample outer products
-        grads[f"b{i}"] = dout
-        dout = _row_dot(dout, weights[f"W{i}"].T)
-    order = list(spec.shapes())
-    return Trace(pred=pred, loss=loss, grads={k: grads[k] for k in order}, dx=dout.reshape(n, -1),
-                 z={i: z[i] for i, _ in spec.hidden()})
+        grads[w] = inputs[i - 1][:, :, None] * dout[:, None, :]  # (n, in, out): per-sample outer products
+        grads[b] = dout
+        dout = _row_dot(dout, weights[w].T)
+    return pred, loss, {k: grads[k] for k in plan.names}, dout, {i: z[i] for i in plan.hidden}
 
 
 def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray,
@@ -81,7 +95,8 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
     n, dtype = len(x), x.dtype
     driver = None if isinstance(optimizer, (int, float)) else optimizer
     params = {k: np.array(v, copy=True) for k, v in weights.items()}
-    names, hidden = list(spec.shapes()), [i for i, _ in spec.hidden()]
+    plan = _Plan(spec)
+    names, hidden = plan.names, plan.hidden
     record = {"loss": np.empty(n, dtype=dtype), "dx": np.empty((n, spec.input_dim), dtype=dtype)}
     grads = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     after = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
@@ -90,14 +105,14 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
     preds, states = [], []
     with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings
         for s in range(n):
-            trace = per_sample_closed_form(spec, params, x[s:s + 1], t[s:s + 1])
-            preds.append(trace.pred[0])
-            record["loss"][s] = trace.loss[0]
-            record["dx"][s] = trace.dx[0]
+            pred, loss, g, dx, z = _record(plan, params, x[s:s + 1], t[s:s + 1])
+            preds.append(pred[0])
+            record["loss"][s] = loss[0]
+            record["dx"][s] = dx[0]
             for i in hidden:
-                z_rec[i][s] = trace.z[i][0]
+                z_rec[i][s] = z[i][0]
             for k in names:
-                grads[k][s] = trace.grads[k][0]
+                grads[k][s] = g[k][0]
             if driver is None:
                 for k in names:
                     params[k] = params[k] - lr_ * grads[k][s]
