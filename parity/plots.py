@@ -398,8 +398,8 @@ def hand_over(worker, result: ParityResult, curves: ProbeCurves):
     return None if worker is None else worker.draw(list(WORKER_SHARE), result, curves)
 
 
-def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=None) -> list[str]:
-    """Write every picture that applies into `folder`, in PICTURES' order; returns the file names.
+def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=None) -> dict[str, bytes]:
+    """Write every picture that applies into `folder`, in PICTURES' order; returns {file name: PNG bytes}.
 
     `handed` is what hand_over returned: those pictures come from the worker, the rest are drawn here,
     and whatever it fails to deliver is drawn here too, so the pictures never depend on it."""
@@ -407,9 +407,7 @@ def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=Non
     if handed is not None:
         drawn |= handed.result()
     drawn |= draw([name for name in PICTURES if name not in drawn], result, curves)  # the worker's failures
-    files = []
-    for name in PICTURES:
-        if drawn[name] is not None:
-            (folder / f"{name}.png").write_bytes(drawn[name])
-            files.append(f"{name}.png")
+    files = {f"{name}.png": drawn[name] for name in PICTURES if drawn[name] is not None}
+    for file, png in files.items():
+        (folder / file).write_bytes(png)
     return files

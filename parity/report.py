@@ -253,15 +253,16 @@ class ReportWriter:
         for table in (self.samples, steps, self.gradients):
             table.close()
         files = [self.samples.name, steps.name, self.gradients.name]
+        images = {}
         if self.curves is not None:
             from parity.plots import draw_all
 
-            files += draw_all(result, self.curves, self.folder, handed)
+            images = draw_all(result, self.curves, self.folder, handed)  # file name -> the PNG bytes written
+            files += list(images)
         from parity.report_html import render_html
 
         files += ["report.html", "summary.json"]
         record = summary(result, files)  # one dict for both: the page and the JSON cannot disagree
-        images = {name: (self.folder / name).read_bytes() for name in files if name.endswith(".png")}
         (self.folder / "report.html").write_text(render_html(record, images), encoding="utf-8")
         text = json.dumps(record, indent=2, allow_nan=False)
         (self.folder / "summary.json").write_text(text + "\n")

@@ -180,7 +180,7 @@ def test_the_plot_worker_draws_the_same_bytes_as_this_process(runs):
 
 def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_path):
     from parity.plot_worker import PlotWorker
-    from parity.plots import draw, draw_all, hand_over
+    from parity.plots import WORKER_SHARE, draw, draw_all, hand_over
 
     result, curves = runs[("correct", None)]
     worker = PlotWorker.start()
@@ -190,10 +190,10 @@ def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_
         files = draw_all(result, curves, tmp_path, hand_over(worker, result, curves))
     finally:
         worker.close()
-    assert files == ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
-    expected = draw(["stepping", "fit"], result, curves)
+    assert list(files) == ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
+    expected = draw(list(WORKER_SHARE), result, curves)
     for name, png in expected.items():
-        assert (tmp_path / f"{name}.png").read_bytes() == png
+        assert (tmp_path / f"{name}.png").read_bytes() == files[f"{name}.png"] == png
 
 
 def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_exits_at_end_of_input(runs, tmp_path):
@@ -207,7 +207,7 @@ def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_ex
     worker = PlotWorker.start()
     try:
         assert worker.draw(["stepping"], odd, curves).result() == {}
-        assert draw_all(odd, curves, tmp_path, hand_over(worker, odd, curves))[-2:] == ["stepping.png", "fit.png"]
+        assert list(draw_all(odd, curves, tmp_path, hand_over(worker, odd, curves)))[-2:] == ["stepping.png", "fit.png"]
         worker._process.stdin.close()  # no job: the worker ends by itself, and cleanly
         assert worker._process.wait(timeout=60) == 0
     finally:
