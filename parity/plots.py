@@ -41,9 +41,10 @@ def _log_axis(ax, zero: float | None = None, top: float | None = None) -> None:
     from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(numticks=8))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-    if zero is not None:
+    if zero is None:
+        ax.yaxis.set_major_locator(LogLocator(numticks=8))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+    else:
         ax.set_ylim(zero / 3, top)
         decades = int(np.ceil(np.log10(top / zero)))
         ax.yaxis.set_major_locator(FixedLocator(zero * 10.0 ** np.arange(0, decades + 1, -(-decades // 7))))
