@@ -8,16 +8,10 @@
 Everything not listed in __all__ may change without notice.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
 from parity.api import check, run
 from parity.errors import ParityInputError
-from parity.findings import Finding
+from parity.compare.findings import Finding
 from parity.result import Report
-
-try:
-    __version__ = _version("keras-parity")
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+from parity.version import __version__
 
 __all__ = ["check", "run", "Report", "Finding", "ParityInputError", "__version__"]

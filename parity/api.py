@@ -4,13 +4,11 @@ naming the keyword."""
 
 from __future__ import annotations
 
-import inspect
 import os
-import types
 from collections.abc import Mapping
 from pathlib import Path
 
-from parity.errors import ParityInputError, python_door
+from parity.errors import ParityInputError
 from parity.result import Report
 
 __all__ = ["check", "run"]
@@ -59,50 +57,6 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
     return flags, flags.pop("config_path")
 
 
-def _user_layers(layers, classes: dict):
-    """The user's classes from whatever form `layers` takes, with keyword classes on top."""
-    from parity.optimizer_settings import OPTIMIZERS
-    from parity.pipeline import UserLayers
-    from parity.user_layers import LAYER_NAMES, classes_of, import_layers, kit_from_namespace
-
-    kit, source, every = {}, None, {}
-    if layers is not None:
-        if isinstance(layers, types.ModuleType):
-            source = getattr(layers, "__file__", None) or layers.__name__
-            namespace = vars(layers)
-        elif isinstance(layers, (str, os.PathLike)):
-            source = str(layers)
-            namespace = vars(import_layers(source))
-        elif isinstance(layers, dict):
-            source = "the notebook" if layers.get("__name__") == "__main__" else "the dict given as layers="
-            namespace = layers
-        elif hasattr(layers, "__dict__") and not inspect.isclass(layers):
-            source, namespace = f"the {type(layers).__name__} given as layers=", vars(layers)
-        else:
-            raise ParityInputError(f"layers= must be a module, a .py path, a dotted module name, a dict or a namespace "
-                                   f"such as globals() (received: {_received(layers)}); pass single classes by name: "
-                                   "parity.check(Affine=Affine, Relu=Relu)")
-        kit, _ = kit_from_namespace(namespace, f"layers={source}")
-        every = classes_of(namespace)
-    if classes:
-        canonical = {n.lower(): n for n in (*LAYER_NAMES, *(info.book_class for info in OPTIMIZERS.values()))}
-        named = {}
-        for key, cls in classes.items():
-            if key.lower() not in canonical:
-                raise ParityInputError(f"parity.check() got an unexpected keyword argument {key}=; class keywords are "
-                                       f"{', '.join(canonical.values())} and options are {', '.join(OPTIONS)}")
-            if not inspect.isclass(cls):
-                raise ParityInputError(f"{key}= must be a class (received: {_received(cls)})")
-            named[key] = cls
-        picked, _ = kit_from_namespace(named, "the classes given by name")
-        kit |= picked
-        every = {k: v for k, v in every.items() if k.lower() not in {n.lower() for n in named}} | named
-        source = source or "the classes given by name"
-    if not kit and not every:
-        return None
-    return UserLayers(kit, source, tuple(kit), every)
-
-
 OPTIONS = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
            "config", "out", "plots", "all_gradients", "format")
 
@@ -121,19 +75,25 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     (`{"name": "rmsprop", "lr": 0.01, "decay_rate": 0.9}`). The other keywords mean what the
     `parity check` flags mean and have the same defaults.
     """
-    from parity.config import resolve
+    from parity.pipeline import ReportFolder
     from parity.pipeline import check as pipeline_check
+    from parity.settings.config import resolve
+    from parity.user_code.loader import load
 
     options = dict(scenario=scenario, dtype=dtype, seed=seed, data_seed=data_seed, samples=samples, train=train,
                    epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size, model=model, data=data,
                    config=config, out=out, plots=plots, all_gradients=all_gradients)
-    with python_door():
+    try:
         if format not in FORMATS:
             raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")
         flags, config_path = _settings(options)
-        user = _user_layers(layers, classes)
+        user = load(layers, classes, OPTIONS)
         run_config = resolve(flags, config_path)
-        return pipeline_check(user, run_config, write=out is not None, fmt=format)
+        report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
+    except ParityInputError as exc:
+        raise exc.for_door("python")  # every message names keywords (seed=), not flags (--seed)
+    report.fmt = format  # what report.save(path) writes
+    return report
 
 
 def run(**options) -> Report:

@@ -11,12 +11,12 @@ import gc
 import sys
 from pathlib import Path
 
-from parity.config import DTYPES, WORST_GRADIENTS, RunConfig, resolve
+from parity.settings.config import DTYPES, WORST_GRADIENTS, RunConfig, resolve
 from parity.errors import ParityInputError, ReportWriteError
-from parity.native_logs import native_logs_filtered
-from parity.optimizer_settings import OPTIMIZER_NAMES
-from parity.outputs import check_out, check_writable
-from parity.scenarios import SCENARIOS
+from parity.keras_side.native_logs import native_logs_filtered
+from parity.settings.optimizer_registry import OPTIMIZER_NAMES
+from parity.report.folder import check_out, check_writable
+from parity.settings.scenarios import SCENARIOS
 
 __all__ = ["main", "command", "few_full_collections"]
 
@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         return _grade(args)
     if args.command == "sweep":
         return _sweep(args)
-    from parity.plot_worker import PlotWorker
+    from parity.report.plot_worker import PlotWorker
 
     # Started first, so that its imports overlap TensorFlow's: it draws its share of the pictures at the end.
     worker = None if args.no_plots else PlotWorker.start()
@@ -173,22 +173,19 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, worker) -> int:
     """`run` and `check`: one pipeline call, then the terminal summary."""
-    from parity.pipeline import UserLayers, check
+    from parity.pipeline import ReportFolder, check
+    from parity.user_code.loader import load
 
-    user = None
-    if args.command == "check":
-        from parity.user_layers import load_module
-
-        kit, names, classes = load_module(args.layers)  # the user's code, imported before any other work
-        user = UserLayers(kit, args.layers, tuple(names), classes)
+    # The user's code is imported before any other work.
+    user = load(args.layers) if args.command == "check" else None
     flags = _flags(args)
     config = resolve(flags, args.config)
     if config.out is not None:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
-    report = check(user, config, write=True, fmt=args.format, progress=None if config.quiet else _progress,
-                   plot_worker=worker)
+    report = check(user, config, folder=ReportFolder(args.format, worker),
+                   progress=None if config.quiet else _progress)
     if not config.quiet:
-        from parity.report import terminal_summary
+        from parity.report.writer import terminal_summary
 
         print(terminal_summary(report.result, report.folder, report.files, verbose=args.verbose))
     return EXIT_PASS if report.passed else EXIT_FAIL
@@ -244,8 +241,8 @@ def _required_out(args: argparse.Namespace, what: str) -> Path:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from parity.grade import find_submissions, grade
-    from parity.inputs import prepare
+    from parity.grading.grade import find_submissions, grade
+    from parity.prepare import prepare
 
     submissions = find_submissions(args.submissions)
     if args.no_plots and args.all_plots:
@@ -254,8 +251,6 @@ def _grade(args: argparse.Namespace) -> int:
     config = resolve(flags, args.config)
     out = _required_out(args, "gradebook")
     cluster = _cluster(args)
-    if args.format == "parquet":
-        _pyarrow()
     prepare(config)  # the data file and the saved model, read before any worker starts
     book = grade(submissions, config, out, plots="none" if args.no_plots else "all" if args.all_plots else "failing",
                  fmt=args.format, progress=None if args.quiet else _submissions_bar, **cluster)
@@ -266,21 +261,14 @@ def _grade(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
-def _pyarrow() -> None:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise ParityInputError("--format parquet needs pyarrow: pip install 'keras-parity[parquet]'") from None
-
-
 def _submissions_bar(items, label: str, total: int):
     return _progress(items, label, total, unit="submission" if label == "grading" else "run")
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from parity.config import DTYPES
-    from parity.inputs import prepare
-    from parity.sweep import parse_choices, parse_seeds, sweep, sweep_configs
+    from parity.settings.config import DTYPES
+    from parity.prepare import prepare
+    from parity.grading.sweep import parse_choices, parse_seeds, sweep, sweep_configs
 
     if args.seed is not None:
         raise ParityInputError(f"sweep takes --seeds, a list or range such as 0-999 (received: --seed {args.seed})")
@@ -315,7 +303,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
                          f"(received: --samples {args.samples}, --steps {args.steps})")
     check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
-    from parity.bench import run_bench, table
+    from parity.selfcheck.bench import run_bench, table
 
     record = run_bench(args.out, args.samples, args.steps, args.memory_check)
     print(table(record))
@@ -324,7 +312,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    from parity.selftest import run_selftest
+    from parity.selfcheck.selftest import run_selftest
 
     rows = run_selftest()
     if not args.quiet:
@@ -341,7 +329,7 @@ def _selftest(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
-    from parity import __version__
+    from parity.version import __version__
 
     return __version__
 

@@ -1,46 +1,80 @@
 """The error types a door reports to a person: bad input, and a report that could not be written.
 
 The CLI prints a ParityInputError as one `error:` line and exits 2; the Python API raises it. Its
-message names the argument as the caller gave it: a flag (`--batch-size`) on the command line, a
-keyword (`batch_size=`) from Python. Messages ask `arg("batch_size")` for that name.
+message names each argument by its canonical name (a RunConfig field) through `arg("batch_size")`,
+and the door that shows it spells that name its own way: a flag (`--batch-size`) on the command
+line, a keyword (`batch_size=`) from Python. No module below a door knows which door called it.
 A ReportWriteError (a full disk, a permission taken away, any OSError while the report folder is
 written) is one `error:` line and exit 3 on the command line; the previous report is left as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import re
 
-__all__ = ["ParityInputError", "ReportWriteError", "arg", "python_door"]
+__all__ = ["ParityInputError", "ReportWriteError", "arg", "arg_given", "spelled", "first_line"]
 
-_PYTHON = contextvars.ContextVar("parity_python_door", default=False)
+DOORS = ("cli", "python")
+_MARK = "\x1f"  # wraps a canonical name inside a message until a door spells it; never typed by a person
+_VALUE = "\x1e"  # after a name: its value follows (`--layers x.py` on the command line, `layers=x.py` in Python)
+_NAMED = re.compile(_MARK + r"([a-z_]+)" + _MARK + f"({_VALUE})?")
 
-# Fields whose flag is not simply the field's name with dashes.
+# Fields whose flag or keyword is not simply the field's name.
 _FLAGS = {"data_path": "--data", "model_path": "--model", "config_path": "--config", "plots": "--no-plots"}
 _KEYWORDS = {"data_path": "data", "model_path": "model", "config_path": "config"}
 
 
+def arg(name: str) -> str:
+    """The argument `name` (a RunConfig field, or `layers`, `out`, `format`) in a message, spelled later by the door."""
+    return f"{_MARK}{name}{_MARK}"
+
+
+def arg_given(name: str, value) -> str:
+    """The argument `name` with the value it was given, as the door spells the pair: `--layers x.py`, `layers=x.py`."""
+    return f"{arg(name)}{_VALUE}{value}"
+
+
+def spelled(name: str, door: str = "cli") -> str:
+    """How `door` spells the argument `name`: `--batch-size` on the command line, `batch_size=` from Python."""
+    if door == "python":
+        return f"{_KEYWORDS.get(name, name)}="
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 class ParityInputError(ValueError):
-    """Bad input from the user: what was received, what is expected, and the fix when obvious."""
+    """Bad input from the user: what was received, what is expected, and the fix when obvious.
+
+    `argument` is the canonical name of the first argument the message names (None when it names none);
+    `door` says how names are spelled when the error is shown ("cli" until a door says otherwise).
+    """
+
+    door = "cli"
+
+    @property
+    def argument(self) -> str | None:
+        found = _NAMED.search(str(self.args[0]) if self.args else "")
+        return found.group(1) if found else None
+
+    def for_door(self, door: str) -> "ParityInputError":
+        """This error, spelled for `door`; returns itself, so a door can `raise exc.for_door("python")`."""
+        self.door = door
+        return self
+
+    def __str__(self) -> str:
+        text = str(self.args[0]) if self.args else ""
+        def spell(m: re.Match) -> str:
+            name = spelled(m.group(1), self.door)
+            return name + (" " if m.group(2) and self.door == "cli" else "")
+
+        return _NAMED.sub(spell, text)
 
 
 class ReportWriteError(OSError):
     """The report folder could not be written: what failed and where; the previous report is intact."""
 
 
-def arg(name: str) -> str:
-    """The argument `name` (a RunConfig field) as the current door spells it: `--batch-size` or `batch_size=`."""
-    if _PYTHON.get():
-        return f"{_KEYWORDS.get(name, name)}="
-    return _FLAGS.get(name, "--" + name.replace("_", "-"))
-
-
-@contextlib.contextmanager
-def python_door():
-    """Within this block, error messages name keyword arguments instead of flags."""
-    token = _PYTHON.set(True)
-    try:
-        yield
-    finally:
-        _PYTHON.reset(token)
+def first_line(exc: BaseException, limit: int | None = None, empty: str = "") -> str:
+    """An exception's message as one line for a person: its first line, cut at `limit` characters; `empty`
+    (for example the exception's class name) when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else empty

@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["Report"]
 
-FIGURES = ("gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.plots.PICTURES, named without importing matplotlib
+FIGURES = ("gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
 
 
 class Report:
@@ -22,8 +22,8 @@ class Report:
     """
 
     def __init__(self, result, data, fmt: str = "csv", files: list[str] | None = None, folder: Path | None = None):
-        self.result = result  # parity.runner.ParityResult: the arrays behind everything here
-        self._data, self._fmt = data, fmt
+        self.result = result  # parity.compare.outcome.ParityResult: the arrays behind everything here
+        self._data, self.fmt = data, fmt  # fmt: the tables' format save() writes
         self.files = list(files or [])
         self.folder = folder  # where the report folder was written; None when it was not
 
@@ -52,7 +52,7 @@ class Report:
     @cached_property
     def summary(self) -> dict:
         """The summary.json content (for a report not written: its `files` list is empty)."""
-        from parity.report import summary
+        from parity.report.summary_json import summary
 
         return summary(self.result, self.files)
 
@@ -64,7 +64,7 @@ class Report:
 
     @cached_property
     def samples(self):
-        from parity.tables import samples_table
+        from parity.report.tables import samples_table
 
         part, data = self._whole_probe(), self._data
         return samples_table(part, data.x[part.rows], data.y[part.rows], data.split(part.rows),
@@ -72,7 +72,7 @@ class Report:
 
     @cached_property
     def steps(self):
-        from parity.tables import steps_table
+        from parity.report.tables import steps_table
 
         train = self.result.config.train
         return steps_table(self.result.stepping, self._data.x[:train], self._data.y[:train], self.result.fitted)
@@ -83,14 +83,14 @@ class Report:
         default file keeps only the rows that matter, to stay small on disk; in memory there is no such cost."""
         import pandas as pd
 
-        from parity.tables import gradients_table
+        from parity.report.tables import gradients_table
 
         phases = [p for p in (self._whole_probe(), self.result.batch, self.result.stepping) if p is not None]
         return pd.concat([gradients_table(p) for p in phases], ignore_index=True)
 
     def figure(self, name: str):
         """One plot as a matplotlib Figure: gradient_diffs, dead_relu_map, stepping or fit."""
-        from parity.plots import figure
+        from parity.report.plots import figure
 
         stem = name.removesuffix(".png")
         if stem not in FIGURES:
@@ -100,7 +100,7 @@ class Report:
         return figure(stem, self.result, self._curves())
 
     def _curves(self):
-        from parity.probe_curves import ProbeCurves
+        from parity.report.probe_curves import ProbeCurves
 
         curves = ProbeCurves(self._data, self.result.spec)
         curves.add(self._whole_probe())
@@ -109,14 +109,15 @@ class Report:
     # -- rendering ---------------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the report folder, whole or not at all, as `parity run --out PATH` does."""
-        from parity.outputs import check_out
-        from parity.report import ReportWriter, atomic_folder
+        from parity.report.folder import check_out
+        from parity.report.folder import atomic_folder
+        from parity.report.writer import ReportWriter
 
         path = Path(path)
         check_out(path)
         result = replace(self.result, config=replace(self.result.config, out=path))
         with atomic_folder(path) as folder:
-            writer = ReportWriter(folder, self._data, result.config, result.spec, self._fmt, result.config.plots)
+            writer = ReportWriter(folder, self._data, result.config, result.spec, self.fmt, result.config.plots)
             writer.add_probe_chunk(self._whole_probe())
             files = writer.finish(result)
         self.files, self.folder = files, path
@@ -124,7 +125,7 @@ class Report:
         return path
 
     def __str__(self) -> str:
-        from parity.report import terminal_summary
+        from parity.report.writer import terminal_summary
 
         return terminal_summary(self.result, self.folder, self.files)
 
@@ -133,11 +134,11 @@ class Report:
                 f"scenario {self.result.config.scenario}, {self.result.config.dtype}>")
 
     def _repr_html_(self) -> str:
-        from parity.report_html import render_html
+        from parity.report.html import render_html
 
         images = {}
         if self.result.probe is not None and self.result.config.plots:
-            from parity.plots import draw
+            from parity.report.plots import draw
 
             images = {f"{name}.png": png for name, png in draw(FIGURES, self.result, self._curves()).items() if png}
         return render_html(self.summary, images)

@@ -10,14 +10,15 @@ import pytest
 pytest_plugins = ["pytester"]  # tests/test_testing.py runs user test files through pytest itself
 
 from parity import pipeline
-from parity.config import resolve
-from parity.inputs import prepare
+from parity.keras_side import reference
+from parity.settings.config import resolve
+from parity.user_code.loader import load
 
 # The pipeline keeps the Keras sides of its last 8 configurations (a bound for a user's long-lived process); the
 # suite asks for about 50, the same ones from many files, and holds every one of them (a few MB each) so that each
 # configuration is fitted once per session. test_api's eviction test puts the library's bound back for its run.
-LIBRARY_REFERENCES_KEPT = pipeline.REFERENCES_KEPT
-pipeline.REFERENCES_KEPT = 1000
+LIBRARY_REFERENCES_KEPT = reference.REFERENCES_KEPT
+reference.REFERENCES_KEPT = 1000
 
 
 @pytest.fixture
@@ -28,12 +29,11 @@ def library_references_kept() -> int:
 
 @pytest.fixture(scope="session")
 def cached_run():
-    """runner.run_parity(prepare(resolve(settings)), kit), with the Keras side from the pipeline's cache."""
-    from parity.runner import compare_numpy
+    """The ParityResult of `settings` with `kit` (the reference layers when None), through the path users take:
+    pipeline.check, the layer probes and the run's optimizer included, with the Keras side from its cache."""
 
     def run(settings: dict, kit: dict | None = None):
-        prepared = prepare(resolve(settings))
-        return compare_numpy(prepared, pipeline.reference_for(prepared), kit)
+        return pipeline.check(load(named=kit) if kit else None, resolve(settings)).result
 
     return run
 

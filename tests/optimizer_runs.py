@@ -5,14 +5,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from parity import keras_side
-from parity.data import linear_data
-from parity.keras_optimizers import build_keras_optimizer, read_keras_state
-from parity.network import ModelSpec, build_network
-from parity.optimizer_diagnosis import Trajectory
-from parity.optimizer_settings import optimizer_settings
-from parity.scenarios import SCENARIOS
-from parity.user_optimizers import OptimizerDriver
+from parity.keras_side import backend
+from parity.keras_side import model as keras_model
+from parity.settings.data import linear_data
+from parity.keras_side.optimizers import build_keras_optimizer, read_keras_state
+from parity.numpy_side.network import build_network
+from parity.settings.spec import ModelSpec
+from parity.diagnosis.optimizer import Trajectory
+from parity.settings.optimizer_registry import optimizer_settings
+from parity.settings.scenarios import SCENARIOS
+from parity.user_code.optimizer_driver import OptimizerDriver
 
 STEPS = 40
 SPEC = ModelSpec(input_dim=1, layers=SCENARIOS["seed"].layers)  # W1 (1, 2), b1 (2,), W2 (2, 1), b2 (1,)
@@ -32,9 +34,9 @@ def keras_run(name: str, dtype: str, python_floats: bool = False, **hyper):
     """
     import tensorflow as tf
 
-    keras = keras_side.keras
-    keras_side.configure(dtype, 1337)
-    model = keras_side.build_model(SPEC)
+    keras = backend.keras
+    backend.configure(dtype, 1337)
+    model = keras_model.build_model(SPEC)
     variables = model.trainable_variables
     initial = {n: np.array(v.numpy(), copy=True) for n, v in zip(NAMES, variables)}
     settings = optimizer_settings(name, **dict(hyper))

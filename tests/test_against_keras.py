@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from parity import keras_side  # noqa: F401  (sets the TensorFlow backend before keras loads)
-from parity.layers import Affine, MeanSquaredError, Relu, Sigmoid
-from parity.tolerances import TOLERANCES
+from parity.keras_side import backend  # sets the TensorFlow backend before keras loads
+from parity.keras_side import model as keras_model
+from parity.keras_side import side as keras_side
+from parity.book.layers import Affine, MeanSquaredError, Relu, Sigmoid
+from parity.settings.tolerances import TOLERANCES
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -102,13 +104,13 @@ def test_seed_scenario_float32_within_its_named_tolerance(seed_run):
 
 
 def test_keras_side_builds_the_requested_dtype_whatever_ran_before():
-    from parity.network import DenseSpec, ModelSpec
+    from parity.settings.spec import DenseSpec, ModelSpec
 
     spec = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
-    keras_side.configure("float64", 1)
-    keras_side.build_model(spec)
-    keras_side.configure("float32", 1)
-    assert {v.dtype for v in keras_side.build_model(spec).variables} == {"float32"}
+    backend.configure("float64", 1)
+    keras_model.build_model(spec)
+    backend.configure("float32", 1)
+    assert {v.dtype for v in keras_model.build_model(spec).variables} == {"float32"}
 
 
 def test_seed_float32_run_is_float32_on_the_keras_side(seed_run):
@@ -139,14 +141,15 @@ def test_dead_unit_has_zero_dW_and_unchanged_W_but_W_is_not_zero(seed_run, dtype
 
 
 def test_weight_copy_round_trip_gives_keras_predictions():
-    from parity.network import DenseSpec, ModelSpec, build_network
-    from parity.transfer import keras_to_numpy
+    from parity.numpy_side.network import build_network
+    from parity.settings.spec import DenseSpec, ModelSpec
+    from parity.keras_side.transfer import keras_to_numpy
 
     spec = ModelSpec(input_dim=3, layers=(DenseSpec(4, "relu"), DenseSpec(2, "sigmoid"), DenseSpec(1)))
-    keras_side.configure("float64", 7)
-    model = keras_side.build_model(spec)
+    backend.configure("float64", 7)
+    model = keras_model.build_model(spec)
     x = np.random.default_rng(0).normal(size=(10, 3))
-    net = build_network(spec, keras_to_numpy(spec, keras_side.weights_of(model), "float64"))
+    net = build_network(spec, keras_to_numpy(spec, keras_model.weights_of(model), "float64"))
     np.testing.assert_allclose(net.predict(x), model.predict(x, verbose=0), rtol=1e-13, atol=1e-15)
 
 
@@ -170,44 +173,44 @@ def test_a_broken_numpy_layer_fails_the_verdict_with_its_cause(kit, param, code,
 
 
 def test_fitting_several_batches_per_call_gives_the_same_weights_as_one_per_call():
-    from parity.data import linear_data
-    from parity.network import DenseSpec, ModelSpec
+    from parity.settings.data import linear_data
+    from parity.settings.spec import DenseSpec, ModelSpec
 
     spec = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
     data = linear_data(200, 155, 1337)  # 155: every epoch ends on a short batch of 5
     weights = []
     for steps_per_execution in (1, None):
-        keras_side.configure("float32", 1337)
-        model = keras_side.build_model(spec)
-        keras_side.fit(model, spec, data.x[:155].astype("float32"), data.y[:155].astype("float32"), 5, 10, 0.01,
+        backend.configure("float32", 1337)
+        model = keras_model.build_model(spec)
+        keras_model.fit(model, spec, data.x[:155].astype("float32"), data.y[:155].astype("float32"), 5, 10, 0.01,
                        1337, steps_per_execution=steps_per_execution)
         weights.append(model.get_weights())
     for one_per_call, several in zip(*weights):
         np.testing.assert_array_equal(one_per_call, several)
-    assert not np.array_equal(weights[0][0], keras_side.initial_weights(spec, 1337, "float32")[0])  # it did fit
+    assert not np.array_equal(weights[0][0], keras_model.initial_weights(spec, 1337, "float32")[0])  # it did fit
 
 
 def test_a_reused_fit_equals_a_fresh_compile_and_a_new_seed_shuffles_differently():
     """KerasSide keeps one compiled model per optimizer kind and resets it for each fit: the weights
     equal those of a freshly built and compiled model fitted from the same start with the same seed."""
-    from parity.data import linear_data
-    from parity.network import DenseSpec, ModelSpec
+    from parity.settings.data import linear_data
+    from parity.settings.spec import DenseSpec, ModelSpec
 
     spec = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
     data = linear_data(200, 160, 1337)
     x, y = data.x[:160].astype("float64"), data.y[:160].astype("float64")
-    keras_side.configure("float64", 5)
-    start = keras_side.initial_weights(spec, 5, "float64")
+    backend.configure("float64", 5)
+    start = keras_model.initial_weights(spec, 5, "float64")
     side = keras_side.side_for(spec)
     fitted = {}
     for seed in (5, 6, 5):  # the third fit reuses the compiled model the first one built
         side.model.set_weights(start)
         side.fit(x, y, 3, 10, 0.05, seed)
         fitted.setdefault(seed, []).append(side.model.get_weights())
-    fresh = keras_side.build_model(spec)
+    fresh = keras_model.build_model(spec)
     fresh.set_weights(start)
-    keras_side.keras.utils.set_random_seed(5)
-    keras_side.fit(fresh, spec, x, y, 3, 10, 0.05, 5)
+    backend.keras.utils.set_random_seed(5)
+    keras_model.fit(fresh, spec, x, y, 3, 10, 0.05, 5)
     for a, b, c in zip(fitted[5][0], fitted[5][1], fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)

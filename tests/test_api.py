@@ -160,12 +160,12 @@ def test_repeated_checks_reuse_the_keras_side_and_never_warn_about_retracing(cap
     """Eight configurations of one architecture in a row: TensorFlow traces once per model shape."""
     from collections import OrderedDict
 
-    from parity import pipeline
+    from parity.keras_side import reference
 
     # the library's bound (conftest raises it for the session), over a copy of the session's Keras sides: the
     # eight new ones evict the older ones here, and the session keeps its own afterwards
-    monkeypatch.setattr(pipeline, "REFERENCES_KEPT", library_references_kept)
-    monkeypatch.setattr(pipeline, "_REFERENCES", OrderedDict(pipeline._REFERENCES))
+    monkeypatch.setattr(reference, "REFERENCES_KEPT", library_references_kept)
+    monkeypatch.setattr(reference, "_REFERENCES", OrderedDict(reference._REFERENCES))
     for seed in range(8):
         parity.run(seed=seed, samples=40, epochs=1, plots=False)
     again = parity.run(seed=0, samples=40, epochs=1, plots=False)
@@ -173,7 +173,7 @@ def test_repeated_checks_reuse_the_keras_side_and_never_warn_about_retracing(cap
     captured = capfd.readouterr()
     text = captured.out + captured.err + caplog.text
     assert "retracing" not in text
-    assert len(pipeline._REFERENCES) <= pipeline.REFERENCES_KEPT
+    assert len(reference._REFERENCES) <= reference.REFERENCES_KEPT
 
 
 def test_the_books_softmax_passes_through_the_library_as_through_the_cli(tmp_path):

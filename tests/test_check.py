@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from parity import cli
-from parity.diagnose import classify
-from parity.selftest import CORRECT_OPTIMIZERS, PLANTED, PLANTED_OPTIMIZERS, run_selftest
+from parity.diagnosis.mismatch import classify
+from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED, PLANTED_OPTIMIZERS, run_selftest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -18,7 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="module")
 def selftest_command():
     """`parity selftest` once, in process: its exit status, what it printed, and the rows run_selftest gave it."""
-    from parity import selftest
+    from parity.selfcheck import selftest
 
     rows = []
 
@@ -143,14 +143,14 @@ def test_a_kink_warning_in_the_probe_does_not_hide_stepping_errors(tmp_path):
     """An Affine whose forward ignores SGD updates passes the probe but not stepping, and must say so."""
     import keras
 
-    from parity import keras_side
+    from parity.keras_side import backend
 
-    keras_side.configure("float32", 1)
+    backend.configure("float32", 1)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
     model.set_weights([np.array([[1.0, -1.0]]), np.array([0.5, 0.25]), np.array([[1.0], [2.0]]), np.array([0.0])])
     model.save(tmp_path / "kinked.keras")  # unit 1.0's kink sits on the data point x = -0.5
     layers = tmp_path / "frozen.py"
-    layers.write_text("import numpy as np\nfrom parity.layers import Affine as Reference\n\n\n"
+    layers.write_text("import numpy as np\nfrom parity.book.layers import Affine as Reference\n\n\n"
                       "class Affine(Reference):\n    def __init__(self, W, b):\n        super().__init__(W, b)\n"
                       "        self.W0, self.b0 = W.copy(), b.copy()\n\n    def forward(self, x):\n"
                       "        self.x, self.original_x_shape = x, x.shape\n"
@@ -165,7 +165,7 @@ def test_a_kink_warning_in_the_probe_does_not_hide_stepping_errors(tmp_path):
 
 def test_a_loss_layer_that_raises_is_a_layer_error_and_nothing_else(tmp_path):
     layers = tmp_path / "loss.py"
-    layers.write_text("from parity.layers import MeanSquaredError as Reference\n\n\n"
+    layers.write_text("from parity.book.layers import MeanSquaredError as Reference\n\n\n"
                       "class MeanSquaredError(Reference):\n    def backward(self, dout=1):\n"
                       "        raise NotImplementedError('todo')\n")
     status, summary = run_check(tmp_path, "--layers", str(layers), "--dtype", "float64", "--epochs", "1")

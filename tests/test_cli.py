@@ -50,7 +50,7 @@ FULL_COLLECTIONS = ("import gc, sys\n"
                     "else None)\n"
                     "from parity import cli\n"
                     "if sys.argv[1] == 'import':\n"
-                    "    import parity.keras_side\n"
+                    "    import parity.keras_side.side\n"
                     "else:\n"
                     "    assert cli.command(['run', '--quiet', '--out', sys.argv[2]]) == 0\n"
                     "print(len(full))\n")

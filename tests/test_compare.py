@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from parity.compare import compare_traces, findings_for
-from parity.network import Trace
-from parity.tolerances import TOLERANCES
+from parity.compare.diff import compare_traces, findings_for
+from parity.numpy_side.trace import Trace
+from parity.settings.tolerances import TOLERANCES
 
 TOL = TOLERANCES["float64"]
 

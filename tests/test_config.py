@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from parity.config import ParityInputError, read_file, resolve
-from parity.network import DenseSpec
+from parity.settings.config import ParityInputError, read_file, resolve
+from parity.settings.spec import DenseSpec
 
 
 def write(tmp_path: Path, text: str) -> Path:

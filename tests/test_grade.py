@@ -131,9 +131,9 @@ class _NoLimit:
 def test_only_failing_submissions_get_plots_and_all_share_one_keras_side(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from parity import runner
-    from parity.config import resolve
-    from parity.grade import find_submissions, grade_one
+    from parity.keras_side import reference as runner
+    from parity.settings.config import resolve
+    from parity.grading.grade import find_submissions, grade_one
 
     fits = []
     monkeypatch.setattr(runner, "keras_reference", lambda prepared, fit=runner.keras_reference: fits.append(1) or fit(prepared))
@@ -149,8 +149,8 @@ def test_only_failing_submissions_get_plots_and_all_share_one_keras_side(tmp_pat
 
 
 def test_sys_exit_in_a_layer_is_a_crashed_row_not_a_dead_worker(tmp_path):
-    from parity.config import resolve
-    from parity.grade import find_submissions, grade_one
+    from parity.settings.config import resolve
+    from parity.grading.grade import find_submissions, grade_one
 
     (tmp_path / "quits.py").write_text("import sys\n\nclass Relu:\n    def forward(self, x):\n        sys.exit(4)\n\n"
                                        "    def backward(self, dout):\n        return dout\n")
@@ -190,7 +190,7 @@ def test_an_exit_noticed_late_is_crashed_and_hangs_are_timeouts(cluster, tmp_pat
     (did the time run out by the moment the death was noticed?) would read both as timeouts."""
     import types
 
-    from parity import workers
+    from parity.grading import workers
 
     late = types.SimpleNamespace(time=lambda: time.time() + 3600, monotonic=time.monotonic, sleep=time.sleep)
     monkeypatch.setattr(workers, "time", late)
@@ -217,8 +217,8 @@ class _Events:
 
 def _classified(exit_statuses=(), memory=(), nanny=True, watched=True):
     """How an item whose worker died reads when its death is noticed 100 s after it started, with a 2 s limit."""
-    from parity.worker_exits import EXIT_TOPIC
-    from parity.workers import MEMORY_EVENT, _classify
+    from parity.grading.worker_exits import EXIT_TOPIC
+    from parity.grading.workers import MEMORY_EVENT, _classify
 
     started = {"event": "started", "worker": "tcp://127.0.0.1:1", "time": time.time() - 100, "used": 0.0,
                "memory_limit": 2**30, "host": "here", "pid": 41, "nanny": nanny}
@@ -241,7 +241,7 @@ def test_a_dead_workers_exit_status_decides_crashed_or_timeout_not_the_clock(exi
 
 
 def test_a_memory_kill_is_crashed_and_without_an_exit_status_the_clock_decides(monkeypatch):
-    from parity import workers
+    from parity.grading import workers
 
     assert "memory limit (1.00 GiB) with 2.00 GiB in use" in _classified([-15], memory=[1]).message
     monkeypatch.setattr(workers, "EXIT_WAIT_S", 0.2)
@@ -253,7 +253,7 @@ def test_a_memory_kill_is_crashed_and_without_an_exit_status_the_clock_decides(m
 def test_the_nannys_death_lines_are_read_as_this_dask_writes_them():
     from distributed.nanny import WorkerProcess
 
-    from parity.worker_exits import exit_event
+    from parity.grading.worker_exits import exit_event
 
     for exitcode in (3, 124, -11, -14):
         assert exit_event(WorkerProcess._death_message(None, 4321, exitcode))["exitcode"] == exitcode
@@ -273,7 +273,7 @@ def test_gradebook_holds_csv_json_html_and_a_report_per_checked_submission(grade
                                                      "gradebook.json"]
     assert not list(out.parent.glob(".book.tmp-*"))
     # A gradebook is ours: grading again into it is allowed, and replaces it whole.
-    from parity.outputs import check_out, is_report
+    from parity.report.folder import check_out, is_report
 
     assert is_report(out)
     check_out(out)
@@ -391,7 +391,7 @@ def test_bad_input_is_one_error_line_naming_the_flag_and_nothing_is_written(argv
 
 
 def test_report_folders_are_named_by_stem_and_by_parent_where_stems_clash(tmp_path):
-    from parity.grade import find_submissions
+    from parity.grading.grade import find_submissions
 
     for who in ("alice", "bob"):
         (tmp_path / who).mkdir()
@@ -406,8 +406,8 @@ def test_report_folders_are_named_by_stem_and_by_parent_where_stems_clash(tmp_pa
 
 
 def test_gradebook_html_escapes_what_submissions_write():
-    from parity.grade import Gradebook, Row
-    from parity.gradebook_html import render_gradebook
+    from parity.grading.grade import Gradebook, Row
+    from parity.grading.gradebook_html import render_gradebook
 
     hostile = Row('<img src=x onerror="alert(1)">.py', "bad_input", first_error="<script>alert(2)</script>",
                   fix='"><b>', seconds=0.0)

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity import cli, keras_side
-from parity.config import ParityInputError, resolve
-from parity.inputs import prepare
-from parity.runner import run_parity
+from parity import cli
+from parity.keras_side import backend
+from parity.settings.config import ParityInputError, resolve
+from parity.prepare import prepare
+from parity import pipeline
 
 import keras  # noqa: E402  (after keras_side chose the backend)
 
@@ -27,9 +28,10 @@ def linear_csv(tmp_path: Path, rows=30) -> Path:
 
 
 def test_csv_data_run_the_seed_architecture(tmp_path):
-    prepared = prepare(resolve({"data_path": linear_csv(tmp_path), "dtype": "float64", "epochs": 2}))
+    config = resolve({"data_path": linear_csv(tmp_path), "dtype": "float64", "epochs": 2})
+    prepared = prepare(config)
     assert prepared.data.x.shape == (30, 1) and prepared.config.train == 24
-    result = run_parity(prepared)
+    result = pipeline.check(None, config).result
     assert result.verdict == "pass" and result.probe.rows.size == 30
 
 
@@ -78,12 +80,12 @@ def functional():
 
 @pytest.mark.parametrize("make", [sequential, functional])
 def test_saved_dense_chain_round_trips_with_its_own_weights(tmp_path, make):
-    keras_side.configure("float32", 3)
+    backend.configure("float32", 3)
     model = make()
     path = save(model, tmp_path, "model.keras")
-    prepared = prepare(resolve({"model_path": path, "dtype": "float64"}))
-    assert prepared.config.epochs == 0  # compared as saved
-    result = run_parity(prepared)
+    config = resolve({"model_path": path, "dtype": "float64"})
+    assert prepare(config).config.epochs == 0  # compared as saved
+    result = pipeline.check(None, config).result
     assert result.verdict == "pass"
     for k, w in enumerate(model.get_weights()):
         np.testing.assert_array_equal(list(result.fitted.values())[k], w.astype(np.float64))
@@ -115,7 +117,7 @@ def refused_models():
 
 
 def test_unsupported_or_misfit_models_exit_2_naming_the_layer(tmp_path, capsys):
-    keras_side.configure("float32", 3)
+    backend.configure("float32", 3)
     for k, (model, message) in enumerate(refused_models()):
         path = save(model, tmp_path, f"m{k}.keras")
         out = tmp_path / f"out{k}"

@@ -6,15 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity import optimizers as ref
-from parity.keras_optimizers import keras_arguments
-from parity.optimizer_diagnosis import diagnose_optimizer
-from parity.optimizer_settings import OPTIMIZER_NAMES, optimizer_settings
-from parity.optimizer_variants import replay
-from parity.planted_optimizers import PLANTED_OPTIMIZERS
-from parity.tolerances import tolerance_for
-from parity.optimizer_attributes import hyperparameter_differences
-from parity.user_layers import import_layers
+from parity.book import optimizers as ref
+from parity.keras_side.optimizers import keras_arguments
+from parity.diagnosis.optimizer import diagnose_optimizer
+from parity.settings.optimizer_registry import OPTIMIZER_NAMES, optimizer_settings
+from parity.diagnosis.optimizer_variants import replay
+from parity.selfcheck.planted import PLANTED_OPTIMIZERS
+from parity.settings.tolerances import tolerance_for
+from parity.user_code.attributes import hyperparameter_differences
+from parity.user_code.loader import import_layers
 from optimizer_runs import STEPS, keras_run, numpy_run
 
 optimizers_learner = import_layers(str(Path(__file__).parent / "fixtures" / "optimizers_learner.py"))
@@ -49,7 +49,7 @@ def test_keras_casts_a_python_float_hyperparameter_through_float32():
     """Measured on the seed model in float64, largest parameter difference from the book's formula after 20 (40)
     steps: with Python floats Momentum 2.7e-7 (3.7e-7), Nesterov 2.6e-7 (3.7e-7), Adam 1.3e-7 (2.6e-7); with
     numpy.float64 Momentum 0 (0), Nesterov 2.2e-16 (3.3e-16), Adam 0 (0)."""
-    from parity.keras_side import keras
+    from parity.keras_side.backend import keras
 
     assert float(keras.ops.cast(0.9, "float64")) == 0.8999999761581421  # the cause
     assert float(keras.ops.cast(np.float64(0.9), "float64")) == 0.9

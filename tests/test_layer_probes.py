@@ -5,10 +5,10 @@ from importlib import import_module
 import numpy as np
 import pytest
 
-from parity import keras_probes
-from parity import layers as ref
-from parity.layer_probes import _referee, probe_layers
-from parity.selftest import ReluWithoutMask
+from parity.keras_side import layer_reference as keras_probes
+from parity.book import layers as ref
+from parity.compare.layer_probes import _referee, probe_layers
+from parity.selfcheck.selftest import ReluWithoutMask
 
 
 def fixture(name: str):

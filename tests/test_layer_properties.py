@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from parity.layers import Affine, MeanSquaredError, Relu, Sigmoid, SoftmaxWithLoss
-from parity.tolerances import TOLERANCES
+from parity.book.layers import Affine, MeanSquaredError, Relu, Sigmoid, SoftmaxWithLoss
+from parity.settings.tolerances import TOLERANCES
 from test_layers import numerical_gradient
 
 F32 = TOLERANCES["float32"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from parity.layers import Affine, MeanSquaredError, Relu, Sigmoid
+from parity.book.layers import Affine, MeanSquaredError, Relu, Sigmoid
 
 
 def numerical_gradient(f, x, h=1e-6):

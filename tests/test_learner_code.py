@@ -54,7 +54,7 @@ def references():
 @pytest.fixture
 def shared_keras(monkeypatch, references):
     """Keras fits once per configuration for the whole table: the reference does not depend on the layers."""
-    from parity import runner
+    from parity.keras_side import reference as runner
 
     real = runner.keras_reference
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import parity
-from parity.config import RunConfig, resolve
-from parity.inputs import prepare
+from parity.settings.config import RunConfig, resolve
+from parity.prepare import prepare
 
 
 def test_float32_and_float64_runs_of_one_seed_start_from_the_same_weights():

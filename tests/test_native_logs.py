@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from parity.native_logs import strip_native_logs
+from parity.keras_side.native_logs import strip_native_logs
 
 ROOT = Path(__file__).resolve().parents[1]
 CUINIT = (b"E0000 00:00:1795609771.557828   13002 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
@@ -35,7 +35,7 @@ def test_native_log_records_are_stripped_and_everything_else_is_kept():
 def test_native_writes_to_fd_2_are_filtered_for_the_whole_block_and_python_output_passes():
     code = textwrap.dedent(f"""
         import os, sys
-        from parity.native_logs import native_logs_filtered
+        from parity.keras_side.native_logs import native_logs_filtered
         with native_logs_filtered():
             os.write(2, {CUINIT!r} + b"\\n")
             print("error: ours", file=sys.stderr, flush=True)
@@ -54,9 +54,9 @@ QUIET_RUNS = {"short last batch": ["--samples", "40"], "saved model": ["--model"
 
 def save_model(path: Path) -> Path:
     """A float32 Dense chain the CLI accepts, its weights drawn from seeded initializers: no global state is touched."""
-    from parity import keras_side
+    from parity.keras_side import backend
 
-    keras = keras_side.keras
+    keras = backend.keras
 
     def dense(units: int, **kwargs):
         return keras.layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed=1), dtype="float32",

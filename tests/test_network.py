@@ -5,10 +5,11 @@ from importlib import import_module
 import numpy as np
 import pytest
 
-from parity.closed_form import per_sample_closed_form, steps_closed_form
-from parity.layers import Affine as ReferenceAffine
-from parity.layers import Relu
-from parity.network import DenseSpec, ModelSpec, build_network
+from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
+from parity.book.layers import Affine as ReferenceAffine
+from parity.book.layers import Relu
+from parity.numpy_side.network import build_network
+from parity.settings.spec import DenseSpec, ModelSpec
 
 SPEC = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
 WEIGHTS = {"W1": np.array([[1.0, -1.0]]), "b1": np.array([0.0, 0.5]),

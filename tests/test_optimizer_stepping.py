@@ -15,13 +15,14 @@ import pytest
 
 import parity
 from parity import cli
-from parity.closed_form import steps_closed_form
-from parity.network import ModelSpec, build_network
-from parity.optimizer_settings import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_settings
-from parity.planted_optimizers import PLANTED_OPTIMIZERS
-from parity.scenarios import SCENARIOS
-from parity.tolerances import tolerance_for
-from parity.user_optimizers import OptimizerDriver
+from parity.numpy_side.closed_form import steps_closed_form
+from parity.numpy_side.network import build_network
+from parity.settings.spec import ModelSpec
+from parity.settings.optimizer_registry import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_settings
+from parity.selfcheck.planted import PLANTED_OPTIMIZERS
+from parity.settings.scenarios import SCENARIOS
+from parity.settings.tolerances import tolerance_for
+from parity.user_code.optimizer_driver import OptimizerDriver
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOOK = FIXTURES / "book_network.py"  # the book's layers and its common/optimizer.py classes
@@ -109,9 +110,9 @@ def test_an_optimizer_that_raises_or_breaks_is_a_finding_on_its_class(name, code
 
 # -- both Keras paths, and both NumPy paths, step alike ----------------------------------------------------
 def test_compiled_keras_stepping_equals_the_eager_steps_state_included():
-    from parity.config import resolve
-    from parity.inputs import prepare
-    from parity.pipeline import reference_for
+    from parity.settings.config import resolve
+    from parity.prepare import prepare
+    from parity.keras_side.reference import reference_for
 
     prepared = prepare(resolve({"dtype": "float64", "optimizer": "adam", "epochs": 4}))
     reference = reference_for(prepared)
@@ -186,13 +187,14 @@ def test_each_planted_optimizer_bug_is_named_on_its_class_in_float32_over_160_st
 # -- one trace per optimizer kind --------------------------------------------------------------------------
 def test_runs_with_different_optimizers_in_one_process_never_warn_about_retracing(capfd, caplog):
     """Each optimizer kind's fit and stepping loop are traced once per model shape, then reused."""
-    from parity import keras_side
+    from parity.keras_side import side as keras_side
+    from parity.keras_side import backend
 
     for name in OPTIMIZER_NAMES:  # a new seed: each is fitted and stepped again
         assert parity.run(optimizer=name, dtype="float64", seed=11, **SHORT).passed
     captured = capfd.readouterr()
     assert "retracing" not in captured.out + captured.err + caplog.text
-    keras_side.configure("float64", 1337)
+    backend.configure("float64", 1337)
     side = keras_side.side_for(ModelSpec(1, SCENARIOS["seed"].layers))
     assert len(side._steppers) == len(OPTIMIZER_NAMES)  # one optimizer, one compiled loop per kind
     assert len({key[0] for key in side._fitters}) == len(OPTIMIZER_NAMES)

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from parity import optimizers as ref
+from parity.book import optimizers as ref
 from parity.errors import ParityInputError
-from parity.optimizer_diagnosis import Trajectory, diagnose_optimizer, first_parting
-from parity.optimizer_settings import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_settings
-from parity.optimizer_variants import replay, variants_for
-from parity.tolerances import tolerance_for
+from parity.diagnosis.optimizer import Trajectory, diagnose_optimizer, first_parting
+from parity.settings.optimizer_registry import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_settings
+from parity.diagnosis.optimizer_variants import replay, variants_for
+from parity.settings.tolerances import tolerance_for
 
 G = {"W1": np.array([[0.5, -2.0]]), "b1": np.array([4.0])}
 
@@ -299,7 +299,7 @@ def test_an_unknown_bug_is_an_update_mismatch_with_the_step_it_parts():
 
 
 def test_every_code_the_diagnosis_can_give_is_in_its_table():
-    from parity.optimizer_diagnosis import CODES
+    from parity.diagnosis.optimizer import CODES
 
     codes = {v.code for n in OPTIMIZER_NAMES for v in variants_for(optimizer_settings(n), {"a": (2,), "b": (2,)},
                                                                    {"epsilon": 1e-8})}

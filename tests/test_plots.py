@@ -5,11 +5,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from parity.config import resolve
-from parity.inputs import prepare
-from parity.network import DenseSpec, ModelSpec
-from parity.runner import compare_numpy, keras_reference
-from parity.selftest import ReluWithoutMask
+from parity.settings.config import resolve
+from parity.prepare import prepare
+from parity.settings.spec import DenseSpec, ModelSpec
+from parity.compare.run import compare_numpy
+from parity.keras_side.reference import keras_reference
+from parity.selfcheck.selftest import ReluWithoutMask
 
 SAMPLES = 3000
 
@@ -18,8 +19,8 @@ SAMPLES = 3000
 def runs(request):
     """The seed model (float64, seed 1334, one epoch: both units dead on some samples) with correct layers and with a Relu
     that forgets its mask, each run in one chunk and in chunks of 512; and the missing mask binned (500 bins)."""
-    from parity import probe_curves
-    from parity.probe_curves import ProbeCurves
+    from parity.report import probe_curves
+    from parity.report.probe_curves import ProbeCurves
 
     # Seed 1334: after one epoch each unit is dead on some samples and steps, alive on others.
     prepared = prepare(resolve({"samples": SAMPLES, "train": 100, "epochs": 1, "dtype": "float64", "seed": 1334}))
@@ -41,7 +42,7 @@ def runs(request):
 
 
 def test_flow_colours_blend_from_grey_to_blue_and_towards_red_where_the_sides_differ():
-    from parity.plots import _FLOWED, _FLOWED_DIFFER, _NONE, _NONE_DIFFER, _flow_colours
+    from parity.report.plots import _FLOWED, _FLOWED_DIFFER, _NONE, _NONE_DIFFER, _flow_colours
 
     flowed = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]])  # (bins, units) with one bin, five units
     differ = np.array([[0.0, 0.0, 1.0, 1.0, 0.0]])
@@ -51,7 +52,7 @@ def test_flow_colours_blend_from_grey_to_blue_and_towards_red_where_the_sides_di
 
 
 def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs):
-    from parity.plots import _FLOWED, _FLOWED_DIFFER, _NONE_DIFFER, dead_relu_map
+    from parity.report.plots import _FLOWED, _FLOWED_DIFFER, _NONE_DIFFER, dead_relu_map
 
     result, curves = runs[("no mask", None)]
     numpy_ax, keras_ax = dead_relu_map(result, curves).axes[:2]
@@ -66,7 +67,7 @@ def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs)
 
 
 def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(runs):
-    from parity.plots import _floor, gradient_diffs
+    from parity.report.plots import _floor, gradient_diffs
 
     result, curves = runs[("correct", None)]
     axes = gradient_diffs(result, curves).axes
@@ -83,7 +84,7 @@ def _marks(ax, gid: str) -> list[np.ndarray]:
 
 
 def test_stepping_shows_how_far_each_step_moved_each_units_weights_and_haloes_its_dead_steps(runs):
-    from parity.plots import stepping
+    from parity.report.plots import stepping
 
     result, _ = runs[("correct", None)]
     fig = stepping(result)
@@ -110,7 +111,7 @@ def test_stepping_shows_how_far_each_step_moved_each_units_weights_and_haloes_it
 
 
 def test_a_long_stepping_phase_draws_evenly_spaced_steps_and_says_how_many(runs, monkeypatch):
-    from parity import plots
+    from parity.report import plots
 
     monkeypatch.setattr(plots, "STEP_POINTS", 10)
     result, _ = runs[("correct", None)]
@@ -126,7 +127,7 @@ def test_a_long_stepping_phase_draws_evenly_spaced_steps_and_says_how_many(runs,
 
 
 def test_stepping_shows_a_missing_mask_as_numpy_moving_weights_on_keras_dead_steps(runs):
-    from parity.plots import stepping
+    from parity.report.plots import stepping
 
     result, _ = runs[("no mask", None)]
     w1 = stepping(result).axes[0]
@@ -139,7 +140,7 @@ def test_stepping_shows_a_missing_mask_as_numpy_moving_weights_on_keras_dead_ste
 
 def test_stepping_with_momentum_says_the_velocity_still_moves_a_dead_units_weights():
     import parity
-    from parity.plots import stepping
+    from parity.report.plots import stepping
 
     result = parity.run(optimizer="momentum", dtype="float32", epochs=4, plots=False).result
     fig = stepping(result)
@@ -149,7 +150,7 @@ def test_stepping_with_momentum_says_the_velocity_still_moves_a_dead_units_weigh
 
 
 def test_kernel_entries_are_named_by_the_units_they_join():
-    from parity.plots import _entries
+    from parity.report.plots import _entries
 
     spec = ModelSpec(2, (DenseSpec(8, "relu"), DenseSpec(16, "relu"), DenseSpec(3, "softmax")),
                      "sparse_categorical_crossentropy")
@@ -163,8 +164,8 @@ def test_kernel_entries_are_named_by_the_units_they_join():
 
 # -- the plot worker: its share of the pictures drawn in a second process, never at the report's expense ---------------
 def test_the_plot_worker_draws_the_same_bytes_as_this_process(runs):
-    from parity.plot_worker import PlotWorker
-    from parity.plots import WORKER_SHARE, draw
+    from parity.report.plot_worker import PlotWorker
+    from parity.report.plots import WORKER_SHARE, draw
 
     result, curves = runs[("no mask", None)]
     worker = PlotWorker.start()
@@ -179,8 +180,8 @@ def test_the_plot_worker_draws_the_same_bytes_as_this_process(runs):
 
 
 def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_path):
-    from parity.plot_worker import PlotWorker
-    from parity.plots import WORKER_SHARE, draw, draw_all, hand_over
+    from parity.report.plot_worker import PlotWorker
+    from parity.report.plots import WORKER_SHARE, draw, draw_all, hand_over
 
     result, curves = runs[("correct", None)]
     worker = PlotWorker.start()
@@ -199,8 +200,8 @@ def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_
 def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_exits_at_end_of_input(runs, tmp_path):
     from dataclasses import replace
 
-    from parity.plot_worker import PlotWorker
-    from parity.plots import draw_all, hand_over
+    from parity.report.plot_worker import PlotWorker
+    from parity.report.plots import draw_all, hand_over
 
     result, curves = runs[("correct", None)]
     odd = replace(result, environment={**result.environment, "hook": lambda: None})  # a lambda does not pickle

@@ -38,7 +38,7 @@ def wait_mid_write(proc: subprocess.Popen, out: Path, timeout: float = 180) -> P
 
 
 def plot_workers_of(pid: int) -> list[int]:
-    """The parity.plot_worker processes `pid` started, alive now."""
+    """The parity.report.plot_worker processes `pid` started, alive now."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -46,7 +46,7 @@ def plot_workers_of(pid: int) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"parity.plot_worker" in cmdline and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+        if b"parity.report.plot_worker" in cmdline and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(proc.name))
     return found
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parity.report_html import group_findings, render_html
+from parity.report.html import group_findings, render_html
 
 ROOT_DB1 = {"code": "mask_mismatch", "severity": "error", "sample": 0, "param": "db1",
             "message": "probe: db1 differs ROOT-DB1", "fix": "FIX-FOR-DB1"}
@@ -25,7 +25,7 @@ KINK = {"code": "kink", "severity": "warning", "sample": 7, "message": "probe: 2
 
 
 def summary(**changes) -> dict:
-    """A summary shaped like parity.report.summary's, small enough to read in a test."""
+    """A summary shaped like parity.report.writer.summary's, small enough to read in a test."""
     s = {"verdict": "fail", "scenario": "seed", "dtype": "float32",
          "tolerances": {"float32": {"rtol": 1e-5, "atol": 1e-5, "reason": "float32 rounding"},
                         "rule": "pass when |numpy - keras| <= atol + rtol * |keras|"},
@@ -136,7 +136,7 @@ def test_worst_differences_mark_what_is_beyond_the_tolerance():
 
 def test_the_renderer_and_the_probe_curves_import_neither_matplotlib_nor_tensorflow():
     """A notebook can render a summary, and a run without plots can stream the probe, without the heavy imports."""
-    code = ("import sys, parity.report_html, parity.probe_curves; "
+    code = ("import sys, parity.report.html, parity.report.probe_curves; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'tensorflow', 'keras', 'pandas'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
@@ -144,9 +144,9 @@ def test_the_renderer_and_the_probe_curves_import_neither_matplotlib_nor_tensorf
 
 # --- real reports in a real browser -------------------------------------------------------------
 
-MISSING_MASK = '''"""A Relu whose backward forgets its mask: the classic bug (parity.selftest.ReluWithoutMask)."""
+MISSING_MASK = '''"""A Relu whose backward forgets its mask: the classic bug (parity.selfcheck.selftest.ReluWithoutMask)."""
 import numpy as np
-from parity.layers import Relu as _Relu
+from parity.book.layers import Relu as _Relu
 
 
 class Relu(_Relu):

@@ -6,14 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity import keras_side  # noqa: F401  (TensorFlow backend first)
-from parity.config import resolve
-from parity.inputs import prepare
-from parity.closed_form import per_sample_closed_form, steps_closed_form
-from parity.network import DenseSpec, ModelSpec, build_network
-from parity.layers import Relu
-from parity.report import summary
-from parity.runner import compare_numpy, keras_reference
+from parity.keras_side import side as keras_side  # TensorFlow backend first
+from parity.settings.config import resolve
+from parity.prepare import prepare
+from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
+from parity.numpy_side.network import build_network
+from parity.settings.spec import DenseSpec, ModelSpec
+from parity.book.layers import Relu
+from parity.report.summary_json import summary
+from parity.compare.run import compare_numpy
+from parity.keras_side.reference import keras_reference
 
 import tensorflow as tf  # noqa: E402
 
@@ -124,7 +126,7 @@ def test_chunked_and_unchunked_runs_give_identical_summaries(prepared_reference,
     """Two ReLU layers, a wide kink band (atol 0.3: many ledger rows), NaN in some chunks only."""
     from dataclasses import replace
 
-    from parity.selftest import ReluWithoutMask
+    from parity.selfcheck.selftest import ReluWithoutMask
 
     prepared, reference = prepared_reference
     prepared = replace(prepared, config=replace(prepared.config, atol=0.3))
@@ -166,7 +168,7 @@ def test_parquet_tables_hold_the_csv_columns(tmp_path):
 
 
 def test_plots_aggregate_above_ten_thousand_samples_and_draw_each_sample_below():
-    from parity.plots import BINS, EXACT_LIMIT, ProbeCurves
+    from parity.report.plots import BINS, EXACT_LIMIT, ProbeCurves
 
     for samples in (EXACT_LIMIT, 30_000):
         prepared = prepare(resolve({"samples": samples, "train": 100, "epochs": 1, "dtype": "float64"}))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from parity.tolerances import TOLERANCES
+from parity.settings.tolerances import TOLERANCES
 
 SCENARIOS = ["sigmoid", "softmax", "deep"]
 
@@ -68,9 +68,10 @@ def test_a_pre_activation_exactly_at_the_kink_is_ledgered_with_its_float64_shado
 
     import keras
 
-    from parity import cli, keras_side
+    from parity import cli
+    from parity.keras_side import backend
 
-    keras_side.configure("float32", 1)
+    backend.configure("float32", 1)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(1)])
     model.set_weights([np.array([[1.0, -1.0]]), np.array([0.5, 0.25]), np.array([[1.0], [2.0]]), np.array([0.0])])
     path = tmp_path / "kinked.keras"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from parity import keras_side  # noqa: F401  (TensorFlow backend first)
-from parity.layers import SoftmaxWithLoss
+from parity.keras_side import backend  # noqa: F401  (TensorFlow backend first)
+from parity.book.layers import SoftmaxWithLoss
 from test_layers import numerical_gradient
 
 import keras  # noqa: E402

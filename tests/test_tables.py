@@ -2,11 +2,12 @@
 
 import pandas as pd
 
-from parity.config import WORST_GRADIENTS, resolve
-from parity.inputs import prepare
-from parity.layers import Relu
-from parity.report import ReportWriter
-from parity.runner import compare_numpy, keras_reference
+from parity.settings.config import WORST_GRADIENTS, resolve
+from parity.prepare import prepare
+from parity.book.layers import Relu
+from parity.report.writer import ReportWriter
+from parity.compare.run import compare_numpy
+from parity.keras_side.reference import keras_reference
 
 KEYS = ["phase", "sample", "step", "layer", "param", "index"]
 

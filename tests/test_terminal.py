@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import parity
-from parity.compare import one_line
-from parity.terminal import terminal_text
+from parity.compare.diff import one_line
+from parity.report.terminal import terminal_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UNIT_AS_NUMBER = re.compile(r"\b\d+\.\d+ \d+%")  # "1.0 0%": the old unit label, read as a number
@@ -66,7 +66,7 @@ def test_a_relu_without_mask_is_one_root_cause_with_its_consequences_counted():
 
 def test_an_error_only_in_a_class_the_scenario_never_uses_says_so_and_names_the_scenario_that_does(tmp_path):
     layers = tmp_path / "sigmoid.py"
-    layers.write_text("from parity.layers import Sigmoid as Reference\n\n\nclass Sigmoid(Reference):\n"
+    layers.write_text("from parity.book.layers import Sigmoid as Reference\n\n\nclass Sigmoid(Reference):\n"
                       "    def backward(self, dout):\n        return dout * self.out  # forgot (1 - out)\n")
     report = parity.check(str(layers), plots=False)
     out = text(report)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from parity.network import DenseSpec, ModelSpec
-from parity.transfer import TransferError, keras_to_numpy
+from parity.settings.spec import DenseSpec, ModelSpec
+from parity.keras_side.transfer import TransferError, keras_to_numpy
 
 SPEC = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
 

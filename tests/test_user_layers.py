@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from parity.errors import ParityInputError
-from parity.user_layers import kit_from_namespace, load_layers
+from parity.user_code.loader import load
+from parity.user_code.protocol import kit_from_namespace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOOK = FIXTURES / "learner_book_layout"
@@ -84,20 +85,20 @@ def clean_imports(monkeypatch):
 
 
 def test_a_module_that_imports_its_own_package_is_imported_from_the_package_root(clean_imports):
-    kit, names = load_layers(str(BOOK / "common" / "layers.py"))
-    assert names == ["Affine", "Relu", "SoftmaxWithLoss"]
-    assert kit["Relu"].__module__ == "common.layers"
+    user = load(str(BOOK / "common" / "layers.py"))
+    assert user.names == ("Affine", "Relu", "SoftmaxWithLoss")
+    assert user.layers["Relu"].__module__ == "common.layers"
 
 
 def test_a_chapter_script_beside_the_package_is_imported_with_the_package_root_on_the_path(clean_imports):
-    kit, names = load_layers(str(BOOK / "ch05" / "layer_naive.py"))
-    assert names == ["Affine", "Relu"]
+    user = load(str(BOOK / "ch05" / "layer_naive.py"))
+    assert user.names == ("Affine", "Relu")
 
 
 def test_when_the_package_name_is_taken_the_refusal_gives_the_command_and_folder(clean_imports, monkeypatch):
     monkeypatch.setitem(sys.modules, "common", types.ModuleType("common"))  # another project's `common`
     source = str(BOOK / "common" / "layers.py")
     with pytest.raises(ParityInputError) as caught:
-        load_layers(source)
+        load(source)
     assert str(caught.value).endswith(f"; it imports its own package common: from {BOOK}, "
                                       "run `parity check --layers common.layers`")

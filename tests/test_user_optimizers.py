@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity import optimizers as ref
+from parity.book import optimizers as ref
 from parity.errors import ParityInputError
-from parity.optimizer_settings import optimizer_settings
-from parity.optimizer_attributes import hyperparameter_differences
-from parity.user_optimizers import OptimizerDriver, constructor_arguments, find_optimizer_class
-from parity.user_layers import import_layers
+from parity.settings.optimizer_registry import optimizer_settings
+from parity.user_code.attributes import hyperparameter_differences
+from parity.user_code.optimizer_driver import OptimizerDriver, constructor_arguments, find_optimizer_class
+from parity.user_code.loader import import_layers
 
 # Imported as `--layers FILE` imports a learner's module.
 FIXTURES = Path(__file__).parent / "fixtures"

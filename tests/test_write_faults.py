@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from parity import cli, report
+from parity import cli
+from parity.report import folder
+from parity.report import writer
 from parity.errors import ReportWriteError
 
 PREVIOUS = ["run", "--dtype", "float64", "--epochs", "1", "--no-plots", "--quiet"]
@@ -61,7 +63,7 @@ def test_an_oserror_while_writing_a_table_names_the_table(tmp_path, capsys, monk
     def full(self, frame):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(report._Table, "_write", full)
+    monkeypatch.setattr(writer._Table, "_write", full)
     assert cli.main(PREVIOUS[:-1] + ["--out", str(out)]) == 3
     err = one_error_line(capsys)
     assert err == (f"error: could not write the report {out}/: No space left on device (writing samples.csv); "
@@ -80,7 +82,7 @@ def test_a_permission_lost_before_the_move_puts_the_previous_report_back(tmp_pat
             raise PermissionError(errno.EACCES, "Permission denied", str(dst))
         return replace(src, dst)
 
-    monkeypatch.setattr(report.os, "replace", denied)
+    monkeypatch.setattr(folder.os, "replace", denied)
     assert cli.main([*PREVIOUS, "--out", str(out)]) == 3
     err = one_error_line(capsys)
     assert err.startswith(f"error: could not move the new report into place at {out}/: Permission denied")
@@ -91,9 +93,9 @@ def test_a_folder_that_cannot_be_made_is_a_write_error_with_nothing_written(tmp_
     def refused(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(report.tempfile, "mkdtemp", refused)
+    monkeypatch.setattr(folder.tempfile, "mkdtemp", refused)
     with pytest.raises(ReportWriteError, match=r"could not create the report folder .*/new/: Read-only file system; "
                                                r"nothing was written"):
-        with report.atomic_folder(tmp_path / "new"):
+        with folder.atomic_folder(tmp_path / "new"):
             pass
     assert list(tmp_path.iterdir()) == []

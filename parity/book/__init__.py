@@ -1,0 +1,1 @@
+"""What learners copy, NumPy only: the book's layers and optimizers."""

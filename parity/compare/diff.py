@@ -1,0 +1,340 @@
+"""Diff two traces (NumPy side vs Keras side), find what disagrees, and earn a verdict. Returns data.
+
+Shapes are checked before values. Every quantity is compared per row (sample, step or batch)
+against the run's named tolerance; non-finite values never pass; a ReLU mask that flips where the
+pre-activation is within rounding of 0 (the kink) excuses what that flip explains, as a warning,
+and nothing else on the row. A row on which a NumPy layer raised is an `error` row: reported once
+as `layer_error`, not again as NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.numpy_side.trace import Trace
+from parity.settings.tolerances import Tolerance
+
+__all__ = ["Diff", "PhaseResult", "compare_traces", "findings_for", "one_line", "row_any", "saturated", "ERROR", "WARNING", "INFO"]
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+VERDICTS = np.array(["pass", "fail", "kink", "error", "convention"])  # a row's verdict, by code
+_CODE_BY_KIND = {"forward": "forward_mismatch", "preactivation": "forward_mismatch",
+                 "gradient": "gradient_mismatch", "update": "update_mismatch"}
+
+
+@dataclass
+class Diff:
+    """One quantity on both sides, with per-entry differences; axis 0 is the row."""
+
+    name: str  # pred, loss, dW1, db1, ..., dx, z1, ..., W1, b1, ... (parameters after a step), v_W1, ... (state)
+    kind: str  # forward | gradient | preactivation | update | state
+    numpy: np.ndarray
+    keras: np.ndarray
+    abs_diff: np.ndarray  # float64; NaN where either side is not finite
+    atol: float
+    within: np.ndarray  # (n,) every entry of the row finite on both sides and within tolerance
+    finite: np.ndarray  # (n,) every entry of the row finite on both sides
+    used: np.ndarray  # (n,) largest abs_diff / (atol + rtol |keras|) in the row: 1 is the limit
+    max_abs: np.ndarray  # (n,) largest abs_diff in the row; inf where a row holds a non-finite value
+
+    @property
+    def rel_diff(self) -> np.ndarray:
+        """abs_diff / max(|keras|, atol): finite, and near 0 where Keras is ~0."""
+        return self.abs_diff / np.maximum(np.abs(self.keras.astype(np.float64)), self.atol)
+
+
+@dataclass
+class PhaseResult:
+    """A probe (per sample at fixed weights), a batch probe, or a stepping run (one SGD step per sample)."""
+
+    phase: str  # probe | batch | stepping
+    rows: np.ndarray  # (n,) each row's sample in the data (probe, stepping) or first sample (batch)
+    numpy: Trace
+    keras: Trace
+    diffs: dict[str, Diff]
+    dead_numpy: dict[int, np.ndarray]  # ReLU layer -> (n, units) pre-activation <= 0
+    dead_keras: dict[int, np.ndarray]
+    saturated_numpy: dict[int, np.ndarray]  # sigmoid layer -> (n, units) output within rounding of 0 or 1
+    saturated_keras: dict[int, np.ndarray]
+    kink: np.ndarray  # (n,) some ReLU pre-activation within atol of 0 (listed; excused only by a flip there)
+    verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention"
+    shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
+    excused: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) its difference follows from a flip at the kink
+    flip_away: dict[int, np.ndarray] = field(default_factory=dict)  # ReLU layer -> (n,) its mask flips away from the kink
+    # Stepping: the optimizer state both sides expose ("v_W1": velocity of W1, ...). Reported, never part of a
+    # row's verdict: the optimizer's diagnosis says what a state difference means.
+    state_diffs: dict[str, Diff] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return {"probe": "sample", "batch": "batch", "stepping": "step"}[self.phase]
+
+    def excuse(self, name: str, label: str, explained: np.ndarray) -> None:
+        """Rows that fail on `name` alone (everything else within tolerance), where `explained`, get verdict `label`."""
+        others = [d.within for key, d in self.diffs.items() if key != name]
+        rest = np.all(others, axis=0) if others else np.ones(len(self.rows), dtype=bool)
+        for layer, dead in self.dead_keras.items():
+            rest &= (dead == self.dead_numpy[layer]).all(axis=1)
+        self.verdicts = np.where((self.verdicts == "fail") & rest & ~self.diffs[name].within
+                                 & self.diffs[name].finite & explained, label, self.verdicts)
+
+    def where(self, row: int) -> int:
+        """The number a finding names: the sample for the probe, else the step or batch index."""
+        return int(self.rows[row]) if self.phase == "probe" else int(row)
+
+
+def saturated(z: np.ndarray) -> np.ndarray:
+    """Sigmoid output within rounding of 0 or 1, where its gradient vanishes: |z| > -log(eps).
+
+    Then exp(-|z|) < eps, so sigmoid(z) rounds to within eps of 0 or 1 in z's own dtype.
+    """
+    return np.abs(z) > -np.log(np.finfo(z.dtype).eps)
+
+
+def _row_max(flat: np.ndarray) -> np.ndarray:
+    """Max over axis 1, column by column: a reduction over a short axis is far slower in NumPy, and
+    np.maximum propagates NaN as the verdict needs."""
+    if flat.shape[1] == 0:
+        return np.zeros(len(flat))
+    out = flat[:, 0].copy()
+    for k in range(1, flat.shape[1]):
+        np.maximum(out, flat[:, k], out=out)
+    return out
+
+
+def row_any(flat: np.ndarray) -> np.ndarray:
+    """Any over axis 1 of a (rows, k) boolean array, column by column (see _row_max)."""
+    out = np.zeros(len(flat), dtype=bool)
+    for k in range(flat.shape[1]):
+        out |= flat[:, k]
+    return out
+
+
+def _diff(name: str, kind: str, ours: np.ndarray, theirs: np.ndarray, tol: Tolerance) -> Diff:
+    rows = len(ours)
+    theirs64 = theirs.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        abs_diff = np.abs(ours.astype(np.float64) - theirs64)  # NaN or inf exactly where a side is not finite
+        ratio = abs_diff / (tol.atol + tol.rtol * np.abs(theirs64))
+        if tol.atol == 0:
+            ratio[abs_diff == 0] = 0.0  # 0/0: no difference uses none of a zero tolerance
+        max_abs = _row_max(abs_diff.reshape(rows, -1))  # NaN propagates: a non-finite row shows
+        finite = np.isfinite(max_abs)
+        used = np.where(finite, _row_max(ratio.reshape(rows, -1)), np.inf)
+    return Diff(name, kind, ours, theirs, abs_diff, tol.atol, within=finite & (used <= 1), finite=finite,
+                used=used, max_abs=np.where(finite, max_abs, np.inf))
+
+
+def _pairs(ours: Trace, theirs: Trace):
+    yield "pred", "forward", ours.pred, theirs.pred
+    yield "loss", "forward", ours.loss, theirs.loss
+    for name in theirs.grads:
+        yield f"d{name}", "gradient", ours.grads.get(name), theirs.grads[name]
+    yield "dx", "gradient", ours.dx, theirs.dx
+    for layer in theirs.z:
+        yield f"z{layer}", "preactivation", ours.z.get(layer), theirs.z[layer]
+    for name in theirs.params_after:
+        yield name, "update", ours.params_after[name], theirs.params_after[name]
+
+
+def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol: Tolerance,
+                   relu_layers: list[int], sigmoid_layers: list[int] = ()) -> PhaseResult:
+    n = len(rows)
+    diffs, shape_errors = {}, {}
+    for name, kind, a, b in _pairs(ours, theirs):
+        if a is None and len(ours.errors) >= n:
+            a = np.full(b.shape, np.nan)  # every row raised: layer_error says so; nothing to compare
+        if a is None or a.shape != b.shape:  # shapes before values: a wrong shape is never broadcast
+            shape_errors[name] = (None if a is None else a.shape[1:], b.shape[1:])
+        else:
+            diffs[name] = _diff(name, kind, a, b, tol)
+    state_diffs = {f"{book}_{name}": _diff(f"{book}_{name}", "state", a, theirs.state_after[book][name], tol)
+                   for book, per_param in ours.state_after.items() if book in theirs.state_after
+                   for name, a in per_param.items()
+                   if name in theirs.state_after[book] and a.shape == theirs.state_after[book][name].shape}
+    ours = _normalized(ours, theirs, diffs)
+    failed = np.zeros(n, dtype=bool)
+    failed[[e.row for e in ours.errors]] = True
+    relu_layers = [k for k in relu_layers if f"z{k}" in diffs]
+    z_ours = ours.z
+    dead_numpy = {k: z_ours[k] <= 0 for k in relu_layers}
+    dead_keras = {k: theirs.z[k] <= 0 for k in relu_layers}
+    # A row is at the kink when a ReLU pre-activation is within atol of 0. A mask that flips there is
+    # rounding's doing, and it excuses only what it explains: what backpropagates through the flipped
+    # unit (the gradients of its layer and the layers before it, dx, and those layers' stepped
+    # parameters). Any other difference on the row still fails; so does a flip away from the kink.
+    kink, flip_at_kink, flip_away = (np.zeros(n, dtype=bool) for _ in range(3))
+    flips_at_kink, flip_away_at = {}, {}  # ReLU layer -> (n, units) flipped at the kink; (n,) flipped away from it
+    for k in relu_layers:
+        near = (np.abs(theirs.z[k].astype(np.float64)) <= tol.atol) | (np.abs(z_ours[k].astype(np.float64)) <= tol.atol)
+        flip = dead_numpy[k] != dead_keras[k]
+        flips_at_kink[k] = flip & near
+        kink |= row_any(near)
+        flip_at_kink |= row_any(flips_at_kink[k])
+        flip_away_at[k] = row_any(flip & ~near)
+        flip_away |= flip_away_at[k]
+    excused = {}
+    if flip_at_kink.any():
+        for name, d in diffs.items():
+            explained = _explained(d, flips_at_kink, tol)
+            if explained is not None:
+                excused[name] = flip_at_kink & ~flip_away & explained
+    ok = np.ones(n, dtype=bool) if not shape_errors else np.zeros(n, dtype=bool)
+    finite, rest = np.ones(n, dtype=bool), np.ones(n, dtype=bool)
+    for name, d in diffs.items():
+        ok &= d.within
+        finite &= d.finite
+        rest &= (d.within | excused[name]) if name in excused else d.within
+    ok &= ~flip_at_kink & ~flip_away
+    excused_rows = flip_at_kink & ~flip_away & finite & rest & (not shape_errors)
+    codes = np.where(ok, 0, np.where(excused_rows, 2, 1)).astype(np.int8)
+    codes[failed] = 3
+    verdicts = VERDICTS[codes]
+    sigmoid_layers = [k for k in sigmoid_layers if f"z{k}" in diffs]
+    return PhaseResult(phase, rows, ours, theirs, diffs, dead_numpy, dead_keras,
+                       {k: saturated(z_ours[k]) for k in sigmoid_layers},
+                       {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts, shape_errors,
+                       {k: v for k, v in excused.items() if v.any()}, flip_away_at, state_diffs)
+
+
+def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) -> np.ndarray | None:
+    """(n,) rows on which a mask flip at the kink explains every out-of-tolerance entry of `d`; None for a
+    quantity no flip can change (pred, loss, z).
+
+    A flip in layer k reaches what backpropagates through the flipped unit: all of dx and of the
+    gradients (and stepped parameters) of layers before k, and in layer k the flipped unit's own
+    kernel column and bias entry. Nothing in layers after k.
+    """
+    if d.kind == "gradient":
+        layer = 0 if d.name == "dx" else int(d.name[2:])
+    elif d.kind == "update":
+        layer = int(d.name[1:])
+    else:
+        return None
+    rows = len(d.numpy)
+    out = np.zeros(rows, dtype=bool)
+    for k, at in flips_at_kink.items():
+        if layer < k:
+            out |= row_any(at)
+        elif layer == k:
+            with np.errstate(invalid="ignore"):
+                entry_ok = d.abs_diff <= tol.atol + tol.rtol * np.abs(d.keras.astype(np.float64))  # NaN fails
+            unit = at[:, None, :] if d.numpy.ndim == 3 else at  # kernel (n, in, units), bias (n, units)
+            out |= row_any(at) & (entry_ok | unit).reshape(rows, -1).all(axis=1)
+    return out
+
+
+def _normalized(ours: Trace, theirs: Trace, diffs: dict[str, Diff]) -> Trace:
+    """The NumPy side as compared: every quantity in Keras's shape, NaN where it could not be compared
+    (its rows raised, or its shape was wrong: both are findings of their own)."""
+    def pick(name, like):
+        return diffs[name].numpy if name in diffs else np.full(like.shape, np.nan)
+    return Trace(pred=pick("pred", theirs.pred), loss=pick("loss", theirs.loss),
+                 grads={k: pick(f"d{k}", v) for k, v in theirs.grads.items()}, dx=pick("dx", theirs.dx),
+                 z={k: pick(f"z{k}", v) for k, v in theirs.z.items()},
+                 params_after={k: pick(k, v) for k, v in theirs.params_after.items()}, state_after=ours.state_after,
+                 errors=ours.errors)
+
+
+def finding(code: str, severity: str, message: str, **where) -> dict:
+    return {"code": code, "severity": severity, "message": message, **{k: v for k, v in where.items() if v is not None}}
+
+
+def _counted(code: str, severity: str, result: PhaseResult, template: str, row: int, count: int, **fields) -> dict:
+    """A finding that merges across chunks: `template` is rendered with its fields once counts are summed."""
+    singular, plural = result.unit, {"sample": "samples", "batch": "batches", "step": "steps"}[result.unit]
+    f = finding(code, severity, "", **{result.unit: result.where(row)}, **fields)
+    f.update(count=int(count), template=template, phase_name=result.phase, phase_label=result.phase,
+             unit=singular, units=plural, first=result.where(row), raw_code=code)
+    return f
+
+
+SAMPLE_ROWS = 1024  # offending rows kept per finding for diagnosis: the first ones, whatever the chunking
+
+
+def findings_for(result: PhaseResult) -> list[dict]:
+    """What disagrees in one phase (or chunk of it), first offender named; kink and error rows fail nothing twice.
+
+    Messages are templates: `parity.compare.stats.merge_findings` renders them after merging chunks.
+    """
+    out = []  # each finding's `rank` orders the merged findings the same however the rows were chunked
+    for name, (ours, theirs) in result.shape_errors.items():
+        hint = " (transposed?)" if ours is not None and tuple(reversed(ours)) == theirs else ""
+        got = "nothing" if ours is None else f"shape {ours}"
+        out.append(finding("shape_mismatch", ERROR, f"{result.phase}: {name} has {got} where Keras's has shape "
+                           f"{theirs}{hint}", param=name, phase=result.phase, rank=(0, 0)))
+    seen = set()
+    for error in result.numpy.errors:
+        key = (error.layer, error.kind)
+        if key in seen:
+            continue
+        seen.add(key)
+        count = sum((e.layer, e.kind) == key for e in result.numpy.errors)
+        code = "shape_mismatch" if error.kind == "GradientShapeError" else "layer_error"
+        who = error.layer or "the NumPy side"
+        text = f"{who} {error.message} ({error.where})".replace("{", "{{").replace("}", "}}")
+        out.append(_counted(code, ERROR, result, "{phase_label}: " + text + " on {count} {units}, first at {unit} {first}",
+                            error.row, count, layer=error.book or None,
+                            method=error.layer.split(".")[1] if "." in error.layer else None, where=error.where or None,
+                            rank=(1, 0)))
+    counted = np.isin(result.verdicts, ("pass", "fail"))
+    nonfinite = {name: ~d.finite & counted for name, d in result.diffs.items() if (~d.finite & counted).any()}
+    if nonfinite:  # one finding: where it first appears, on which side, in which quantities
+        first = min(int(np.argmax(rows)) for rows in nonfinite.values())
+        sides = set()
+        for name in nonfinite:
+            d = result.diffs[name]
+            sides |= {side for side, v in (("NumPy", d.numpy), ("Keras", d.keras))
+                      if not np.isfinite(v.astype(np.float64)).all()}
+        rows = int(np.any(list(nonfinite.values()), axis=0).sum())
+        f = _counted("nan", ERROR, result, "{phase_label}: non-finite values on {side_text} on {count} {units}, "
+                     "first at {unit} {first} in {param}; non-finite anywhere in: {quantity_text}", first, rows,
+                     param=next(name for name, bad in nonfinite.items() if bad[first]))
+        f.update(quantities=list(nonfinite), sides=sorted(sides), rank=(2, 0))
+        out.append(f)
+    for position, d in enumerate(result.diffs.values()):
+        if d.name in nonfinite:
+            continue
+        bad = ~d.within & counted
+        if d.name in result.excused:
+            bad &= ~result.excused[d.name]
+        if bad.any():
+            first = int(np.argmax(bad))
+            values = f"numpy {one_line(d.numpy[first])} vs keras {one_line(d.keras[first])}".replace("{", "{{").replace("}", "}}")
+            f = _counted(_CODE_BY_KIND[d.kind], ERROR, result,
+                         "{phase_label}: {param} differs beyond tolerance on {count} {units} (worst abs diff "
+                         "{worst:.3g}), first at {unit} {first}: " + values + "{detail}",
+                         first, int(bad.sum()), param=d.name, worst=float(d.max_abs[bad].max()), detail="",
+                         rank=(3, position))
+            f["bad_rows"] = (d.numpy[bad][:SAMPLE_ROWS], d.keras[bad][:SAMPLE_ROWS])
+            out.append(f)
+    for layer, dead in result.dead_keras.items():
+        flipped = result.flip_away.get(layer, (dead != result.dead_numpy[layer]).any(axis=1)) & counted
+        if flipped.any():
+            first = int(np.argmax(flipped))
+            out.append(_counted("mask_mismatch", ERROR, result, "{phase_label}: layer {layer_number}'s dead-ReLU mask differs "
+                                "on {count} {units} away from the kink, first at {unit} {first}",
+                                first, int(flipped.sum()), layer_number=layer, rank=(4, layer)))
+    if result.kink.any():
+        first = int(np.argmax(result.kink))
+        out.append(_counted("kink", WARNING, result, "{phase_label}: {count} {units} with a pre-activation within "
+                            "rounding of 0, where the sides may legitimately differ; first at {unit} {first}",
+                            first, int(result.kink.sum()), rank=(5, 0)))
+    convention = result.verdicts == "convention"
+    if convention.any():
+        first = int(np.argmax(convention))
+        out.append(_counted("convention", WARNING, result, "{phase_label}: the loss differs on {count} {units} by no "
+                            "more than the book's log(y + 1e-7) explains (1e-7 / y); predictions and gradients agree; "
+                            "first at {unit} {first}", first, int(convention.sum()), param="loss", rank=(6, 0)))
+    return out
+
+
+def one_line(a: np.ndarray) -> str:
+    """A value for a one-line message: entries in row-major order, at most 6 shown, never a line break."""
+    a = np.asarray(a)
+    flat = [f"{v:.6g}" for v in a.reshape(-1).tolist()]
+    if a.ndim == 0:
+        return flat[0]
+    return "[" + ", ".join(flat if len(flat) <= 6 else [*flat[:3], "...", *flat[-3:]]) + "]"

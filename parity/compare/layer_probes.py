@@ -1,0 +1,315 @@
+"""Each user layer alone against its Keras counterpart, at fixed points, in float64: which layer is wrong, and how.
+
+For every class a user supplies: forward and backward at batch 1 and batch 4 (batch-axis bugs
+show only at 4), at the activation's kink (ReLU at exactly 0), with checks that no input is
+written into. Keras computes its side by TensorFlow autodiff (`keras_probes`, which keeps it for the
+next submission: each class draws its inputs from its own seeded generator, so they do not depend on
+which other classes were given). For a backward that disagrees, float64
+central differences of the user's own forward referee: the backward is wrong (differences agree with
+Keras), the forward follows another convention (they agree with the user), or a kink (one-sided
+differences disagree).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from parity.user_code import guard
+from parity.keras_side import layer_reference as keras_probes
+from parity.compare.diff import ERROR, INFO, WARNING, finding, one_line
+from parity.diagnosis.mismatch import classify, scale_cause
+from parity.user_code.guard import UserCodeError
+
+__all__ = ["probe_layers"]
+
+SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
+RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
+FD_STEP, FD_RTOL, FD_ATOL = 1e-6, 1e-5, 1e-7  # central differences: truncation ~h**2, rounding ~eps/h
+
+
+def _rng(name: str, *more: int) -> np.random.Generator:
+    """The probes' one source of inputs for the book class `name`: the same for every submission."""
+    return np.random.default_rng([SEED, *name.encode(), *more])
+
+
+def _numerical(f, x: np.ndarray, one_sided: int = 0) -> np.ndarray:
+    """Central (or forward/backward, one_sided=+1/-1) differences of the scalar f at x."""
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + FD_STEP if one_sided >= 0 else old
+        up = f()
+        x[idx] = old - FD_STEP if one_sided <= 0 else old
+        down = f()
+        x[idx] = old
+        grad[idx] = (up - down) / (FD_STEP * (2 if one_sided == 0 else 1))
+    return grad
+
+
+def _referee(f, x: np.ndarray, ours: np.ndarray, theirs: np.ndarray, bad: np.ndarray) -> str:
+    """Three-way verdict from central differences of the user's forward at the disagreeing entries.
+
+    Only entries where the forward is smooth decide: where one-sided differences disagree (a kink,
+    where either answer may hold) an entry is set aside, so a kink beside a real error cannot excuse it.
+    """
+    try:  # x is the very array f reads: perturbed in place, entry by entry, and restored
+        central = _numerical(f, x)
+        right, left = _numerical(f, x, +1), _numerical(f, x, -1)
+    except Exception:
+        return "central differences could not be taken (the forward raised)"
+    near = lambda a, b: np.abs(a - b) <= FD_ATOL + FD_RTOL * np.abs(b)  # noqa: E731
+    judged = bad & near(right, left)
+    if not judged.any():
+        return "one-sided differences of your forward disagree there: a kink, where either answer may hold"
+    if near(central, theirs)[judged].all():
+        return "central differences of your forward agree with Keras: your backward is wrong"
+    if np.shape(ours) == np.shape(central) and near(central, ours)[judged].all():
+        return "central differences of your forward agree with your backward: your forward follows another convention"
+    return "central differences of your forward agree with neither side: forward and backward are both off"
+
+
+class _Probe:
+    """Collects the findings of one user class; every call into it goes through `parity.user_code.guard`."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.findings: list[dict] = []
+
+    def add(self, code: str, severity: str, message: str, param: str | None = None, **where):
+        if not any(f["code"] == code and f.get("param") == param for f in self.findings):
+            text = message if code == "layer_error" else f"{self.name}: {message}"
+            self.findings.append(finding(code, severity, text, layer=self.name, param=param, **where))
+
+    def call(self, owner, method: str, *args, expect=None):
+        """owner.method(*args) through the guard; what goes wrong becomes a layer_error finding (returns None)."""
+        try:
+            return guard.call(owner, method, *args, book=self.name, expect=expect)
+        except UserCodeError as err:
+            self.error(err)
+            return None
+
+    def error(self, err: UserCodeError):
+        self.add("layer_error", ERROR, f"{err} ({err.where})" if err.where else str(err), method=err.method,
+                 where=err.where or None)
+
+    @property
+    def failed(self) -> bool:
+        return any(f["severity"] == ERROR for f in self.findings)
+
+    def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
+        """Classify ours against Keras's; entries at a kink are judged separately (zero_convention)."""
+        ours = np.asarray(ours, dtype=np.float64) if ours is not None else None
+        if ours is None:
+            return
+        away = np.ones(np.shape(theirs), dtype=bool) if kink is None else ~kink
+        if kink is not None and ours.shape == theirs.shape and kink.any():
+            if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
+                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
+                         f"{one_line(theirs[kink])}", param=what)
+        if ours.shape == theirs.shape:
+            ours_away, theirs_away = ours[away], theirs[away]
+        else:
+            ours_away, theirs_away = ours, theirs
+        verdict = classify(ours_away, theirs_away, RTOL, ATOL)
+        if verdict is None:
+            return
+        code, detail = verdict
+        severity = ERROR
+        if code == "scale_factor":
+            c = float(detail)
+            detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, batch)}"
+        if what in ("forward", "loss") and code not in ("nan", "shape_mismatch"):
+            code, detail = "forward_mismatch", f"{what} differs from Keras's ({detail})"
+        if referee is not None and code not in ("nan", "shape_mismatch") and ours.shape == theirs.shape:
+            bad = ~(np.abs(ours - theirs) <= ATOL + RTOL * np.abs(theirs)) & away  # the kink is judged above
+            detail += "; " + referee(bad)
+        self.add(code, severity, f"{what} at batch size {batch}: {detail}", param=what)
+
+    def forward_backward(self, cls, args: tuple, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
+        """Build the layer, run forward then backward on copies, watching for writes into them.
+
+        Returns (layer, dx), or None when the user's code failed (already a layer_error finding).
+        """
+        layer = self.call(cls, "__init__", *args)
+        if layer is None:
+            return None
+        x_in, dout_in = x.copy(), dout.copy()
+        out = self.call(layer, "forward", x_in, expect=theirs_out.shape)
+        self.check_unchanged("forward", {"x": x}, {"x": x_in})
+        if out is None:
+            return None
+        self.compare("forward", out, theirs_out, batch)
+        dx = self.call(layer, "backward", dout_in, expect=x.shape)
+        self.check_unchanged("backward", {"dout": dout}, {"dout": dout_in})
+        return None if dx is None else (layer, dx)
+
+    def check_unchanged(self, method: str, before: dict[str, np.ndarray], after: dict[str, np.ndarray]):
+        for arg, value in before.items():
+            if not np.array_equal(value, after[arg], equal_nan=True):
+                self.add("input_mutation", WARNING, f"{method} wrote into its argument {arg}", param=arg, method=method)
+
+
+def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray) -> float:
+    """sum(forward(*inputs) * weight) of a freshly built layer, through the guard: the referee's scalar."""
+    layer = guard.call(cls, "__init__", *args, book=name)
+    return float(np.sum(guard.call(layer, "forward", *inputs, book=name) * weight))
+
+
+def _probe_activation(cls, name: str, rng) -> list[dict]:
+    probe = _Probe(name)
+    x = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0], [1e-3, -1e-3, 3.0, -3.0, 0.0]])  # with two exact kinks
+    dout = rng.normal(size=x.shape)
+    theirs_out, theirs_dx = keras_probes.activation(name, x, dout)
+    done = probe.forward_backward(cls, (), x, dout, theirs_out, 2)
+    if done is None:
+        return probe.findings
+    dx = done[1]
+    x_fd = x.copy()
+
+    def referee(bad):
+        return _referee(lambda: _forward_sum(cls, name, (), (x_fd.copy(),), dout), x_fd, dx, theirs_dx, bad)
+    probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None)
+    return probe.findings
+
+
+def _probe_affine(cls, rng) -> list[dict]:
+    probe = _Probe("Affine")
+    W, b = rng.normal(size=(3, 2)), rng.normal(size=2)  # not square: a transposed dW shows as a shape
+    runs = {}
+    for batch in (1, 4):
+        x, dout = rng.normal(size=(batch, 3)), rng.normal(size=(batch, 2))
+        theirs_out, theirs = keras_probes.dense(W, b, x, dout)
+        given = (W.copy(), b.copy())
+        done = probe.forward_backward(cls, given, x, dout, theirs_out, batch)
+        if done is None:
+            return probe.findings
+        layer, dx = done
+        try:  # dW and db, whatever protocol the class follows (dW/db, or grads beside params)
+            dW, db = guard.gradients(layer, guard.held_array(layer, given[0]), guard.held_array(layer, given[1]))
+        except UserCodeError as err:
+            probe.error(err)
+            return probe.findings
+        runs[batch] = ({"dx": dx, "dW": dW, "db": db}, theirs, x, dout)
+    for what in ("dx", "dW", "db"):
+        at1 = classify(runs[1][0][what], runs[1][1][what], RTOL, ATOL)
+        at4 = classify(runs[4][0][what], runs[4][1][what], RTOL, ATOL)
+        if at1 is None and at4 is not None:  # right for one sample, wrong for a batch: the batch axis
+            code, detail = at4
+            if code == "scale_factor":
+                detail = f"ours = {float(detail):.6g} x Keras's: {scale_cause(float(detail), 4)}"
+            probe.add("batch_reduction", ERROR, f"{what} matches Keras at batch size 1 but not at 4 ({detail})",
+                      param=what)
+            continue
+        ours, theirs, x, dout = runs[1][0][what], runs[1][1][what], runs[1][2], runs[1][3]
+        target = {"dx": x, "dW": W, "db": b}[what]
+
+        def referee(bad, what=what, target=target, x=x, dout=dout, ours=ours, theirs=theirs):
+            def f():
+                w_, b_, x_ = (target if what == "dW" else W), (target if what == "db" else b), (target if what == "dx" else x)
+                return _forward_sum(cls, "Affine", (w_.copy(), b_.copy()), (x_.copy(),), dout)
+            return _referee(f, target, ours, theirs, bad)
+        probe.compare(what, ours, theirs, 1, referee)
+    return probe.findings
+
+
+# Label forms a SoftmaxWithLoss may take: the one each cross-entropy feeds it, and the other.
+FORMS = {"labels": "integer labels (n,)", "one-hot": "one-hot labels (n, k)"}
+FORM_OF_LOSS = {"sparse_categorical_crossentropy": "labels", "categorical_crossentropy": "one-hot"}
+
+
+def _loss_case(name: str, form: str | None, batch: int, rng):
+    """(scores y, the user's t, Keras's t, labels) for one probe of a loss layer."""
+    if name == "MeanSquaredError":
+        y, t = rng.normal(size=(batch, 1)), rng.normal(size=(batch, 1))  # one output: a 1/2 shows at batch 1
+        return y, t, t, None
+    y, labels = rng.normal(scale=2, size=(batch, 3)), rng.integers(0, 3, size=batch)
+    if form == "one-hot":
+        onehot = np.eye(3)[labels]
+        return y, onehot, onehot, labels
+    return y, labels, labels.reshape(-1, 1).astype(np.float64), labels
+
+
+def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe:
+    """A loss layer: forward(y, t) -> scalar, backward(dout=1) -> dL/dy, against Keras's loss, with t in `form`."""
+    probe = _Probe(name)
+    for batch in batches:
+        y, ours_t, theirs_t, labels = _loss_case(name, form, batch, rng)
+        theirs_loss, theirs_dy = keras_probes.loss(name, form, y, theirs_t)
+        layer = probe.call(cls, "__init__")
+        if layer is None:
+            return probe
+        y_in, t_in = y.copy(), np.array(ours_t, copy=True)
+        loss = probe.call(layer, "forward", y_in, t_in, expect=guard.SCALAR)
+        probe.check_unchanged("forward", {"y": y, "t": ours_t}, {"y": y_in, "t": t_in})
+        if loss is None:
+            return probe
+        loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        dy = probe.call(layer, "backward", *guard.loss_backward_args(layer), expect=y.shape)
+        if dy is None:
+            return probe  # a layer_error, and nothing to compare
+        if name == "SoftmaxWithLoss" and not np.isclose(loss, theirs_loss, rtol=RTOL, atol=ATOL):
+            probs = keras_probes.softmax(y)
+            book = -np.mean(np.log(probs[np.arange(batch), labels] + 1e-7))
+            if np.isclose(loss, book, rtol=1e-12, atol=0):  # explains the difference; Keras's side stays Keras's
+                probe.add("convention", WARNING, f"the loss is the book's -log(y + 1e-7): {loss:.12g} where Keras "
+                          f"computes {float(theirs_loss):.12g} from the logits; within float32 tolerance, visible in "
+                          "float64", param="loss")
+                loss = theirs_loss  # named above; the gradient is still compared below
+        probe.compare("loss", loss, theirs_loss, batch)
+        y_fd = y.copy()
+
+        def referee(bad, y_fd=y_fd, t=ours_t, dy=dy, theirs_dy=theirs_dy):
+            return _referee(lambda: float(np.asarray(guard.call(guard.call(cls, "__init__", book=name), "forward",
+                                                                y_fd.copy(), np.array(t, copy=True), book=name))),
+                            y_fd, dy, theirs_dy, bad)
+        if batch == 4 and 1 in batches and classify(dy, theirs_dy, RTOL, ATOL) is not None and not any(
+                f.get("param") == "dy" for f in probe.findings):
+            code, detail = classify(dy, theirs_dy, RTOL, ATOL)  # right for one sample, wrong for a batch
+            if code == "scale_factor":
+                detail = f"ours = {float(detail):.6g} x Keras's: {scale_cause(float(detail), 4)}"
+            probe.add("batch_reduction", ERROR, f"dy matches Keras at batch size 1 but not at 4 ({detail})", param="dy")
+            continue
+        probe.compare("dy", dy, theirs_dy, batch, referee)
+    return probe
+
+
+def _probe_loss(cls, name: str, loss: str | None = None) -> list[dict]:
+    """A loss layer against Keras's loss. A SoftmaxWithLoss gets t in the form the run's loss uses,
+    and is also tried with the other form: which forms it accepts is said, and a class that accepts
+    only the form this run does not use fails on that, once."""
+    if name != "SoftmaxWithLoss":
+        return _judge_loss(cls, name, None, _rng(name)).findings
+    accepts = [form for form in FORMS if not _judge_loss(cls, name, form, _rng(name, 7), (4,)).failed]
+    form = FORM_OF_LOSS.get(loss) or ("labels" if "labels" in accepts or not accepts else "one-hot")
+    judged = _judge_loss(cls, name, form, _rng(name))
+    if judged.failed and accepts and form not in accepts:
+        other = accepts[0]
+        why = FORM_OF_LOSS.get(loss) and f"the {FORMS[form]} this run's {loss} feeds it"
+        first = next(f["message"] for f in judged.findings if f["severity"] == ERROR).removeprefix(f"{name}: ")
+        return [finding("label_form", ERROR, f"{name}: accepts {FORMS[other]} but not {why or FORMS[form]}; "
+                        f"with them: {first}", layer=name, param="t")]
+    if accepts:
+        judged.add("label_form", INFO, f"accepts {' and '.join(FORMS[f] for f in accepts)}"
+                   + (" only" if len(accepts) == 1 else ""), param="t")
+    return judged.findings
+
+
+def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[dict]:
+    """Findings for each of the user's classes (names as in the reference kit).
+
+    `loss` is the run's loss: a SoftmaxWithLoss is judged with the labels it feeds (integer labels for
+    sparse_categorical_crossentropy, one-hot for categorical_crossentropy); without it, with whichever
+    form the class accepts.
+    """
+    out = []
+    for name in user_names:
+        cls = kit[name]
+        if name in keras_probes.ACTIVATIONS:
+            out += _probe_activation(cls, name, _rng(name))
+        elif name == "Affine":
+            out += _probe_affine(cls, _rng(name))
+        else:
+            out += _probe_loss(cls, name, loss)
+    for f in out:
+        f["phase"] = "layer probe"
+    return out

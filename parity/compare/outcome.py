@@ -1,0 +1,63 @@
+"""ParityResult: what comparing one NumPy kit with the Keras side comes to, as arrays and typed findings.
+
+The Report (parity.result) wraps it for the doors; the report package renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.compare.diff import ERROR, PhaseResult
+from parity.compare.findings import Finding
+from parity.compare.stats import PhaseSummary
+from parity.settings.config import RunConfig
+from parity.settings.data import Dataset
+from parity.settings.spec import ModelSpec
+from parity.settings.tolerances import Tolerance
+
+__all__ = ["ParityResult"]
+
+
+@dataclass
+class ParityResult:
+    config: RunConfig
+    spec: ModelSpec
+    data: Dataset
+    tolerance: Tolerance
+    fitted: dict[str, np.ndarray]
+    probe: PhaseResult | None  # the whole probe when it fit in one chunk; else None (see summaries)
+    batch: PhaseResult | None
+    stepping: PhaseResult
+    summaries: dict[str, PhaseSummary]  # per phase: counts, maxima, dead units, zero patterns
+    dead_relu_steps: list[dict]
+    kinks: list[dict]
+    findings: list[Finding]
+    environment: dict
+    layers: dict[str, str] = field(default_factory=dict)  # class name -> "reference" or "yours (...)"
+    optimizer: dict = field(default_factory=dict)  # summary.json's "optimizer" (optimizer_stepping.judge)
+
+    @property
+    def classifies(self) -> bool:
+        return self.spec.loss != "mean_squared_error"
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if any(f.severity == ERROR for f in self.findings) else "pass"
+
+    @property
+    def dead_units(self) -> dict:
+        return self.summaries["probe"].dead_units()
+
+    @property
+    def saturated_units(self) -> dict:
+        return self.summaries["probe"].saturated_units()
+
+    def tolerance_used(self) -> dict[str, float]:
+        """Per compared quantity, the largest share of its tolerance a difference used (1 = the limit)."""
+        return {f"{phase}.{name}": v for phase, s in self.summaries.items() for name, v in s.used.items()}
+
+    def max_abs_diff(self) -> dict[str, float]:
+        """One number per compared quantity and phase; inf where something was not finite."""
+        return {f"{phase}.{name}": v for phase, s in self.summaries.items() for name, v in s.max_abs.items()}

@@ -1,0 +1,234 @@
+"""Compare one NumPy kit with the Keras side of its configuration. Returns data (a ParityResult).
+
+The probe runs in chunks of rows, so a run of any size stays in bounded memory: each chunk is
+compared, summarized (PhaseSummary), searched for findings and handed to `on_chunk` (the report
+writer), then dropped. Batch and stepping phases cover the training split and are kept whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
+from parity.compare.diff import ERROR, INFO, PhaseResult, compare_traces, findings_for
+from parity.compare.findings import Finding
+from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
+from parity.compare.outcome import ParityResult
+from parity.compare.stats import PhaseSummary, merge_findings, render
+from parity.diagnosis.mismatch import FIXES, excuse_book_log, follow_mask, refine
+from parity.keras_side.reference import KerasReference, targets
+from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
+from parity.numpy_side.network import build_network
+from parity.numpy_side.trace import Trace
+from parity.settings.config import RunConfig
+from parity.settings.spec import ModelSpec
+from parity.settings.tolerances import Tolerance, tolerance_for
+
+if TYPE_CHECKING:
+    from parity.prepare import Prepared
+
+__all__ = ["CHUNK", "chunk_rows", "compare_numpy"]
+
+CHUNK = 262_144  # the most probe rows per chunk: larger chunks amortize each compiled call
+CHUNK_VALUES = 8_000_000  # per-sample values held per chunk (both sides, differences, table rows ~ 40 bytes each)
+
+
+def chunk_rows(spec: ModelSpec) -> int:
+    """Probe rows per chunk: as many as fit CHUNK_VALUES numbers per sample record, at most CHUNK."""
+    per_sample = sum(int(np.prod(shape)) for shape in spec.shapes().values())  # one gradient entry per parameter
+    per_sample += spec.input_dim + 2 * spec.output_dim + sum(s.units for _, s in spec.hidden()) + 1
+    return int(min(CHUNK, max(1024, CHUNK_VALUES // per_sample)))
+KINK_LEDGER_LIMIT = 200
+
+
+def _tolerance(config: RunConfig) -> Tolerance:
+    tol = tolerance_for(config.dtype)
+    if config.rtol is None and config.atol is None:
+        return tol
+    return replace(tol, rtol=tol.rtol if config.rtol is None else config.rtol,
+                   atol=tol.atol if config.atol is None else config.atol,
+                   reason="set in the configuration's [compare] section; the default was: " + tol.reason)
+
+
+def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | None = None,
+                  layer_findings: list[dict] = (), layers: dict[str, str] | None = None,
+                  on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int | None = None,
+                  progress: Callable | None = None, optimizer: RunOptimizer | None = None) -> ParityResult:
+    """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side.
+
+    Without a kit the reference layers' probe and stepping records are computed in closed form (equal
+    to running the layer objects sample by sample, as tested); a user's classes always run as objects,
+    sample by sample, and the batch probe always runs the layer objects. Stepping uses `optimizer` (the
+    user's class, or the book's for the run's optimizer when None), judged by optimizer_stepping.judge.
+    """
+    config, spec, data = prepared.config, prepared.spec, prepared.data
+    tol = _tolerance(config)
+    hidden = [i for i, _ in spec.hidden()]
+    relu = [i for i, layer in spec.hidden() if layer.activation == "relu"]
+    sigmoid = [i for i, layer in spec.hidden() if layer.activation == "sigmoid"]
+    x = reference.x
+    t, _ = targets(spec, data.y, config.dtype)
+    n, fitted = config.train, reference.fitted
+    book_log = any(f["code"] == "convention" for f in layer_findings)
+    classifies = spec.loss != "mean_squared_error"
+
+    def fresh():
+        return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
+
+    def compare(phase, rows, ours, theirs):
+        result = compare_traces(phase, rows, ours, theirs, tol, relu, sigmoid)
+        if book_log:
+            excuse_book_log(result)
+        return result
+
+    # The probe, chunk by chunk.
+    chunk = chunk or chunk_rows(spec)
+    summaries, raw, kinks, whole = {}, [], [], None
+    bounds = [(start, min(start + chunk, len(data))) for start in range(0, len(data), chunk)]
+    chunks = reference.probe_chunks(bounds)
+    for start, stop, theirs in (progress(chunks, "probe", len(bounds)) if progress else chunks):
+        ours = per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]) if kit is None \
+            else fresh().per_sample(x[start:stop], t[start:stop], hidden)
+        part = compare("probe", np.arange(start, stop), ours, theirs)
+        raw += findings_for(part)
+        summary = PhaseSummary.of(part, classifies)
+        summaries["probe"] = summary if "probe" not in summaries else summaries["probe"].merge(summary)
+        kinks += kink_rows(part, data, spec, lambda row: fitted, KINK_LEDGER_LIMIT - len(kinks))
+        if on_chunk:
+            on_chunk(part)
+        whole = part if stop - start == len(data) else None
+    findings = [{**f, "fix": FIXES.get(f["code"], "") if f["severity"] != INFO else ""} for f in layer_findings]
+    findings += _diverged(fitted, config)
+    # One root cause, one error: what follows from a class the layer probe blamed is marked as its consequence.
+    # Only classes this architecture uses: a wrong Sigmoid cannot explain a ReLU run's mismatches.
+    at_fault = {f.get("layer") for f in layer_findings if f["severity"] == ERROR} & spec.classes()
+    mask_bug = any(f["code"] == "mask_mismatch" and f["severity"] == ERROR for f in layer_findings)
+    probe_findings = render(follow_mask([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)],
+                                        "probe", mask_bug))
+    _link(probe_findings, "probe", at_fault, set())
+    for f in probe_findings:  # the book's log(y + 1e-7) rows belong to the layer probe's convention warning
+        if f["code"] == "convention" and book_log:
+            f["consequence_of"] = "layer probe"
+    findings += probe_findings
+    flagged = {f.get("param") for f in probe_findings if f["severity"] == ERROR}  # not warnings: kinks fail nothing
+
+    batch = None
+    if reference.batch is not None:
+        size = config.batch_size
+        batch = compare("batch", np.arange(len(reference.batch.loss)) * size,
+                        fresh().per_sample(x[:n], t[:n], [], batch=size), reference.batch)
+    run_optimizer = optimizer or RunOptimizer(config.optimizer)
+
+    def step(with_optimizer) -> tuple[Trace, object]:
+        """The training split stepped one sample at a time: (the trace, what it stepped with)."""
+        if kit is None:
+            stepper = with_optimizer({k: v.copy() for k, v in fitted.items()})
+            return steps_closed_form(spec, fitted, x[:n], t[:n], stepper), stepper
+        net = fresh()
+        stepper = with_optimizer(net.params())
+        return net.step_through(x[:n], t[:n], stepper, hidden), stepper
+
+    def matches_keras(with_optimizer) -> np.ndarray:
+        """(n,) rows on which the same layers, stepped with another optimizer, match Keras's stepping."""
+        again, _ = step(lambda params: with_optimizer)
+        return np.isin(compare("stepping", np.arange(n), again, reference.stepping).verdicts, ("pass", "kink"))
+
+    ours, stepper = step(run_optimizer.stepper)
+    stepping = compare("stepping", np.arange(n), ours, reference.stepping)
+    judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
+    if judged.excused is not None:
+        _excuse_convention(stepping, judged)
+    judged.record["state_max_abs_diff"] = {name: float(np.max(d.max_abs, initial=0.0))
+                                           for name, d in stepping.state_diffs.items()}
+    for phase in (batch, stepping):
+        if phase is None:
+            continue
+        summaries[phase.phase] = PhaseSummary.of(phase, classifies)
+        found = render(follow_mask([refine(f, phase.phase, tol, config.batch_size, flagged)
+                                    for f in merge_findings(findings_for(phase))], phase.phase, mask_bug))
+        _link(found, phase.phase, at_fault, flagged)
+        if phase is stepping:
+            found = _follow_optimizer(found, judged)
+        findings += found
+    findings += judged.findings
+    def keras_weights_before(step: int) -> dict[str, np.ndarray]:
+        return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
+
+    kinks += kink_rows(stepping, data, spec, keras_weights_before, KINK_LEDGER_LIMIT - len(kinks))
+    observation = [] if stepping.shape_errors else stepping_observation(stepping, fitted)
+    findings += _dead_findings(summaries["probe"].dead_units(), observation)
+    return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
+                        [Finding.of(f) for f in findings], {**reference.environment,
+                                   "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
+                        layers or {}, judged.record)
+
+
+def _excuse_convention(stepping: PhaseResult, judged: OptimizerVerdict) -> None:
+    """Failing stepping rows the optimizer's convention explains (the same layers stepped with the Keras-convention
+    reference match Keras there) become `convention` rows: a warning, as the book's log(y + 1e-7) is. The
+    convention finding and the report record count them."""
+    finite = np.all([d.finite for d in stepping.diffs.values()], axis=0) if stepping.diffs else judged.excused
+    stepping.verdicts = np.where((stepping.verdicts == "fail") & judged.excused & finite, "convention",
+                                 stepping.verdicts)
+    rows = int((stepping.verdicts == "convention").sum())
+    for f in judged.findings:
+        if f["code"] == "convention":
+            f["count"] = rows
+    for convention in judged.record.get("conventions", []):
+        convention["rows_excused"] = rows
+
+
+def _follow_optimizer(found: list[dict], judged: OptimizerVerdict) -> list[dict]:
+    """Stepping findings in the light of the optimizer's: its convention finding speaks for the convention rows
+    (the comparison's own note is about the cross-entropy's log), and with an error on the optimizer class the
+    comparison's mismatches follow from it."""
+    if judged.excused is not None:
+        found = [f for f in found if f["code"] != "convention"]
+    if judged.root_cause:
+        for f in found:
+            if f["severity"] == ERROR and not f.get("consequence_of") and f.get("layer") is None:
+                f["consequence_of"] = "optimizer"
+    return found
+
+
+def _link(found: list[dict], phase: str, at_fault: set, flagged: set) -> None:
+    """Mark each error that follows from an earlier one: from the layer probe's when it blamed a class (a
+    finding that names another class is its own), else, in the later phases, from the probe's (they
+    repeat what it found). Kept, with `consequence_of` naming the phase whose finding explains it."""
+    for f in found:
+        if f["severity"] != ERROR or f.get("consequence_of"):
+            continue
+        if at_fault and (f.get("layer") is None or f["layer"] in at_fault):
+            f["consequence_of"] = "layer probe"
+        elif (phase == "stepping" and flagged) or (phase == "batch" and f.get("param") in flagged):
+            f["consequence_of"] = "probe"
+
+
+def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:
+    bad = [k for k, v in fitted.items() if not np.isfinite(v).all()]
+    if not bad:
+        return []
+    return [{"code": "nan", "severity": ERROR, "phase": "fit", "param": bad[0],
+             "fix": "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
+             "message": f"the Keras fit diverged: {', '.join(bad)} are not finite after {config.epochs} epochs "
+                        f"at lr {config.lr}; nothing after it can pass (lower --lr)"}]
+
+
+def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:
+    out = [{"code": "dead_unit", "severity": INFO, "phase": "probe", "layer_number": int(label.split(".")[0]),
+            "unit_label": label, "message": f"{unit_name(label)} is dead on every probed sample: it passes no gradient and never learns"}
+           for label in dead["dead_on_every_sample"]]
+    for row in observation:
+        if row["side"] != "keras" or not row["dead_steps"]:
+            continue
+        out.append({"code": "dead_relu", "severity": INFO, "phase": "stepping",
+                    "layer_number": int(row["unit"].split(".")[0]), "unit_label": row["unit"], "message": (
+            f"{unit_name(row['unit'])} was dead on {row['dead_steps']} of {row['steps']} steps; on "
+            f"{row['dW_zero_when_dead']} of them Keras's dW for the unit was exactly 0 and on "
+            f"{row['W_unchanged_when_dead']} its W did not move, while W itself was nonzero on "
+            f"{row['W_nonzero_when_dead']}: a dead ReLU zeroes dW for that sample, not W")})
+    return out

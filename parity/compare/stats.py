@@ -1,0 +1,150 @@
+"""What a phase comes to, as numbers that add up across chunks: a run of any size is summarized in bounded memory.
+
+A PhaseSummary is made from one PhaseResult (a chunk of rows) and merged with the next; summing,
+taking maxima and keeping the first offender give the same summary whether the rows came in one
+chunk or many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.compare.diff import SAMPLE_ROWS, VERDICTS, PhaseResult, row_any
+
+__all__ = ["PhaseSummary", "merge_findings", "render"]
+
+
+
+def _sum(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {**a, **b}}
+
+
+@dataclass
+class PhaseSummary:
+    phase: str
+    rows: int
+    verdicts: dict[str, int]
+    max_abs: dict[str, float]
+    used: dict[str, float]
+    used_counted: dict[str, float]  # as `used`, over the rows that pass or fail: excused ones (kink, convention) aside
+    zero_patterns: dict[str, dict[str, int]]
+    dead_counts: dict[str, dict[str, int]]  # unit label -> {"numpy": n, "keras": n} rows dead
+    dead_everywhere: dict[str, bool]
+    saturated_counts: dict[str, dict[str, int]]
+    classes: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: PhaseResult, classifies: bool = False) -> "PhaseSummary":
+        zero = {}
+        for name, d in result.diffs.items():
+            if d.kind == "gradient":
+                n = len(d.numpy)
+                zero_numpy, zero_keras = (d.numpy == 0).reshape(n, -1), (d.keras == 0).reshape(n, -1)
+                differ = int(row_any(zero_numpy != zero_keras).sum())
+                zero[name] = {"rows_agree": n - differ, "rows_differ": differ,
+                              "zero_entries_numpy": int(np.count_nonzero(zero_numpy)),
+                              "zero_entries_keras": int(np.count_nonzero(zero_keras))}
+        dead, everywhere = {}, {}
+        for layer, mask in result.dead_keras.items():
+            for j in range(mask.shape[1]):
+                label = f"{layer}.{j}"
+                dead[label] = {"numpy": int(result.dead_numpy[layer][:, j].sum()), "keras": int(mask[:, j].sum())}
+                everywhere[label] = bool(mask[:, j].all() and result.dead_numpy[layer][:, j].all())
+        counted = np.isin(result.verdicts, ("pass", "fail"))
+        saturated = {f"{layer}.{j}": {"numpy": int(result.saturated_numpy[layer][:, j].sum()), "keras": int(sat[:, j].sum())}
+                     for layer, sat in result.saturated_keras.items() for j in range(sat.shape[1])}
+        classes = {}
+        if classifies:
+            ours, theirs = result.numpy.pred.argmax(axis=1), result.keras.pred.argmax(axis=1)
+            classes = {"predicted_class_agree": int((ours == theirs).sum()),
+                       "predicted_class_differ": int((ours != theirs).sum())}
+        return cls(
+            phase=result.phase, rows=len(result.rows),
+            verdicts={str(v): int((result.verdicts == v).sum()) for v in VERDICTS},
+            max_abs={name: float(d.max_abs.max(initial=0.0)) for name, d in result.diffs.items()},
+            used={name: float(d.used.max(initial=0.0)) for name, d in result.diffs.items()},
+            used_counted={name: float(d.used[counted].max(initial=0.0)) for name, d in result.diffs.items()},
+            zero_patterns=zero, dead_counts=dead, dead_everywhere=everywhere, saturated_counts=saturated,
+            classes=classes,
+        )
+
+    def merge(self, other: "PhaseSummary") -> "PhaseSummary":
+        return PhaseSummary(
+            phase=self.phase, rows=self.rows + other.rows, verdicts=_sum(self.verdicts, other.verdicts),
+            max_abs={k: max(self.max_abs.get(k, 0.0), other.max_abs.get(k, 0.0)) for k in {**self.max_abs, **other.max_abs}},
+            used={k: max(self.used.get(k, 0.0), other.used.get(k, 0.0)) for k in {**self.used, **other.used}},
+            used_counted={k: max(self.used_counted.get(k, 0.0), other.used_counted.get(k, 0.0))
+                          for k in {**self.used_counted, **other.used_counted}},
+            zero_patterns={k: _sum(self.zero_patterns.get(k, {}), other.zero_patterns.get(k, {}))
+                           for k in {**self.zero_patterns, **other.zero_patterns}},
+            dead_counts={k: _sum(self.dead_counts.get(k, {}), other.dead_counts.get(k, {}))
+                         for k in {**self.dead_counts, **other.dead_counts}},
+            dead_everywhere={k: self.dead_everywhere.get(k, True) and other.dead_everywhere.get(k, True)
+                             for k in {**self.dead_everywhere, **other.dead_everywhere}},
+            saturated_counts={k: _sum(self.saturated_counts.get(k, {}), other.saturated_counts.get(k, {}))
+                              for k in {**self.saturated_counts, **other.saturated_counts}},
+            classes=_sum(self.classes, other.classes),
+        )
+
+    def dead_units(self) -> dict:
+        """Per ReLU unit, the fraction of rows on which it is dead, per side; and units dead on every row."""
+        rows = max(self.rows, 1)
+        return {"fraction_dead": {u: {side: c[side] / rows for side in ("numpy", "keras")}
+                                  for u, c in self.dead_counts.items()},
+                "dead_on_every_sample": [u for u, everywhere in self.dead_everywhere.items() if everywhere]}
+
+    def saturated_units(self) -> dict:
+        rows = max(self.rows, 1)
+        return {u: {side: c[side] / rows for side in ("numpy", "keras")} for u, c in self.saturated_counts.items()}
+
+
+def merge_findings(findings: list[dict]) -> list[dict]:
+    """One finding per (phase, code, param, layer): the first offender's, with counts summed and the worst kept.
+
+    Each finding carries `count` and, for mismatches, `worst`; its message is rebuilt from them.
+    """
+    merged: dict[tuple, dict] = {}
+    for f in findings:
+        raw = f.get("raw_code", f["code"])
+        # nan: one finding per phase, whichever quantity went non-finite first in each chunk
+        key = (f.get("phase_name"), raw, None if raw == "nan" else f.get("param"), f.get("layer"), f.get("method"),
+               f.get("layer_number"))
+        if key not in merged:
+            merged[key] = dict(f)
+            continue
+        kept = merged[key]
+        if "count" in f:
+            kept["count"] = kept.get("count", 0) + f["count"]
+        if "worst" in f:
+            kept["worst"] = max(kept.get("worst", 0.0), f["worst"])
+        for listed in ("quantities", "sides"):
+            if listed in f:
+                kept[listed] = sorted(set(kept[listed]) | set(f[listed]), key=[*kept[listed], *f[listed]].index)
+        if "bad_rows" in f:  # the first offending rows, up to the same number however the rows were chunked
+            kept["bad_rows"] = tuple(np.concatenate([a, b])[:SAMPLE_ROWS] for a, b in zip(kept["bad_rows"], f["bad_rows"]))
+    # In the order one whole phase lists them, not the order the chunks first showed them (stable: within a rank,
+    # first seen, which is row order).
+    return sorted(merged.values(), key=lambda f: f.get("rank", (9, 0)))
+
+
+def render(findings: list[dict]) -> list[dict]:
+    """Fill each merged finding's message from its fields, and drop the fields used only for that."""
+    out = []
+    for f in findings:
+        f = dict(f)
+        if "template" in f:
+            fields = {**f, "units": f["unit"] if f.get("count") == 1 else f["units"]}
+            if "sides" in f:
+                fields["side_text"] = "both sides" if len(f["sides"]) == 2 else f"the {f['sides'][0]} side"
+                fields["quantity_text"] = ", ".join(f["quantities"])
+            f["message"] = f["template"].format(**fields)
+        if "phase_name" in f:
+            f["phase"] = f["phase_name"]
+        out.append({k: v for k, v in f.items() if k not in _RENDERING})
+    return out
+
+
+_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows", "rank")
+

@@ -1,0 +1,292 @@
+"""Say why a learner's optimizer parts from Keras's over a stepping run, with evidence (NumPy only).
+
+Inputs are two trajectories along one run (the learner's optimizer and the Keras optimizer): the
+parameters after each update, the state where each side exposes it under the book's names, and the
+gradients each update was given. Out come findings (plain dicts):
+- nothing, when every parameter and shared state agree within the dtype's tolerance at every step;
+- `convention` (a warning, with its measured size) when the learner's parameters equal a replay of the
+  book's formula on their gradients, Keras's equal a replay of the Keras-convention reference on
+  Keras's gradients, and so the only difference is that convention;
+- an error naming the cause whose replay (parity.diagnosis.optimizer_variants) reproduces the learner's
+  parameters at every step; `update_mismatch` when none does.
+Every finding names the first step where the sides part and which quantity (state or parameter)
+parted first. CODES below is the table of what this module can say; the driver
+(parity.user_code.optimizer_driver) adds layer_error, shape_mismatch and input_mutation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity.diagnosis.mismatch import classify
+from parity.settings.optimizer_registry import OptimizerSettings
+from parity.diagnosis.optimizer_variants import base_makers, replay, variants_for
+from parity.settings.tolerances import Tolerance
+
+__all__ = ["CODES", "Code", "FIXES", "Trajectory", "computes", "diagnose_optimizer", "first_parting", "largest_difference"]
+
+
+
+@dataclass(frozen=True)
+class Code:
+    severity: str  # error | warning ("hyperparameter" is a warning while the trajectories still agree)
+    meaning: str
+    fix: str
+    new: bool = False  # added for optimizers (the rest are parity.diagnosis.mismatch's codes, used in the same sense)
+
+
+CODES = {
+    "sign_flip": Code("error", "the update moves the parameters the opposite way (a velocity of the wrong sign)",
+                      "subtract the step: v = momentum * v - lr * grad, then params[key] += v"),
+    "scale_factor": Code("error", "the steps are those of lr**2: the learning rate is applied twice",
+                         "multiply by lr once: the velocity already holds lr * grad, so add it as it is"),
+    "state_reset": Code("error", "the state is rebuilt on every update instead of carried between calls",
+                        "create the state once, under `if self.h is None:`, and keep it on self", True),
+    "first_update_only": Code("error", "only the first update changes the parameters",
+                              "update every parameter on every call; only creating the state belongs under "
+                              "`if self.v is None:`", True),
+    "shared_state": Code("error", "one state array serves every parameter",
+                         "keep one array per parameter: self.v[key] = np.zeros_like(val) for each key", True),
+    "bias_correction": Code("error", "Adam without its bias correction",
+                            "lr_t = lr * np.sqrt(1 - beta2**iter) / (1 - beta1**iter), iter counted from 1", True),
+    "epsilon_placement": Code("error", "epsilon somewhere other than the book's sqrt(h) + eps",
+                              "divide by (np.sqrt(h) + 1e-7): epsilon added to the root, inside the parentheses",
+                              True),
+    "hyperparameter": Code("error", "the class uses a value other than the run's (hard-coded)",
+                           "take the value from the constructor (lr=..., decay_rate=...) instead of hard-coding it",
+                           True),
+    "update_mismatch": Code("error", "the parameters part from Keras's for a cause no replay reproduces",
+                            "step your update by hand twice on one parameter and compare with the book's formula"),
+    "convention": Code("warning", "a known formula (the book's, or the Adam paper's) that Keras's differs from by a "
+                       "convention no Keras argument changes", "nothing to fix: the convention is named, with "
+                       "its measured size"),
+    "state_mismatch": Code("warning", "the parameters agree at every step; the state the class exposes does not",
+                           "nothing to fix for the parameters; keep the state as the book does to compare it", True),
+}
+FIXES = {code: c.fix for code, c in CODES.items()}
+
+
+@dataclass
+class Trajectory:
+    """One side's stepping run: after each update, its parameters and the state it exposes."""
+
+    params: dict[str, np.ndarray]  # name -> (steps, *shape)
+    state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # book state -> name -> (steps, *shape)
+    grads: dict[str, np.ndarray] | None = None  # name -> (steps, *shape): what each update was given
+
+
+def _close(ours: np.ndarray, theirs: np.ndarray, tol: Tolerance, equal_nan: bool = False) -> np.ndarray:
+    """Per step: every entry within tolerance (non-finite never, unless both are NaN and equal_nan)."""
+    a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = np.abs(a - b) <= tol.atol + tol.rtol * np.abs(b)
+    if equal_nan:
+        ok |= (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+    return ok.reshape(len(a), -1).all(axis=1)
+
+
+def _quantities(user: Trajectory, keras: Trajectory) -> list[tuple[str, str, str]]:
+    """(kind, state name or "", parameter name): the state both sides expose first, then the parameters."""
+    out = [("state", s, k) for s in user.state if s in keras.state for k in user.state[s] if k in keras.state[s]]
+    return out + [("param", "", k) for k in user.params]
+
+
+def _values(t: Trajectory, kind: str, state: str, name: str) -> np.ndarray:
+    return t.params[name] if kind == "param" else t.state[state][name]
+
+
+def first_parting(user: Trajectory, keras: Trajectory, tol: Tolerance, steps: int) -> tuple[int, list] | None:
+    """(the first step where any quantity differs beyond tolerance, those quantities, state first), or None."""
+    bad = {q: ~_close(_values(user, *q)[:steps], _values(keras, *q)[:steps], tol) for q in _quantities(user, keras)}
+    first = min((int(np.argmax(b)) for b in bad.values() if b.any()), default=None)
+    if first is None:
+        return None
+    return first, [q for q, b in bad.items() if b[first]]
+
+
+def _say(quantities: list) -> str:
+    words = [f"state {s}['{k}']" if kind == "state" else f"parameter {k}" for kind, s, k in quantities]
+    rest = words[1:4] + ([f"{len(words) - 4} more"] if len(words) > 4 else [])
+    return words[0] + (f" (then {', '.join(rest)})" if rest else "")
+
+
+def _max_abs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
+    """Largest |a - b|, where entries that are the same non-finite value on both sides count as equal."""
+    worst = 0.0
+    for k in a:
+        x, y = np.asarray(a[k][:steps], np.float64), np.asarray(b[k][:steps], np.float64)
+        with np.errstate(invalid="ignore"):
+            d = np.abs(x - y)
+        same = (np.isnan(x) & np.isnan(y)) | (np.isinf(x) & (x == y))
+        d = np.where(same, 0.0, d)
+        worst = max(worst, float(np.max(np.where(np.isnan(d), np.inf, d), initial=0.0)))
+    return worst
+
+
+def _matches(user: dict[str, np.ndarray], replayed: dict[str, np.ndarray], tol: Tolerance, steps: int) -> bool:
+    return all(_close(user[k][:steps], replayed[k][:steps], tol, equal_nan=True).all() for k in user)
+
+
+def computes(make, initial: dict[str, np.ndarray], trajectory: Trajectory, tol: Tolerance, steps: int) -> bool:
+    """Whether `make`'s optimizer, replayed on a trajectory's own gradients, reproduces its parameters for `steps`."""
+    return _matches(trajectory.params, replay(make, initial, trajectory.grads, steps), tol, steps)
+
+
+def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
+    """Largest |a - b| over the first `steps` (the same non-finite value on both sides counts as equal)."""
+    return _max_abs(a, b, steps)
+
+
+@dataclass
+class _Run:
+    """What every step of the diagnosis reads: both sides over the first `n` steps, and where they part."""
+
+    settings: OptimizerSettings
+    initial: dict[str, np.ndarray]
+    user: Trajectory
+    keras: Trajectory
+    tol: Tolerance
+    n: int
+    held: dict[str, float]  # book keyword -> the learner's value, where it differs from the run's
+    base: dict  # the fields every finding carries
+    where: dict = field(default_factory=dict)  # step, param (and state) of the first parting
+    parted: str = ""  # the same, in words
+
+    def finding(self, code: str, severity: str, message: str, **extra) -> dict:
+        return {**self.base, **self.where, "code": code, "severity": severity, "fix": FIXES[code],
+                "message": message, **extra}
+
+    def user_is(self, make, grads=None, params=None) -> dict[str, np.ndarray] | None:
+        """The replay of `make` on the learner's gradients (or `grads`), if it reproduces `params` (theirs)."""
+        replayed = replay(make, self.initial, self.user.grads if grads is None else grads, self.n)
+        target = self.user.params if params is None else params
+        return replayed if _matches(target, replayed, self.tol, self.n) else None
+
+
+def diagnose_optimizer(settings: OptimizerSettings, initial: dict[str, np.ndarray], user: Trajectory,
+                       keras: Trajectory, tol: Tolerance, class_name: str, held: dict | None = None,
+                       steps: int | None = None) -> list[dict]:
+    """Findings for a learner's optimizer against Keras's over one stepping run (see the module's docstring).
+
+    `initial` holds the parameters before the first update (both sides start there). `held` is
+    user_optimizers.hyperparameter_differences(...) of the learner's instance: keyword -> (theirs, run's);
+    it is named in its own finding and applied to every replay. `steps` limits the comparison (to the
+    steps before the learner's update first raised, say).
+    """
+    n = min(len(v) for v in user.params.values()) if steps is None else steps
+    if n == 0:
+        return []
+    held = held or {}
+    run = _Run(settings, initial, user, keras, tol, n, {k: v[0] for k, v in held.items()},
+               {"layer": class_name, "method": "update", "optimizer": settings.name})
+    parting = first_parting(user, keras, tol, n)
+    if parting is not None:
+        step, quantities = parting
+        kind, state, name = quantities[0]
+        run.where = {"step": step, "param": name, **({"state": state} if kind == "state" else {})}
+        run.parted = f"they part from Keras's at step {step}, first in {_say(quantities)}"
+    out = []
+    if held:
+        said = "; ".join(f"your {class_name} uses {k} {theirs:g}; the run's is {value:g}"
+                         for k, (theirs, value) in held.items())
+        tail = f"; {run.parted}" if parting else \
+            f". Over these {n} steps its parameters still agree with Keras's within tolerance"
+        out.append(run.finding("hyperparameter", "error" if parting else "warning", said + tail, held=held))
+    if parting is None:
+        return out
+    if not _params_part(run):
+        return out + [_state_mismatch(run, class_name)]
+    if user.grads is not None:
+        convention = None if held else _convention(run, class_name)
+        if convention is not None:
+            return [convention]
+        if held and any(run.user_is(make) for _, make in base_makers(settings, run.held)):
+            return out  # the values it holds explain everything
+        named = _named_cause(run, class_name)
+        if named is not None:
+            return out + [named]
+    return out + [run.finding(
+        "update_mismatch", "error",
+        f"{class_name}'s parameters part from Keras's {settings.info.keras_class} at step {parting[0]}, first in "
+        f"{_say(parting[1])}; none of the known optimizer bugs, replayed on its gradients, reproduces them"
+        + _increment_detail(run, parting[1], parting[0]))]
+
+
+def _params_part(run: _Run) -> bool:
+    return any(not _close(run.user.params[k][:run.n], run.keras.params[k][:run.n], run.tol).all()
+               for k in run.user.params)
+
+
+def _state_mismatch(run: _Run, class_name: str) -> dict:
+    """The parameters agree at every step; the first state that does not, and how it relates to Keras's."""
+    step, state, name = run.where["step"], run.where["state"], run.where["param"]
+    verdict = classify(run.user.state[state][name][step], run.keras.state[state][name][step],
+                       run.tol.rtol, run.tol.atol)
+    detail = f" ({verdict[1]})" if verdict else ""
+    return run.finding("state_mismatch", "warning", f"{class_name}'s parameters agree with Keras's at every step, "
+                       f"but its state {state}['{name}'] does not, from step {step}{detail}")
+
+
+def _convention(run: _Run, class_name: str) -> dict | None:
+    """A convention finding when the learner's parameters are the book's formula on their gradients and Keras's
+    are the Keras-convention reference's on Keras's gradients; None without both pieces of evidence."""
+    info = run.settings.info
+    if not info.conventions or run.keras.grads is None:
+        return None
+    (_, book), (_, convention) = base_makers(run.settings)
+    as_book = run.user_is(book)
+    as_keras = run.user_is(convention, run.keras.grads, run.keras.params)
+    if as_book is None or as_keras is None:
+        return None
+    n, user, keras = run.n, run.user.params, run.keras.params
+    size = _max_abs(user, keras, n)
+    scale = max(float(np.max(np.abs(np.asarray(keras[k][:n], np.float64)))) for k in keras)
+    evidence = {"conventions": [f"{c.name}: {c.explanation}" for c in info.conventions], "size": size,
+                "size_relative": size / max(scale, run.tol.atol), "user_vs_book": _max_abs(user, as_book, n),
+                "keras_vs_convention_reference": _max_abs(keras, as_keras, n)}
+    return run.finding(
+        "convention", "warning",
+        f"{class_name} computes the book's {info.book_class} (a replay on its gradients matches to "
+        f"{evidence['user_vs_book']:.2g}); Keras's {info.keras_class} differs by a convention: "
+        f"{'; '.join(evidence['conventions'])} (a reference in that convention matches Keras to "
+        f"{evidence['keras_vs_convention_reference']:.2g}). Measured size over {n} steps: {size:.2g} at most; "
+        f"{run.parted}", **evidence)
+
+
+def _named_cause(run: _Run, class_name: str) -> dict | None:
+    """The first candidate bug whose replay reproduces the learner's parameters at every step, as a finding."""
+    shapes = {k: v.shape[1:] for k, v in run.user.params.items()}
+    for variant in variants_for(run.settings, shapes, run.held):
+        replayed = run.user_is(variant.make)
+        if replayed is None:
+            continue
+        extra = {}
+        if variant.code == "convention":  # a convention also needs the evidence that Keras computes the book's
+            keras_grads = run.keras.grads
+            if keras_grads is None or run.user_is(run.settings.reference, keras_grads, run.keras.params) is None:
+                continue
+            extra["size"] = _max_abs(run.user.params, run.keras.params, run.n)
+        evidence = _max_abs(run.user.params, replayed, run.n)
+        size = f"; measured size over {run.n} steps: {extra['size']:.2g} at most" if extra else ""
+        return run.finding(variant.code, variant.severity,
+                           f"{class_name} behaves as {variant.description}: a replay of that on its gradients "
+                           f"reproduces its parameters at every step (to {evidence:.2g}){size}; {run.parted}",
+                           cause=variant.cause, evidence=evidence, **extra)
+    return None
+
+
+def _increment_detail(run: _Run, quantities: list, step: int) -> str:
+    """What relates the two sides' steps at the first parting (a sign or a factor), when one thing does."""
+    name = next((k for kind, _, k in quantities if kind == "param"), None)
+    if name is None:
+        return ""
+    before = (lambda t: t.params[name][step - 1]) if step > 0 else (lambda t: run.initial[name])
+    ours = run.user.params[name][step] - before(run.user)
+    theirs = run.keras.params[name][step] - before(run.keras)
+    verdict = classify(ours, theirs, run.tol.rtol, run.tol.atol)
+    if verdict is None or verdict[0] not in ("sign_flip", "scale_factor"):
+        return ""
+    factor = "-1" if verdict[0] == "sign_flip" else f"{float(verdict[1]):.6g}"
+    return f"; at that step its step on {name} is {factor} x Keras's"

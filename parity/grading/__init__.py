@@ -1,0 +1,1 @@
+"""Many submissions or seeds on Dask workers: grade, sweep, and the worker plumbing."""

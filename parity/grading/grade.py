@@ -1,0 +1,268 @@
+"""`parity grade`: many submissions, each checked by the one pipeline in a Dask worker, into a gradebook.
+
+The process that writes the gradebook never imports a submission: it finds the files, starts or
+joins the cluster, and writes what the workers send back. Each worker computes the Keras side once
+per configuration (a warm-up with the reference layers, outside any submission's time limit: the
+fit, and the Keras side of the layer probes) and reuses it for every submission it checks. A
+submission's report folder is written by `pipeline.check(write=True)` in the worker's scratch folder,
+so it is the folder `parity check --layers FILE --out DIR/NAME` writes; its bytes come back to be put
+in the gradebook, which appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from parity.settings.config import RunConfig
+from parity.errors import ParityInputError
+
+__all__ = ["STATUSES", "PLOTS", "Submission", "Row", "Gradebook", "find_submissions", "grade", "grade_one"]
+
+STATUSES = ("pass", "fail", "bad_input", "timeout", "crashed")
+PLOTS = ("failing", "all", "none")  # which submissions' reports get the four plots (about 1 s each)
+COLUMNS = ("file", "status", "error_codes", "first_error", "fix", "warnings", "seconds", "report")
+RESERVED = {"gradebook.csv", "gradebook.html", "gradebook.json"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    given: str  # the path as the teacher gave it (shown in the gradebook and recorded in the report)
+    path: str  # the same file, absolute: workers on this machine (or a shared filesystem) import it from here
+    folder: str  # its report folder's name in the gradebook
+
+
+@dataclass(frozen=True)
+class Row:
+    """One submission's line in the gradebook."""
+
+    file: str
+    status: str  # one of STATUSES
+    error_codes: tuple[str, ...] = ()  # the codes of its error findings, in order, each once
+    first_error: str = ""  # the first error's message (the error line for bad_input; why, for timeout and crashed)
+    fix: str = ""  # the first error's fix
+    warnings: tuple[str, ...] = ()  # the codes of its warnings, in order, each once
+    seconds: float | None = None  # its own time (import, check, report), without the shared Keras warm-up
+    report: str = ""  # its report folder in the gradebook; "" when there is none
+
+    def cells(self) -> dict:
+        return {**asdict(self), "error_codes": ";".join(self.error_codes), "warnings": ";".join(self.warnings),
+                "seconds": "" if self.seconds is None else f"{self.seconds:.2f}"}
+
+
+@dataclass
+class Gradebook:
+    out: Path
+    rows: list[Row]
+    settings: dict = field(default_factory=dict)
+    files: dict[str, list[str]] = field(default_factory=dict)  # report folder -> the files in it
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: sum(r.status == s for r in self.rows) for s in STATUSES}
+
+
+# -- the boundary -------------------------------------------------------------------------------------
+
+def find_submissions(paths: list[str]) -> list[Submission]:
+    """The .py files named, and those directly inside the folders named (sorted), each once, in order."""
+    found: list[tuple[str, Path]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix == ".py" and p.is_file() and p.name != "__init__.py")
+            if not files:
+                raise ParityInputError(f"SUBMISSIONS: the folder {given} holds no .py files (received: {given}); "
+                                       "give .py files, or folders that hold them")
+            found += [(str(path / p.name), p) for p in files]
+        elif path.is_file():
+            if path.suffix != ".py":
+                raise ParityInputError(f"SUBMISSIONS must be .py files or folders of them (received: {given})")
+            found.append((given, path))
+        else:
+            raise ParityInputError(f"SUBMISSIONS: no such file or folder (received: {given})")
+    seen, unique = set(), []
+    for given, path in found:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append((given, path.resolve()))
+    names = _folder_names([path for _, path in unique])
+    return [Submission(given, str(path), name) for (given, path), name in zip(unique, names)]
+
+
+def _folder_names(paths: list[Path]) -> list[str]:
+    """Each file's stem; where stems clash, as many parent folders as it takes ('alice--layers')."""
+    depth = [1] * len(paths)
+
+    def name(i: int) -> str:
+        parts = paths[i].with_suffix("").parts[-depth[i]:]
+        return "--".join(parts)
+
+    for _ in range(max(len(p.parts) for p in paths) if paths else 0):
+        names = [name(i) for i in range(len(paths))]
+        clash = [i for i, n in enumerate(names) if names.count(n) > 1 or n in RESERVED]
+        if not clash:
+            return names
+        for i in clash:
+            depth[i] = min(depth[i] + 1, len(paths[i].parts) - 1)
+    names = [name(i) for i in range(len(paths))]
+    return [n if names.count(n) == 1 and n not in RESERVED else f"{n}-{i + 1}" for i, n in enumerate(names)]
+
+
+# -- the worker side ----------------------------------------------------------------------------------
+
+_WARM: set = set()
+
+
+def _warm(config: RunConfig) -> None:
+    """The Keras side of `config` in this worker process: fitted, compiled and probed once, with the
+    reference layers, before any submission's clock runs. The reference layers are given as a user's
+    classes, all of them, so the layer probes' Keras side is kept too (`keras_probes`): a submission's
+    time is then its own code's."""
+    from parity.book import layers as reference_layers
+    from parity.pipeline import check
+    from parity.user_code.loader import LAYER_NAMES, load
+
+    key = replace(config, out=None, plots=False)
+    if key not in _WARM:
+        check(load(named={n: getattr(reference_layers, n) for n in LAYER_NAMES}), key)
+        _WARM.add(key)
+
+
+def _codes(findings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f.code for f in findings))
+
+
+def grade_one(item: tuple, limit) -> dict:
+    """Worker side: import one submission and check it, under `limit`; returns its row's cells and its
+    report folder's files. What the submission prints goes nowhere: the teacher's terminal shows progress."""
+    import contextlib
+    import os
+
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        return _grade_one(*item, limit)
+
+
+def _grade_one(submission: Submission, config: RunConfig, plots: str, fmt: str, limit) -> dict:
+    import shutil
+    import tempfile
+
+    from parity.errors import ParityInputError
+    from parity.pipeline import ReportFolder, check
+    from parity.user_code.loader import load
+
+    # The path as given when it names the same file from here, so messages read as `parity check`'s do.
+    source = submission.given if Path(submission.given).resolve() == Path(submission.path) else submission.path
+    with _module_state(Path(submission.path).parent):
+        try:
+            with limit:
+                user = load(source)  # the layers and every class beside them: the run's optimizer is picked there
+        except ParityInputError as exc:
+            return {"status": "bad_input", "first_error": str(exc), "seconds": limit.used}
+        _warm(config)
+        scratch = Path(tempfile.mkdtemp(prefix="parity-grade-"))
+        try:
+            into = scratch / submission.folder
+            try:
+                with limit:
+                    folder = ReportFolder(fmt, into=into)
+                    report = check(user, replace(config, plots=plots == "all"), folder=folder)
+                    if plots == "failing" and not report.passed:  # drawn where a student needs to look
+                        report = check(user, replace(config, plots=True), folder=folder)
+            except ParityInputError as exc:
+                return {"status": "bad_input", "first_error": str(exc), "seconds": limit.used}
+            except BaseException as exc:  # a sys.exit in a layer ends `parity check` too; here it ends this row
+                return {"status": "crashed", "seconds": limit.used,
+                        "first_error": f"the check stopped with {type(exc).__name__}: {exc}"}
+            errors = report.errors
+            first = next(iter(errors), None)
+            return {"status": report.verdict, "error_codes": _codes(errors), "warnings": _codes(report.warnings),
+                    "first_error": first.message if first else "", "fix": first.fix if first else "",
+                    "seconds": limit.used, "files": {p.name: p.read_bytes() for p in sorted(into.iterdir())}}
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _module_state:
+    """Undo what importing a submission added to this worker's sys.path and sys.modules (its module,
+    and helpers from its folder), so the next submission imports its own."""
+
+    def __init__(self, folder: Path):
+        self.folder = str(folder.resolve()) + "/"
+        # Never what Python or its packages hold, even in a virtual environment inside that folder.
+        self.installed = tuple({str(Path(p).resolve()) + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+    def __enter__(self):
+        self.path, self.modules = list(sys.path), set(sys.modules)
+
+    def __exit__(self, *exc):
+        sys.path[:] = self.path
+        for name in set(sys.modules) - self.modules:
+            where = str(getattr(sys.modules[name], "__file__", None) or "")
+            theirs = where.startswith(self.folder) and not where.startswith(self.installed)
+            if name.startswith("parity_user_layers_") or (theirs and name.split(".")[0] != "parity"):
+                del sys.modules[name]
+
+
+# -- the gradebook ------------------------------------------------------------------------------------
+
+def _row(submission: Submission, outcome) -> tuple[Row, dict]:
+    if outcome.status != "done":
+        return Row(submission.given, outcome.status, first_error=outcome.message, seconds=outcome.seconds), {}
+    cells = dict(outcome.value)
+    files = cells.pop("files", {})
+    return Row(submission.given, report=submission.folder if files else "", **cells), files
+
+
+def grade(submissions: list[Submission], config: RunConfig, out: Path, *, timeout: float, plots: str = "failing",
+          fmt: str = "csv", scheduler: str | None = None, workers: int | None = None,
+          memory_limit: str | int | None = "auto", progress: Callable | None = None) -> Gradebook:
+    """Check every submission in a worker; write out/ (gradebook.csv, .html, .json, one report folder
+    per submission that has one) whole, or nothing."""
+    from parity.grading.gradebook_html import render_gradebook
+    from parity.report.folder import atomic_folder
+    from parity.grading.workers import cluster_client, run_all
+
+    items = [(s, replace(config, out=Path(out) / s.folder), plots, fmt) for s in submissions]
+    rows: list[Row | None] = [None] * len(submissions)
+    written: dict[str, list[str]] = {}
+    settings = {"scenario": config.scenario, "dtype": config.dtype, "seed": config.seed, "timeout_s": timeout,
+                "plots": plots, "format": fmt, **({"scheduler": scheduler} if scheduler else
+                                                  {"workers": workers, "memory_limit": memory_limit}),
+                "config": config.as_dict() | {"out": None}}
+    with cluster_client(scheduler, workers, memory_limit) as client, atomic_folder(out) as folder:
+        done = run_all(client, grade_one, items, timeout)
+        for index, outcome in (progress(done, "grading", len(items)) if progress else done):
+            rows[index], files = _row(submissions[index], outcome)
+            if files:
+                (folder / submissions[index].folder).mkdir()
+                for name, data in files.items():
+                    (folder / submissions[index].folder / name).write_bytes(data)
+                written[submissions[index].folder] = sorted(files)
+        book = Gradebook(Path(out), rows, settings, written)
+        (folder / "gradebook.csv").write_text(gradebook_csv(book.rows), encoding="utf-8")
+        (folder / "gradebook.json").write_text(json.dumps(gradebook_json(book), indent=2) + "\n", encoding="utf-8")
+        (folder / "gradebook.html").write_text(render_gradebook(book), encoding="utf-8")
+    return book
+
+
+def gradebook_csv(rows: list[Row]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(r.cells() for r in rows)
+    return buffer.getvalue()
+
+
+def gradebook_json(book: Gradebook) -> dict:
+    from parity.version import __version__
+    from parity.version import SCHEMA_VERSION, TOOL
+
+    return {"tool": TOOL, "version": __version__, "schema_version": SCHEMA_VERSION, "kind": "gradebook",
+            "settings": book.settings, "counts": book.counts,
+            "rows": [{**asdict(r), "error_codes": list(r.error_codes), "warnings": list(r.warnings)} for r in book.rows]}

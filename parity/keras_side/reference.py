@@ -1,0 +1,135 @@
+"""The Keras side of a configuration: Keras fits and computes everything a check compares with, once per
+configuration in a process, whatever NumPy classes are compared with it.
+
+TensorFlow loads when a reference is first computed, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from parity.numpy_side.trace import Trace
+from parity.settings.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from parity.prepare import Prepared
+
+__all__ = ["KerasReference", "keras_reference", "reference_for", "clear_cache", "targets"]
+
+REFERENCES_KEPT = 8  # Keras sides kept per process: each holds its data and traces (a few MB at the default size)
+
+
+@dataclass
+class KerasReference:
+    """Everything Keras computes for a prepared run; independent of the NumPy layers compared with it."""
+
+    fitted: dict[str, np.ndarray]  # the weights both sides start from (after the Keras fit)
+    side: object  # keras_side.KerasSide, at the fitted weights: computes probe chunks on demand
+    x: np.ndarray  # the inputs and Keras's targets, in the run's dtype
+    t: np.ndarray
+    stepping: Trace
+    batch: Trace | None  # mini-batch gradients at the fitted weights; None at batch size 1
+    environment: dict
+    optimizer: dict = field(default_factory=dict)  # the Keras optimizer built for the run (keras_optimizers.build_record)
+    _cached: dict = field(default_factory=dict)
+
+    def probe_chunks(self, bounds: list[tuple[int, int]]):
+        """Yield (start, stop, Keras's trace) for each chunk, computing the next chunk in a background
+        thread while the caller works on this one: TensorFlow and NumPy both release the GIL."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self.probe_chunk, *bounds[0]) if bounds else None
+            for k, (start, stop) in enumerate(bounds):
+                trace = pending.result()
+                if k + 1 < len(bounds):
+                    pending = pool.submit(self.probe_chunk, *bounds[k + 1])
+                yield start, stop, trace
+
+    def probe_chunk(self, start: int, stop: int) -> Trace:
+        key = (start, stop)
+        if key not in self._cached:
+            # The model is shared by every run of its architecture: put this run's weights back first.
+            self.side.model.set_weights(list(self.fitted.values()))
+            trace = self.side.per_sample(self.x[start:stop], self.t[start:stop])
+            if stop - start != len(self.x):
+                return trace
+            self._cached[key] = trace  # a one-chunk run is probed once, whatever kits are compared with it
+        return self._cached[key]
+
+
+def targets(spec: ModelSpec, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(NumPy side's t, Keras side's t): integer labels (n,) for the book's SoftmaxWithLoss where
+    the loss is sparse, else the targets in the run's dtype; Keras always gets (n, target_dim)."""
+    if spec.loss == "sparse_categorical_crossentropy":
+        return y.reshape(-1).astype(np.int64), y.astype(dtype)
+    return y.astype(dtype), y.astype(dtype)
+
+
+def keras_reference(prepared: Prepared) -> KerasReference:
+    """Fit (or load) the Keras model and compute Keras's stepping and batch phases; the probe comes per chunk.
+
+    The fit and the stepping both use the run's Keras optimizer (keras_optimizers.build_keras_optimizer)."""
+    from parity.keras_side import backend  # TensorFlow loads here, not when the CLI parses its flags
+    from parity.keras_side import model as keras_model
+    from parity.keras_side import side as keras_side
+    from parity.keras_side.optimizers import build_record
+    from parity.keras_side.transfer import keras_to_numpy
+
+    config, spec = prepared.config, prepared.spec
+    x = prepared.data.x.astype(config.dtype)
+    _, t = targets(spec, prepared.data.y, config.dtype)
+    n = config.train
+    backend.configure(config.dtype, config.seed)
+    side = keras_side.side_for(spec)  # one model per architecture and dtype in this process
+    model = side.model
+    start = prepared.weights if prepared.weights is not None else keras_model.initial_weights(spec, config.seed, config.dtype)
+    model.set_weights([w.astype(config.dtype) for w in start])
+    side.fit(x[:n], t[:n], config.epochs, config.batch_size, config.optimizer, config.seed)
+    fitted = keras_to_numpy(spec, keras_model.weights_of(model), config.dtype)
+    batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
+    stepping = side.step_through(x[:n], t[:n], config.optimizer)
+    model.set_weights(list(fitted.values()))  # back to the fitted weights, for the probe
+    environment = backend.environment()
+    return KerasReference(fitted, side, x, t, stepping, batch, environment, build_record(config.optimizer, config.dtype))
+
+
+_REFERENCES: OrderedDict = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget every cached Keras side (the next check refits)."""
+    _REFERENCES.clear()
+
+
+def _reference_key(prepared) -> tuple:
+    """What the Keras side depends on: the resolved settings that reach Keras, the data and the
+    starting weights, never the NumPy classes, the report folder or the tolerances."""
+    c = prepared.config
+    digest = hashlib.sha256()
+    for a in (prepared.data.x, prepared.data.y, *(prepared.weights or [])):
+        a = np.ascontiguousarray(a)
+        digest.update(str((a.dtype, a.shape)).encode())
+        digest.update(a.tobytes())
+    return (c.dtype, c.seed, c.train, c.epochs, c.batch_size, c.lr, c.optimizer, prepared.spec, digest.hexdigest())
+
+
+def reference_for(prepared):
+    """Keras's side of a prepared run: computed once per configuration in this process, then reused."""
+    key = _reference_key(prepared)
+    if key in _REFERENCES:
+        _REFERENCES.move_to_end(key)
+        from parity.keras_side import backend
+
+        backend.configure(prepared.config.dtype, prepared.config.seed)  # floatx for its compiled calls
+        return _REFERENCES[key]
+    reference = keras_reference(prepared)
+    _REFERENCES[key] = reference
+    while len(_REFERENCES) > REFERENCES_KEPT:
+        _REFERENCES.popitem(last=False)
+    return reference

@@ -1,0 +1,271 @@
+"""The Keras side: build and fit the model, and let Keras compute every number we compare against.
+
+Gradients come from TensorFlow autodiff on the Keras model's own call, updates from the run's Keras
+optimizer through its own apply. Nothing here re-derives a Keras number with our own formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from parity.errors import first_line
+from parity.keras_side.backend import keras, tensor, tf
+from parity.keras_side.model import LOSSES, build_model, dense_layers, fit, linear, run_epochs, steps_per_epoch
+from parity.numpy_side.trace import Trace
+from parity.settings.spec import ModelSpec
+
+__all__ = ["side_for", "KerasSide"]
+
+_SIDES: dict[tuple[ModelSpec, str], "KerasSide"] = {}
+
+
+def side_for(spec: ModelSpec) -> "KerasSide":
+    """The KerasSide of this architecture in the current floatx, built once per process.
+
+    Its compiled functions read the model's variables, so a later run of the same architecture
+    sets new weights and reuses them: tf.function traces once per model shape, not once per run.
+    """
+    key = (spec, keras.config.floatx())
+    if key not in _SIDES:
+        _SIDES[key] = KerasSide(build_model(spec), spec)
+    return _SIDES[key]
+
+
+class KerasSide:
+    """Keras's per-sample computations for one model: gradients by autodiff, steps by its optimizer.
+
+    The fast paths are compiled: per-sample gradients with tf.vectorized_map inside tf.function,
+    stepping as one tf.function over a tf.while_loop. They are traced without AutoGraph: nothing here
+    needs Python control flow turned into graph ops, and AutoGraph's source transformation was most of
+    the cost of tracing them (about 0.5 s of a default run). The eager paths (one GradientTape call per sample
+    or step, as the notebook does) are the baseline they are tested and benchmarked against.
+    """
+
+    def __init__(self, model: keras.Model, spec: ModelSpec):
+        self.model, self.spec = model, spec
+        self.loss_fn = LOSSES[spec.loss]()
+        self.hidden = [i for i, _ in spec.hidden()]
+        self.vectorized_map_fallback: str | None = None  # why vectorized_map fell back to a while loop
+        floatx = keras.config.floatx()
+        self._signature = [tf.TensorSpec((None, spec.input_dim), floatx), tf.TensorSpec((None, spec.target_dim), floatx)]
+        self._per_sample = None
+        self._batch = tf.function(self._probe, input_signature=self._signature, autograph=False)
+        self._steppers: dict[tuple, _Stepper] = {}  # per optimizer kind: one optimizer and one compiled loop
+        self._fitters: dict[tuple, _Fitter] = {}  # per optimizer kind and batches per epoch: one compiled fit
+
+    # -- the fit --------------------------------------------------------------------------------
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, optimizer, seed: int) -> None:
+        """Keras's own fit from the model's current weights with the run's optimizer (OptimizerSettings, or a
+        learning rate for plain SGD), as `fit()` above does. Compiled once per optimizer kind and batches per epoch,
+        on a model of its own: later fits restore that optimizer's starting state instead of recompiling, so
+        Keras's train function is traced once per kind, not once per run (tested equal to a fresh compile).
+        TensorFlow's retracing heuristic counts the traces of Keras's train step, one code for every compiled
+        model, together: first fits of five kinds within about ten train calls (fits of three epochs or
+        fewer, one call each) still trip its warning."""
+        from parity.keras_side.optimizers import build_keras_optimizer, optimizer_kind, typed_hyperparameter
+
+        settings = _settings(optimizer)
+        floatx = keras.config.floatx()
+        key = (optimizer_kind(settings, floatx), steps_per_epoch(x, batch_size))  # one compiled call an epoch
+        if key not in self._fitters:
+            model = build_model(self.spec)
+            fit(model, self.spec, x, y, 0, batch_size, build_keras_optimizer(settings, floatx)[0], seed)
+            model.optimizer.build(model.trainable_variables)
+            self._fitters[key] = _Fitter(model, [v.numpy() for v in model.optimizer.variables])
+        fitter = self._fitters[key]
+        model = fitter.model
+        model.set_weights(self.model.get_weights())
+        for variable, value in zip(model.optimizer.variables, fitter.fresh):  # iterations, slots, learning rate
+            variable.assign(value)
+        model.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
+        keras.utils.set_random_seed(seed)  # the shuffles depend on nothing that ran before
+        run_epochs(model, x, y, epochs, batch_size, seed)
+        self.model.set_weights(model.get_weights())
+
+    # -- one sample or batch, as the model computes it ------------------------------------------
+    def _pre_activations(self, x):
+        """Each hidden Dense layer's own call without its activation; the next layer's input is that
+        activation applied to it, as Dense.call does. Stops after the last hidden layer."""
+        z, h = [], x
+        for i, layer in enumerate(dense_layers(self.model)[:max(self.hidden, default=0)], start=1):
+            with linear(layer):
+                a = layer(h)
+            if i in self.hidden:
+                z.append(a)
+            h = layer.activation(a)
+        return z
+
+    def _probe(self, x, t):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            pred = self.model(x, training=False)
+            loss = self.loss_fn(t, pred)
+        *grads, dx = tape.gradient(loss, [*self.model.trainable_variables, x])
+        return pred, loss, grads, dx, self._pre_activations(x)
+
+    def _one(self, args):
+        x, t = args
+        pred, loss, grads, dx, z = self._probe(x[None], t[None])  # a batch of one, inside the map
+        return pred[0], loss, grads, dx[0], [a[0] for a in z]
+
+    # -- the probe ------------------------------------------------------------------------------
+    def per_sample(self, x: np.ndarray, t: np.ndarray) -> Trace:
+        """Prediction, loss, gradients, dL/dx and pre-activations for each sample alone (compiled, vectorized)."""
+        if self._per_sample is None:
+            self._per_sample = self._compile_per_sample()
+        pred, loss, grads, dx, z = self._per_sample(tensor(x), tensor(t))
+        return self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(),
+                              [a.numpy() for a in z])
+
+    def _compile_per_sample(self):
+        """tf.vectorized_map without its while-loop fallback if it can; else with it, and say why."""
+        def build(fallback):
+            return tf.function(lambda xs, ts: tf.vectorized_map(self._one, (xs, ts), fallback_to_while_loop=fallback),
+                               input_signature=self._signature, autograph=False)
+        strict = build(False)
+        try:
+            strict.get_concrete_function()
+            return strict
+        except (ValueError, NotImplementedError) as exc:
+            import re
+
+            op = re.search(r"No (?:pfor )?(?:vectorization|converter) defined for (\w+)", str(exc))
+            self.vectorized_map_fallback = (
+                f"no vectorized form for op {op.group(1)}: TensorFlow maps it with a while loop (slower)" if op
+                else "tf.vectorized_map could not vectorize the model: " + first_line(exc, 200))
+            return build(True)
+
+    def per_sample_eager(self, x: np.ndarray, t: np.ndarray) -> Trace:
+        """The baseline: one eager GradientTape call per sample."""
+        records = [self._probe(tensor(x[i:i + 1]), tensor(t[i:i + 1])) for i in range(len(x))]
+        return _trace(records, self.spec)
+
+    def per_batch(self, x: np.ndarray, t: np.ndarray, batch: int) -> Trace:
+        """Gradients of consecutive batches of `batch` samples (remainder dropped; no pre-activations).
+
+        A few dozen batches run eagerly: that is quicker than tracing a function for them."""
+        starts = range(0, len(x) - batch + 1, batch)
+        call = self._probe if len(starts) <= 64 else self._batch
+        records = [call(tensor(x[i:i + batch]), tensor(t[i:i + batch])) for i in starts]
+        return _trace(records, self.spec, with_z=False)
+
+    # -- stepping -------------------------------------------------------------------------------
+    def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, compiled: bool = True) -> Trace:
+        """One Keras optimizer step per sample, in order, from a fresh optimizer state: gradients before and
+        parameters after each step, and the optimizer's state after it under the book's names.
+
+        `optimizer` is the run's OptimizerSettings, or a learning rate for plain SGD."""
+        stepper = self._stepper(_settings(optimizer))
+        names = list(self.spec.shapes())
+        if not compiled:
+            records = [self._step(tensor(x[i:i + 1]), tensor(t[i:i + 1]), stepper) for i in range(len(x))]
+            trace = _trace([r[:5] for r in records], self.spec)
+            trace.params_after = {name: np.stack([r[5][k].numpy() for r in records]) for k, name in enumerate(names)}
+            trace.state_after = {book: {name: np.stack([r[6][s][k].numpy() for r in records])
+                                        for k, name in enumerate(names)} for s, book in enumerate(stepper.slots)}
+            return trace
+        if stepper.loop is None:
+            # Traced once per optimizer kind, through get_concrete_function: later runs call the same graph.
+            stepper.loop = tf.function(lambda xs, ts: self._loop(xs, ts, stepper), input_signature=self._signature,
+                                       autograph=False).get_concrete_function()
+        pred, loss, grads, dx, z, params, states = stepper.loop(tensor(x), tensor(t))
+        trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(), [a.numpy() for a in z])
+        trace.params_after = {name: p.numpy() for name, p in zip(names, params)}
+        trace.state_after = {book: {name: a.numpy() for name, a in zip(names, per_variable)}
+                             for book, per_variable in zip(stepper.slots, states)}
+        return trace
+
+    def _stepper(self, settings) -> "_Stepper":
+        """This optimizer kind's stepper, reset to a fresh state with the run's learning rate."""
+        from parity.keras_side.optimizers import build_keras_optimizer, keras_state_variables, optimizer_kind, \
+            typed_hyperparameter
+
+        floatx = keras.config.floatx()
+        kind = optimizer_kind(settings, floatx)
+        if kind not in self._steppers:
+            optimizer, _ = build_keras_optimizer(settings, floatx)
+            optimizer.build(self.model.trainable_variables)
+            slots = keras_state_variables(optimizer, self.model.trainable_variables, settings)
+            self._steppers[kind] = _Stepper(optimizer, slots, [v.numpy() for v in optimizer.variables])
+        stepper = self._steppers[kind]
+        for variable, value in zip(stepper.optimizer.variables, stepper.fresh):  # iterations and slots back to 0
+            variable.assign(value)
+        stepper.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
+        return stepper
+
+    def _step(self, x1, t1, stepper: "_Stepper"):
+        variables = self.model.trainable_variables
+        pred, loss, grads, dx, z = self._probe(x1, t1)
+        stepper.optimizer.apply_gradients(zip(grads, variables))
+        # tf.identity snapshots each value after the update (eagerly, .value would be the live variable)
+        return (pred[0], loss, grads, dx[0], [a[0] for a in z], [tf.identity(v) for v in variables],
+                [[tf.identity(v) for v in per_variable] for per_variable in stepper.slots.values()])
+
+    def _loop(self, xs, ts, stepper: "_Stepper"):
+        """Every step in one compiled tf.while_loop, in order, recording into TensorArrays (one per optimizer slot)."""
+        n = tf.shape(xs)[0]
+        variables = self.model.trainable_variables
+        arrays = ([tf.TensorArray(xs.dtype, size=n) for _ in range(3)],  # pred, loss, dx
+                  [tf.TensorArray(v.dtype, size=n) for v in variables],  # gradients
+                  [tf.TensorArray(v.dtype, size=n) for v in variables],  # parameters after the step
+                  [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden],  # pre-activations
+                  [[tf.TensorArray(v.dtype, size=n) for v in per_variable]  # optimizer state after the step
+                   for per_variable in stepper.slots.values()])
+
+        def body(i, arrays):
+            (pred, loss, dx), grads, params, zs, states = arrays
+            p, l_, g, d, z, w, s = self._step(xs[i:i + 1], ts[i:i + 1], stepper)
+            return i + 1, ([pred.write(i, p), loss.write(i, l_), dx.write(i, d)],
+                           [a.write(i, v) for a, v in zip(grads, g)],
+                           [a.write(i, v) for a, v in zip(params, w)],
+                           [a.write(i, v) for a, v in zip(zs, z)],
+                           [[a.write(i, v) for a, v in zip(per, values)] for per, values in zip(states, s)])
+
+        _, arrays = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), arrays))
+        (pred, loss, dx), grads, params, zs, states = arrays
+        return (pred.stack(), loss.stack(), [a.stack() for a in grads], dx.stack(), [a.stack() for a in zs],
+                [a.stack() for a in params], [[a.stack() for a in arrays] for arrays in states])
+
+    def _as_trace(self, pred, loss, grads, dx, z) -> Trace:
+        return Trace(pred=pred.reshape(len(pred), -1), loss=np.asarray(loss).reshape(-1),
+                     grads=dict(zip(self.spec.shapes(), grads)), dx=dx.reshape(len(dx), -1),
+                     z={layer: a.reshape(len(a), -1) for layer, a in zip(self.hidden, z)})
+
+
+@dataclass
+class _Stepper:
+    """A Keras optimizer kept for stepping: its state variables by book name, their fresh values, its compiled loop."""
+
+    optimizer: object
+    slots: dict[str, list]  # book state name -> the optimizer's variable for each model variable
+    fresh: list[np.ndarray]  # every optimizer variable as built (iterations 0, slots at their start)
+    loop: object = None  # the compiled stepping loop (a concrete function), traced on first use
+
+
+@dataclass
+class _Fitter:
+    """A model of the same architecture compiled with one optimizer kind, and that optimizer's fresh state."""
+
+    model: object
+    fresh: list[np.ndarray]
+
+
+def _settings(optimizer):
+    """The run's OptimizerSettings; a bare learning rate means plain SGD (the seed notebook's)."""
+    from parity.settings.optimizer_registry import optimizer_settings
+
+    return optimizer_settings("sgd", lr=float(optimizer)) if isinstance(optimizer, (int, float)) else optimizer
+
+
+def _trace(records: list, spec: ModelSpec, with_z: bool = True) -> Trace:
+    names = list(spec.shapes())
+    hidden = [i for i, _ in spec.hidden()] if with_z else []
+    return Trace(
+        pred=np.stack([np.asarray(r[0]).reshape(-1) for r in records]),
+        loss=np.asarray([np.asarray(r[1]) for r in records]).reshape(-1),
+        grads={name: np.stack([np.asarray(r[2][k]) for r in records]) for k, name in enumerate(names)},
+        dx=np.stack([np.asarray(r[3]).reshape(-1) for r in records]),
+        z={layer: np.stack([np.asarray(r[4][n]).reshape(-1) for r in records]) for n, layer in enumerate(hidden)},
+    )

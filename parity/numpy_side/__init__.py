@@ -1,0 +1,1 @@
+"""The NumPy stack, driven sample by sample or in closed form."""

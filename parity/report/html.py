@@ -1,0 +1,230 @@
+"""report.html: a run's summary as one self-contained page for a learner (no scripts, no external files).
+
+`render_html` is a pure function of the summary dict (what `parity.report.writer.summary` returns, as in
+summary.json) and the PNG bytes of the plots: the report writer calls it, and so can a notebook's
+`_repr_html_`. Every key may be missing (no plots, a sigmoid model without ReLU units, a summary
+from an older version): a missing part is left out or said to be absent, never an error. Every
+string from the summary is escaped, since messages can hold a user's text.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from parity.report.html_tables import PHASES, dead_units_table, differences_table, esc, key_values, message, number
+
+__all__ = ["CAPTIONS", "group_findings", "render_html"]
+
+_WHERE = (("sample", "sample"), ("batch", "batch"), ("step", "step"))
+
+# What each plot is for and where to look: a learner reads these before the picture.
+CAPTIONS = {
+    "dead_relu_map.png": (
+        "Where gradient flowed back through each ReLU unit, sample by sample (samples sorted by x). Blue: the unit "
+        "passed gradient (its bias gradient db was not 0); grey: it passed none, because the unit was dead (z = xW + b "
+        "<= 0) on that sample. The left panel is the NumPy side, the right Keras's: with correct layers they are "
+        "identical. Red and pink mark samples where the sides disagree: a Relu whose backward forgets its mask shows "
+        "red on the NumPy side where Keras's is pink. The black tick is each first-layer unit's kink x* = -b/w, where "
+        "it switches between dead and alive."),
+    "stepping.png": (
+        "One optimizer step per training sample, on both sides from the same weights. Top: how far each step moved "
+        "each weight, one colour per unit, on a log scale whose bottom line is 0 (Keras an open circle, NumPy a dot: "
+        "a dot inside its circle means the sides agree). A halo marks the steps on which that unit was dead: its dW is "
+        "exactly 0 there, so under plain SGD its W does not move and the point sits on the 0 line. W itself is not 0; "
+        "it just stays where it was. (With momentum or Adam the optimizer's state can still move it.) A Relu whose "
+        "backward forgets its mask shows NumPy dots above the 0 line on those steps. Bottom: each parameter's "
+        "largest difference between the sides after each step, one line per parameter, against the tolerance "
+        "(dotted)."),
+    "gradient_diffs.png": (
+        "How far apart the two sides' gradients are, on a log scale, in each phase: the probe (each sample alone at "
+        "the fitted weights), the mini-batches (gradients averaged over a batch) and stepping (one SGD step per "
+        "sample). A point under the dotted red line is within tolerance; points on the grey floor are exactly equal. "
+        "Small nonzero differences in the batch phase are rounding: the two sides sum a batch in a different "
+        "order."),
+    "fit.png": (
+        "The data and what the fitted model predicts, NumPy and Keras over each other. For the 1-D regression the "
+        "shading shows where each first-layer ReLU unit is active: the model is a straight line wherever the same "
+        "units are alive, and bends only at a kink."),
+}
+_ORDER = ("dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
+
+# Why a warning does not fail the run, per code: the verdict says what was excused and why.
+_EXCUSES = {
+    "kink": "a ReLU pre-activation lay within rounding of 0, its kink, where float rounding may put the two sides "
+            "on different sides of 0; every difference on those rows follows from that",
+    "convention": "the loss is the book's -log(y + 1e-7) where Keras computes it from the logits: it differs by at "
+                  "most 1e-7/y, while predictions and gradients agree",
+    "zero_convention": "your Relu passes gradient at exactly z = 0 where TensorFlow passes none; this matters only "
+                       "at an exact 0, which real data almost never hit",
+    "input_mutation": "your layer writes into an array it was given (the book's in-place style); the results were "
+                      "still right, but it can change arrays the caller keeps",
+}
+
+_CSS = """
+.parity-report{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d1d1f;max-width:1200px;
+  margin:0 auto;padding:0 16px 40px;line-height:1.45}
+.parity-report h1{font-size:1.5em;margin:.8em 0 .2em}
+.parity-report h2{font-size:1.2em;margin:1.6em 0 .4em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.parity-report .verdict{border-radius:8px;padding:14px 18px;margin:12px 0}
+.parity-report .verdict.pass{background:#e8f5e9;border:2px solid #2e7d32}
+.parity-report .verdict.fail{background:#fdecea;border:2px solid #c62828}
+.parity-report .verdict .word{font-size:2.4em;font-weight:700;letter-spacing:.05em}
+.parity-report .pass .word{color:#2e7d32}.parity-report .fail .word{color:#c62828}
+.parity-report table{border-collapse:collapse;margin:.4em 0 1em;font-size:.92em}
+.parity-report th,.parity-report td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+.parity-report th{background:#f5f5f5}
+.parity-report td.num{text-align:right;font-variant-numeric:tabular-nums}
+.parity-report td.over{background:#fdecea;color:#b71c1c;font-weight:600}
+.parity-report td.excused{background:#fff8e1}
+.parity-report .finding{border-left:5px solid #999;background:#fafafa;padding:8px 12px;margin:10px 0}
+.parity-report .finding.error{border-color:#c62828}.parity-report .finding.warning{border-color:#f9a825}
+.parity-report .finding.info{border-color:#1976d2}
+.parity-report .sev{font-weight:700;text-transform:uppercase;font-size:.8em}
+.parity-report .fix{margin-top:4px}.parity-report .where{color:#555;font-size:.9em}
+.parity-report code{background:#f0f0f0;padding:0 3px;border-radius:3px}
+.parity-report figure{margin:14px 0 26px}.parity-report img{max-width:100%;border:1px solid #eee}
+.parity-report figcaption{max-width:900px;color:#333}
+.parity-report .muted{color:#666}.parity-report td.unit{white-space:nowrap}
+"""
+
+
+def _phase_of(f: dict) -> str | None:
+    if f.get("phase"):
+        return f["phase"]
+    return next((phase for phase, (key, _) in zip(PHASES, _WHERE) if key in f), None)
+
+
+def group_findings(findings: list[dict]) -> list[tuple[dict, list[dict]]]:
+    """(root, consequences) pairs: a finding marked `consequence_of` a phase goes under that phase's root
+    finding on the same quantity, else under the phase's first error; roots keep their order."""
+    roots = [f for f in findings if not f.get("consequence_of")]
+    groups = {id(r): [] for r in roots}
+    orphans: list[dict] = []
+    for f in findings:
+        if not f.get("consequence_of"):
+            continue
+        same_phase = [r for r in roots if _phase_of(r) == f["consequence_of"] and r.get("severity") == "error"]
+        home = next((r for r in same_phase if r.get("param") is not None and r.get("param") == f.get("param")),
+                    same_phase[0] if same_phase else None)
+        (groups[id(home)] if home is not None else orphans).append(f)
+    out = [(r, groups[id(r)]) for r in roots]
+    if orphans:
+        out.append(({"code": "consequences", "severity": "error", "message": "mismatches that follow from the "
+                     f"{orphans[0]['consequence_of']} phase"}, orphans))
+    return out
+
+
+def _where(f: dict) -> str:
+    parts = []
+    phase = _phase_of(f)
+    if phase:
+        parts.append(f"phase {phase}")
+    parts += [f"{word} {f[key]}" for key, word in _WHERE if key in f]
+    if f.get("layer"):
+        parts.append(f"class {f['layer']}")
+    if f.get("layer_number") is not None:
+        parts.append(f"Dense layer {f['layer_number']}")
+    if f.get("param"):
+        parts.append(f"quantity {f['param']}")
+    return ", ".join(esc(p) for p in parts)
+
+
+def _finding(f: dict, consequences: list[dict]) -> str:
+    sev = str(f.get("severity", "info"))
+    out = [f'<div class="finding {esc(sev)}"><span class="sev">{esc(sev)}</span> <code>{esc(f.get("code", "?"))}</code>'
+           f' <span class="where">{_where(f)}</span><div>{message(f.get("message", ""))}</div>']
+    if f.get("fix"):
+        out.append(f'<div class="fix"><b>Fix to try:</b> {esc(f["fix"])}</div>')
+    if consequences:
+        out.append(f"<details><summary>{len(consequences)} later mismatch{'es' if len(consequences) > 1 else ''} "
+                   "that follow from this one</summary><ul>")
+        out += [f"<li><code>{esc(c.get('code', '?'))}</code> <span class=\"where\">{_where(c)}</span>: "
+                f"{message(c.get('message', ''))}</li>" for c in consequences]
+        out.append("</ul></details>")
+    return "".join(out) + "</div>"
+
+
+def _rows_text(rows: dict) -> str:
+    parts = [f"{number(rows[p].get('rows', 0))} {unit}" for p, unit in zip(PHASES, ("samples", "batches", "steps"))
+             if p in rows]
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else "every row"
+
+
+def _verdict(s: dict, groups: list[tuple[dict, list[dict]]]) -> str:
+    findings = s.get("findings", [])
+    verdict = str(s.get("verdict") or ("fail" if any(f.get("severity") == "error" for f in findings) else "pass"))
+    rows, dtype = s.get("rows", {}), s.get("dtype", "")
+    tol = s.get("tolerances", {}).get(dtype, {})
+    tol_text = f" (rtol {number(tol['rtol'])}, atol {number(tol['atol'])})" if "rtol" in tol and "atol" in tol else ""
+    who = "Your layers" if any(str(v).startswith("yours") for v in s.get("layers", {}).values()) else "The NumPy layers"
+    if verdict == "pass":
+        sentence = (f"{who} compute what Keras computes: predictions, loss and gradients, and the weights after each "
+                    f"SGD step, agree within the {esc(dtype)} tolerance{tol_text} on {_rows_text(rows)}.")
+    else:
+        errors = [(r, c) for r, c in groups if r.get("severity") == "error"]
+        failed = ", ".join(f"{number(r.get('fail', 0) + r.get('error', 0))} of {number(r.get('rows', 0))} {p} rows"
+                           for p, r in rows.items())
+        sentence = (f"{who} do not compute what Keras computes: {len(errors)} root cause{'s' * (len(errors) != 1)} "
+                    "of severity error, below, each with a fix to try" + (f" ({esc(failed)} fail)." if failed else "."))
+        if errors:  # name the one that most of the run's mismatches follow from
+            main, _ = max(errors, key=lambda g: len(g[1]))
+            sentence += (f" The main one: <code>{esc(main.get('code'))}</code>, "
+                         f"{message(main.get('message', ''))}")
+    excused = _excused(rows, [r for r, _ in groups if r.get("severity") == "warning"])
+    if excused and verdict == "pass":
+        sentence = sentence[:-1] + ", apart from what is excused below."
+    extra = "<p>Nothing was excused.</p>" if verdict == "pass" else ""
+    if excused:
+        extra = f"<p>Excused as warnings, which do not fail a run:</p><ul>{excused}</ul>"
+    return (f'<div class="verdict {esc(verdict)}"><div class="word">{esc(verdict.upper())}</div>'
+            f"<p>{sentence}</p>{extra}</div>")
+
+
+def _excused(rows: dict, warnings: list[dict]) -> str:
+    """One item per warning code: why it does not fail the run, and where it was seen."""
+    items = []
+    for code in dict.fromkeys(str(w.get("code")) for w in warnings):
+        seen = [w for w in warnings if w.get("code") == code]
+        counts = [f"{number(r[code])} of {number(r.get('rows', 0))} {p} rows" for p, r in rows.items() if r.get(code)]
+        classes = sorted({str(w["layer"]) for w in seen if w.get("phase") == "layer probe" and w.get("layer")})
+        where = counts + ([f"the layer probe of {', '.join(classes)}"] if classes else [])
+        detail = "; ".join(where) if where else "; ".join(str(w.get("message", "")) for w in seen)
+        why = _EXCUSES.get(code, "")
+        items.append(f"<li><code>{esc(code)}</code>: {esc(why)}{'. ' if why else ''}"
+                     f"<span class=muted>Seen on: {message(detail)}.</span></li>")
+    return "".join(items)
+
+
+def _plots(images: dict[str, bytes]) -> str:
+    if not images:
+        return "<p>No plots in this report (run without <code>--no-plots</code> to draw them).</p>"
+    names = [n for n in _ORDER if n in images] + sorted(n for n in images if n not in _ORDER)
+    return "".join(f'<figure><img alt="{esc(n)}" src="data:image/png;base64,{base64.b64encode(images[n]).decode()}">'
+                   f"<figcaption><b>{esc(n)}</b>: {esc(CAPTIONS.get(n, ''))}</figcaption></figure>" for n in names)
+
+
+def render_html(summary: dict, images: dict[str, bytes]) -> str:
+    """The whole report as one HTML page: verdict, findings by root cause, dead units, differences, plots, setup."""
+    s = summary
+    groups = group_findings(s.get("findings", []))
+    order = {"error": 0, "warning": 1, "info": 2}
+    groups.sort(key=lambda g: order.get(g[0].get("severity"), 3))  # stable: the run's order within a severity
+    title = f"keras-parity: {s.get('scenario', 'run')}, {s.get('dtype', '')}"
+    body = [f"<h1>{esc(title)}</h1>", _verdict(s, groups), "<h2>Findings, by root cause</h2>"]
+    notes = [g for g in groups if g[0].get("severity") == "info"]
+    body += [_finding(root, consequences) for root, consequences in groups if root.get("severity") != "info"] \
+        or ["<p>No errors and no warnings.</p>"]
+    if notes:  # observations, not failures: folded, as the dead-unit section below tells the same story
+        body.append(f"<details><summary>{len(notes)} note{'s' * (len(notes) != 1)} (severity info: observations, "
+                    "not failures)</summary>" + "".join(_finding(r, c) for r, c in notes) + "</details>")
+    # summary["layers"] says whose class each layer is; config["layers"] is the architecture: both are kept
+    setup = {**s.get("config", {}), **{name: s[key] for key, name in (("model", "model"), ("layers", "layer classes"))
+                                       if key in s}}
+    body += ["<h2>Dead ReLU units</h2>", dead_units_table(s),
+             "<h2>Worst differences, per phase</h2>", differences_table(s), "<h2>Plots</h2>", _plots(images),
+             "<h2>Environment</h2>", key_values(s.get("environment", {})), "<h2>Configuration</h2>", key_values(setup)]
+    if s.get("files"):
+        body.append(f"<p class=muted>Files of this report: {esc(', '.join(s['files']))}</p>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
+            f'<body><div class="parity-report">{"".join(body)}</div></body></html>\n')

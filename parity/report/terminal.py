@@ -1,0 +1,236 @@
+"""The terminal summary of a run: what ran, the verdict and what it excused, one line per root cause,
+the dead-ReLU lesson in a line or two, and where the report is. `verbose` adds every finding in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parity.compare.dead_units import unit_name
+from parity.compare.findings import Finding
+
+__all__ = ["terminal_text", "root_causes", "scenario_using"]
+
+FEW_UNITS = 4  # up to this many hidden units are named one by one; more are counted per layer
+_UNITS = {"probe": ("sample", "samples"), "batch": ("batch", "batches"), "stepping": ("step", "steps")}
+
+
+def _count(n: int, phase: str) -> str:
+    one, many = _UNITS.get(phase, ("row", "rows"))
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def scenario_using(name: str) -> str | None:
+    """The first built-in scenario whose NumPy stack uses the book class `name`."""
+    from parity.settings.spec import ModelSpec
+    from parity.settings.scenarios import SCENARIOS
+
+    for scenario, s in SCENARIOS.items():
+        if name in ModelSpec(input_dim=1, layers=s.layers, loss=s.loss).classes():
+            return scenario
+    return None
+
+
+def _gradient_of(param: str | None) -> str | None:
+    """The probe quantity a later phase's finding repeats: a parameter after a step (W1) comes from its gradient (dW1)."""
+    if param and param[0] in "Wb" and param[1:].isdigit():
+        return "d" + param
+    return param
+
+
+def root_causes(findings: list[Finding], used: set[str]) -> list[tuple[Finding, list[Finding]]]:
+    """(root, its consequences) for every error and warning: a finding with `consequence_of` belongs to the
+    finding of that phase on the same quantity (else that phase's first error), followed up to a root."""
+    def origin(f: Finding, seen: int = 0) -> Finding | None:
+        phase = f.consequence_of
+        there = [g for g in findings if g.phase == phase and g is not f]
+        errors = [g for g in there if g.severity == "error"]
+        if phase == "layer probe":
+            errors = [g for g in errors if g.layer in used] or errors
+        same_quantity = [g for g in errors if g.param is not None and g.param == _gradient_of(f.param)]
+        same_code = [g for g in there if g.code == f.code]  # a convention warning, say
+        parent = (same_quantity or same_code or errors or [None])[0]
+        if parent is None or not parent.consequence_of or seen > 4:
+            return parent
+        return origin(parent, seen + 1)
+
+    roots = [f for f in findings if f.severity != "info" and not f.consequence_of]
+    followers: dict[int, list[Finding]] = {id(r): [] for r in roots}
+    for f in findings:
+        if f.consequence_of:
+            root = origin(f)
+            if root is None or id(root) not in followers:
+                roots.append(f)
+                followers[id(f)] = []
+            else:
+                followers[id(root)].append(f)
+    order = {"error": 0, "warning": 1}
+    roots.sort(key=lambda r: order.get(r.severity, 2))  # stable: within a severity, the pipeline's order
+    return [(r, followers[id(r)]) for r in roots]
+
+
+def _verdict(result) -> list[str]:
+    tol, c = result.tolerance, result.config
+    counts = []
+    for phase, s in result.summaries.items():
+        counts.append(f"{phase} {s.verdicts['pass'] + s.verdicts['kink'] + s.verdicts['convention']}/{s.rows}")
+    within = f"{', '.join(counts)} within rtol={tol.rtol:g} atol={tol.atol:g}"
+    errors = [f for f in result.findings if f.severity == "error"]
+    unused = sorted({f.layer for f in errors if f.phase == "layer probe" and f.layer not in result.spec.classes()})
+    if errors and all(f.phase == "layer probe" and f.layer in unused for f in errors):
+        elsewhere = [f"--scenario {s} uses {name}" for name in unused if (s := scenario_using(name))]
+        model = "your saved model" if c.model_path is not None else f"the {c.scenario} scenario"
+        lines = [f"verdict: FAIL, only from the layer probe of your {' and '.join(unused)}, which {model} never uses "
+                 f"({within})"
+                 + (f"; {', '.join(elsewhere)}" if elsewhere else "")]
+    else:
+        lines = [f"verdict: {result.verdict.upper()}  ({within})"]
+    kinks = {phase: s.verdicts["kink"] for phase, s in result.summaries.items() if s.verdicts["kink"]}
+    if kinks:
+        lines.append("excused: " + ", ".join(_count(n, p) + f" ({p})" for p, n in kinks.items())
+                     + " at the ReLU kink: the sides' dead masks differ only where a pre-activation is within "
+                       "rounding of 0 (atol), where either side may round across; everything else on them agrees")
+    convention = {phase: s.verdicts["convention"] for phase, s in result.summaries.items() if s.verdicts["convention"]}
+    if convention:
+        lines.append("excused: the loss on " + ", ".join(_count(n, p) + f" ({p})" for p, n in convention.items())
+                     + ", by no more than the book's log(y + 1e-7) explains (1e-7 / y): a convention, not a bug; "
+                       "predictions and gradients agree")
+    return lines
+
+
+def _differences(result) -> str:
+    counted = {f"{phase}.{name}": v for phase, s in result.summaries.items() for name, v in s.used_counted.items()}
+    worst = sorted(result.max_abs_diff().items(), key=lambda kv: -kv[1])[:3]
+    text = "largest differences: " + ", ".join(f"{k} {v:.3g}" for k, v in worst)
+    if not counted:
+        return text
+    name, used = max(counted.items(), key=lambda kv: kv[1])
+    excused = any(s.verdicts["kink"] or s.verdicts["convention"] for s in result.summaries.values())
+    aside = " (excused rows aside)" if excused else ""
+    if used <= 1 and result.verdict == "fail":
+        return text  # the failures are rows that raised or were not compared: no tolerance was nearly met
+    if used <= 1:
+        return text + f"; closest to the tolerance{aside}: {name}, {used:.1%} of it"
+    return text + f"; furthest beyond the tolerance{aside}: {name}, {used:.3g} times it"
+
+
+def _root_line(root: Finding, followers: list[Finding], used: set[str]) -> str:
+    line = f"  [{root.severity}] {root.code}: {root.message}"
+    if root.phase == "layer probe" and root.layer and root.layer not in used:
+        other = scenario_using(root.layer)
+        line += f" (this run never uses {root.layer}" + (f"; --scenario {other} does)" if other else ")")
+    if followers:
+        phases = {}
+        for f in followers:
+            phases[f.phase] = phases.get(f.phase, 0) + 1
+        line += (f" [+{len(followers)} finding{'s' * (len(followers) != 1)} that follow from it: "
+                 + ", ".join(f"{n} in {p}" for p, n in phases.items()) + "]")
+    if root.fix:
+        line += f"; fix: {root.fix}"
+    return line
+
+
+def _percent(f: float) -> str:
+    """A share as a whole percentage that never rounds "some" to 0% or 100%."""
+    if 0 < f < 0.005:
+        return "<1%"
+    if 0.995 <= f < 1:
+        return ">99%"
+    return f"{f:.0%}"
+
+
+def _share(fraction: dict) -> str:
+    text = _percent(fraction["keras"])
+    return text if fraction["numpy"] == fraction["keras"] else f"{text} (NumPy {_percent(fraction['numpy'])})"
+
+
+def _units(title: str, fractions: dict[str, dict], rows: int) -> str | None:
+    """One line for the dead (or saturated) units: each named when few, else counted per layer."""
+    if not fractions:
+        return None
+    head = f"{title} (share of the {rows:,} probed samples): "
+    if len(fractions) <= FEW_UNITS:
+        return head + "; ".join(f"{unit_name(u)} {_share(f)}" for u, f in fractions.items())
+    parts = []
+    for layer in dict.fromkeys(u.split(".")[0] for u in fractions):
+        units = {u.split(".")[1]: f["keras"] for u, f in fractions.items() if u.split(".")[0] == layer}
+        every = [j for j, f in units.items() if f >= 1]
+        never = [j for j, f in units.items() if f <= 0]
+        some = [f for f in units.values() if 0 < f < 1]
+        bits = []
+        if every:
+            bits.append(f"{len(every)} on every sample (unit{'s' * (len(every) != 1)} {', '.join(every)})")
+        if some:
+            bits.append(f"{len(some)} on some ({_percent(min(some))} to {_percent(max(some))})")
+        if never:
+            bits.append(f"{len(never)} on none")
+        parts.append(f"layer {layer}, {len(units)} units: " + ", ".join(bits))
+    return head + "; ".join(parts)
+
+
+def _lesson(result) -> str | None:
+    """The notebook's observation over the stepping run, Keras's side: dW is 0 on dead steps, W is not."""
+    rows = [r for r in result.dead_relu_steps if r["side"] == "keras" and r["dead_steps"]]
+    if not rows:
+        return None
+    steps = rows[0]["steps"]
+    if len(result.dead_relu_steps) // 2 <= FEW_UNITS:
+        dead = ", ".join(f"{unit_name(r['unit'])} on {r['dead_steps']} of {steps} steps" if k == 0 else
+                         f"{unit_name(r['unit'])} on {r['dead_steps']}" for k, r in enumerate(rows))
+    else:
+        total = sum(r["dead_steps"] for r in rows)
+        dead = (f"{len(rows)} of {len(result.dead_relu_steps) // 2} units dead on at least one of the {steps} steps "
+                f"({total:,} unit-steps in all)")
+    n = sum(r["dead_steps"] for r in rows)
+    zero, still, nonzero = (sum(r[k] for r in rows) for k in ("dW_zero_when_dead", "W_unchanged_when_dead",
+                                                               "W_nonzero_when_dead"))
+    if zero == still == nonzero == n:
+        seen = "on every one of those steps Keras's dW for the unit was exactly 0 and its W did not move, though W was not 0"
+    else:
+        seen = (f"on {zero} of those {n} Keras's dW for the unit was exactly 0, on {still} its W did not move, "
+                f"and W was nonzero on {nonzero}")
+    return f"dead while stepping: {dead}; {seen}: a dead ReLU zeroes dW for that sample, not W"
+
+
+def _files(out: Path | None, files: list[str]) -> str:
+    if out is None or not files:
+        return "reports: not written (pass out= or --out to write them)"
+    plots = [f for f in files if f.endswith(".png")]
+    named = [f for f in files if not f.endswith(".png")]
+    shown = named + ([f"{len(plots)} plot{'s' * (len(plots) != 1)}"] if plots else [])
+    return f"reports: {out}/ ({', '.join(shown)})"
+
+
+def terminal_text(result, out: Path | None, files: list[str], verbose: bool = False) -> str:
+    """The run as a person reads it at the terminal: at most about 15 lines for a passing run."""
+    c = result.config
+    used = result.spec.classes()
+    lines = [f"keras-parity: scenario {c.scenario}, {c.dtype}, {c.samples} samples ({c.train} train), "
+             f"{c.epochs} epochs, lr {c.lr}, batch {c.batch_size}, seed {c.seed}"]
+    lines += _verdict(result)
+    lines.append(_differences(result))
+    if result.optimizer and result.optimizer.get("name") != "sgd":
+        o = result.optimizer
+        mine = ", ".join(f"{k} {v:g}" for k, v in o["hyperparameters"]["run"].items())
+        theirs = ", ".join(f"{k}={v}" for k, v in o["keras"]["arguments"].items())
+        lines.append(f"optimizer: {o['name']} ({mine}), {o['class']}; Keras: {o['keras']['class']}({theirs})")
+    users = [name for name, whose in result.layers.items() if whose != "reference"]
+    if users:
+        lines.append(f"your layers: {', '.join(users)}; reference: "
+                     + (", ".join(n for n, w in result.layers.items() if w == "reference") or "none"))
+    groups = root_causes(result.findings, used)
+    if verbose:
+        for root, followers in groups:
+            for k, f in enumerate([root, *followers]):
+                lead = "  " if k == 0 else "    follows from the above: "
+                lines.append(f"{lead}[{f.severity}] {f.code}: {f.message}")
+                if f.fix and k == 0:
+                    lines.append(f"      fix to try: {f.fix}")
+        lines += [f"  [info] {f.code}: {f.message}" for f in result.findings if f.severity == "info"]
+    else:
+        lines += [_root_line(root, followers, used) for root, followers in groups]
+    rows = result.summaries["probe"].rows
+    lines += [line for line in (_units("dead ReLU units", result.dead_units["fraction_dead"], rows),
+                                None if verbose else _lesson(result),  # verbose: each unit's sentence above
+                                _units("saturated sigmoid units", result.saturated_units, rows)) if line]
+    lines.append(_files(out, files))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The tool checking itself: planted bugs (selftest) and the speed floors (bench)."""

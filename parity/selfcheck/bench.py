@@ -1,0 +1,276 @@
+"""`parity bench`: the speed floors, measured side by side in one run on this machine.
+
+Rates count both sides plus the diffs and masks (compare_traces and the per-chunk summary), never
+file writing. The eager baselines (one GradientTape call per sample or step, the object layers
+sample by sample) run in the same process on a subsample, so every ratio is measured under the
+same load. Whole-command costs run `parity` as a subprocess: the default run against a bare import of
+its libraries (alternated, best of three each: what the run costs beyond importing), the cost per extra
+sample, the default CSV format against Parquet at 1M samples, the peak memory, and the cost of one more
+graded submission.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FLOORS", "run_bench"]
+
+FLOORS = {
+    "probe_samples_per_s": 3_000_000,
+    "probe_speedup": 10_000,
+    "stepping_steps_per_s": 10_000,
+    "stepping_speedup": 50,
+    "extra_sample_us": 3.0,
+    "default_run_beyond_imports_s": 2.5,  # the default run, plots and all, less a bare import of its libraries
+    "csv_over_parquet_1M": 2.0,  # the default table format's time at 1M samples, as a multiple of Parquet's
+    "peak_rss_mb_10M": 2048,
+    "recheck_s": 0.5,
+    "grade_extra_submission_s": 0.5,
+}
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def _best(fn, repeats: int = 3) -> float:
+    """The fastest of a few timings: the least disturbed by a shared machine."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> dict:
+    """Probe and stepping rates, compiled and eager, on the seed model in float32."""
+    from parity.compare.diff import compare_traces
+    from parity.settings.config import resolve
+    from parity.prepare import prepare
+    from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
+    from parity.numpy_side.network import build_network
+    from parity.compare.run import _targets, chunk_rows, keras_reference
+    from parity.compare.stats import PhaseSummary
+    from parity.settings.tolerances import tolerance_for
+
+    prepared = prepare(resolve({"samples": samples, "train": steps, "epochs": 1}))
+    reference = keras_reference(prepared)
+    spec, fitted, tol = prepared.spec, reference.fitted, tolerance_for("float32")
+    x = reference.x
+    t, _ = _targets(spec, prepared.data.y, "float32")
+    hidden, relu = [i for i, _ in spec.hidden()], [i for i, s in spec.hidden() if s.activation == "relu"]
+
+    chunk = chunk_rows(spec)
+
+    def probe_compiled():  # as compare_numpy does it, less the findings and the writing
+        bounds = [(start, min(start + chunk, samples)) for start in range(0, samples, chunk)]
+        for start, stop, theirs in reference.probe_chunks(bounds):
+            part = compare_traces("probe", np.arange(start, stop),
+                                  per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]), theirs, tol, relu)
+            PhaseSummary.of(part)
+
+    def probe_eager():
+        ours = build_network(spec, dict(fitted)).per_sample(x[:eager_samples], t[:eager_samples], hidden)
+        theirs = reference.side.per_sample_eager(x[:eager_samples], t[:eager_samples])
+        PhaseSummary.of(compare_traces("probe", np.arange(eager_samples), ours, theirs, tol, relu))
+
+    def stepping(n, compiled):
+        def run():
+            reference.side.model.set_weights(list(fitted.values()))
+            if compiled:
+                ours = steps_closed_form(spec, fitted, x[:n], t[:n], 0.01)
+            else:  # the notebook way: layer objects, one sample at a time
+                ours = build_network(spec, {k: v.copy() for k, v in fitted.items()}).step_through(x[:n], t[:n], 0.01, hidden)
+            theirs = reference.side.step_through(x[:n], t[:n], 0.01, compiled=compiled)
+            PhaseSummary.of(compare_traces("stepping", np.arange(n), ours, theirs, tol, relu))
+        return run
+
+    probe_compiled()  # compile once, outside the timing
+    stepping(min(steps, 100), True)()
+    probe_s = _best(probe_compiled)
+    eager_probe_s = _best(probe_eager, repeats=1)
+    step_s = _best(stepping(steps, True))
+    eager_step_s = _best(stepping(eager_steps, False), repeats=1)
+    probe_rate, eager_probe_rate = _rate(samples, probe_s), _rate(eager_samples, eager_probe_s)
+    step_rate, eager_step_rate = _rate(steps, step_s), _rate(eager_steps, eager_step_s)
+    return {
+        "probe": {"samples": samples, "samples_per_s": probe_rate, "eager_samples": eager_samples,
+                  "eager_samples_per_s": eager_probe_rate, "speedup": probe_rate / eager_probe_rate,
+                  "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
+        "stepping": {"steps": steps, "steps_per_s": step_rate, "eager_steps": eager_steps,
+                     "eager_steps_per_s": eager_step_rate, "speedup": step_rate / eager_step_rate},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _recheck() -> dict:
+    """A notebook's loop: check once (Keras fits), edit a class, check again. The second check reuses the
+    process's Keras side, so it costs the layer probes and the NumPy side only."""
+    import parity
+    from parity.book import layers as reference
+
+    start = time.perf_counter()
+    parity.check(Relu=reference.Relu)
+    first = time.perf_counter() - start
+
+    def edited():  # a new class object each time, as re-running a notebook cell makes one
+        parity.check(Relu=type("Relu", (reference.Relu,), {}))
+
+    return {"first_check_s": first, "recheck_s": _best(edited)}
+
+
+def _command(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one `parity` command in a fresh process."""
+    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+            "rc = subprocess.run(sys.argv[1:]).returncode; "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rc)")
+    done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "parity.cli", *args],
+                          capture_output=True, text=True, check=True)
+    wall, rss, rc = done.stdout.split()
+    if rc not in ("0", "1"):
+        raise RuntimeError(f"parity {' '.join(args)} exited {rc}")
+    return float(wall), float(rss)
+
+
+# The libraries a default run loads, imported under the `parity` process's collection policy: the baseline
+# gains what the run's own imports gain from it, so the difference stays the work beyond importing.
+BARE_IMPORT = ("from parity.cli import few_full_collections; few_full_collections(); "
+               "import parity.keras_side.side, matplotlib.pyplot, pandas, pyarrow.csv")
+
+
+def _bare_import() -> float:
+    """Wall seconds of a fresh interpreter that only imports what the default run imports."""
+    code = ("import subprocess, sys, time; t = time.perf_counter(); "
+            f"subprocess.run([sys.argv[1], '-c', {BARE_IMPORT!r}], check=True); print(time.perf_counter() - t)")
+    done = subprocess.run([sys.executable, "-c", code, sys.executable], capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+_FAILING = '''
+"""The reference layers with a Relu whose backward forgets its mask: a failing submission."""
+from parity.book.layers import Affine, MeanSquaredError
+
+
+class Relu:
+    def forward(self, x):
+        self.mask = x <= 0
+        return (x > 0) * x
+
+    def backward(self, dout):
+        return dout
+'''
+
+
+def _grade_class() -> dict:
+    """What one more submission costs `parity grade` (seed scenario, a local cluster of one worker per
+    core, default plots: only failing submissions get them): whole commands, (24 - 4) / 20 for a class
+    that passes, (12 - 4) / 8 for one that fails and so has its plots drawn."""
+    import inspect
+
+    from parity.book import layers
+
+    passing = inspect.getsource(layers)
+    record = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, source, sizes in (("passing", passing, (4, 24)), ("failing", _FAILING, (4, 12))):
+            times = {}
+            for n in sizes:
+                folder = Path(tmp) / f"{kind}{n}"
+                folder.mkdir()
+                for i in range(n):
+                    (folder / f"student_{i:02d}.py").write_text(source)
+                times[n], _ = _command(["grade", str(folder), "--out", f"{tmp}/{kind}{n}-book", "--quiet"])
+            small, big = sizes
+            record[kind] = {f"grade_{small}_s": times[small], f"grade_{big}_s": times[big],
+                            "extra_submission_s": (times[big] - times[small]) / (big - small)}
+    return record
+
+
+def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False) -> dict:
+    """Measure everything, check the floors, write out/bench.json; returns the record."""
+    record = _inner(samples, steps, eager_samples=200, eager_steps=200)
+    record["notebook"] = _recheck()
+    with tempfile.TemporaryDirectory() as tmp:
+        # The default run against a bare import of its libraries, alternated and the best of three of each:
+        # what the run costs beyond importing, measured under the same load.
+        defaults, imports = [], []
+        for k in range(3):
+            defaults.append(_command(["run", "--quiet", "--out", f"{tmp}/default{k}"])[0])
+            imports.append(_bare_import())
+        small_s, _ = _command(["run", "--samples", "1000", "--train", "160", "--no-plots", "--format", "parquet",
+                               "--quiet", "--out", f"{tmp}/small"])
+        big_s, _ = _command(["run", "--samples", "1000000", "--train", "160", "--no-plots", "--format", "parquet",
+                             "--quiet", "--out", f"{tmp}/big"])
+        big_csv_s, _ = _command(["run", "--samples", "1000000", "--train", "160", "--no-plots", "--quiet",
+                                 "--out", f"{tmp}/big_csv"])
+        record["commands"] = {
+            "default_run_s": min(defaults), "bare_import_s": min(imports),
+            "default_run_beyond_imports_s": min(defaults) - min(imports),
+            "run_1k_s": small_s, "run_1M_s": big_s, "run_1M_csv_s": big_csv_s,
+            "csv_over_parquet_1M": big_csv_s / big_s,
+            "extra_sample_us": (big_s - small_s) / (1_000_000 - 1000) * 1e6,
+        }
+        if memory_check:
+            wall, rss = _command(["run", "--samples", "10000000", "--train", "160", "--no-plots", "--format",
+                                  "parquet", "--quiet", "--out", f"{tmp}/huge"])
+            record["commands"] |= {"run_10M_s": wall, "peak_rss_mb_10M": rss}
+    record["grade"] = _grade_class()
+    measured = {
+        "probe_samples_per_s": record["probe"]["samples_per_s"], "probe_speedup": record["probe"]["speedup"],
+        "stepping_steps_per_s": record["stepping"]["steps_per_s"], "stepping_speedup": record["stepping"]["speedup"],
+        "extra_sample_us": record["commands"]["extra_sample_us"],
+        "default_run_beyond_imports_s": record["commands"]["default_run_beyond_imports_s"],
+        "csv_over_parquet_1M": record["commands"]["csv_over_parquet_1M"],
+        "peak_rss_mb_10M": record["commands"].get("peak_rss_mb_10M"),
+        "recheck_s": record["notebook"]["recheck_s"],
+        "grade_extra_submission_s": record["grade"]["passing"]["extra_submission_s"],
+    }
+    lower_is_better = {"extra_sample_us", "default_run_beyond_imports_s", "csv_over_parquet_1M", "peak_rss_mb_10M",
+                       "recheck_s", "grade_extra_submission_s"}
+    record["floors"] = {
+        name: {"floor": floor, "measured": measured[name],
+               "met": None if measured[name] is None else
+               (measured[name] <= floor if name in lower_is_better else measured[name] >= floor)}
+        for name, floor in FLOORS.items()}
+    import platform
+
+    record["machine"] = {"python": platform.python_version(), "processor": platform.machine(),
+                         "cores": __import__("os").cpu_count()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def table(record: dict) -> str:
+    lines = [f"{'measure':24} {'measured':>14} {'floor':>12}  met"]
+    for name, row in record["floors"].items():
+        shown = "not run" if row["measured"] is None else f"{row['measured']:,.3g}" if row["measured"] < 10 \
+            else f"{row['measured']:,.1f}"
+        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
+        lines.append(f"{name:24} {shown:>14} {row['floor']:>12,}  {met}")
+    p, s = record["probe"], record["stepping"]
+    lines.append(f"probe: {p['samples']:,} samples at {p['samples_per_s']:,.0f}/s; eager {p['eager_samples_per_s']:,.0f}/s "
+                 f"on {p['eager_samples']}; vectorized_map fallback: {p['vectorized_map_fallback']}")
+    cmd = record["commands"]
+    lines.append(f"default run: {cmd['default_run_s']:.2f} s, bare import {cmd['bare_import_s']:.2f} s (best of 3 each, "
+                 f"alternated); 1M samples: CSV {cmd['run_1M_csv_s']:.2f} s, Parquet {cmd['run_1M_s']:.2f} s")
+    nb = record["notebook"]
+    lines.append(f"notebook: first check {nb['first_check_s']:.2f} s (Keras fits); re-check of an edited class "
+                 f"{nb['recheck_s']:.3f} s")
+    lines.append(f"stepping: {s['steps']:,} steps at {s['steps_per_s']:,.0f}/s; eager {s['eager_steps_per_s']:,.0f}/s "
+                 f"on {s['eager_steps']}")
+    g = record["grade"]
+    lines.append(f"grade: a passing class of 4 in {g['passing']['grade_4_s']:.1f} s, of 24 in {g['passing']['grade_24_s']:.1f} s "
+                 f"({g['passing']['extra_submission_s']:.2f} s per extra submission); a failing class (plots drawn) "
+                 f"of 4 in {g['failing']['grade_4_s']:.1f} s, of 12 in {g['failing']['grade_12_s']:.1f} s "
+                 f"({g['failing']['extra_submission_s']:.2f} s each)")
+    return "\n".join(lines)

@@ -1,0 +1,16 @@
+"""What wrote a report: this tool's name, its version and the layout of what it writes.
+
+Low in the package so that any module may stamp its output without importing the package face.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+__all__ = ["TOOL", "SCHEMA_VERSION", "__version__"]
+
+TOOL = "keras-parity"
+SCHEMA_VERSION = 2  # summary.json's layout; 2 added tool, version, schema_version and typed findings
+
+try:
+    __version__ = _version("keras-parity")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
