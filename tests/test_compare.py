@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from parity.compare.diff import compare_traces, findings_for
+from parity.compare.diff import compare_traces
+from parity.compare.phase_findings import findings_for
 from parity.numpy_side.trace import Trace
 from parity.settings.tolerances import TOLERANCES
 

@@ -7,7 +7,8 @@ import pytest
 
 from parity.keras_side import layer_reference as keras_probes
 from parity.book import layers as ref
-from parity.compare.layer_probes import _referee, probe_layers
+from parity.compare.layer_probes import probe_layers
+from parity.diagnosis.referee import referee as _referee
 from parity.selfcheck.selftest import ReluWithoutMask
 
 

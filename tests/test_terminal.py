@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import parity
-from parity.compare.diff import one_line
+from parity.compare.phase_findings import one_line
 from parity.report.terminal import terminal_text
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,56 +16,22 @@ import numpy as np
 
 from parity.user_code import guard
 from parity.keras_side import layer_reference as keras_probes
-from parity.compare.diff import ERROR, INFO, WARNING, finding, one_line
+from parity.compare.diff import ERROR, INFO, WARNING
+from parity.compare.phase_findings import finding, one_line
 from parity.diagnosis.mismatch import classify, scale_cause
+from parity.diagnosis.referee import referee as by_differences
+from parity.settings.tolerances import within
 from parity.user_code.guard import UserCodeError
 
 __all__ = ["probe_layers"]
 
 SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
-FD_STEP, FD_RTOL, FD_ATOL = 1e-6, 1e-5, 1e-7  # central differences: truncation ~h**2, rounding ~eps/h
 
 
 def _rng(name: str, *more: int) -> np.random.Generator:
     """The probes' one source of inputs for the book class `name`: the same for every submission."""
     return np.random.default_rng([SEED, *name.encode(), *more])
-
-
-def _numerical(f, x: np.ndarray, one_sided: int = 0) -> np.ndarray:
-    """Central (or forward/backward, one_sided=+1/-1) differences of the scalar f at x."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + FD_STEP if one_sided >= 0 else old
-        up = f()
-        x[idx] = old - FD_STEP if one_sided <= 0 else old
-        down = f()
-        x[idx] = old
-        grad[idx] = (up - down) / (FD_STEP * (2 if one_sided == 0 else 1))
-    return grad
-
-
-def _referee(f, x: np.ndarray, ours: np.ndarray, theirs: np.ndarray, bad: np.ndarray) -> str:
-    """Three-way verdict from central differences of the user's forward at the disagreeing entries.
-
-    Only entries where the forward is smooth decide: where one-sided differences disagree (a kink,
-    where either answer may hold) an entry is set aside, so a kink beside a real error cannot excuse it.
-    """
-    try:  # x is the very array f reads: perturbed in place, entry by entry, and restored
-        central = _numerical(f, x)
-        right, left = _numerical(f, x, +1), _numerical(f, x, -1)
-    except Exception:
-        return "central differences could not be taken (the forward raised)"
-    near = lambda a, b: np.abs(a - b) <= FD_ATOL + FD_RTOL * np.abs(b)  # noqa: E731
-    judged = bad & near(right, left)
-    if not judged.any():
-        return "one-sided differences of your forward disagree there: a kink, where either answer may hold"
-    if near(central, theirs)[judged].all():
-        return "central differences of your forward agree with Keras: your backward is wrong"
-    if np.shape(ours) == np.shape(central) and near(central, ours)[judged].all():
-        return "central differences of your forward agree with your backward: your forward follows another convention"
-    return "central differences of your forward agree with neither side: forward and backward are both off"
 
 
 class _Probe:
@@ -121,7 +87,7 @@ class _Probe:
         if what in ("forward", "loss") and code not in ("nan", "shape_mismatch"):
             code, detail = "forward_mismatch", f"{what} differs from Keras's ({detail})"
         if referee is not None and code not in ("nan", "shape_mismatch") and ours.shape == theirs.shape:
-            bad = ~(np.abs(ours - theirs) <= ATOL + RTOL * np.abs(theirs)) & away  # the kink is judged above
+            bad = ~within(ours, theirs, RTOL, ATOL) & away  # the kink is judged above
             detail += "; " + referee(bad)
         self.add(code, severity, f"{what} at batch size {batch}: {detail}", param=what)
 
@@ -167,7 +133,7 @@ def _probe_activation(cls, name: str, rng) -> list[dict]:
     x_fd = x.copy()
 
     def referee(bad):
-        return _referee(lambda: _forward_sum(cls, name, (), (x_fd.copy(),), dout), x_fd, dx, theirs_dx, bad)
+        return by_differences(lambda: _forward_sum(cls, name, (), (x_fd.copy(),), dout), x_fd, dx, theirs_dx, bad)
     probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None)
     return probe.findings
 
@@ -207,7 +173,7 @@ def _probe_affine(cls, rng) -> list[dict]:
             def f():
                 w_, b_, x_ = (target if what == "dW" else W), (target if what == "db" else b), (target if what == "dx" else x)
                 return _forward_sum(cls, "Affine", (w_.copy(), b_.copy()), (x_.copy(),), dout)
-            return _referee(f, target, ours, theirs, bad)
+            return by_differences(f, target, ours, theirs, bad)
         probe.compare(what, ours, theirs, 1, referee)
     return probe.findings
 
@@ -259,7 +225,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
         y_fd = y.copy()
 
         def referee(bad, y_fd=y_fd, t=ours_t, dy=dy, theirs_dy=theirs_dy):
-            return _referee(lambda: float(np.asarray(guard.call(guard.call(cls, "__init__", book=name), "forward",
+            return by_differences(lambda: float(np.asarray(guard.call(guard.call(cls, "__init__", book=name), "forward",
                                                                 y_fd.copy(), np.array(t, copy=True), book=name))),
                             y_fd, dy, theirs_dy, bad)
         if batch == 4 and 1 in batches and classify(dy, theirs_dy, RTOL, ATOL) is not None and not any(

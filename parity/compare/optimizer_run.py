@@ -157,7 +157,7 @@ def _conventions(settings: OptimizerSettings, user: Trajectory, keras: Trajector
 
 def _within(ours: np.ndarray, theirs: np.ndarray, tol: Tolerance) -> bool:
     a, b = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-    return bool(np.all(np.abs(a - b) <= tol.atol + tol.rtol * np.abs(b)))
+    return bool(np.all(tol.within(a, b)))
 
 
 def _record(run: RunOptimizer, stepper, keras_record: dict, ours: Trace, keras: Trace) -> dict:

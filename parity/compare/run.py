@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
-from parity.compare.diff import ERROR, INFO, PhaseResult, compare_traces, findings_for
+from parity.compare.diff import ERROR, INFO, PhaseResult, compare_traces
+from parity.compare.phase_findings import findings_for
 from parity.compare.findings import Finding
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
 from parity.compare.outcome import ParityResult

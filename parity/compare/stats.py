@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.compare.diff import SAMPLE_ROWS, VERDICTS, PhaseResult, row_any
+from parity.compare.diff import VERDICTS, PhaseResult, row_any
+from parity.compare.phase_findings import SAMPLE_ROWS
 
 __all__ = ["PhaseSummary", "merge_findings", "render"]
 

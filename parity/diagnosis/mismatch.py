@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from parity.settings.tolerances import within
+
 __all__ = ["classify", "FIXES", "follow_mask", "scale_cause"]
 
 # What to try, per finding code; the terminal prints it under each finding.
@@ -58,13 +60,13 @@ def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float) -> 
         return "shape_mismatch", f"shape {ours.shape}, Keras's {theirs.shape}{hint}"
     if not np.isfinite(ours).all():
         return "nan", f"{int((~np.isfinite(ours)).sum())} non-finite entries"
-    close = np.abs(ours - theirs) <= atol + rtol * np.abs(theirs)
+    close = within(ours, theirs, rtol, atol)
     if close.all():
         return None
     norm = float(np.sum(theirs * theirs))
     if norm > 0:
         c = float(np.sum(ours * theirs) / norm)
-        if np.all(np.abs(ours - c * theirs) <= atol + rtol * np.abs(c * theirs)) and abs(c) > 1e-12:
+        if np.all(within(ours, c * theirs, rtol, atol)) and abs(c) > 1e-12:
             if np.isclose(c, -1.0, rtol=1e-6):
                 return "sign_flip", "ours = -1 x Keras's"
             return "scale_factor", f"{c:.6g}"

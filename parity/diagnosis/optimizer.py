@@ -80,8 +80,7 @@ class Trajectory:
 def _close(ours: np.ndarray, theirs: np.ndarray, tol: Tolerance, equal_nan: bool = False) -> np.ndarray:
     """Per step: every entry within tolerance (non-finite never, unless both are NaN and equal_nan)."""
     a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        ok = np.abs(a - b) <= tol.atol + tol.rtol * np.abs(b)
+    ok = tol.within(a, b)
     if equal_nan:
         ok |= (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
     return ok.reshape(len(a), -1).all(axis=1)

@@ -115,15 +115,15 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
 def _recheck() -> dict:
     """A notebook's loop: check once (Keras fits), edit a class, check again. The second check reuses the
     process's Keras side, so it costs the layer probes and the NumPy side only."""
-    import parity
+    from parity import api
     from parity.book import layers as reference
 
     start = time.perf_counter()
-    parity.check(Relu=reference.Relu)
+    api.check(Relu=reference.Relu)
     first = time.perf_counter() - start
 
     def edited():  # a new class object each time, as re-running a notebook cell makes one
-        parity.check(Relu=type("Relu", (reference.Relu,), {}))
+        api.check(Relu=type("Relu", (reference.Relu,), {}))
 
     return {"first_check_s": first, "recheck_s": _best(edited)}
 

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["Tolerance", "TOLERANCES", "tolerance_for"]
+import numpy as np
+
+__all__ = ["Tolerance", "TOLERANCES", "tolerance_for", "within"]
+
+
+def within(ours, theirs, rtol: float, atol: float, abs_diff=None) -> np.ndarray:
+    """The one rule, elementwise: |ours - theirs| <= atol + rtol * |theirs|. NaN or inf never passes (a comparison
+    with NaN is False). `abs_diff`, when the caller has it, stands for |ours - theirs|."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if abs_diff is None:
+            abs_diff = np.abs(ours - theirs)
+        return abs_diff <= atol + rtol * np.abs(theirs)
 
 
 @dataclass(frozen=True)
@@ -19,6 +30,10 @@ class Tolerance:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def within(self, ours, theirs, abs_diff=None) -> np.ndarray:
+        """Elementwise: ours within this tolerance of theirs (the module's `within`)."""
+        return within(ours, theirs, self.rtol, self.atol, abs_diff)
 
 
 TOLERANCES = {

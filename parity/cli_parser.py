@@ -1,0 +1,134 @@
+"""The `parity` command's flags: one argparse parser, whose bad input is one `error:` line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from parity.errors import ParityInputError
+from parity.settings.config import DTYPES, WORST_GRADIENTS, RunConfig
+from parity.settings.optimizer_registry import OPTIMIZER_NAMES
+from parity.settings.scenarios import SCENARIOS
+from parity.version import __version__
+
+__all__ = ["parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one `error:` line and exit status 2, without the usage dump."""
+
+    def error(self, message: str):
+        flag, _, rest = message.partition(": ")
+        # "argument --seed: --seed must be ..." -> "--seed must be ..."
+        raise ParityInputError(rest if flag.startswith("argument ") and rest.startswith(flag[9:].split("/")[0]) else message)
+
+
+def _typed(kind, flag: str, expected: str):
+    def convert(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be {expected} (received: {text})") from None
+    convert.__name__ = expected  # argparse names the type in its own messages
+    return convert
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="parity", allow_abbrev=False,
+                     description="Prove, sample by sample, that NumPy layers compute what Keras computes.")
+    parser.add_argument("--version", action="version", version=f"keras-parity {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = commands.add_parser("run", allow_abbrev=False, help="train the Keras model, copy its weights into the NumPy stack, compare both")
+    _run_options(run)
+    check = commands.add_parser("check", allow_abbrev=False, help="the same comparison with your own layers, and the cause of each mismatch")
+    check.add_argument("--layers", required=True, help="your layers: a .py file or a dotted module name "
+                       "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the "
+                       "reference), and your optimizer: the class of --optimizer's name (SGD, Momentum, Nesterov, "
+                       "AdaGrad, RMSprop, Adam), else the book's")
+    _run_options(check)
+    selftest = commands.add_parser("selftest", allow_abbrev=False, help="plant known bugs in the reference layers; each must be caught")
+    selftest.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
+    bench = commands.add_parser("bench", allow_abbrev=False, help="measure the speed floors side by side; writes OUT/bench.json")
+    bench.add_argument("--out", type=Path, default=Path("reports/bench"), help="folder for bench.json")
+    bench.add_argument("--samples", type=_typed(int, "--samples", "an integer"), default=2_000_000,
+                       help="probe samples to time (default: 2,000,000)")
+    bench.add_argument("--steps", type=_typed(int, "--steps", "an integer"), default=20_000,
+                       help="SGD steps to time (default: 20,000)")
+    bench.add_argument("--memory-check", action="store_true",
+                       help="also run 10 million samples and record the peak memory (about a minute)")
+    grade = commands.add_parser("grade", allow_abbrev=False, help="check many submissions, each in a Dask worker "
+                                "process; writes OUT/gradebook.csv, gradebook.html and one report per submission")
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help=".py files, or folders of them "
+                       "(the .py files directly inside)")
+    _run_options(grade)
+    _describe(grade, "out", "the gradebook folder (required): gradebook.csv, gradebook.html, gradebook.json and a "
+              "report folder per submission")
+    _describe(grade, "no_plots", "draw no plots in any report (default: plots only for failing submissions)")
+    _describe(grade, "quiet", "print nothing but errors; the exit status is 0 once the gradebook is written")
+    grade.add_argument("--all-plots", action="store_true", help="draw the plots in every submission's report "
+                       "(about 1 s each; default: only failing submissions get them)")
+    _cluster_options(grade)
+    sweep = commands.add_parser("sweep", allow_abbrev=False, help="the reference layers over many seeds and "
+                                "configurations; writes OUT/sweep.csv and sweep.json, exits 1 on any false alarm")
+    sweep.add_argument("--seeds", required=True, help="seeds to run: 0-999, or 1,2,10-19")
+    _run_options(sweep)
+    _describe(sweep, "scenario", "comma-separated scenarios, e.g. seed,deep (default: seed)")
+    _describe(sweep, "dtype", "comma-separated dtypes, e.g. float32,float64 (default: float32)")
+    _describe(sweep, "out", "the sweep folder (required): sweep.csv and sweep.json")
+    _describe(sweep, "quiet", "print nothing; the exit status is 0 when every run passed")
+    _cluster_options(sweep)
+    return parser
+
+
+def _describe(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """A shared option's help as one command means it."""
+    next(a for a in parser._actions if a.dest == dest).help = text
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=_typed(float, "--timeout", "a number of seconds"), default=60.0,
+                        help="wall-clock limit per submission or run, in seconds (default: 60)")
+    parser.add_argument("--workers", type=_typed(int, "--workers", "an integer"),
+                        help="worker processes of the local cluster (default: one per core)")
+    parser.add_argument("--memory-limit", help="memory per local worker process: 2GB, 1.5GiB, ... or auto, the "
+                        "machine's memory split among the workers (default: auto)")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler (`dask scheduler`), e.g. "
+                        "tcp://10.0.0.5:8786, instead of a local cluster")
+
+
+def _run_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--scenario", help="built-in scenario (default: seed): " + "; ".join(
+        f"{name}: {s.description}" for name, s in SCENARIOS.items()))
+    run.add_argument("--config", type=Path, help="TOML file with the run's settings; flags override it")
+    run.add_argument("--model", type=Path, help="a saved Keras model (.keras, a chain of Dense layers), loaded "
+                     "with safe mode on; compared at its own weights unless --epochs is given")
+    run.add_argument("--data", type=Path, help="CSV file: x* columns are inputs, y* targets (or as configured)")
+    run.add_argument("--dtype", help=f"{' or '.join(DTYPES)}, both sides (default: float32)")
+    run.add_argument("--seed", type=_typed(int, "--seed", "an integer"),
+                     help=f"seeds Keras's initial weights and fit shuffling (default: {RunConfig.seed})")
+    run.add_argument("--data-seed", type=_typed(int, "--data-seed", "an integer"),
+                     help=f"seeds the synthetic data (default: {RunConfig.data_seed}, the notebook's data)")
+    run.add_argument("--samples", type=_typed(int, "--samples", "an integer"), help="data size (default: 200)")
+    run.add_argument("--train", type=_typed(int, "--train", "an integer"),
+                     help="leading samples used for fitting and stepping (default: 80%% of the samples)")
+    run.add_argument("--epochs", type=_typed(int, "--epochs", "an integer"),
+                     help="Keras fit epochs; 0 compares at the initial weights (default: 20)")
+    run.add_argument("--lr", type=_typed(float, "--lr", "a number"),
+                     help="learning rate, for the fit and for stepping (default: the scenario's for sgd, 0.01; "
+                          "the book's default for the other optimizers)")
+    run.add_argument("--optimizer", help="the optimizer both sides fit and step with, with the book's defaults: "
+                     f"{', '.join(OPTIMIZER_NAMES)} (default: sgd); other hyperparameters in the TOML file's "
+                     "[train] optimizer table")
+    run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"),
+                     help="fit batch size, and the batch probe's (default: 10)")
+    run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")
+    run.add_argument("--format", default="csv", help="table format: csv or parquet (default: csv)")
+    run.add_argument("--no-plots", action="store_true", help="write tables and summary only")
+    run.add_argument("--all-gradients", action="store_true", help="write every gradient entry to the gradients "
+                     f"table (default: the rows that do not pass, and the {WORST_GRADIENTS} largest differences of "
+                     "each gradient per phase)")
+    run.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
+    run.add_argument("--verbose", action="store_true", help="print every finding in full")
+
+
+

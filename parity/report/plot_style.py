@@ -1,0 +1,78 @@
+"""What every report picture shares: the two sides' styles, log axes with a labelled floor for exact zeros,
+panel titles, and PNG bytes (matplotlib Figures, never pyplot)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure  # object-oriented: no pyplot state, no backend switched under a notebook
+
+from parity.compare.outcome import ParityResult
+from parity.report.probe_curves import BINS, ProbeCurves
+
+__all__ = ["NUMPY_STYLE", "KERAS_STYLE", "zero_floor", "log_axis", "new", "panel_title", "png", "along", "floor_and_atol"]
+
+
+NUMPY_STYLE = {"color": "tab:blue", "label": "numpy"}
+
+
+KERAS_STYLE = {"color": "tab:orange", "label": "keras", "linestyle": "--"}
+
+
+def zero_floor(tol) -> float:
+    """Where exact zeros are drawn on a log axis: well under anything rounding produces."""
+    return tol.atol * 1e-6
+
+
+def log_axis(ax, zero: float | None = None, top: float | None = None) -> None:
+    """A log y axis labelled 1e-12, 1e-09, ...: plain text, as mathtext tick labels cost most of a plot's time.
+    With `zero`, a power of ten where exact zeros are drawn, the axis runs from under it to `top`, ticked
+    on powers of ten from it up, and its tick reads 0."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+
+    ax.set_yscale("log")
+    if zero is None:
+        ax.yaxis.set_major_locator(LogLocator(numticks=8))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+    else:
+        ax.set_ylim(zero / 3, top)
+        decades = int(np.ceil(np.log10(top / zero)))
+        ax.yaxis.set_major_locator(FixedLocator(zero * 10.0 ** np.arange(0, decades + 1, -(-decades // 7))))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if np.isclose(v, zero, rtol=1e-6, atol=0)
+                                                   else f"{v:.0e}"))
+    ax.yaxis.set_minor_locator(NullLocator())  # unlabelled minor ticks cost a third of the plots' time
+
+
+def new(*grid, figsize, **kw):
+    """A Figure and its axes, made without pyplot: drawing here never touches the caller's pyplot state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)
+
+
+def panel_title(ax, text: str, **kw) -> None:
+    """A panel title at a fixed height: left to itself, matplotlib measures every tick label of the
+    panel to place it, a sixth of a plot's time, and no panel here has labels above it."""
+    ax.set_title(text, y=1.0, **kw)
+
+
+def png(fig: Figure) -> bytes:
+    """The picture as PNG bytes. No timestamps in the metadata, so the same run gives the same bytes.
+    Margins are set by hand: a layout engine (constrained, tight) costs more than drawing."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def along(curves: ProbeCurves, result: ParityResult) -> str:
+    what = "x" if curves.one_d else "sample"
+    return what + ("" if curves.exact else f" ({BINS} bins of {len(result.data):,} samples; per bin: max)")
+
+
+def floor_and_atol(ax, result: ParityResult, floor: float) -> None:
+    """The two reference lines every difference panel needs, labelled where they are drawn."""
+    atol = result.tolerance.atol
+    ax.axhline(atol, color="red", linestyle=":")
+    ax.axhline(floor, color="gray", linewidth=0.6)
+    ax.text(0.01, atol, f" atol {atol:g}", color="red", fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
+    ax.text(0.01, floor, " exactly equal", color="gray", fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
