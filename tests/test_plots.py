@@ -67,7 +67,8 @@ def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs)
 
 
 def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(runs):
-    from parity.report.plots import _floor, gradient_diffs
+    from parity.report.plot_style import zero_floor as _floor
+    from parity.report.plots import gradient_diffs
 
     result, curves = runs[("correct", None)]
     axes = gradient_diffs(result, curves).axes
@@ -111,7 +112,7 @@ def test_stepping_shows_how_far_each_step_moved_each_units_weights_and_haloes_it
 
 
 def test_a_long_stepping_phase_draws_evenly_spaced_steps_and_says_how_many(runs, monkeypatch):
-    from parity.report import plots
+    from parity.report import plot_stepping as plots
 
     monkeypatch.setattr(plots, "STEP_POINTS", 10)
     result, _ = runs[("correct", None)]
@@ -150,7 +151,7 @@ def test_stepping_with_momentum_says_the_velocity_still_moves_a_dead_units_weigh
 
 
 def test_kernel_entries_are_named_by_the_units_they_join():
-    from parity.report.plots import _entries
+    from parity.report.plot_stepping import _entries
 
     spec = ModelSpec(2, (DenseSpec(8, "relu"), DenseSpec(16, "relu"), DenseSpec(3, "softmax")),
                      "sparse_categorical_crossentropy")

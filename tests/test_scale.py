@@ -168,7 +168,7 @@ def test_parquet_tables_hold_the_csv_columns(tmp_path):
 
 
 def test_plots_aggregate_above_ten_thousand_samples_and_draw_each_sample_below():
-    from parity.report.plots import BINS, EXACT_LIMIT, ProbeCurves
+    from parity.report.probe_curves import BINS, EXACT_LIMIT, ProbeCurves
 
     for samples in (EXACT_LIMIT, 30_000):
         prepared = prepare(resolve({"samples": samples, "train": 100, "epochs": 1, "dtype": "float64"}))
