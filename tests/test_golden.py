@@ -1,0 +1,35 @@
+"""The default run writes what it wrote before the redesign: the same CSV bytes, the same summary.json content."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from parity import cli
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "seed_float32"
+TABLES = ("samples.csv", "steps.csv", "gradients.csv")
+# Fields that name the tool's version, the report folder, the machine or the class's module path, not the numbers.
+UNCOMPARED = ("version",)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("golden") / "seed"
+    assert cli.main(["run", "--no-plots", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_the_default_runs_table_is_byte_identical_to_before_the_redesign(written, table):
+    assert (written / table).read_bytes() == (GOLDEN / table).read_bytes()
+
+
+def test_the_default_runs_summary_is_the_same_apart_from_version_folder_and_machine(written):
+    before, now = (json.loads((folder / "summary.json").read_text()) for folder in (GOLDEN, written))
+    for summary in (before, now):
+        for key in UNCOMPARED:
+            summary.pop(key)
+        summary["config"].pop("out")
+        summary.pop("environment")
+    assert now == before
