@@ -17,8 +17,10 @@ import numpy as np
 from parity.user_code import guard
 from parity.keras_side import layer_reference as keras_probes
 from parity.compare.diff import ERROR, INFO, WARNING
-from parity.compare.phase_findings import finding, one_line
-from parity.diagnosis.mismatch import classify, scale_cause
+from parity.compare.findings import Finding
+from parity.compare.phase_findings import one_line
+from parity.diagnosis.fixes import fix_for
+from parity.diagnosis.mismatch import classify, known_scale_cause, scale_cause
 from parity.diagnosis.referee import referee as by_differences
 from parity.settings.tolerances import within
 from parity.user_code.guard import UserCodeError
@@ -39,12 +41,16 @@ class _Probe:
 
     def __init__(self, name: str):
         self.name = name
-        self.findings: list[dict] = []
+        self.findings: list[Finding] = []
 
-    def add(self, code: str, severity: str, message: str, param: str | None = None, **where):
-        if not any(f["code"] == code and f.get("param") == param for f in self.findings):
+    def add(self, code: str, severity: str, message: str, param: str | None = None, method: str | None = None,
+            where: str | None = None):
+        """One finding per code and quantity, on this class, with this class's fix for the code."""
+        if not any(f.code == code and f.param == param for f in self.findings):
             text = message if code == "layer_error" else f"{self.name}: {message}"
-            self.findings.append(finding(code, severity, text, layer=self.name, param=param, **where))
+            fix = fix_for(code, self.name) if severity != INFO else ""
+            self.findings.append(Finding(code, severity, "layer probe", text, fix, layer=self.name, method=method,
+                                         where=where, param=param))
 
     def call(self, owner, method: str, *args, expect=None):
         """owner.method(*args) through the guard; what goes wrong becomes a layer_error finding (returns None)."""
@@ -60,7 +66,7 @@ class _Probe:
 
     @property
     def failed(self) -> bool:
-        return any(f["severity"] == ERROR for f in self.findings)
+        return any(f.severity == ERROR for f in self.findings)
 
     def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
         """Classify ours against Keras's; entries at a kink are judged separately (zero_convention)."""
@@ -76,20 +82,20 @@ class _Probe:
             ours_away, theirs_away = ours[away], theirs[away]
         else:
             ours_away, theirs_away = ours, theirs
-        verdict = classify(ours_away, theirs_away, RTOL, ATOL)
+        forward = what in ("forward", "loss")  # an output is said in forward words: no gradient flows in it
+        verdict = classify(ours_away, theirs_away, RTOL, ATOL, "output" if forward else "gradient")
         if verdict is None:
             return
         code, detail = verdict
-        severity = ERROR
         if code == "scale_factor":
-            c = float(detail)
-            detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, batch)}"
-        if what in ("forward", "loss") and code not in ("nan", "shape_mismatch"):
-            code, detail = "forward_mismatch", f"{what} differs from Keras's ({detail})"
+            detail = _times(float(detail), batch, what, np.size(theirs_away))
+        if forward and code not in ("nan", "shape_mismatch"):
+            code, detail = "forward_mismatch", f"{'the output' if what == 'forward' else 'the loss'} differs from " \
+                                               f"Keras's ({detail})"
         if referee is not None and code not in ("nan", "shape_mismatch") and ours.shape == theirs.shape:
             bad = ~within(ours, theirs, RTOL, ATOL) & away  # the kink is judged above
             detail += "; " + referee(bad)
-        self.add(code, severity, f"{what} at batch size {batch}: {detail}", param=what)
+        self.add(code, ERROR, f"{what} at batch size {batch}: {detail}", param=what)
 
     def forward_backward(self, cls, args: tuple, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
         """Build the layer, run forward then backward on copies, watching for writes into them.
@@ -113,6 +119,14 @@ class _Probe:
         for arg, value in before.items():
             if not np.array_equal(value, after[arg], equal_nan=True):
                 self.add("input_mutation", WARNING, f"{method} wrote into its argument {arg}", param=arg, method=method)
+
+
+def _times(c: float, batch: int, what: str, entries: int) -> str:
+    """'ours = c x Keras's' and its likely cause. A single value (a loss) is some multiple of any other, so
+    only a known factor is named as a cause there; elsewhere the part of the layer that computes it is."""
+    part = {"forward": "forward", "loss": "loss"}.get(what, "backward")
+    cause = known_scale_cause(c, batch) if entries == 1 else scale_cause(c, batch, part)
+    return f"ours = {c:.6g} x Keras's" + (f"; likely cause: {cause}" if cause else "")
 
 
 def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray) -> float:
@@ -221,7 +235,12 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
                           f"computes {float(theirs_loss):.12g} from the logits; within float32 tolerance, visible in "
                           "float64", param="loss")
                 loss = theirs_loss  # named above; the gradient is still compared below
-        probe.compare("loss", loss, theirs_loss, batch)
+        if batch == 4 and 1 in batches and classify(loss, theirs_loss, RTOL, ATOL) is not None and not any(
+                f.param == "loss" and f.severity == ERROR for f in probe.findings):  # right alone, wrong in a batch
+            probe.add("batch_reduction", ERROR, f"the loss matches Keras at batch size 1 but not at 4 "
+                      f"({_times(loss / float(theirs_loss), 4, 'loss', 1)})", param="loss")
+        else:
+            probe.compare("loss", loss, theirs_loss, batch)
         y_fd = y.copy()
 
         def referee(bad, y_fd=y_fd, t=ours_t, dy=dy, theirs_dy=theirs_dy):
@@ -229,7 +248,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
                                                                 y_fd.copy(), np.array(t, copy=True), book=name))),
                             y_fd, dy, theirs_dy, bad)
         if batch == 4 and 1 in batches and classify(dy, theirs_dy, RTOL, ATOL) is not None and not any(
-                f.get("param") == "dy" for f in probe.findings):
+                f.param == "dy" for f in probe.findings):
             code, detail = classify(dy, theirs_dy, RTOL, ATOL)  # right for one sample, wrong for a batch
             if code == "scale_factor":
                 detail = f"ours = {float(detail):.6g} x Keras's: {scale_cause(float(detail), 4)}"
@@ -251,16 +270,18 @@ def _probe_loss(cls, name: str, loss: str | None = None) -> list[dict]:
     if judged.failed and accepts and form not in accepts:
         other = accepts[0]
         why = FORM_OF_LOSS.get(loss) and f"the {FORMS[form]} this run's {loss} feeds it"
-        first = next(f["message"] for f in judged.findings if f["severity"] == ERROR).removeprefix(f"{name}: ")
-        return [finding("label_form", ERROR, f"{name}: accepts {FORMS[other]} but not {why or FORMS[form]}; "
-                        f"with them: {first}", layer=name, param="t")]
+        first = next(f.message for f in judged.findings if f.severity == ERROR).removeprefix(f"{name}: ")
+        labels = _Probe(name)
+        labels.add("label_form", ERROR, f"accepts {FORMS[other]} but not {why or FORMS[form]}; with them: {first}",
+                   param="t")
+        return labels.findings
     if accepts:
         judged.add("label_form", INFO, f"accepts {' and '.join(FORMS[f] for f in accepts)}"
                    + (" only" if len(accepts) == 1 else ""), param="t")
     return judged.findings
 
 
-def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[dict]:
+def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[Finding]:
     """Findings for each of the user's classes (names as in the reference kit).
 
     `loss` is the run's loss: a SoftmaxWithLoss is judged with the labels it feeds (integer labels for
@@ -276,6 +297,4 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> l
             out += _probe_affine(cls, _rng(name))
         else:
             out += _probe_loss(cls, name, loss)
-    for f in out:
-        f["phase"] = "layer probe"
     return out
