@@ -93,3 +93,11 @@ def test_the_referee_calls_a_constant_forward_neither_a_convention_nor_a_wrong_b
     theirs, ours = np.where(x > 0, 1.0, 0.0), np.zeros_like(x)  # Keras's dx, and a dx from a forward of zeros
     verdict = referee(lambda: float(np.sum(np.zeros_like(x))), x, ours, theirs, ours != theirs)
     assert verdict.startswith("central differences of your forward are 0 there") and "convention" not in verdict
+
+
+def test_an_import_errors_location_is_said_once():
+    with pytest.raises(parity.ParityInputError) as info:
+        parity.check(str(FIXTURES / "syntax_error.py"))
+    message = str(info.value)
+    assert message.count("syntax_error.py, line 2") == 1, message
+    assert message.endswith("failed to import: SyntaxError: expected ':' (syntax_error.py, line 2)"), message
