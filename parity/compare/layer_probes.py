@@ -20,7 +20,7 @@ from parity.compare.diff import ERROR, INFO, WARNING
 from parity.compare.findings import Finding
 from parity.compare.phase_findings import one_line
 from parity.diagnosis.fixes import fix_for
-from parity.diagnosis.mismatch import classify, known_scale_cause, scale_cause
+from parity.diagnosis.mismatch import classify, said_scale, scale_cause
 from parity.diagnosis.referee import referee as by_differences
 from parity.settings.tolerances import within
 from parity.user_code.guard import UserCodeError
@@ -29,6 +29,7 @@ __all__ = ["probe_layers"]
 
 SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
+_PART = {"forward": "forward", "loss": "loss"}  # which part of a layer computes a compared quantity; else backward
 
 
 def _rng(name: str, *more: int) -> np.random.Generator:
@@ -88,7 +89,7 @@ class _Probe:
             return
         code, detail = verdict
         if code == "scale_factor":
-            detail = _times(float(detail), batch, what, np.size(theirs_away))
+            detail = said_scale(float(detail), batch, _PART.get(what, "backward"), np.size(theirs_away) == 1)
         if forward and code not in ("nan", "shape_mismatch"):
             code, detail = "forward_mismatch", f"{'the output' if what == 'forward' else 'the loss'} differs from " \
                                                f"Keras's ({detail})"
@@ -121,21 +122,13 @@ class _Probe:
                 self.add("input_mutation", WARNING, f"{method} wrote into its argument {arg}", param=arg, method=method)
 
 
-def _times(c: float, batch: int, what: str, entries: int) -> str:
-    """'ours = c x Keras's' and its likely cause. A single value (a loss) is some multiple of any other, so
-    only a known factor is named as a cause there; elsewhere the part of the layer that computes it is."""
-    part = {"forward": "forward", "loss": "loss"}.get(what, "backward")
-    cause = known_scale_cause(c, batch) if entries == 1 else scale_cause(c, batch, part)
-    return f"ours = {c:.6g} x Keras's" + (f"; likely cause: {cause}" if cause else "")
-
-
 def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray) -> float:
     """sum(forward(*inputs) * weight) of a freshly built layer, through the guard: the referee's scalar."""
     layer = guard.call(cls, "__init__", *args, book=name)
     return float(np.sum(guard.call(layer, "forward", *inputs, book=name) * weight))
 
 
-def _probe_activation(cls, name: str, rng) -> list[dict]:
+def _probe_activation(cls, name: str, rng) -> list[Finding]:
     probe = _Probe(name)
     x = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0], [1e-3, -1e-3, 3.0, -3.0, 0.0]])  # with two exact kinks
     dout = rng.normal(size=x.shape)
@@ -152,7 +145,7 @@ def _probe_activation(cls, name: str, rng) -> list[dict]:
     return probe.findings
 
 
-def _probe_affine(cls, rng) -> list[dict]:
+def _probe_affine(cls, rng) -> list[Finding]:
     probe = _Probe("Affine")
     W, b = rng.normal(size=(3, 2)), rng.normal(size=2)  # not square: a transposed dW shows as a shape
     runs = {}
@@ -238,7 +231,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
         if batch == 4 and 1 in batches and classify(loss, theirs_loss, RTOL, ATOL) is not None and not any(
                 f.param == "loss" and f.severity == ERROR for f in probe.findings):  # right alone, wrong in a batch
             probe.add("batch_reduction", ERROR, f"the loss matches Keras at batch size 1 but not at 4 "
-                      f"({_times(loss / float(theirs_loss), 4, 'loss', 1)})", param="loss")
+                      f"({said_scale(loss / float(theirs_loss), 4, 'loss', single=True)})", param="loss")
         else:
             probe.compare("loss", loss, theirs_loss, batch)
         y_fd = y.copy()
@@ -258,7 +251,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
     return probe
 
 
-def _probe_loss(cls, name: str, loss: str | None = None) -> list[dict]:
+def _probe_loss(cls, name: str, loss: str | None = None) -> list[Finding]:
     """A loss layer against Keras's loss. A SoftmaxWithLoss gets t in the form the run's loss uses,
     and is also tried with the other form: which forms it accepts is said, and a class that accepts
     only the form this run does not use fails on that, once."""

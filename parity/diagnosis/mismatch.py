@@ -13,7 +13,7 @@ import numpy as np
 
 from parity.settings.tolerances import within
 
-__all__ = ["Cause", "cause_of", "classify", "excuse_book_log", "known_scale_cause", "scale_cause"]
+__all__ = ["Cause", "cause_of", "classify", "excuse_book_log", "known_scale_cause", "said_scale", "scale_cause"]
 
 # How a mask pattern reads, per kind of quantity: (flows where Keras's is 0, is 0 where Keras's flows).
 _PATTERN = {
@@ -38,6 +38,13 @@ def scale_cause(c: float, batch: int, part: str = "backward") -> str:
     """A likely cause for a quantity that is c times Keras's; `part` says which part of the layer computes it
     (backward for a gradient, forward for an output, loss for a loss value)."""
     return known_scale_cause(c, batch) or f"a constant factor in this layer's {part}"
+
+
+def said_scale(c: float, batch: int, part: str = "backward", single: bool = False) -> str:
+    """"ours = c x Keras's; likely cause: ...". A single value (a loss) is some multiple of any other, so there
+    only a known factor is named as a cause; elsewhere an unknown one is put on the `part` that computes it."""
+    cause = known_scale_cause(c, batch) if single else scale_cause(c, batch, part)
+    return f"ours = {c:.6g} x Keras's" + (f"; likely cause: {cause}" if cause else "")
 
 
 def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float,
