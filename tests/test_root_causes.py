@@ -72,6 +72,7 @@ def test_what_follows_from_the_relu_carries_the_relus_fix_and_names_the_relu(rel
 
 def test_the_page_groups_summary_json_as_the_run_did(relu_without_mask):
     summary = relu_without_mask.summary
+    assert [Finding.from_json(f).as_dict() for f in summary["findings"]] == summary["findings"]  # read back whole
     by_message = [(r["message"], [c["message"] for c in follow]) for r, follow in group_findings(summary["findings"])]
     assert by_message == [(r.message, [c.message for c in follow]) for r, follow in root_causes(relu_without_mask.findings)]
 

@@ -52,7 +52,7 @@ class Finding:
 
     @classmethod
     def of(cls, record: dict) -> "Finding":
-        """From the comparison's plain record: known keys become fields, the rest `details`."""
+        """From a plain record (the optimizer's diagnosis, summary.json): known keys become fields, the rest `details`."""
         known = {f.name for f in fields(cls)} - {"details"}
         values = {k: v for k, v in record.items() if k in known}
         values.setdefault("phase", None)
