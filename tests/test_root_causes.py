@@ -106,3 +106,14 @@ def test_a_chain_is_followed_to_its_root_and_a_parameter_after_a_step_to_its_gra
     step_w1 = Finding("update_mismatch", "error", "stepping", "stepping: W1", consequence_of="probe", param="W1")
     step_dx = Finding("gradient_mismatch", "error", "stepping", "stepping: dx", consequence_of="probe", param="dx")
     assert root_causes([root, other, probe_dx, step_w1, step_dx]) == [(root, [probe_dx, step_dx]), (other, [step_w1])]
+
+
+def test_the_books_log_in_every_phase_is_one_warning_line_the_layer_probes():
+    report = parity.check(str(FIXTURES / "book_softmax.py"), scenario="softmax", dtype="float64", plots=False)
+    assert report.passed
+    [(root, follow)] = [(r, c) for r, c in root_causes(report.findings) if r.severity == "warning"]
+    assert (root.code, root.phase, root.layer) == ("convention", "layer probe", "SoftmaxWithLoss")
+    assert [f.phase for f in follow] == ["probe", "batch", "stepping"]
+    assert all(f.code == "convention" and f.consequence_of == "layer probe" for f in follow)
+    [line] = terminal_roots(report)
+    assert line.startswith("  [warning] convention: SoftmaxWithLoss: ") and f"[+{followers_text(follow)}]" in line

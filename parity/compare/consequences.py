@@ -1,8 +1,9 @@
 """What follows from what, decided once per phase as its merged findings become Findings.
 
 One root cause, one error: a mismatch that a class's layer probe already explains is marked
-`consequence_of: "layer probe"` and names that class; one that repeats what the per-sample probe found
-is marked `"probe"`; with an error on the optimizer class, the stepping mismatches are marked
+`consequence_of: "layer probe"` and names that class (so are the loss rows, in any phase, that the book's
+log(y + 1e-7) explains once the layer probe named that convention); one that repeats what the per-sample
+probe found is marked `"probe"`; with an error on the optimizer class, the stepping mismatches are marked
 `"optimizer"` and name its class. A scale beside a ReLU mask bug is that bug's doing (a unit dead on every
 offending row leaks a fixed share of the right gradient). Each finding keeps its own record; the doors
 group them with parity.compare.root_causes.
@@ -54,7 +55,7 @@ def settle(raw: list[PendingFinding], phase: str, blame: Blame, tol, batch_size:
             cause = replace(cause, mask_leak=True)
             follows, layer = ("layer probe", blame.mask_class) if blame.mask_class else (phase, layer)
         elif p.severity != ERROR:
-            if p.code == "convention" and phase == "probe" and blame.book_log:
+            if p.code == "convention" and blame.book_log:  # the layer probe's convention warning speaks for its rows
                 follows, layer = "layer probe", blame.book_log
         elif blame.at_fault and (p.layer is None or p.layer in blame.at_fault):
             follows, layer = "layer probe", p.layer or blame.at_fault[0]
