@@ -20,6 +20,7 @@ class KerasParity:
         return check(layers, **options)
 
     def assert_parity(self, layers=None, /, **options):
+        __tracebackhide__ = True  # noqa: F841 (pytest reads it: the failure points at the user's test)
         from parity.testing import assert_parity
 
         return assert_parity(layers, **options)

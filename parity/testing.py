@@ -9,34 +9,37 @@
 from __future__ import annotations
 
 from parity.api import check
+from parity.compare.root_causes import followers_text, root_causes
 from parity.result import Report
 
 __all__ = ["assert_parity", "failure_message"]
 
 
 def failure_message(report: Report) -> str:
-    """The verdict line, then every error that is a root cause, with where it happened and its fix."""
+    """The verdict line, then every root cause of severity error: where it happened, its fix, and how many
+    findings follow from it (grouped as the terminal and report.html group them)."""
     c, tol = report.result.config, report.result.tolerance
-    roots = [f for f in report.errors if not f.consequence_of]
-    follow = len(report.errors) - len(roots)
+    roots = [(f, follow) for f, follow in root_causes(report.findings) if f.severity == "error"]
     lines = [f"keras-parity: FAIL with {len(roots)} error{'s' * (len(roots) != 1)} (scenario {c.scenario}, {c.dtype}, "
              f"rtol={tol.rtol:g}, atol={tol.atol:g})"]
-    for f in roots:
+    for f, follow in roots:
         stage = ", ".join(str(part) for part in (f.phase, f.location, f.param,
                                                   f"{f.layer}.{f.method}" if f.layer and f.method else f.layer) if part)
         lines.append(f"  {f.code} [{stage}]: {f.message}")
         if f.fix:
             lines.append(f"      fix to try: {f.fix}")
-    if follow:
-        lines.append(f"  ... and {follow} mismatch{'es' * (follow != 1)} in later phases that follow from these")
+        if follow:
+            lines.append(f"      {followers_text(follow)}")
     return "\n".join(lines)
 
 
 def assert_parity(layers=None, /, **options) -> Report:
-    """parity.check(layers, **options); raises AssertionError naming every error when the verdict is fail.
+    """parity.check(layers, **options); raises AssertionError naming every root error when the verdict is fail.
 
-    Returns the Report when it passes (warnings and all), so a test can look further.
+    Returns the Report when it passes (warnings and all), so a test can look further. Its own frames are
+    hidden from pytest's traceback, as numpy.testing's are: the failure points at the test that called it.
     """
+    __tracebackhide__ = True  # noqa: F841 (read by pytest from the frame)
     report = check(layers, **options)
     if not report.passed:
         raise AssertionError(failure_message(report))

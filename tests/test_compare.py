@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from parity.compare.consequences import Blame, settle
 from parity.compare.diff import compare_traces
 from parity.compare.phase_findings import findings_for
 from parity.numpy_side.trace import Trace
@@ -24,8 +25,13 @@ def compare(ours, theirs):
     return compare_traces("probe", np.arange(len(ours.loss)), ours, theirs, TOL, relu_layers=[1])
 
 
+def findings(result):
+    """The phase's findings as a run reports them: merged, their causes named, said in words."""
+    return settle(findings_for(result), result.phase, Blame(), TOL, 1, set())
+
+
 def codes(result):
-    return [f["code"] for f in findings_for(result)]
+    return [f.code for f in findings(result)]
 
 
 def test_identical_traces_pass_with_no_findings():
@@ -42,8 +48,8 @@ def test_difference_just_inside_tolerance_passes_and_just_outside_fails():
     assert list(compare(inside, trace()).verdicts) == ["pass"] * 3
     result = compare(outside, trace())
     assert list(result.verdicts) == ["pass", "fail", "pass"]
-    [finding] = findings_for(result)
-    assert (finding["code"], finding["param"], finding["sample"]) == ("gradient_mismatch", "dW1", 1)
+    [finding] = findings(result)
+    assert (finding.code, finding.param, finding.sample) == ("gradient_mismatch", "dW1", 1)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -53,16 +59,16 @@ def test_non_finite_values_never_pass_even_when_equal_on_both_sides(bad):
     result = compare(ours, theirs)
     assert result.verdicts[2] == "fail"
     assert codes(result) == ["nan"]
-    assert findings_for(result)[0]["sample"] == 2
+    assert findings(result)[0].sample == 2
 
 
 def test_shape_mismatch_is_a_finding_not_a_broadcast_and_names_a_transpose():
     ours = trace(dW=np.ones((3, 2, 1)))
     result = compare(ours, trace())
     assert list(result.verdicts) == ["fail"] * 3
-    [finding] = findings_for(result)
-    assert finding["code"] == "shape_mismatch" and finding["param"] == "dW1"
-    assert "shape (2, 1) where Keras's has shape (1, 2) (transposed?)" in finding["message"]
+    [finding] = findings(result)
+    assert finding.code == "shape_mismatch" and finding.param == "dW1"
+    assert finding.message == "probe: dW1 has shape (2, 1) where Keras's has shape (1, 2) (transposed?)"
 
 
 def test_mask_mismatch_away_from_the_kink_fails():
@@ -79,7 +85,7 @@ def test_mask_flip_within_rounding_of_zero_is_a_kink_warning_not_a_failure():
     result = compare(ours, theirs)
     assert list(result.verdicts) == ["kink", "pass", "pass"]
     assert codes(result) == ["kink"]
-    assert findings_for(result)[0]["severity"] == "warning"
+    assert findings(result)[0].severity == "warning"
 
 
 def test_a_kink_flip_excuses_only_what_it_explains_and_a_wrong_loss_on_that_row_still_fails():
@@ -89,9 +95,9 @@ def test_a_kink_flip_excuses_only_what_it_explains_and_a_wrong_loss_on_that_row_
     ours.loss[0] += 4.0  # not explained by any mask
     result = compare(ours, theirs)
     assert list(result.verdicts) == ["fail", "pass", "pass"]
-    found = {f["code"]: f for f in findings_for(result)}
+    found = {f.code: f for f in findings(result)}
     assert set(found) == {"forward_mismatch", "kink"}  # no gradient_mismatch on db1, no mask_mismatch
-    assert (found["forward_mismatch"]["param"], found["forward_mismatch"]["sample"]) == ("loss", 0)
+    assert (found["forward_mismatch"].param, found["forward_mismatch"].sample) == ("loss", 0)
 
 
 def test_a_kink_flip_does_not_excuse_a_gradient_of_a_later_layer():
@@ -102,5 +108,5 @@ def test_a_kink_flip_does_not_excuse_a_gradient_of_a_later_layer():
     ours.grads["W2"][0, 0, 0] = 3.0  # layer 2's kernel gradient: the flip in layer 1 does not reach it
     result = compare(ours, theirs)
     assert result.verdicts[0] == "fail"
-    assert [(f["code"], f["param"]) for f in findings_for(result) if f["severity"] == "error"] == [
+    assert [(f.code, f.param) for f in findings(result) if f.severity == "error"] == [
         ("gradient_mismatch", "dW2")]

@@ -45,20 +45,20 @@ def test_referee_at_the_kinks_alone_says_either_answer_may_hold():
 
 
 def codes(findings, severity="error"):
-    return sorted(f["code"] for f in findings if f["severity"] == severity)
+    return sorted(f.code for f in findings if f.severity == severity)
 
 
 def test_a_missing_relu_mask_is_a_mask_mismatch_whose_backward_is_wrong():
-    [error] = [f for f in probe_layers({**KIT, "Relu": ReluWithoutMask}, ["Relu"]) if f["severity"] == "error"]
-    assert error["code"] == "mask_mismatch" and error["layer"] == "Relu"
-    assert error["message"].endswith("your backward is wrong")
+    [error] = [f for f in probe_layers({**KIT, "Relu": ReluWithoutMask}, ["Relu"]) if f.severity == "error"]
+    assert error.code == "mask_mismatch" and error.layer == "Relu"
+    assert error.message.endswith("your backward is wrong")
 
 
 def test_returned_none_is_named_on_the_class_and_method_where_it_happens():
     [error] = probe_layers({**KIT, "Relu": fixture("learner_relu_no_return").Relu}, ["Relu"])
-    assert (error["code"], error["layer"], error["method"]) == ("layer_error", "Relu", "backward")
-    assert error["message"].startswith("Relu.backward returned None: did you forget `return dx`?")
-    assert error["where"].endswith("learner_relu_no_return.py:16")
+    assert (error.code, error.layer, error.method) == ("layer_error", "Relu", "backward")
+    assert error.message.startswith("Relu.backward returned None: did you forget `return dx`?")
+    assert error.where.endswith("learner_relu_no_return.py:16")
 
 
 @pytest.mark.parametrize("module,message", [
@@ -67,8 +67,8 @@ def test_returned_none_is_named_on_the_class_and_method_where_it_happens():
 ])
 def test_affine_faults_are_layer_errors_on_affine(module, message):
     found = probe_layers({**KIT, "Affine": fixture(module).Affine}, ["Affine"])
-    assert codes(found) == ["layer_error"] and found[0]["layer"] == "Affine"
-    assert found[0]["message"].startswith(message)
+    assert codes(found) == ["layer_error"] and found[0].layer == "Affine"
+    assert found[0].message.startswith(message)
 
 
 @pytest.mark.parametrize("module", ["learner_private_weights", "learner_params_grads"])
@@ -80,17 +80,17 @@ def test_a_one_hot_softmax_passes_with_one_hot_labels_and_says_it_takes_only_tho
     kit = {**KIT, "SoftmaxWithLoss": fixture("learner_onehot_softmax").SoftmaxWithLoss}
     found = probe_layers(kit, ["SoftmaxWithLoss"], loss="categorical_crossentropy")
     assert codes(found) == [] and codes(found, "warning") == ["convention"]
-    [info] = [f for f in found if f["code"] == "label_form"]
-    assert info["severity"] == "info" and info["message"] == "SoftmaxWithLoss: accepts one-hot labels (n, k) only"
+    [info] = [f for f in found if f.code == "label_form"]
+    assert info.severity == "info" and info.message == "SoftmaxWithLoss: accepts one-hot labels (n, k) only"
     [error] = probe_layers(kit, ["SoftmaxWithLoss"], loss="sparse_categorical_crossentropy")
-    assert (error["code"], error["severity"], error["layer"]) == ("label_form", "error", "SoftmaxWithLoss")
-    assert "accepts one-hot labels (n, k) but not the integer labels (n,) this run's sparse_categorical" in error["message"]
+    assert (error.code, error.severity, error.layer) == ("label_form", "error", "SoftmaxWithLoss")
+    assert "accepts one-hot labels (n, k) but not the integer labels (n,) this run's sparse_categorical" in error.message
 
 
 def test_the_books_softmax_accepts_both_label_forms():
     found = probe_layers(KIT, ["SoftmaxWithLoss"], loss="sparse_categorical_crossentropy")
     assert codes(found) == []
-    assert [f["message"] for f in found if f["code"] == "label_form"] == [
+    assert [f.message for f in found if f.code == "label_form"] == [
         "SoftmaxWithLoss: accepts integer labels (n,) and one-hot labels (n, k)"]
 
 
@@ -143,7 +143,7 @@ def test_findings_from_kept_keras_results_equal_a_cold_run_and_ask_keras_nothing
     assert probe_layers(kit, names, loss) == cold
     # Each class draws its own inputs: given alone, or in another order, it finds what it found beside the others.
     for name in names:
-        assert probe_layers(kit, [name], loss) == [f for f in cold if f["layer"] == name]
+        assert probe_layers(kit, [name], loss) == [f for f in cold if f.layer == name]
 
 
 def test_a_class_that_writes_into_its_arrays_cannot_change_what_keras_said():

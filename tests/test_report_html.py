@@ -56,7 +56,7 @@ def test_the_page_nests_each_consequence_inside_its_root_finding():
     assert page.count('<div class="finding') == 2  # the three consequences are no cards of their own
     db1, dx = page.index("ROOT-DB1", page.index("<h2>Findings")), page.index("ROOT-DX", page.index("<h2>Findings"))
     assert db1 < page.index("CONSEQUENCE-DB1") < page.index("CONSEQUENCE-W1") < dx < page.index("CONSEQUENCE-DX")
-    assert "2 later mismatches that follow from this one" in page
+    assert "2 findings that follow from it: 2 in stepping" in page
     assert "<b>Fix to try:</b> FIX-FOR-DB1" in page
 
 

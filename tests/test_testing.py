@@ -30,7 +30,8 @@ def test_assert_parity_names_each_root_error_its_stage_and_fix():
     assert first.startswith("keras-parity: FAIL with ") and "float64" in first
     assert re.search(r"mask_mismatch \[layer probe, [^\]]*Relu\]: Relu: ", message), message
     assert "fix to try: " in message
-    assert "follow from these" in message  # the batch and stepping consequences, summarized in one line
+    # the consequences in the probe, batch and stepping phases, counted under their root as the terminal counts them
+    assert re.search(r"\n      \d+ findings that follow from it: \d+ in probe, \d+ in batch, \d+ in stepping$", message), message
 
 
 USER_TESTS = '''
@@ -56,3 +57,7 @@ def test_the_fixture_passes_a_good_test_and_fails_a_buggy_one_naming_the_code(py
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: keras-parity: FAIL with *", "*mask_mismatch*"])
+    # assert_parity hides its own frames (__tracebackhide__), as numpy.testing does: the traceback ends in the test
+    out = result.stdout.str()
+    assert "raise AssertionError(failure_message(report))" not in out, out
+    assert "parity/testing.py" not in out and "parity/pytest_plugin.py" not in out, out

@@ -1,8 +1,10 @@
 """Finding: one thing a check found, as a typed record; it becomes a dict only at the JSON edge.
 
-The comparison builds findings as plain records while it merges them across chunks; `Finding.of`
-turns each into this type once, at the end of the pipeline. Codes, severities and their fixes are
-documented in the README's table.
+A layer probe makes its findings as Findings; the whole-run comparison makes each one from a
+PendingFinding (parity.compare.pending) once its counts over every chunk are final; the optimizer's
+diagnosis, which lives below this package, hands plain records that `Finding.of` types at the one place
+they arrive (parity.compare.optimizer_run). Codes and severities are documented in the README's table;
+fixes come from parity.diagnosis.fixes.
 """
 
 from __future__ import annotations
@@ -50,13 +52,21 @@ class Finding:
 
     @classmethod
     def of(cls, record: dict) -> "Finding":
-        """From the comparison's plain record: known keys become fields, the rest `details`."""
+        """From a plain record (the optimizer's diagnosis, summary.json): known keys become fields, the rest `details`."""
         known = {f.name for f in fields(cls)} - {"details"}
         values = {k: v for k, v in record.items() if k in known}
         values.setdefault("phase", None)
         if values.get("layer") is not None and not isinstance(values["layer"], str):
             raise TypeError(f"Finding.layer is a class name, not {values['layer']!r}")
         return cls(**values, details={k: v for k, v in record.items() if k not in known})
+
+    @classmethod
+    def from_json(cls, record: dict) -> "Finding":
+        """From summary.json's form (as_dict's), tolerating a record of an older version with parts missing."""
+        record = {"code": "?", "severity": "info", "message": "", **record}
+        if not isinstance(record.get("layer"), (str, type(None))):  # an older summary's layer number
+            record["layer"] = str(record["layer"])
+        return cls.of(record)
 
     def as_dict(self) -> dict:
         """The JSON form: every field that is set, and the details beside them."""

@@ -17,8 +17,10 @@ import numpy as np
 from parity.user_code import guard
 from parity.keras_side import layer_reference as keras_probes
 from parity.compare.diff import ERROR, INFO, WARNING
-from parity.compare.phase_findings import finding, one_line
-from parity.diagnosis.mismatch import classify, scale_cause
+from parity.compare.findings import Finding
+from parity.compare.phase_findings import one_line
+from parity.diagnosis.fixes import fix_for
+from parity.diagnosis.mismatch import classify, said_scale, scale_cause
 from parity.diagnosis.referee import referee as by_differences
 from parity.settings.tolerances import within
 from parity.user_code.guard import UserCodeError
@@ -27,6 +29,7 @@ __all__ = ["probe_layers"]
 
 SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
+_PART = {"forward": "forward", "loss": "loss"}  # which part of a layer computes a compared quantity; else backward
 
 
 def _rng(name: str, *more: int) -> np.random.Generator:
@@ -39,12 +42,16 @@ class _Probe:
 
     def __init__(self, name: str):
         self.name = name
-        self.findings: list[dict] = []
+        self.findings: list[Finding] = []
 
-    def add(self, code: str, severity: str, message: str, param: str | None = None, **where):
-        if not any(f["code"] == code and f.get("param") == param for f in self.findings):
+    def add(self, code: str, severity: str, message: str, param: str | None = None, method: str | None = None,
+            where: str | None = None):
+        """One finding per code and quantity, on this class, with this class's fix for the code."""
+        if not any(f.code == code and f.param == param for f in self.findings):
             text = message if code == "layer_error" else f"{self.name}: {message}"
-            self.findings.append(finding(code, severity, text, layer=self.name, param=param, **where))
+            fix = fix_for(code, self.name) if severity != INFO else ""
+            self.findings.append(Finding(code, severity, "layer probe", text, fix, layer=self.name, method=method,
+                                         where=where, param=param))
 
     def call(self, owner, method: str, *args, expect=None):
         """owner.method(*args) through the guard; what goes wrong becomes a layer_error finding (returns None)."""
@@ -60,7 +67,7 @@ class _Probe:
 
     @property
     def failed(self) -> bool:
-        return any(f["severity"] == ERROR for f in self.findings)
+        return any(f.severity == ERROR for f in self.findings)
 
     def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
         """Classify ours against Keras's; entries at a kink are judged separately (zero_convention)."""
@@ -76,20 +83,20 @@ class _Probe:
             ours_away, theirs_away = ours[away], theirs[away]
         else:
             ours_away, theirs_away = ours, theirs
-        verdict = classify(ours_away, theirs_away, RTOL, ATOL)
+        forward = what in ("forward", "loss")  # an output is said in forward words: no gradient flows in it
+        verdict = classify(ours_away, theirs_away, RTOL, ATOL, "output" if forward else "gradient")
         if verdict is None:
             return
         code, detail = verdict
-        severity = ERROR
         if code == "scale_factor":
-            c = float(detail)
-            detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, batch)}"
-        if what in ("forward", "loss") and code not in ("nan", "shape_mismatch"):
-            code, detail = "forward_mismatch", f"{what} differs from Keras's ({detail})"
+            detail = said_scale(float(detail), batch, _PART.get(what, "backward"), np.size(theirs_away) == 1)
+        if forward and code not in ("nan", "shape_mismatch"):
+            code, detail = "forward_mismatch", f"{'the output' if what == 'forward' else 'the loss'} differs from " \
+                                               f"Keras's ({detail})"
         if referee is not None and code not in ("nan", "shape_mismatch") and ours.shape == theirs.shape:
             bad = ~within(ours, theirs, RTOL, ATOL) & away  # the kink is judged above
             detail += "; " + referee(bad)
-        self.add(code, severity, f"{what} at batch size {batch}: {detail}", param=what)
+        self.add(code, ERROR, f"{what} at batch size {batch}: {detail}", param=what)
 
     def forward_backward(self, cls, args: tuple, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
         """Build the layer, run forward then backward on copies, watching for writes into them.
@@ -121,7 +128,7 @@ def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray)
     return float(np.sum(guard.call(layer, "forward", *inputs, book=name) * weight))
 
 
-def _probe_activation(cls, name: str, rng) -> list[dict]:
+def _probe_activation(cls, name: str, rng) -> list[Finding]:
     probe = _Probe(name)
     x = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0], [1e-3, -1e-3, 3.0, -3.0, 0.0]])  # with two exact kinks
     dout = rng.normal(size=x.shape)
@@ -138,7 +145,7 @@ def _probe_activation(cls, name: str, rng) -> list[dict]:
     return probe.findings
 
 
-def _probe_affine(cls, rng) -> list[dict]:
+def _probe_affine(cls, rng) -> list[Finding]:
     probe = _Probe("Affine")
     W, b = rng.normal(size=(3, 2)), rng.normal(size=2)  # not square: a transposed dW shows as a shape
     runs = {}
@@ -221,7 +228,12 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
                           f"computes {float(theirs_loss):.12g} from the logits; within float32 tolerance, visible in "
                           "float64", param="loss")
                 loss = theirs_loss  # named above; the gradient is still compared below
-        probe.compare("loss", loss, theirs_loss, batch)
+        if batch == 4 and 1 in batches and classify(loss, theirs_loss, RTOL, ATOL) is not None and not any(
+                f.param == "loss" and f.severity == ERROR for f in probe.findings):  # right alone, wrong in a batch
+            probe.add("batch_reduction", ERROR, f"the loss matches Keras at batch size 1 but not at 4 "
+                      f"({said_scale(loss / float(theirs_loss), 4, 'loss', single=True)})", param="loss")
+        else:
+            probe.compare("loss", loss, theirs_loss, batch)
         y_fd = y.copy()
 
         def referee(bad, y_fd=y_fd, t=ours_t, dy=dy, theirs_dy=theirs_dy):
@@ -229,7 +241,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
                                                                 y_fd.copy(), np.array(t, copy=True), book=name))),
                             y_fd, dy, theirs_dy, bad)
         if batch == 4 and 1 in batches and classify(dy, theirs_dy, RTOL, ATOL) is not None and not any(
-                f.get("param") == "dy" for f in probe.findings):
+                f.param == "dy" for f in probe.findings):
             code, detail = classify(dy, theirs_dy, RTOL, ATOL)  # right for one sample, wrong for a batch
             if code == "scale_factor":
                 detail = f"ours = {float(detail):.6g} x Keras's: {scale_cause(float(detail), 4)}"
@@ -239,7 +251,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
     return probe
 
 
-def _probe_loss(cls, name: str, loss: str | None = None) -> list[dict]:
+def _probe_loss(cls, name: str, loss: str | None = None) -> list[Finding]:
     """A loss layer against Keras's loss. A SoftmaxWithLoss gets t in the form the run's loss uses,
     and is also tried with the other form: which forms it accepts is said, and a class that accepts
     only the form this run does not use fails on that, once."""
@@ -251,16 +263,18 @@ def _probe_loss(cls, name: str, loss: str | None = None) -> list[dict]:
     if judged.failed and accepts and form not in accepts:
         other = accepts[0]
         why = FORM_OF_LOSS.get(loss) and f"the {FORMS[form]} this run's {loss} feeds it"
-        first = next(f["message"] for f in judged.findings if f["severity"] == ERROR).removeprefix(f"{name}: ")
-        return [finding("label_form", ERROR, f"{name}: accepts {FORMS[other]} but not {why or FORMS[form]}; "
-                        f"with them: {first}", layer=name, param="t")]
+        first = next(f.message for f in judged.findings if f.severity == ERROR).removeprefix(f"{name}: ")
+        labels = _Probe(name)
+        labels.add("label_form", ERROR, f"accepts {FORMS[other]} but not {why or FORMS[form]}; with them: {first}",
+                   param="t")
+        return labels.findings
     if accepts:
         judged.add("label_form", INFO, f"accepts {' and '.join(FORMS[f] for f in accepts)}"
                    + (" only" if len(accepts) == 1 else ""), param="t")
     return judged.findings
 
 
-def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[dict]:
+def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[Finding]:
     """Findings for each of the user's classes (names as in the reference kit).
 
     `loss` is the run's loss: a SoftmaxWithLoss is judged with the labels it feeds (integer labels for
@@ -276,6 +290,4 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> l
             out += _probe_affine(cls, _rng(name))
         else:
             out += _probe_loss(cls, name, loss)
-    for f in out:
-        f["phase"] = "layer probe"
     return out

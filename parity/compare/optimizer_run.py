@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parity.compare.findings import Finding
+from parity.diagnosis.fixes import fix_for
 from parity.user_code.guard import where_defined
 from parity.numpy_side.trace import Trace
 from parity.user_code.attributes import hyperparameter_differences, hyperparameters_of
@@ -83,14 +85,14 @@ def run_optimizer(classes: dict[str, type], settings: OptimizerSettings, source:
 class OptimizerVerdict:
     """What the stepping run says about the optimizer: findings, the rows a convention explains, the report record."""
 
-    findings: list[dict]
+    findings: list[Finding]
     excused: np.ndarray | None = None  # (steps,) rows whose every difference the convention explains
     record: dict = field(default_factory=dict)  # summary.json's "optimizer"
 
     @property
     def root_cause(self) -> bool:
         """An error on the optimizer class: the stepping mismatches follow from it."""
-        return any(f["severity"] == "error" for f in self.findings)
+        return any(f.severity == "error" for f in self.findings)
 
 
 def judge(run: RunOptimizer, stepper, initial: dict[str, np.ndarray], ours: Trace, keras: Trace, tol: Tolerance,
@@ -135,12 +137,14 @@ def _first_non_finite(trace: Trace) -> int:
     return int(np.argmin(finite)) if not finite.all() else len(finite)
 
 
-def _blamed(finding: dict, run: RunOptimizer) -> dict:
-    """A finding on the optimizer class: the stepping phase, the book class blamed, the user's spelling and line."""
+def _blamed(finding: dict, run: RunOptimizer) -> Finding:
+    """A finding on the optimizer class, typed where it arrives from the diagnosis or the driver: the stepping
+    phase, the book class blamed, the user's spelling and line, and the fix for this optimizer."""
     out = {**finding, "phase": "stepping", "layer": run.book_class, "class_name": run.class_name}
     if run.cls is not None and not out.get("where"):
         out["where"] = where_defined(run.cls, "update")
-    return {k: v for k, v in out.items() if v not in ("", None)}
+    out["fix"] = fix_for(out["code"], run.settings.name, "optimizer")
+    return Finding.of({k: v for k, v in out.items() if v not in ("", None)})
 
 
 def _conventions(settings: OptimizerSettings, user: Trajectory, keras: Trajectory, steps: int, tol: Tolerance,

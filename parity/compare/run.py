@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from parity.compare.consequences import Blame, settle
 from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
 from parity.compare.diff import ERROR, INFO, PhaseResult, compare_traces
 from parity.compare.phase_findings import findings_for
 from parity.compare.findings import Finding
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
 from parity.compare.outcome import ParityResult
-from parity.compare.stats import PhaseSummary, merge_findings, render
-from parity.diagnosis.mismatch import FIXES, excuse_book_log, follow_mask, refine
+from parity.compare.root_causes import with_consequence_fixes
+from parity.compare.stats import PhaseSummary
+from parity.diagnosis.fixes import fix_for
+from parity.diagnosis.mismatch import excuse_book_log
 from parity.keras_side.reference import KerasReference, targets
 from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
 from parity.numpy_side.network import build_network
@@ -56,7 +59,7 @@ def _tolerance(config: RunConfig) -> Tolerance:
 
 
 def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | None = None,
-                  layer_findings: list[dict] = (), layers: dict[str, str] | None = None,
+                  layer_findings: list[Finding] = (), layers: dict[str, str] | None = None,
                   on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int | None = None,
                   progress: Callable | None = None, optimizer: RunOptimizer | None = None) -> ParityResult:
     """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side.
@@ -74,7 +77,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     x = reference.x
     t, _ = targets(spec, data.y, config.dtype)
     n, fitted = config.train, reference.fitted
-    book_log = any(f["code"] == "convention" for f in layer_findings)
+    blame = Blame.of(list(layer_findings), spec.classes())
     classifies = spec.loss != "mean_squared_error"
 
     def fresh():
@@ -82,7 +85,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
 
     def compare(phase, rows, ours, theirs):
         result = compare_traces(phase, rows, ours, theirs, tol, relu, sigmoid)
-        if book_log:
+        if blame.book_log:
             excuse_book_log(result)
         return result
 
@@ -102,20 +105,13 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if on_chunk:
             on_chunk(part)
         whole = part if stop - start == len(data) else None
-    findings = [{**f, "fix": FIXES.get(f["code"], "") if f["severity"] != INFO else ""} for f in layer_findings]
-    findings += _diverged(fitted, config)
-    # One root cause, one error: what follows from a class the layer probe blamed is marked as its consequence.
-    # Only classes this architecture uses: a wrong Sigmoid cannot explain a ReLU run's mismatches.
-    at_fault = {f.get("layer") for f in layer_findings if f["severity"] == ERROR} & spec.classes()
-    mask_bug = any(f["code"] == "mask_mismatch" and f["severity"] == ERROR for f in layer_findings)
-    probe_findings = render(follow_mask([refine(f, "probe", tol, config.batch_size, set()) for f in merge_findings(raw)],
-                                        "probe", mask_bug))
-    _link(probe_findings, "probe", at_fault, set())
-    for f in probe_findings:  # the book's log(y + 1e-7) rows belong to the layer probe's convention warning
-        if f["code"] == "convention" and book_log:
-            f["consequence_of"] = "layer probe"
+    findings = [*layer_findings, *_diverged(fitted, config)]
+    # One root cause, one error: what follows from a class the layer probe blamed is marked as its consequence
+    # (parity.compare.consequences). Only classes this architecture uses: a wrong Sigmoid cannot explain a
+    # ReLU run's mismatches.
+    probe_findings = settle(raw, "probe", blame, tol, config.batch_size, set())
     findings += probe_findings
-    flagged = {f.get("param") for f in probe_findings if f["severity"] == ERROR}  # not warnings: kinks fail nothing
+    flagged = {f.param for f in probe_findings if f.severity == ERROR}  # not warnings: kinks fail nothing
 
     batch = None
     if reference.batch is not None:
@@ -149,13 +145,13 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if phase is None:
             continue
         summaries[phase.phase] = PhaseSummary.of(phase, classifies)
-        found = render(follow_mask([refine(f, phase.phase, tol, config.batch_size, flagged)
-                                    for f in merge_findings(findings_for(phase))], phase.phase, mask_bug))
-        _link(found, phase.phase, at_fault, flagged)
-        if phase is stepping:
-            found = _follow_optimizer(found, judged)
+        with_optimizer = replace(blame, optimizer=run_optimizer.book_class if judged.root_cause else None)
+        found = settle(findings_for(phase), phase.phase, with_optimizer, tol, config.batch_size, flagged)
+        if phase is stepping and judged.excused is not None:  # the optimizer's convention finding speaks for its rows
+            found = [f for f in found if f.code != "convention"]
         findings += found
     findings += judged.findings
+
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
         return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
 
@@ -163,7 +159,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     observation = [] if stepping.shape_errors else stepping_observation(stepping, fitted)
     findings += _dead_findings(summaries["probe"].dead_units(), observation)
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
-                        [Finding.of(f) for f in findings], {**reference.environment,
+                        with_consequence_fixes(findings), {**reference.environment,
                                    "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
                         layers or {}, judged.record)
 
@@ -176,60 +172,31 @@ def _excuse_convention(stepping: PhaseResult, judged: OptimizerVerdict) -> None:
     stepping.verdicts = np.where((stepping.verdicts == "fail") & judged.excused & finite, "convention",
                                  stepping.verdicts)
     rows = int((stepping.verdicts == "convention").sum())
-    for f in judged.findings:
-        if f["code"] == "convention":
-            f["count"] = rows
+    judged.findings = [replace(f, count=rows) if f.code == "convention" else f for f in judged.findings]
     for convention in judged.record.get("conventions", []):
         convention["rows_excused"] = rows
 
 
-def _follow_optimizer(found: list[dict], judged: OptimizerVerdict) -> list[dict]:
-    """Stepping findings in the light of the optimizer's: its convention finding speaks for the convention rows
-    (the comparison's own note is about the cross-entropy's log), and with an error on the optimizer class the
-    comparison's mismatches follow from it."""
-    if judged.excused is not None:
-        found = [f for f in found if f["code"] != "convention"]
-    if judged.root_cause:
-        for f in found:
-            if f["severity"] == ERROR and not f.get("consequence_of") and f.get("layer") is None:
-                f["consequence_of"] = "optimizer"
-    return found
-
-
-def _link(found: list[dict], phase: str, at_fault: set, flagged: set) -> None:
-    """Mark each error that follows from an earlier one: from the layer probe's when it blamed a class (a
-    finding that names another class is its own), else, in the later phases, from the probe's (they
-    repeat what it found). Kept, with `consequence_of` naming the phase whose finding explains it."""
-    for f in found:
-        if f["severity"] != ERROR or f.get("consequence_of"):
-            continue
-        if at_fault and (f.get("layer") is None or f["layer"] in at_fault):
-            f["consequence_of"] = "layer probe"
-        elif (phase == "stepping" and flagged) or (phase == "batch" and f.get("param") in flagged):
-            f["consequence_of"] = "probe"
-
-
-def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[dict]:
+def _diverged(fitted: dict[str, np.ndarray], config: RunConfig) -> list[Finding]:
     bad = [k for k, v in fitted.items() if not np.isfinite(v).all()]
     if not bad:
         return []
-    return [{"code": "nan", "severity": ERROR, "phase": "fit", "param": bad[0],
-             "fix": "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
-             "message": f"the Keras fit diverged: {', '.join(bad)} are not finite after {config.epochs} epochs "
-                        f"at lr {config.lr}; nothing after it can pass (lower --lr)"}]
+    return [Finding("nan", ERROR, "fit", f"the Keras fit diverged: {', '.join(bad)} are not finite after "
+                    f"{config.epochs} epochs at lr {config.lr}; nothing after it can pass (lower --lr)",
+                    fix=fix_for("nan", "fit"), param=bad[0])]
 
 
-def _dead_findings(dead: dict, observation: list[dict]) -> list[dict]:
-    out = [{"code": "dead_unit", "severity": INFO, "phase": "probe", "layer_number": int(label.split(".")[0]),
-            "unit_label": label, "message": f"{unit_name(label)} is dead on every probed sample: it passes no gradient and never learns"}
+def _dead_findings(dead: dict, observation: list[dict]) -> list[Finding]:
+    out = [Finding("dead_unit", INFO, "probe", f"{unit_name(label)} is dead on every probed sample: it passes no "
+                   "gradient and never learns", layer_number=int(label.split(".")[0]), details={"unit_label": label})
            for label in dead["dead_on_every_sample"]]
     for row in observation:
         if row["side"] != "keras" or not row["dead_steps"]:
             continue
-        out.append({"code": "dead_relu", "severity": INFO, "phase": "stepping",
-                    "layer_number": int(row["unit"].split(".")[0]), "unit_label": row["unit"], "message": (
+        out.append(Finding("dead_relu", INFO, "stepping", (
             f"{unit_name(row['unit'])} was dead on {row['dead_steps']} of {row['steps']} steps; on "
             f"{row['dW_zero_when_dead']} of them Keras's dW for the unit was exactly 0 and on "
             f"{row['W_unchanged_when_dead']} its W did not move, while W itself was nonzero on "
-            f"{row['W_nonzero_when_dead']}: a dead ReLU zeroes dW for that sample, not W")})
+            f"{row['W_nonzero_when_dead']}: a dead ReLU zeroes dW for that sample, not W"),
+            layer_number=int(row["unit"].split(".")[0]), details={"unit_label": row["unit"]}))
     return out

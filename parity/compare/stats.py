@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.compare.diff import VERDICTS, PhaseResult, row_any
-from parity.compare.phase_findings import SAMPLE_ROWS
 
-__all__ = ["PhaseSummary", "merge_findings", "render"]
-
+__all__ = ["PhaseSummary"]
 
 
 def _sum(a: dict, b: dict) -> dict:
@@ -99,53 +97,3 @@ class PhaseSummary:
     def saturated_units(self) -> dict:
         rows = max(self.rows, 1)
         return {u: {side: c[side] / rows for side in ("numpy", "keras")} for u, c in self.saturated_counts.items()}
-
-
-def merge_findings(findings: list[dict]) -> list[dict]:
-    """One finding per (phase, code, param, layer): the first offender's, with counts summed and the worst kept.
-
-    Each finding carries `count` and, for mismatches, `worst`; its message is rebuilt from them.
-    """
-    merged: dict[tuple, dict] = {}
-    for f in findings:
-        raw = f.get("raw_code", f["code"])
-        # nan: one finding per phase, whichever quantity went non-finite first in each chunk
-        key = (f.get("phase_name"), raw, None if raw == "nan" else f.get("param"), f.get("layer"), f.get("method"),
-               f.get("layer_number"))
-        if key not in merged:
-            merged[key] = dict(f)
-            continue
-        kept = merged[key]
-        if "count" in f:
-            kept["count"] = kept.get("count", 0) + f["count"]
-        if "worst" in f:
-            kept["worst"] = max(kept.get("worst", 0.0), f["worst"])
-        for listed in ("quantities", "sides"):
-            if listed in f:
-                kept[listed] = sorted(set(kept[listed]) | set(f[listed]), key=[*kept[listed], *f[listed]].index)
-        if "bad_rows" in f:  # the first offending rows, up to the same number however the rows were chunked
-            kept["bad_rows"] = tuple(np.concatenate([a, b])[:SAMPLE_ROWS] for a, b in zip(kept["bad_rows"], f["bad_rows"]))
-    # In the order one whole phase lists them, not the order the chunks first showed them (stable: within a rank,
-    # first seen, which is row order).
-    return sorted(merged.values(), key=lambda f: f.get("rank", (9, 0)))
-
-
-def render(findings: list[dict]) -> list[dict]:
-    """Fill each merged finding's message from its fields, and drop the fields used only for that."""
-    out = []
-    for f in findings:
-        f = dict(f)
-        if "template" in f:
-            fields = {**f, "units": f["unit"] if f.get("count") == 1 else f["units"]}
-            if "sides" in f:
-                fields["side_text"] = "both sides" if len(f["sides"]) == 2 else f"the {f['sides'][0]} side"
-                fields["quantity_text"] = ", ".join(f["quantities"])
-            f["message"] = f["template"].format(**fields)
-        if "phase_name" in f:
-            f["phase"] = f["phase_name"]
-        out.append({k: v for k, v in f.items() if k not in _RENDERING})
-    return out
-
-
-_RENDERING = ("template", "phase_name", "phase_label", "unit", "units", "first", "detail", "raw_code", "bad_rows", "rank")
-

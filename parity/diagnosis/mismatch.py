@@ -2,57 +2,57 @@
 
 Pure NumPy: given our values and Keras's for one quantity, say what relates them. Used on layer
 probes and on whole-run mismatches alike. A factor is only claimed when it explains every entry.
+What to try for each cause is parity.diagnosis.fixes's table.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from parity.settings.tolerances import within
 
-__all__ = ["classify", "FIXES", "follow_mask", "scale_cause"]
+__all__ = ["Cause", "cause_of", "classify", "excuse_book_log", "known_scale_cause", "said_scale", "scale_cause"]
 
-# What to try, per finding code; the terminal prints it under each finding.
-FIXES = {
-    "forward_mismatch": "compare your forward with the layer's definition (bias added? activation applied?)",
-    "gradient_mismatch": "re-derive this backward; compare it with central differences of your forward",
-    "update_mismatch": "the parameters drift apart after SGD steps: check p -= lr * dp on every parameter",
-    "sign_flip": "the gradient has the wrong sign: use dy = y - t (not t - y) and subtract lr * grad",
-    "scale_factor": "drop or add the constant factor named above (see its likely cause)",
-    "shape_mismatch": "return dW with W's shape (in, out): dW = x.T @ dout, db = dout.sum(axis=0)",
-    "mask_mismatch": "ReLU's backward must zero dout exactly where the forward input was <= 0: np.where(mask, 0, dout)",
-    "batch_reduction": "sum over the batch axis in Affine (db = dout.sum(axis=0)) and divide by the batch size once, in the loss",
-    "kink": "nothing to fix: the pre-activation is within rounding of 0, where either side may round across",
-    "zero_convention": "at exactly 0, TensorFlow's ReLU passes no gradient: use mask = x <= 0",
-    "input_mutation": "return new arrays (np.where(mask, 0, dout)) instead of writing into the ones you are given",
-    "layer_error": "the method and line named above are where your layer failed: make it run and return an array "
-                   "of the shape named",
-    "label_form": "set [model] loss to the cross-entropy whose labels your class takes (categorical_crossentropy: "
-                  "one-hot, sparse_categorical_crossentropy: integers), or take both in forward, as the book's "
-                  "SoftmaxWithLoss does (t.size == y.size: one-hot; else integer labels)",
-    "nan": "look for log(0), 0/0 or overflow in exp; the first sample named above is where it starts",
-    "convention": "nothing to fix for float32; Keras computes the cross-entropy from the logits, without + 1e-7",
+# How a mask pattern reads, per kind of quantity: (flows where Keras's is 0, is 0 where Keras's flows).
+_PATTERN = {
+    "gradient": ("gradient flows at {n} entries where Keras's is exactly 0", "gradient is 0 at {n} entries where Keras's flows"),
+    "output": ("the output is nonzero at {n} entries where Keras's is exactly 0",
+               "the output is 0 at {n} entries where Keras's is not"),
 }
 
 
-def scale_cause(c: float, batch: int) -> str:
-    """A likely cause for a gradient that is c times Keras's."""
+def known_scale_cause(c: float, batch: int) -> str | None:
+    """The known cause of a quantity that is c times Keras's, or None when c is none of the known factors."""
     known = [(0.5, "a 1/2 in the loss, as in 0.5*(y - t)**2: Keras's mean squared error has none (gradient 2(y - t)/n)"),
              (2.0, "a factor 2 too many, or dividing by n/2 instead of n")]
     if batch > 1:
         known += [(float(batch), f"summing over the batch of {batch} where Keras averages"),
                   (1.0 / batch, f"averaging over the batch of {batch} where Keras sums"),
                   (batch / 2.0, f"0.5 * sum((y - t)**2) over the batch of {batch} where Keras takes the mean")]
-    for value, cause in known:
-        if np.isclose(c, value, rtol=1e-6):
-            return cause
-    return "a constant factor in this layer's backward"
+    return next((cause for value, cause in known if np.isclose(c, value, rtol=1e-6)), None)
 
 
-def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float) -> tuple[str, str] | None:
+def scale_cause(c: float, batch: int, part: str = "backward") -> str:
+    """A likely cause for a quantity that is c times Keras's; `part` says which part of the layer computes it
+    (backward for a gradient, forward for an output, loss for a loss value)."""
+    return known_scale_cause(c, batch) or f"a constant factor in this layer's {part}"
+
+
+def said_scale(c: float, batch: int, part: str = "backward", single: bool = False) -> str:
+    """"ours = c x Keras's; likely cause: ...". A single value (a loss) is some multiple of any other, so there
+    only a known factor is named as a cause; elsewhere an unknown one is put on the `part` that computes it."""
+    cause = known_scale_cause(c, batch) if single else scale_cause(c, batch, part)
+    return f"ours = {c:.6g} x Keras's" + (f"; likely cause: {cause}" if cause else "")
+
+
+def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float,
+             quantity: str = "gradient") -> tuple[str, str] | None:
     """(code, detail) for what relates ours to Keras's, or None when they agree within tolerance.
 
     Codes: shape_mismatch, nan, sign_flip, scale_factor (detail holds c), mask_mismatch, gradient_mismatch.
+    `quantity` ("gradient" or "output") words a mask pattern: a forward's zeros are not a gradient's.
     """
     ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
     if ours.shape != theirs.shape:
@@ -66,7 +66,8 @@ def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float) -> 
     norm = float(np.sum(theirs * theirs))
     if norm > 0:
         c = float(np.sum(ours * theirs) / norm)
-        if np.all(within(ours, c * theirs, rtol, atol)) and abs(c) > 1e-12:
+        # a factor is claimed only where it can be said: "1 x Keras's" (c within 6 digits of 1) is no factor
+        if np.all(within(ours, c * theirs, rtol, atol)) and abs(c) > 1e-12 and f"{c:.6g}" != "1":
             if np.isclose(c, -1.0, rtol=1e-6):
                 return "sign_flip", "ours = -1 x Keras's"
             return "scale_factor", f"{c:.6g}"
@@ -74,13 +75,64 @@ def classify(ours: np.ndarray, theirs: np.ndarray, rtol: float, atol: float) -> 
     flows_where_blocked = ~close & blocked_theirs & ~blocked_ours
     blocks_where_flows = ~close & ~blocked_theirs & blocked_ours
     if (flows_where_blocked | blocks_where_flows)[~close].all():
+        flows, blocks = _PATTERN[quantity]
         parts = []
         if flows_where_blocked.any():
-            parts.append(f"gradient flows at {int(flows_where_blocked.sum())} entries where Keras's is exactly 0")
+            parts.append(flows.format(n=int(flows_where_blocked.sum())))
         if blocks_where_flows.any():
-            parts.append(f"gradient is 0 at {int(blocks_where_flows.sum())} entries where Keras's flows")
+            parts.append(blocks.format(n=int(blocks_where_flows.sum())))
         return "mask_mismatch", "; ".join(parts)
     return "gradient_mismatch", f"{int((~close).sum())} of {close.size} entries differ"
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What a whole-run mismatch's offending rows show: the code it earns and the numbers said after its values."""
+
+    code: str  # batch_reduction, sign_flip, scale_factor, mask_mismatch
+    scale: float | None = None  # ours = scale x Keras's
+    likely: str = ""  # the scale's likely cause
+    pattern: str = ""  # mask_mismatch: where gradient flows and where it does not
+    batch: int | None = None  # batch_reduction: the batch size over which it fails
+    mask_leak: bool = False  # a scale that a ReLU mask bug explains (it leaks a fixed share)
+
+    def sentence(self) -> str:
+        """The words after a mismatch's values, each starting with its own separator."""
+        if self.code == "batch_reduction":
+            scale = "" if self.scale is None else f"; ours = {self.scale:.6g} x Keras's: {self.likely}"
+            return f". It matches sample by sample but not over batches of {self.batch}{scale}"
+        if self.code == "sign_flip":
+            return ". ours = -1 x Keras's"
+        if self.code == "scale_factor":
+            why = ("this follows from the ReLU mask bug: a unit dead on every offending row leaks a fixed share"
+                   if self.mask_leak else f"likely cause: {self.likely}")
+            return f". ours = {self.scale:.6g} x Keras's; {why}"
+        return f". {self.pattern}"
+
+
+def cause_of(code: str, rows: tuple[np.ndarray, np.ndarray] | None, phase: str, param: str | None, forward: bool,
+             tol, batch_size: int, probe_flagged: set) -> Cause | None:
+    """The specific cause a mismatch's offending rows show, or None when none of the known ones does.
+
+    `rows` are the first offending rows (ours, Keras's), the same however the probe was chunked.
+    `probe_flagged` holds the quantities the per-sample probe already found wrong: right per sample and
+    wrong per batch is a batch reduction. `forward` says the quantity is an output (pred, loss, z).
+    """
+    if code not in ("gradient_mismatch", "forward_mismatch") or rows is None:
+        return None
+    verdict = classify(*rows, tol.rtol, tol.atol, "output" if forward else "gradient")
+    if phase == "batch" and param not in probe_flagged:
+        if verdict and verdict[0] == "scale_factor":
+            scale = float(verdict[1])
+            part = ("loss" if param == "loss" else "forward") if forward else "backward"
+            return Cause("batch_reduction", scale, scale_cause(scale, batch_size, part), batch=batch_size)
+        return Cause("batch_reduction", batch=batch_size)
+    if code != "gradient_mismatch" or not verdict or verdict[0] not in ("sign_flip", "scale_factor", "mask_mismatch"):
+        return None
+    found, detail = verdict
+    if found == "scale_factor":
+        return Cause(found, float(detail), scale_cause(float(detail), 1))
+    return Cause(found, -1.0 if found == "sign_flip" else None, pattern=detail if found == "mask_mismatch" else "")
 
 
 def excuse_book_log(phase) -> None:
@@ -94,48 +146,3 @@ def excuse_book_log(phase) -> None:
     with np.errstate(divide="ignore"):
         explained = loss.abs_diff.reshape(len(loss.abs_diff), -1).max(axis=1) <= 1.01e-7 / p_min
     phase.excuse("loss", "convention", explained)
-
-
-def refine(f: dict, phase: str, tol, batch_size: int, probe_flagged: set) -> dict:
-    """Turn a generic mismatch finding into the specific cause its offending rows show, and add the fix.
-
-    The rows are the first SAMPLE_ROWS offenders the finding kept (`bad_rows`), so the diagnosis is
-    the same however the probe was chunked. `probe_flagged` holds the quantities the per-sample probe
-    already found wrong: right per sample and wrong per batch is a batch reduction.
-    """
-    f = dict(f)
-    if f["code"] in ("gradient_mismatch", "forward_mismatch") and "bad_rows" in f:
-        ours, theirs = f["bad_rows"]
-        verdict = classify(ours, theirs, tol.rtol, tol.atol)
-        if phase == "batch" and f.get("param") not in probe_flagged:
-            detail = ""
-            if verdict and verdict[0] == "scale_factor":
-                detail = f"; ours = {float(verdict[1]):.6g} x Keras's: {scale_cause(float(verdict[1]), batch_size)}"
-            f["code"] = "batch_reduction"
-            f["detail"] = f". It matches sample by sample but not over batches of {batch_size}{detail}"
-        elif f["code"] == "gradient_mismatch" and verdict and verdict[0] in ("sign_flip", "scale_factor", "mask_mismatch"):
-            code, detail = verdict
-            if code == "scale_factor":
-                detail = f"ours = {float(detail):.6g} x Keras's; likely cause: {scale_cause(float(detail), 1)}"
-            f["code"] = code
-            f["detail"] = f". {detail}"
-    f["fix"] = FIXES.get(f["code"], "")
-    return f
-
-
-def follow_mask(findings: list[dict], phase: str, mask_in_layer_probe: bool) -> list[dict]:
-    """A scale_factor beside a mask bug is its consequence, not a constant in a backward: where the same
-    ReLU unit is dead on every offending row, the gradient a missing mask leaks is a fixed share of the
-    right one. Marked `consequence_of` the layer probe (when it found the mask bug) or this phase."""
-    here = any(f["code"] == "mask_mismatch" for f in findings)
-    if not (here or mask_in_layer_probe):
-        return findings
-    out = []
-    for f in findings:
-        if f["code"] == "scale_factor":
-            f = dict(f, consequence_of="layer probe" if mask_in_layer_probe else phase)
-            f["detail"] = (f.get("detail", "").split("; likely cause")[0]
-                           + "; this follows from the ReLU mask bug: a unit dead on every offending row leaks a fixed share")
-            f["fix"] = FIXES["mask_mismatch"]
-        out.append(f)
-    return out

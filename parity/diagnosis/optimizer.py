@@ -25,7 +25,7 @@ from parity.settings.optimizer_registry import OptimizerSettings
 from parity.diagnosis.optimizer_variants import base_makers, replay, variants_for
 from parity.settings.tolerances import Tolerance
 
-__all__ = ["CODES", "Code", "FIXES", "Trajectory", "computes", "diagnose_optimizer", "first_parting", "largest_difference"]
+__all__ = ["CODES", "Code", "Trajectory", "computes", "diagnose_optimizer", "first_parting", "largest_difference"]
 
 
 
@@ -33,39 +33,24 @@ __all__ = ["CODES", "Code", "FIXES", "Trajectory", "computes", "diagnose_optimiz
 class Code:
     severity: str  # error | warning ("hyperparameter" is a warning while the trajectories still agree)
     meaning: str
-    fix: str
     new: bool = False  # added for optimizers (the rest are parity.diagnosis.mismatch's codes, used in the same sense)
 
 
+# What each code means here; what to try for it is parity.diagnosis.fixes's table (the "optimizer" rows).
 CODES = {
-    "sign_flip": Code("error", "the update moves the parameters the opposite way (a velocity of the wrong sign)",
-                      "subtract the step: v = momentum * v - lr * grad, then params[key] += v"),
-    "scale_factor": Code("error", "the steps are those of lr**2: the learning rate is applied twice",
-                         "multiply by lr once: the velocity already holds lr * grad, so add it as it is"),
-    "state_reset": Code("error", "the state is rebuilt on every update instead of carried between calls",
-                        "create the state once, under `if self.h is None:`, and keep it on self", True),
-    "first_update_only": Code("error", "only the first update changes the parameters",
-                              "update every parameter on every call; only creating the state belongs under "
-                              "`if self.v is None:`", True),
-    "shared_state": Code("error", "one state array serves every parameter",
-                         "keep one array per parameter: self.v[key] = np.zeros_like(val) for each key", True),
-    "bias_correction": Code("error", "Adam without its bias correction",
-                            "lr_t = lr * np.sqrt(1 - beta2**iter) / (1 - beta1**iter), iter counted from 1", True),
-    "epsilon_placement": Code("error", "epsilon somewhere other than the book's sqrt(h) + eps",
-                              "divide by (np.sqrt(h) + 1e-7): epsilon added to the root, inside the parentheses",
-                              True),
-    "hyperparameter": Code("error", "the class uses a value other than the run's (hard-coded)",
-                           "take the value from the constructor (lr=..., decay_rate=...) instead of hard-coding it",
-                           True),
-    "update_mismatch": Code("error", "the parameters part from Keras's for a cause no replay reproduces",
-                            "step your update by hand twice on one parameter and compare with the book's formula"),
+    "sign_flip": Code("error", "the update moves the parameters the opposite way (a velocity of the wrong sign)"),
+    "scale_factor": Code("error", "the steps are those of lr**2: the learning rate is applied twice"),
+    "state_reset": Code("error", "the state is rebuilt on every update instead of carried between calls", True),
+    "first_update_only": Code("error", "only the first update changes the parameters", True),
+    "shared_state": Code("error", "one state array serves every parameter", True),
+    "bias_correction": Code("error", "Adam without its bias correction", True),
+    "epsilon_placement": Code("error", "epsilon somewhere other than the book's sqrt(h) + eps", True),
+    "hyperparameter": Code("error", "the class uses a value other than the run's (hard-coded)", True),
+    "update_mismatch": Code("error", "the parameters part from Keras's for a cause no replay reproduces"),
     "convention": Code("warning", "a known formula (the book's, or the Adam paper's) that Keras's differs from by a "
-                       "convention no Keras argument changes", "nothing to fix: the convention is named, with "
-                       "its measured size"),
-    "state_mismatch": Code("warning", "the parameters agree at every step; the state the class exposes does not",
-                           "nothing to fix for the parameters; keep the state as the book does to compare it", True),
+                       "convention no Keras argument changes"),
+    "state_mismatch": Code("warning", "the parameters agree at every step; the state the class exposes does not", True),
 }
-FIXES = {code: c.fix for code, c in CODES.items()}
 
 
 @dataclass
@@ -154,8 +139,7 @@ class _Run:
     parted: str = ""  # the same, in words
 
     def finding(self, code: str, severity: str, message: str, **extra) -> dict:
-        return {**self.base, **self.where, "code": code, "severity": severity, "fix": FIXES[code],
-                "message": message, **extra}
+        return {**self.base, **self.where, "code": code, "severity": severity, "message": message, **extra}
 
     def user_is(self, make, grads=None, params=None) -> dict[str, np.ndarray] | None:
         """The replay of `make` on the learner's gradients (or `grads`), if it reproduces `params` (theirs)."""

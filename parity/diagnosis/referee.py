@@ -43,6 +43,9 @@ def referee(f, x: np.ndarray, ours: np.ndarray, theirs: np.ndarray, bad: np.ndar
         return "one-sided differences of your forward disagree there: a kink, where either answer may hold"
     if near(central, theirs)[judged].all():
         return "central differences of your forward agree with Keras: your backward is wrong"
+    if near(central, np.zeros_like(central))[judged].all():  # a forward that returns a constant agrees with a zero dx
+        return ("central differences of your forward are 0 there: your forward does not change with its input (it "
+                "returns a constant, such as all zeros), so they cannot judge your backward; fix the forward first")
     if np.shape(ours) == np.shape(central) and near(central, ours)[judged].all():
         return "central differences of your forward agree with your backward: your forward follows another convention"
     return "central differences of your forward agree with neither side: forward and backward are both off"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 
+from parity.compare.findings import Finding
+from parity.compare.root_causes import followers_text, root_causes
 from parity.report.html_tables import PHASES, dead_units_table, differences_table, esc, key_values, message, number
 
 __all__ = ["CAPTIONS", "group_findings", "render_html"]
@@ -95,23 +97,12 @@ def _phase_of(f: dict) -> str | None:
 
 
 def group_findings(findings: list[dict]) -> list[tuple[dict, list[dict]]]:
-    """(root, consequences) pairs: a finding marked `consequence_of` a phase goes under that phase's root
-    finding on the same quantity, else under the phase's first error; roots keep their order."""
-    roots = [f for f in findings if not f.get("consequence_of")]
-    groups = {id(r): [] for r in roots}
-    orphans: list[dict] = []
-    for f in findings:
-        if not f.get("consequence_of"):
-            continue
-        same_phase = [r for r in roots if _phase_of(r) == f["consequence_of"] and r.get("severity") == "error"]
-        home = next((r for r in same_phase if r.get("param") is not None and r.get("param") == f.get("param")),
-                    same_phase[0] if same_phase else None)
-        (groups[id(home)] if home is not None else orphans).append(f)
-    out = [(r, groups[id(r)]) for r in roots]
-    if orphans:
-        out.append(({"code": "consequences", "severity": "error", "message": "mismatches that follow from the "
-                     f"{orphans[0]['consequence_of']} phase"}, orphans))
-    return out
+    """(root, consequences) pairs of summary.json's findings, as parity.compare.root_causes groups them for the
+    terminal and assert_parity: each record is read back as a Finding (its phase from where it happened, for an
+    older summary without one), grouped, and handed back as the record it was."""
+    typed = [Finding.from_json({**f, "phase": _phase_of(f)}) for f in findings]
+    record = {id(t): f for t, f in zip(typed, findings)}
+    return [(record[id(root)], [record[id(c)] for c in follow]) for root, follow in root_causes(typed)]
 
 
 def _where(f: dict) -> str:
@@ -136,8 +127,8 @@ def _finding(f: dict, consequences: list[dict]) -> str:
     if f.get("fix"):
         out.append(f'<div class="fix"><b>Fix to try:</b> {esc(f["fix"])}</div>')
     if consequences:
-        out.append(f"<details><summary>{len(consequences)} later mismatch{'es' if len(consequences) > 1 else ''} "
-                   "that follow from this one</summary><ul>")
+        typed = [Finding.from_json({**c, "phase": _phase_of(c)}) for c in consequences]
+        out.append(f"<details><summary>{esc(followers_text(typed))}</summary><ul>")
         out += [f"<li><code>{esc(c.get('code', '?'))}</code> <span class=\"where\">{_where(c)}</span>: "
                 f"{message(c.get('message', ''))}</li>" for c in consequences]
         out.append("</ul></details>")
@@ -206,9 +197,7 @@ def _plots(images: dict[str, bytes]) -> str:
 def render_html(summary: dict, images: dict[str, bytes]) -> str:
     """The whole report as one HTML page: verdict, findings by root cause, dead units, differences, plots, setup."""
     s = summary
-    groups = group_findings(s.get("findings", []))
-    order = {"error": 0, "warning": 1, "info": 2}
-    groups.sort(key=lambda g: order.get(g[0].get("severity"), 3))  # stable: the run's order within a severity
+    groups = group_findings(s.get("findings", []))  # errors, then warnings, then info, each in the run's order
     title = f"keras-parity: {s.get('scenario', 'run')}, {s.get('dtype', '')}"
     body = [f"<h1>{esc(title)}</h1>", _verdict(s, groups), "<h2>Findings, by root cause</h2>"]
     notes = [g for g in groups if g[0].get("severity") == "info"]

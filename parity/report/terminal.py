@@ -7,8 +7,9 @@ from pathlib import Path
 
 from parity.compare.dead_units import unit_name
 from parity.compare.findings import Finding
+from parity.compare.root_causes import followers_text, root_causes
 
-__all__ = ["terminal_text", "root_causes", "scenario_using"]
+__all__ = ["terminal_text", "scenario_using"]
 
 FEW_UNITS = 4  # up to this many hidden units are named one by one; more are counted per layer
 _UNITS = {"probe": ("sample", "samples"), "batch": ("batch", "batches"), "stepping": ("step", "steps")}
@@ -28,44 +29,6 @@ def scenario_using(name: str) -> str | None:
         if name in ModelSpec(input_dim=1, layers=s.layers, loss=s.loss).classes():
             return scenario
     return None
-
-
-def _gradient_of(param: str | None) -> str | None:
-    """The probe quantity a later phase's finding repeats: a parameter after a step (W1) comes from its gradient (dW1)."""
-    if param and param[0] in "Wb" and param[1:].isdigit():
-        return "d" + param
-    return param
-
-
-def root_causes(findings: list[Finding], used: set[str]) -> list[tuple[Finding, list[Finding]]]:
-    """(root, its consequences) for every error and warning: a finding with `consequence_of` belongs to the
-    finding of that phase on the same quantity (else that phase's first error), followed up to a root."""
-    def origin(f: Finding, seen: int = 0) -> Finding | None:
-        phase = f.consequence_of
-        there = [g for g in findings if g.phase == phase and g is not f]
-        errors = [g for g in there if g.severity == "error"]
-        if phase == "layer probe":
-            errors = [g for g in errors if g.layer in used] or errors
-        same_quantity = [g for g in errors if g.param is not None and g.param == _gradient_of(f.param)]
-        same_code = [g for g in there if g.code == f.code]  # a convention warning, say
-        parent = (same_quantity or same_code or errors or [None])[0]
-        if parent is None or not parent.consequence_of or seen > 4:
-            return parent
-        return origin(parent, seen + 1)
-
-    roots = [f for f in findings if f.severity != "info" and not f.consequence_of]
-    followers: dict[int, list[Finding]] = {id(r): [] for r in roots}
-    for f in findings:
-        if f.consequence_of:
-            root = origin(f)
-            if root is None or id(root) not in followers:
-                roots.append(f)
-                followers[id(f)] = []
-            else:
-                followers[id(root)].append(f)
-    order = {"error": 0, "warning": 1}
-    roots.sort(key=lambda r: order.get(r.severity, 2))  # stable: within a severity, the pipeline's order
-    return [(r, followers[id(r)]) for r in roots]
 
 
 def _verdict(result) -> list[str]:
@@ -119,11 +82,7 @@ def _root_line(root: Finding, followers: list[Finding], used: set[str]) -> str:
         other = scenario_using(root.layer)
         line += f" (this run never uses {root.layer}" + (f"; --scenario {other} does)" if other else ")")
     if followers:
-        phases = {}
-        for f in followers:
-            phases[f.phase] = phases.get(f.phase, 0) + 1
-        line += (f" [+{len(followers)} finding{'s' * (len(followers) != 1)} that follow from it: "
-                 + ", ".join(f"{n} in {p}" for p, n in phases.items()) + "]")
+        line += f" [+{followers_text(followers)}]"
     if root.fix:
         line += f"; fix: {root.fix}"
     return line
@@ -217,7 +176,7 @@ def terminal_text(result, out: Path | None, files: list[str], verbose: bool = Fa
     if users:
         lines.append(f"your layers: {', '.join(users)}; reference: "
                      + (", ".join(n for n, w in result.layers.items() if w == "reference") or "none"))
-    groups = root_causes(result.findings, used)
+    groups = [(root, followers) for root, followers in root_causes(result.findings) if root.severity != "info"]
     if verbose:
         for root, followers in groups:
             for k, f in enumerate([root, *followers]):

@@ -24,7 +24,7 @@ def _import_error(source: str, exc: BaseException) -> ParityInputError:
         frames = traceback.extract_tb(exc.__traceback__)
         user = [f for f in frames if "importlib" not in f.filename] or frames
         where = f"{Path(user[-1].filename).name}, line {user[-1].lineno}" if user else source
-    message = first_line(exc)
+    message = exc.msg if isinstance(exc, SyntaxError) else first_line(exc)  # str(SyntaxError) repeats `where`
     return ParityInputError(f"{arg('layers')} {source} failed to import: {type(exc).__name__}: {message} ({where})")
 
 

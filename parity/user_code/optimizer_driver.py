@@ -26,10 +26,6 @@ from parity.book.optimizers import BOOK_EPSILON
 
 __all__ = ["find_optimizer_class", "optimizer_class_in", "constructor_arguments", "OptimizerDriver"]
 
-_FIX_RAISED = "the location above is where your optimizer's update raised; the book's update(params, grads) " \
-              "changes each params[key] in place"
-
-
 def find_optimizer_class(namespace, name: str, label: str) -> type:
     """The class for optimizer `name` (a registry name) in a namespace, its name matched case-insensitively."""
     info = OPTIMIZERS[name]
@@ -253,12 +249,9 @@ class OptimizerDriver:
         where = _user_frame(exc, self.cls) if exc is not None else ""
         if exc is not None:
             text = f"{name}.{method} raised {kind}: {first_line(exc)} ({where})"
-        severity = "warning" if code == "input_mutation" else "error"
-        fix = {"layer_error": _FIX_RAISED,
-               "shape_mismatch": "update each params[key] with an array of its own shape (grads[key] has it)",
-               "input_mutation": "compute into new arrays; leave grads[key] as it was given"}[code]
+        severity = "warning" if code == "input_mutation" else "error"  # fixes: parity.diagnosis.fixes
         self._failures[key] = {"code": code, "severity": severity, "layer": name, "method": method,
-                               "message": text, "where": where, "fix": fix, "step": step, "count": 1,
+                               "message": text, "where": where, "step": step, "count": 1,
                                "kind": kind, "later": {}}
 
     @property

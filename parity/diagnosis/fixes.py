@@ -1,0 +1,123 @@
+"""What to try, per finding code and what is at fault: the one table every finding's `fix` comes from.
+
+A code alone does not say what to change: a `batch_reduction` in a SoftmaxWithLoss is its softmax or its
+division by the batch size, in an Affine its sums over the batch; a `sign_flip` in a Momentum is its
+velocity, in a loss layer `t - y`. So the table is keyed by (code, subject), where the subject is the book
+class at fault ("Affine", "Relu", ...), the optimizer at fault ("momentum", ..., or "optimizer" for any of
+them), a phase with nothing to blame but itself ("fit"), or None for the code alone. `fix_for` tries the
+subjects it is given in order, then the code alone. A finding that follows from another one gets no fix of
+its own: `consequence_fix` points at the root's.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FIXES", "consequence_fix", "fix_for"]
+
+_AFFINE = "dW = np.dot(x.T, dout), db = np.sum(dout, axis=0), dx = np.dot(dout, W.T)"
+_SOFTMAX = ("the softmax must normalize each sample's row: np.exp(x - x.max(axis=-1, keepdims=True)) divided by "
+            "its sum over axis=-1 (keepdims=True), not by the sum over the whole batch")
+_VELOCITY = "subtract the step: v = momentum * v - lr * grad, then params[key] += v"
+
+FIXES: dict[tuple[str, str | None], str] = {
+    # What the comparison or a layer probe found, whatever the class.
+    ("forward_mismatch", None): "compare your forward with the layer's definition (bias added? activation applied?)",
+    ("gradient_mismatch", None): "re-derive this backward; compare it with central differences of your forward",
+    ("update_mismatch", None): "the parameters drift apart after the optimizer's steps: check that every parameter "
+                               "is updated, with its own gradient, on every step",
+    ("sign_flip", None): "the gradient has the wrong sign: use dy = y - t (not t - y) and subtract lr * grad",
+    ("scale_factor", None): "drop or add the constant factor named above (see its likely cause)",
+    ("shape_mismatch", None): "return dW with W's shape (in, out): dW = x.T @ dout, db = dout.sum(axis=0)",
+    ("mask_mismatch", None): "ReLU's backward must zero dout exactly where the forward input was <= 0: "
+                             "np.where(mask, 0, dout)",
+    ("batch_reduction", None): "a sum or mean over the batch axis differs from Keras's: Affine sums over the batch "
+                               "(db = np.sum(dout, axis=0)), the loss divides by the batch size once, and a softmax "
+                               "normalizes each row (axis=-1)",
+    ("kink", None): "nothing to fix: the pre-activation is within rounding of 0, where either side may round across",
+    ("zero_convention", None): "at exactly 0, TensorFlow's ReLU passes no gradient: use mask = x <= 0",
+    ("input_mutation", None): "return new arrays (np.where(mask, 0, dout)) instead of writing into the ones you are "
+                              "given",
+    ("layer_error", None): "the method and line named above are where your layer failed: make it run and return an "
+                           "array of the shape named",
+    ("label_form", None): "set [model] loss to the cross-entropy whose labels your class takes (categorical_crossentropy: "
+                          "one-hot, sparse_categorical_crossentropy: integers), or take both in forward, as the book's "
+                          "SoftmaxWithLoss does (t.size == y.size: one-hot; else integer labels)",
+    ("nan", None): "look for log(0), 0/0 or overflow in exp; the first sample named above is where it starts",
+    ("convention", None): "nothing to fix for float32; Keras computes the cross-entropy from the logits, without + 1e-7",
+    ("nan", "fit"): "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
+    # Affine: the sums over the batch live here, the division by the batch size does not.
+    ("forward_mismatch", "Affine"): "return np.dot(x, W) + b, with W of shape (in, out) as given (no transpose) and "
+                                    "b added to every row",
+    ("sign_flip", "Affine"): f"no minus sign in Affine's backward: {_AFFINE}",
+    ("scale_factor", "Affine"): f"no constant factor in Affine's backward: {_AFFINE}",
+    ("batch_reduction", "Affine"): "sum over the batch axis in Affine: db = np.sum(dout, axis=0), dW = np.dot(x.T, "
+                                   "dout); never divide by the batch size here (the loss does it, once)",
+    ("forward_mismatch", "Relu"): "return x where x > 0 and 0 elsewhere: np.where(x <= 0, 0, x), keeping the mask "
+                                  "for backward",
+    ("shape_mismatch", "Relu"): "return dx with dout's shape: np.where(self.mask, 0, dout)",
+    ("forward_mismatch", "Sigmoid"): "return 1 / (1 + np.exp(-x)), keeping the output for backward",
+    ("gradient_mismatch", "Sigmoid"): "the sigmoid's derivative is out * (1 - out): dx = dout * self.out * "
+                                      "(1.0 - self.out)",
+    ("shape_mismatch", "Sigmoid"): "return dx with dout's shape: dout * self.out * (1.0 - self.out)",
+    # The losses: what Keras computes is the mean over the batch, and nothing else.
+    ("forward_mismatch", "SoftmaxWithLoss"): f"the loss is the batch mean of -log softmax(x)[t]: {_SOFTMAX}; then "
+                                             "average the label's -log probability over the batch",
+    ("sign_flip", "SoftmaxWithLoss"): "dx = (y - t) / batch_size, with y the softmax (not t - y)",
+    ("scale_factor", "SoftmaxWithLoss"): "dx = (y - t) / batch_size: one division by the batch size, no other factor",
+    ("batch_reduction", "SoftmaxWithLoss"): f"in SoftmaxWithLoss, {_SOFTMAX}; and the loss and dx divide by the batch "
+                                            "size exactly once: dx = (y - t) / batch_size",
+    ("shape_mismatch", "SoftmaxWithLoss"): "return dx with the scores' shape (batch, classes): (y - t) / batch_size "
+                                           "with t one-hot",
+    ("forward_mismatch", "MeanSquaredError"): "Keras's mean squared error is np.mean((y - t)**2): over the batch and "
+                                              "the outputs, with no 1/2",
+    ("sign_flip", "MeanSquaredError"): "dy = 2 * (y - t) / y.size (not t - y)",
+    ("scale_factor", "MeanSquaredError"): "dy = 2 * (y - t) / y.size: Keras's mean squared error has no 1/2, and "
+                                          "divides by every entry once",
+    ("batch_reduction", "MeanSquaredError"): "average over the whole batch once: loss = np.mean((y - t)**2), "
+                                             "dy = 2 * (y - t) / y.size",
+    ("shape_mismatch", "MeanSquaredError"): "return dy with y's shape (batch, outputs): 2 * (y - t) / y.size",
+    # An optimizer class: what its update does to params (parity.diagnosis.optimizer names the cause by replay).
+    ("sign_flip", "optimizer"): "subtract the step: params[key] -= lr * grads[key] (divided by np.sqrt(h) + 1e-7 "
+                                "where the optimizer keeps h)",
+    ("sign_flip", "momentum"): _VELOCITY,
+    ("sign_flip", "nesterov"): _VELOCITY,
+    ("scale_factor", "optimizer"): "multiply by lr once: the step is lr times the gradient (scaled by the state), "
+                                   "not lr**2 times it",
+    ("scale_factor", "momentum"): "multiply by lr once: the velocity already holds lr * grad, so add it as it is",
+    ("scale_factor", "nesterov"): "multiply by lr once: the velocity already holds lr * grad, so add it as it is",
+    ("state_reset", "optimizer"): "create the state once, under `if self.h is None:`, and keep it on self",
+    ("first_update_only", "optimizer"): "update every parameter on every call; only creating the state belongs "
+                                        "under `if self.v is None:`",
+    ("shared_state", "optimizer"): "keep one array per parameter: self.v[key] = np.zeros_like(val) for each key",
+    ("bias_correction", "optimizer"): "lr_t = lr * np.sqrt(1 - beta2**iter) / (1 - beta1**iter), iter counted from 1",
+    ("epsilon_placement", "optimizer"): "divide by (np.sqrt(h) + 1e-7): epsilon added to the root, inside the "
+                                        "parentheses",
+    ("hyperparameter", "optimizer"): "take the value from the constructor (lr=..., decay_rate=...) instead of "
+                                     "hard-coding it",
+    ("update_mismatch", "optimizer"): "step your update by hand twice on one parameter and compare with the book's "
+                                      "formula",
+    ("convention", "optimizer"): "nothing to fix: the convention is named, with its measured size",
+    ("state_mismatch", "optimizer"): "nothing to fix for the parameters; keep the state as the book does to compare it",
+    ("layer_error", "optimizer"): "make update(params, grads) run at the line named: the book's update changes each "
+                                  "params[key] in place",
+    ("shape_mismatch", "optimizer"): "update each params[key] with an array of its own shape (grads[key] has it)",
+    ("input_mutation", "optimizer"): "compute into new arrays; leave grads[key] as it was given",
+}
+
+
+def fix_for(code: str, *subjects: str | None) -> str:
+    """The fix for `code` found on the first of `subjects` the table knows, else for the code alone ("" if none)."""
+    for subject in (*subjects, None):
+        if (code, subject) in FIXES:
+            return FIXES[(code, subject)]
+    return ""
+
+
+_FOUND = {"layer probe": "found by the layer probe", "probe": "found by the probe", "batch": "found by the batch probe",
+          "stepping": "found while stepping", "fit": "found in the fit"}
+
+
+def consequence_fix(code: str, phase: str | None, layer: str | None, fix: str) -> str:
+    """A consequence's fix: the root it follows from (its code, class and phase), and that root's fix."""
+    whose = f"{layer}'s {code}" if layer else f"the {code}"
+    there = f", {_FOUND[phase]}" if phase in _FOUND else ""
+    return f"follows from {whose}{there}; fix that: {fix}" if fix else f"follows from {whose}{there}"
