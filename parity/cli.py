@@ -1,7 +1,8 @@
 """`parity` command line: parse, call, render.
 
 Exit 0 parity holds, 1 it fails, 2 bad input (nothing written), 3 the report could not be written (a full
-disk, a permission taken away: the previous report is left as it was), 130 interrupted.
+disk, a permission taken away: the previous report is left as it was) or the tool could not finish (a
+grading cluster left with no worker: what was graded is kept), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from parity.cli_parser import parser as build_parser
 from parity.settings.config import resolve
-from parity.errors import ParityInputError, ReportWriteError
+from parity.errors import ParityInputError, ReportWriteError, ToolError
 from parity.keras_side.native_logs import native_logs_filtered
 from parity.report.folder import check_out, check_writable
 from parity.settings.scenarios import SCENARIOS
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except ParityInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ReportWriteError as exc:
+    except (ReportWriteError, ToolError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_WRITE
     except KeyboardInterrupt:

@@ -6,13 +6,15 @@ and the door that shows it spells that name its own way: a flag (`--batch-size`)
 line, a keyword (`batch_size=`) from Python. No module below a door knows which door called it.
 A ReportWriteError (a full disk, a permission taken away, any OSError while the report folder is
 written) is one `error:` line and exit 3 on the command line; the previous report is left as it was.
+A ToolError (keras-parity itself could not finish: a grading cluster left with no worker) is also one
+`error:` line and exit 3; what was finished is kept, and the message says where.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["ParityInputError", "ReportWriteError", "arg", "arg_given", "spelled", "first_line"]
+__all__ = ["ParityInputError", "ReportWriteError", "ToolError", "arg", "arg_given", "spelled", "first_line"]
 
 DOORS = ("cli", "python")
 _MARK = "\x1f"  # wraps a canonical name inside a message until a door spells it; never typed by a person
@@ -71,6 +73,11 @@ class ParityInputError(ValueError):
 
 class ReportWriteError(OSError):
     """The report folder could not be written: what failed and where; the previous report is intact."""
+
+
+class ToolError(RuntimeError):
+    """keras-parity itself could not finish (not the user's input, not their layers): what failed, and
+    what was kept of the work done so far."""
 
 
 def first_line(exc: BaseException, limit: int | None = None, empty: str = "") -> str:

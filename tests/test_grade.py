@@ -1,12 +1,14 @@
 """parity grade and parity sweep on Dask workers: planted submissions get the status and codes a single
 `parity check` gives; a hang, an exit and a memory hog cost their own limit, once, and nothing else.
 
-One scheduler and two worker processes, started here on 127.0.0.1 and reached with --scheduler, serve
-the module (as `dask scheduler` plus `dask worker --nthreads 1 --memory-limit 2GB` would, with Dask's
-default of retrying a task whose worker died); grade's own local cluster is tested on submissions
-that never need TensorFlow.
+No two grading runs share a cluster, so a run that kills workers can take no other test down with it.
+The planted class is graded on a scheduler and two worker processes started here on 127.0.0.1 and
+reached with --scheduler (as `dask scheduler` plus `dask worker --nthreads 1 --memory-limit 2GB` would,
+with Dask's default of retrying a task whose worker died); every other run starts grade's own local
+cluster. Dead workers, killed clusters and frozen ones: tests/test_grade_deadlines.py.
 """
 
+import contextlib
 import csv
 import json
 import logging
@@ -39,8 +41,9 @@ def planted_log(tmp_path_factory):
         os.environ["PARITY_PLANTED_LOG"] = before
 
 
-@pytest.fixture(scope="module")
-def cluster(planted_log):
+@contextlib.contextmanager
+def planted_cluster():
+    """A scheduler and two workers of its own for the planted class: three of its submissions kill their worker."""
     import dask
     from distributed import LocalCluster
 
@@ -55,8 +58,9 @@ def cluster(planted_log):
 
 
 @pytest.fixture(scope="module")
-def graded(cluster, planted_log, tmp_path_factory):
-    """The planted folder graded through the CLI on the test's cluster; rows, when each arrived, and the wall time."""
+def graded(planted_log, tmp_path_factory):
+    """The planted folder graded through the CLI on a cluster of its own, closed when the grading ends; rows,
+    when each arrived, and the wall time."""
     out = tmp_path_factory.mktemp("grade") / "book"
     arrivals = {}
     start = time.perf_counter()
@@ -68,8 +72,9 @@ def graded(cluster, planted_log, tmp_path_factory):
 
     bar, cli._submissions_bar = cli._submissions_bar, record
     try:
-        status = cli.main(["grade", str(SUBMISSIONS), "--out", str(out), "--scheduler", cluster.scheduler_address,
-                           "--timeout", str(TIMEOUT), "--no-plots"])
+        with planted_cluster() as cluster:
+            status = cli.main(["grade", str(SUBMISSIONS), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                               "--timeout", str(TIMEOUT), "--no-plots"])
     finally:
         cli._submissions_bar = bar
     wall = time.perf_counter() - start
@@ -185,19 +190,19 @@ LATE = {  # each dies at import, so no worker needs TensorFlow for them
 }
 
 
-def test_an_exit_noticed_late_is_crashed_and_hangs_are_timeouts(cluster, tmp_path, monkeypatch):
+def test_an_exit_noticed_late_is_crashed_and_hangs_are_timeouts(planted_log, tmp_path, monkeypatch):
     """Every death here is noticed an hour late, as far as the client's clock can tell: the fallback
     (did the time run out by the moment the death was noticed?) would read both as timeouts."""
     import types
 
-    from parity.grading import workers
+    from parity.grading import outcome
 
     late = types.SimpleNamespace(time=lambda: time.time() + 3600, monotonic=time.monotonic, sleep=time.sleep)
-    monkeypatch.setattr(workers, "time", late)
+    monkeypatch.setattr(outcome, "time", late)
     for name, (source, _, _) in LATE.items():
         (tmp_path / f"{name}.py").write_text(source)
-    status = cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "book"), "--scheduler",
-                       cluster.scheduler_address, "--timeout", "3", "--no-plots", "--quiet"])
+    status = cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "book"), "--workers", "2", "--memory-limit",
+                       "1GB", "--timeout", "3", "--no-plots", "--quiet"])
     assert status == 0
     rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "book" / "gradebook.csv", newline=""))}
     assert {name: rows[name]["status"] for name in LATE} == {name: want for name, (_, want, _) in LATE.items()}
@@ -217,15 +222,15 @@ class _Events:
 
 def _classified(exit_statuses=(), memory=(), nanny=True, watched=True):
     """How an item whose worker died reads when its death is noticed 100 s after it started, with a 2 s limit."""
+    from parity.grading.outcome import MEMORY_EVENT, classify
     from parity.grading.worker_exits import EXIT_TOPIC
-    from parity.grading.workers import MEMORY_EVENT, _classify
 
     started = {"event": "started", "worker": "tcp://127.0.0.1:1", "time": time.time() - 100, "used": 0.0,
                "memory_limit": 2**30, "host": "here", "pid": 41, "nanny": nanny}
     client = _Events(item=[started], **{EXIT_TOPIC: [{"host": "here", "pid": 41, "exitcode": c} for c in exit_statuses]
                                         + [{"host": "there", "pid": 41, "exitcode": 0}]},
                      **{MEMORY_EVENT: [{"worker": started["worker"], "pid": 41, "rss": 2**31} for _ in memory]})
-    return _classify(client, "item", 2.0, 0, watched)
+    return classify(client, "item", 2.0, 0, watched)
 
 
 @pytest.mark.parametrize("exitcode, status, said", [
@@ -241,11 +246,11 @@ def test_a_dead_workers_exit_status_decides_crashed_or_timeout_not_the_clock(exi
 
 
 def test_a_memory_kill_is_crashed_and_without_an_exit_status_the_clock_decides(monkeypatch):
-    from parity.grading import workers
+    from parity.grading import outcome
 
     assert "memory limit (1.00 GiB) with 2.00 GiB in use" in _classified([-15], memory=[1]).message
-    monkeypatch.setattr(workers, "EXIT_WAIT_S", 0.2)
-    monkeypatch.setattr(workers, "MEMORY_WAIT_S", 0.2)
+    monkeypatch.setattr(outcome, "EXIT_WAIT_S", 0.2)
+    monkeypatch.setattr(outcome, "MEMORY_WAIT_S", 0.2)
     # No nanny to tell, no plugin, or no word from it: the fallback reads a death noticed after the limit as a timeout.
     assert {_classified(nanny=False).status, _classified(watched=False).status, _classified().status} == {"timeout"}
 
@@ -323,9 +328,9 @@ def test_grade_starts_its_own_local_cluster_with_a_memory_limit(planted_log, tmp
     assert "memory limit (0.93 GiB)" in rows[1]["first_error"]
 
 
-def test_sweep_reports_false_alarms_and_tolerance_shares(cluster, tmp_path):
-    status = cli.main(["sweep", "--seeds", "3,4", "--out", str(tmp_path / "sweep"), "--scheduler",
-                       cluster.scheduler_address, "--quiet"])
+def test_sweep_reports_false_alarms_and_tolerance_shares(tmp_path):
+    status = cli.main(["sweep", "--seeds", "3,4", "--out", str(tmp_path / "sweep"), "--workers", "1",
+                       "--memory-limit", "2GB", "--quiet"])
     record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     rows = list(csv.DictReader(open(tmp_path / "sweep" / "sweep.csv", newline="")))
     assert status == 0

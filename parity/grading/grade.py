@@ -14,17 +14,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from parity.settings.config import RunConfig
-from parity.errors import ParityInputError
+from parity.errors import ParityInputError, ToolError
 
-__all__ = ["STATUSES", "PLOTS", "Submission", "Row", "Gradebook", "find_submissions", "grade", "grade_one"]
+__all__ = ["STATUSES", "NOT_GRADED", "PLOTS", "Submission", "Row", "Gradebook", "find_submissions", "grade", "grade_one"]
 
 STATUSES = ("pass", "fail", "bad_input", "timeout", "crashed")
+NOT_GRADED = "not_graded"  # only in a gradebook the cluster could not finish (exit 3): grade these again
 PLOTS = ("failing", "all", "none")  # which submissions' reports get the four plots (about 1 s each)
 COLUMNS = ("file", "status", "error_codes", "first_error", "fix", "warnings", "seconds", "report")
 RESERVED = {"gradebook.csv", "gradebook.html", "gradebook.json"}
@@ -42,7 +44,7 @@ class Row:
     """One submission's line in the gradebook."""
 
     file: str
-    status: str  # one of STATUSES
+    status: str  # one of STATUSES, or NOT_GRADED
     error_codes: tuple[str, ...] = ()  # the codes of its error findings, in order, each once
     first_error: str = ""  # the first error's message (the error line for bad_input; why, for timeout and crashed)
     fix: str = ""  # the first error's fix
@@ -61,10 +63,12 @@ class Gradebook:
     rows: list[Row]
     settings: dict = field(default_factory=dict)
     files: dict[str, list[str]] = field(default_factory=dict)  # report folder -> the files in it
+    error: str = ""  # why grading stopped before every submission was graded; "" when it finished
 
     @property
     def counts(self) -> dict[str, int]:
-        return {s: sum(r.status == s for r in self.rows) for s in STATUSES}
+        ungraded = sum(r.status == NOT_GRADED for r in self.rows)
+        return {s: sum(r.status == s for r in self.rows) for s in STATUSES} | ({NOT_GRADED: ungraded} if ungraded else {})
 
 
 # -- the boundary -------------------------------------------------------------------------------------
@@ -193,9 +197,9 @@ class _module_state:
     and helpers from its folder), so the next submission imports its own."""
 
     def __init__(self, folder: Path):
-        self.folder = str(folder.resolve()) + "/"
+        self.folder = str(folder.resolve()) + os.sep
         # Never what Python or its packages hold, even in a virtual environment inside that folder.
-        self.installed = tuple({str(Path(p).resolve()) + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+        self.installed = tuple({str(Path(p).resolve()) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
 
     def __enter__(self):
         self.path, self.modules = list(sys.path), set(sys.modules)
@@ -223,7 +227,8 @@ def grade(submissions: list[Submission], config: RunConfig, out: Path, *, timeou
           fmt: str = "csv", scheduler: str | None = None, workers: int | None = None,
           memory_limit: str | int | None = "auto", progress: Callable | None = None) -> Gradebook:
     """Check every submission in a worker; write out/ (gradebook.csv, .html, .json, one report folder
-    per submission that has one) whole, or nothing."""
+    per submission that has one) whole, or nothing. When the cluster cannot finish (ToolError), the
+    gradebook holds what was graded, the rest marked NOT_GRADED, and the ToolError is raised after it."""
     from parity.grading.gradebook_html import render_gradebook
     from parity.report.folder import atomic_folder
     from parity.grading.workers import cluster_client, run_all
@@ -235,19 +240,29 @@ def grade(submissions: list[Submission], config: RunConfig, out: Path, *, timeou
                 "plots": plots, "format": fmt, **({"scheduler": scheduler} if scheduler else
                                                   {"workers": workers, "memory_limit": memory_limit}),
                 "config": config.as_dict() | {"out": None}}
+    lost = None
     with cluster_client(scheduler, workers, memory_limit) as client, atomic_folder(out) as folder:
         done = run_all(client, grade_one, items, timeout)
-        for index, outcome in (progress(done, "grading", len(items)) if progress else done):
-            rows[index], files = _row(submissions[index], outcome)
-            if files:
-                (folder / submissions[index].folder).mkdir()
-                for name, data in files.items():
-                    (folder / submissions[index].folder / name).write_bytes(data)
-                written[submissions[index].folder] = sorted(files)
-        book = Gradebook(Path(out), rows, settings, written)
+        try:
+            for index, outcome in (progress(done, "grading", len(items)) if progress else done):
+                rows[index], files = _row(submissions[index], outcome)
+                if files:
+                    (folder / submissions[index].folder).mkdir()
+                    for name, data in files.items():
+                        (folder / submissions[index].folder / name).write_bytes(data)
+                    written[submissions[index].folder] = sorted(files)
+        except ToolError as exc:
+            lost = exc
+        rows = [row or Row(s.given, NOT_GRADED, first_error=f"not graded: {lost}") for row, s in zip(rows, submissions)]
+        book = Gradebook(Path(out), rows, settings, written, error=str(lost or ""))
         (folder / "gradebook.csv").write_text(gradebook_csv(book.rows), encoding="utf-8")
         (folder / "gradebook.json").write_text(json.dumps(gradebook_json(book), indent=2) + "\n", encoding="utf-8")
         (folder / "gradebook.html").write_text(render_gradebook(book), encoding="utf-8")
+    if lost is not None:
+        left = book.counts.get(NOT_GRADED, 0)
+        raise ToolError(f"{lost}; {len(rows) - left} of {len(rows)} submissions were graded and written to {out} "
+                        f"(the other {left} {'is' if left == 1 else 'are'} marked {NOT_GRADED} there: grade "
+                        f"{'it' if left == 1 else 'them'} again)") from None
     return book
 
 
@@ -264,5 +279,5 @@ def gradebook_json(book: Gradebook) -> dict:
     from parity.version import SCHEMA_VERSION, TOOL
 
     return {"tool": TOOL, "version": __version__, "schema_version": SCHEMA_VERSION, "kind": "gradebook",
-            "settings": book.settings, "counts": book.counts,
+            "settings": book.settings, "counts": book.counts, **({"error": book.error} if book.error else {}),
             "rows": [{**asdict(r), "error_codes": list(r.error_codes), "warnings": list(r.warnings)} for r in book.rows]}

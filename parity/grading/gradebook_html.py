@@ -18,6 +18,7 @@ COLORS = {  # status -> (row background, badge)
     "bad_input": ("#fff6e0", "#8a5a00"),
     "timeout": ("#e8f0fe", "#1a56b0"),
     "crashed": ("#f3e8fd", "#6b2fa0"),
+    "not_graded": ("#f1f1f1", "#555555"),
 }
 MEANING = {
     "pass": "parity holds (parity check exits 0)",
@@ -25,6 +26,7 @@ MEANING = {
     "bad_input": "the module cannot be imported or has none of the book's classes (parity check exits 2)",
     "timeout": "did not finish within the time limit; its worker was stopped",
     "crashed": "its worker process died (os._exit, an interpreter crash, past the memory limit)",
+    "not_graded": "the cluster stopped before it was graded (the page's first line says why): grade it again",
 }
 
 _CSS = """
@@ -42,6 +44,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .fix { color: #444; margin-top: .25em; }
 code { font-size: .95em; }
 .legend { color: #555; margin-top: 1.2em; font-size: .92em; }
+.incomplete { background: #fdecea; border-left: 4px solid #b3261e; padding: .5em .8em; margin-bottom: 1em; }
 """
 
 _SCRIPT = """
@@ -108,7 +111,8 @@ def render_gradebook(book) -> str:
             f'<td class="num">{i}</td><td><code>{escape(row.file)}</code></td><td>{_badge(row.status)}</td>'
             f'<td>{escape(", ".join(row.error_codes))}</td><td>{message}</td><td>{escape(", ".join(row.warnings))}</td>'
             f'<td class="num">{seconds}</td><td>{_links(row, book.files.get(row.report, []))}</td></tr>')
-    legend = "".join(f"<li>{_badge(st)} {escape(text)}</li>" for st, text in MEANING.items())
+    legend = "".join(f"<li>{_badge(st)} {escape(text)}</li>" for st, text in MEANING.items() if st in counts)
+    incomplete = f'<div class="incomplete"><b>Incomplete:</b> {escape(book.error)}</div>\n' if book.error else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -119,7 +123,7 @@ def render_gradebook(book) -> str:
 </head>
 <body>
 <h1>Gradebook: {len(book.rows)} submissions</h1>
-<div class="settings">{settings}</div>
+{incomplete}<div class="settings">{settings}</div>
 <div class="filters" role="group" aria-label="show">{''.join(buttons)} <span id="shown"></span></div>
 <table>
 <thead><tr><th>#</th><th>file</th><th>status</th><th>error codes</th><th>first error, and its fix</th><th>warnings</th>

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parity.settings.config import MAX_SEED, RunConfig, resolve
-from parity.errors import ParityInputError
+from parity.errors import ParityInputError, ToolError
 
 __all__ = ["parse_seeds", "parse_choices", "sweep_configs", "sweep_one", "sweep", "Sweep"]
 
 MAX_RUNS = 1_000_000
+NOT_RUN = "not_run"  # only in a sweep the cluster could not finish (exit 3)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -76,6 +77,7 @@ class Sweep:
     rows: list[dict]
     wall_seconds: float
     record: dict = field(default_factory=dict)  # sweep.json
+    error: str = ""  # why the sweep stopped before every run finished; "" when it finished
 
     @property
     def false_alarms(self) -> int:
@@ -90,25 +92,40 @@ class Sweep:
 def sweep(configs: list[RunConfig], out: Path, *, timeout: float, scheduler: str | None = None,
           workers: int | None = None, memory_limit: str | int | None = "auto",
           progress: Callable | None = None) -> Sweep:
-    """Run every configuration on the cluster; write out/sweep.csv and out/sweep.json whole, or nothing."""
+    """Run every configuration on the cluster; write out/sweep.csv and out/sweep.json whole, or nothing.
+    When the cluster cannot finish (ToolError), they hold the runs that finished, the rest NOT_RUN, and
+    the ToolError is raised after them."""
     from parity.report.folder import atomic_folder
     from parity.grading.workers import cluster_client, run_all
 
     start = time.perf_counter()
     rows: list[dict | None] = [None] * len(configs)
+    lost = None
     with cluster_client(scheduler, workers, memory_limit) as client, atomic_folder(out) as folder:
         done = run_all(client, sweep_one, configs, timeout)
-        for index, outcome in (progress(done, "sweeping", len(configs)) if progress else done):
-            c = configs[index]
-            head = {"scenario": c.scenario, "dtype": c.dtype, "seed": c.seed}
-            rows[index] = head | (outcome.value if outcome.status == "done" else
-                                  {"status": outcome.status, "error_codes": [], "warnings": [],
-                                   "tolerance_used": {}, "seconds": outcome.seconds, "message": outcome.message})
-        result = Sweep(rows, time.perf_counter() - start)
+        try:
+            for index, outcome in (progress(done, "sweeping", len(configs)) if progress else done):
+                rows[index] = _row(configs[index], outcome.value if outcome.status == "done" else
+                                   {"status": outcome.status, "seconds": outcome.seconds, "message": outcome.message})
+        except ToolError as exc:
+            lost = exc
+        rows = [row or _row(c, {"status": NOT_RUN, "message": f"not run: {lost}"}) for row, c in zip(rows, configs)]
+        result = Sweep(rows, time.perf_counter() - start, error=str(lost or ""))
         result.record = sweep_record(result, configs, timeout)
         (folder / "sweep.csv").write_text(sweep_csv(rows), encoding="utf-8")
         (folder / "sweep.json").write_text(json.dumps(result.record, indent=2) + "\n", encoding="utf-8")
+    if lost is not None:
+        finished = sum(r["status"] != NOT_RUN for r in rows)
+        left = len(rows) - finished
+        raise ToolError(f"{lost}; {finished} of {len(rows)} runs finished and were written to {out} (the other "
+                        f"{left} {'is' if left == 1 else 'are'} marked {NOT_RUN} there)") from None
     return result
+
+
+def _row(config: RunConfig, cells: dict) -> dict:
+    """One run's row: its configuration, then what became of it."""
+    return {"scenario": config.scenario, "dtype": config.dtype, "seed": config.seed, "error_codes": [], "warnings": [],
+            "tolerance_used": {}, "seconds": None} | cells
 
 
 def _largest(rows: list[dict]) -> dict:
@@ -128,11 +145,12 @@ def sweep_record(result: Sweep, configs: list[RunConfig], timeout: float) -> dic
     from parity.settings.tolerances import tolerance_for
 
     rows = result.rows
-    statuses = ("pass", "fail", "timeout", "crashed")
+    statuses = ("pass", "fail", "timeout", "crashed") + ((NOT_RUN,) if result.error else ())
     used = _largest(rows)
     seeds = sorted({c.seed for c in configs})
     return {
         "tool": TOOL, "version": __version__, "schema_version": SCHEMA_VERSION, "kind": "sweep",
+        **({"error": result.error} if result.error else {}),
         "runs": len(rows), "seeds": {"count": len(seeds), "first": seeds[0], "last": seeds[-1]},
         "scenarios": list(dict.fromkeys(c.scenario for c in configs)),
         "dtypes": list(dict.fromkeys(c.dtype for c in configs)),

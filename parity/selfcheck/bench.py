@@ -12,7 +12,6 @@ graded submission.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,16 @@ FLOORS = {
     "recheck_s": 0.5,
     "grade_extra_submission_s": 0.5,
 }
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MB; None where the platform has no `resource` (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -108,7 +117,7 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
                   "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
         "stepping": {"steps": steps, "steps_per_s": step_rate, "eager_steps": eager_steps,
                      "eager_steps_per_s": eager_step_rate, "speedup": step_rate / eager_step_rate},
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -128,17 +137,21 @@ def _recheck() -> dict:
     return {"first_check_s": first, "recheck_s": _best(edited)}
 
 
-def _command(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one `parity` command in a fresh process."""
-    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-            "rc = subprocess.run(sys.argv[1:]).returncode; "
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rc)")
+def _command(args: list[str]) -> tuple[float, float | None]:
+    """(wall seconds, peak RSS in MB) of one `parity` command in a fresh process; the RSS is None where the
+    platform has no `resource` module (Windows): that floor is then not measured."""
+    code = ("import subprocess, sys, time; t = time.perf_counter(); "
+            "rc = subprocess.run(sys.argv[1:]).returncode; wall = time.perf_counter() - t\n"
+            "try:\n    import resource\nexcept ImportError:\n    rss = float('nan')\n"
+            "else:\n    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / "
+            "(2**20 if sys.platform == 'darwin' else 1024)\n"
+            "print(wall, rss, rc)")
     done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "parity.cli", *args],
                           capture_output=True, text=True, check=True)
     wall, rss, rc = done.stdout.split()
     if rc not in ("0", "1"):
         raise RuntimeError(f"parity {' '.join(args)} exited {rc}")
-    return float(wall), float(rss)
+    return float(wall), None if rss == "nan" else float(rss)
 
 
 # The libraries a default run loads, imported under the `parity` process's collection policy: the baseline
