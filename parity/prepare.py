@@ -58,6 +58,9 @@ def prepare(config: RunConfig) -> Prepared:
         input_dim, weights = spec["input_dim"], recording.saved_weights()
         layers = tuple(DenseSpec(layer["units"], layer["activation"]) for layer in spec["layers"])
     elif config.model_path is not None and config.layers is None:
+        from parity.keras_side.reference import keras_backend
+
+        keras_backend()  # an install without TensorFlow says so, as one line
         from parity.keras_side.saved_model import load_dense_chain
 
         input_dim, layers, weights = load_dense_chain(config.model_path)

@@ -9,6 +9,7 @@ out as a copy: nothing a caller or a user's class does to its arrays can reach w
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -23,9 +24,10 @@ _CACHE: OrderedDict = OrderedDict()
 
 def _backend():
     """keras and tf, imported on the first computation (a recorded check never gets here)."""
-    from parity.keras_side.backend import keras, tf
+    from parity.keras_side.reference import keras_backend
 
-    return keras, tf
+    backend = keras_backend()
+    return backend.keras, backend.tf
 
 
 def clear_cache() -> None:
@@ -35,7 +37,7 @@ def clear_cache() -> None:
 
 def _cached(what: tuple, inputs: tuple[np.ndarray, ...], compute: Callable[[], tuple]) -> tuple[np.ndarray, ...]:
     """compute()'s arrays for these exact inputs: from Keras the first time, then copies of the kept ones."""
-    from parity.keras_side.backend import keras  # its settings are part of the key; computing goes through _backend
+    keras = sys.modules["keras"] if sys.modules.get("keras") else _backend()[0]  # its settings are part of the key
 
     key = (what, keras.config.floatx(), keras.config.dtype_policy().name,
            *((a.dtype.str, a.shape, a.tobytes()) for a in map(np.ascontiguousarray, inputs)))

@@ -19,7 +19,7 @@ from parity.settings.spec import ModelSpec
 if TYPE_CHECKING:
     from parity.prepare import Prepared
 
-__all__ = ["KerasReference", "keras_reference", "reference_for", "clear_cache", "targets"]
+__all__ = ["KerasReference", "keras_reference", "reference_for", "clear_cache", "targets", "keras_backend"]
 
 REFERENCES_KEPT = 8  # Keras sides kept per process: each holds its data and traces (a few MB at the default size)
 
@@ -90,11 +90,25 @@ def targets(spec: ModelSpec, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np.
     return y.astype(dtype), y.astype(dtype)
 
 
+def keras_backend():
+    """keras_side.backend, which imports TensorFlow and Keras; where they cannot be imported (an install without
+    them, for recorded checks), a ParityInputError that says how to check without them."""
+    try:
+        from parity.keras_side import backend
+    except ImportError as exc:
+        from parity.errors import ParityInputError, arg_given, first_line
+
+        raise ParityInputError(f"TensorFlow and Keras cannot be imported here ({first_line(exc, 100)}), and this "
+                               f"needs them: check with {arg_given('reference', 'FILE')}, a Keras side recorded where they are "
+                               "(`parity record --out FILE`; shipped: seed-float32, ...), or install tensorflow") from None
+    return backend
+
+
 def keras_reference(prepared: Prepared) -> KerasReference:
     """Fit (or load) the Keras model and compute Keras's stepping and batch phases; the probe comes per chunk.
 
     The fit and the stepping both use the run's Keras optimizer (keras_optimizers.build_keras_optimizer)."""
-    from parity.keras_side import backend  # TensorFlow loads here, not when the CLI parses its flags
+    backend = keras_backend()  # TensorFlow loads here, not when the CLI parses its flags
     from parity.keras_side import model as keras_model
     from parity.keras_side import side as keras_side
     from parity.keras_side.optimizers import build_record
@@ -150,8 +164,7 @@ def reference_for(prepared):
     key = _reference_key(prepared)
     if key in _REFERENCES:
         _REFERENCES.move_to_end(key)
-        from parity.keras_side import backend
-
+        backend = keras_backend()
         backend.configure(prepared.config.dtype, prepared.config.seed)  # floatx for its compiled calls
         return _REFERENCES[key]
     reference = keras_reference(prepared)
