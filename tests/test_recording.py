@@ -212,3 +212,12 @@ def pipeline_spec():
     from parity.prepare import prepare
 
     return prepare(resolve({})).spec
+
+
+def test_a_probe_recorded_in_chunks_is_read_back_in_the_same_chunks(tmp_path):
+    settings = {"samples": 270_000, "train": 160, "epochs": 1}  # two probe chunks for the seed model
+    path = tmp_path / "big.npz"
+    record(resolve(settings), path)
+    live, from_file = _both(None, path, **settings)
+    assert live.result.probe is None and from_file.result.probe is None  # compared chunk by chunk, both
+    _same(live, from_file)

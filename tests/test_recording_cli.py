@@ -210,3 +210,29 @@ def test_grade_with_a_reference_never_loads_tensorflow_in_its_workers(tmp_path):
     assert set(seen.read_text().split()) == {"False"}  # the worker ran the layers, and never had TensorFlow
     for name in ("spy", "buggy_relu"):
         assert json.loads((out / name / "summary.json").read_text())["keras_side"]["recording"] == "seed-float32"
+
+
+def test_a_saved_model_and_a_data_file_are_recorded_and_not_read_again(tmp_path, capsys):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1)])
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    rows = "".join(f"{float(a)!r},{float(b)!r},{float(0.5 * a - b)!r}\n" for a, b in x)
+    (tmp_path / "d.csv").write_text("x0,x1,y\n" + rows)
+    settings = {"model_path": tmp_path / "m.keras", "data_path": tmp_path / "d.csv", "dtype": "float64"}
+    recording = tmp_path / "model.npz"
+    assert cli.main(["record", "--model", str(settings["model_path"]), "--data", str(settings["data_path"]),
+                     "--dtype", "float64", "--out", str(recording)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"recorded: {recording} (") and ", float64, 40 samples (32 train), 0 epochs," in said
+    live = _live(tmp_path, None, **settings)
+    (tmp_path / "m.keras").rename(tmp_path / "gone.keras")  # a recorded check reads neither file
+    (tmp_path / "d.csv").rename(tmp_path / "gone.csv")
+    done = parity_without_tensorflow("run", "--reference", recording, "--no-plots", "--out", tmp_path / "recorded")
+    assert done.returncode == 0, done.stdout + done.stderr
+    recorded = _summary(tmp_path / "recorded")
+    assert recorded.pop("keras_side")["source"] == "recorded" and live.pop("keras_side")["source"] == "computed"
+    assert recorded == live
+    assert recorded["model"]["source"] == str(tmp_path / "m.keras")
