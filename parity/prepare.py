@@ -180,6 +180,8 @@ def resolve_recorded(flags: dict, config_path: Path | None, reference) -> RunCon
         if name == "optimizer":  # its lr is the run's lr, compared on its own
             ours, theirs = ({"name": d["name"], "hyperparameters": {k: v for k, v in d["hyperparameters"].items()
                                                                      if k != "lr"}} for d in (ours, theirs))
+        if name in ("data_path", "model_path") and None not in (ours, theirs):
+            ours, theirs = (str(Path(p).resolve()) for p in (ours, theirs))  # one file, however it is spelled
         if ours == theirs or (name in ("samples", "train") and ours is None):
             continue
         shown = _shown(name, ours, theirs)

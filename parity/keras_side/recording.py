@@ -123,7 +123,8 @@ class Recording:
         return self.meta["config"]
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.arrays["data/x"], self.arrays["data/y"]
+        """Copies, as prepare generates fresh data for each run: what a user's class writes stays in its run."""
+        return self.arrays["data/x"].copy(), self.arrays["data/y"].copy()
 
     def saved_weights(self) -> list[np.ndarray] | None:
         """A saved model's starting weights ([kernel, bias, ...]); None when Keras initialized them."""
@@ -220,23 +221,50 @@ def _read(path: Path, name: str) -> tuple[dict, dict[str, np.ndarray]]:
     digests = meta.get("digests")
     if not isinstance(digests, dict) or set(digests) != set(arrays):
         raise _refused(name, "is corrupt: its arrays are not the ones its metadata lists")
+    lacking = _lacking(meta, arrays)
+    if lacking:
+        raise _refused(name, f"is corrupt: it has no {lacking}")
     for key, value in arrays.items():
         if value.dtype.kind not in "fiub" or digest(value) != digests[key]:
             raise _refused(name, f"is corrupt: {key} does not match its recorded digest")
     return meta, arrays
 
 
+# What a check reads from a recording's metadata, besides its digests.
+REQUIRED = ("keras_parity", "recorded_at", "keras", "tensorflow", "numpy", "python", "platform", "processor",
+            "op_determinism", "environment", "config", "fingerprint", "config_hash", "spec", "fitted", "saved_weights",
+            "batch", "optimizer", "vectorized_map_fallback", "layer_probes")
+
+
+def _lacking(meta: dict, arrays: dict) -> str | None:
+    """The first thing a check would read from the recording that it does not hold; None when it holds all."""
+    for key in REQUIRED:
+        if key not in meta:
+            return f"{key} in its metadata"
+    try:
+        needed = ["data/x", "data/y", *(f"{phase}/{q}" for phase in ("probe", "stepping") for q in ("pred", "loss", "dx")),
+                  *(f"fitted/{n}" for n in meta["fitted"]), *(f"saved/{i}" for i in range(meta["saved_weights"] or 0)),
+                  *(f"layers/{i}/{part}/{j}" for i, e in enumerate(meta["layer_probes"])
+                    for part in ("in", "out") for j in range(e["inputs" if part == "in" else "outputs"]))]
+    except (TypeError, KeyError, AttributeError):
+        return "readable list of its arrays in its metadata"
+    return next((key for key in needed if key not in arrays), None)
+
+
 _OPENED: dict[tuple, Recording] = {}
+KEPT = 8  # recordings kept read per process (a grader's worker reads one; each holds a few MB at most)
 
 
 def open_recording(given) -> Recording:
     """The recording `given` names (a path, or a shipped recording's name), read once per process and file version."""
     path = _locate(given)
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    key = (str(given), str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _OPENED:
         meta, arrays = _read(path, str(given))
         _OPENED[key] = Recording(path, str(given), meta, arrays)
+        while len(_OPENED) > KEPT:
+            del _OPENED[next(iter(_OPENED))]
     return _OPENED[key]
 
 
