@@ -184,9 +184,10 @@ def resolve_recorded(flags: dict, config_path: Path | None, reference) -> RunCon
             ours, theirs = (str(Path(p).resolve()) for p in (ours, theirs))  # one file, however it is spelled
         if ours == theirs or (name in ("samples", "train") and ours is None):
             continue
-        shown = _shown(name, ours, theirs)
-        where = arg_given(name, shown) if name in flags and flags[name] is not None else (
-            f"{config_path.name}'s {name} {shown}" if name in in_file else f"{name} {shown}")
+        shown, given = _shown(name, ours, theirs), name in said
+        where = arg_given(name, shown) if flags.get(name) is not None else (
+            f"{config_path.name}'s {name} {shown}" if name in in_file else f"the scenario's {name} {shown}")
+        fix = "leave it out, or record again with it" if given else f"give the {arg('config_path')} file it was recorded with"
         raise ParityInputError(f"{where} contradicts {arg_given('reference', recording.name)}, recorded with "
-                               f"{name} {_shown(name, theirs, ours)}: leave it out, or record again with it")
+                               f"{name} {_shown(name, theirs, ours)}: {fix}")
     return config
