@@ -58,13 +58,14 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
 
 
 OPTIONS = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
-           "config", "out", "plots", "all_gradients", "format")
+           "config", "out", "plots", "all_gradients", "format", "reference")
 
 
 def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = None, seed: int | None = None,
           data_seed: int | None = None, samples: int | None = None, train: int | None = None, epochs: int | None = None, lr: float | None = None,
           optimizer=None, batch_size: int | None = None, model=None, data=None, config=None, out=None,
-          plots: bool | None = None, all_gradients: bool | None = None, format: str = "csv", **classes) -> Report:
+          plots: bool | None = None, all_gradients: bool | None = None, format: str = "csv", reference=None,
+          **classes) -> Report:
     """Compare your layers with Keras, sample by sample; returns a Report (nothing is written unless out= is given).
 
     `layers`: a module, a .py path, a dotted module name, a dict or a namespace such as `globals()`;
@@ -73,11 +74,12 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     given by name: `parity.check(Affine=Affine, Relu=Relu, Adam=MyAdam, optimizer="adam")`.
     `optimizer`: a name (`"adam"`) or a dict of the name and the book's hyperparameters
     (`{"name": "rmsprop", "lr": 0.01, "decay_rate": 0.9}`). The other keywords mean what the
-    `parity check` flags mean and have the same defaults.
+    `parity check` flags mean and have the same defaults. `reference`: a recording (`parity record --out FILE`, or a
+    shipped name such as "seed-float32") to compare with instead of computing the Keras side: no TensorFlow.
     """
     from parity.pipeline import ReportFolder
     from parity.pipeline import check as pipeline_check
-    from parity.settings.config import resolve
+    from parity.prepare import resolve_recorded
     from parity.user_code.loader import load
 
     options = dict(scenario=scenario, dtype=dtype, seed=seed, data_seed=data_seed, samples=samples, train=train,
@@ -87,8 +89,11 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
         if format not in FORMATS:
             raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")
         flags, config_path = _settings(options)
+        if reference is not None and not isinstance(reference, (str, os.PathLike)):
+            raise ParityInputError(f"reference= must be a path or a shipped recording's name (received: "
+                                   f"{_received(reference)})")
         user = load(layers, classes, OPTIONS)
-        run_config = resolve(flags, config_path)
+        run_config = resolve_recorded(flags, config_path, None if reference is None else os.fspath(reference))
         report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
     except ParityInputError as exc:
         raise exc.for_door("python")  # every message names keywords (seed=), not flags (--seed)

@@ -44,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         return _grade(args)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "record":
+        return _record(args)
     from parity.report.plot_worker import PlotWorker
 
     # Started first, so that its imports overlap TensorFlow's: it draws its share of the pictures at the end.
@@ -58,12 +60,13 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace, worker) -> int:
     """`run` and `check`: one pipeline call, then the terminal summary."""
     from parity.pipeline import ReportFolder, check
+    from parity.prepare import resolve_recorded
     from parity.user_code.loader import load
 
     # The user's code is imported before any other work.
     user = load(args.layers) if args.command == "check" else None
     flags = _flags(args)
-    config = resolve(flags, args.config)
+    config = resolve_recorded(flags, args.config, args.reference)
     if config.out is not None:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
     report = check(user, config, folder=ReportFolder(args.format, worker),
@@ -126,13 +129,13 @@ def _required_out(args: argparse.Namespace, what: str) -> Path:
 
 def _grade(args: argparse.Namespace) -> int:
     from parity.grading.grade import find_submissions, grade
-    from parity.prepare import prepare
+    from parity.prepare import prepare, resolve_recorded
 
     submissions = find_submissions(args.submissions)
     if args.no_plots and args.all_plots:
         raise ParityInputError("--no-plots and --all-plots contradict each other; give one of them")
     flags = _flags(args) | {"out": None}
-    config = resolve(flags, args.config)
+    config = resolve_recorded(flags, args.config, args.reference)
     out = _required_out(args, "gradebook")
     cluster = _cluster(args)
     prepare(config)  # the data file and the saved model, read before any worker starts
@@ -182,6 +185,22 @@ def _sweep(args: argparse.Namespace) -> int:
     return EXIT_PASS if result.clean else EXIT_FAIL
 
 
+def _record(args: argparse.Namespace) -> int:
+    """`record --out FILE`: write the Keras side of the run options' configuration; `record --verify FILE`: recompute it."""
+    from parity import record
+
+    record.check_options(args)
+    if args.verify is not None:
+        outcome = record.verify(str(args.verify))
+        if not args.quiet:
+            print(outcome.text(args.verify))
+        return EXIT_PASS if outcome.holds else EXIT_FAIL
+    meta = record.record(resolve(_flags(args) | {"out": None}, args.config), args.out)
+    if not args.quiet:
+        print(record.written(meta, args.out))
+    return EXIT_PASS
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1000 or not 200 <= args.steps <= args.samples:
         raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
@@ -218,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:  # `parity` alone: what it can do, and exit 2 as for any incomplete command
             parser.print_help(sys.stderr)
-            print("error: choose a command: run, check, selftest, bench, grade or sweep", file=sys.stderr)
+            print("error: choose a command: run, check, record, selftest, bench, grade or sweep", file=sys.stderr)
             return EXIT_USAGE
         with native_logs_filtered():
             return _run(args)

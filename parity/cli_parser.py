@@ -40,12 +40,21 @@ def parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = commands.add_parser("run", allow_abbrev=False, help="train the Keras model, copy its weights into the NumPy stack, compare both")
     _run_options(run)
+    _reference_option(run)
     check = commands.add_parser("check", allow_abbrev=False, help="the same comparison with your own layers, and the cause of each mismatch")
     check.add_argument("--layers", required=True, help="your layers: a .py file or a dotted module name "
                        "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the "
                        "reference), and your optimizer: the class of --optimizer's name (SGD, Momentum, Nesterov, "
                        "AdaGrad, RMSprop, Adam), else the book's")
     _run_options(check)
+    _reference_option(check)
+    record = commands.add_parser("record", allow_abbrev=False, help="compute a configuration's Keras side with Keras and "
+                                 "write it to one file, with its provenance; later checks --reference it without TensorFlow")
+    _run_options(record)
+    _describe(record, "out", "the recording to write: a .npz file (an earlier recording there is replaced)")
+    _describe(record, "quiet", "print nothing; the exit status says whether it was written (or, with --verify, holds)")
+    record.add_argument("--verify", type=Path, metavar="FILE", help="compute FILE's configuration again with the "
+                        "installed Keras and compare within the dtype's tolerance: exit 0 when it holds, 1 when it moved")
     selftest = commands.add_parser("selftest", allow_abbrev=False, help="plant known bugs in the reference layers; each must be caught")
     selftest.add_argument("--quiet", action="store_true", help="print nothing; the exit status is the verdict")
     bench = commands.add_parser("bench", allow_abbrev=False, help="measure the speed floors side by side; writes OUT/bench.json")
@@ -61,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help=".py files, or folders of them "
                        "(the .py files directly inside)")
     _run_options(grade)
+    _reference_option(grade)
     _describe(grade, "out", "the gradebook folder (required): gradebook.csv, gradebook.html, gradebook.json and a "
               "report folder per submission")
     _describe(grade, "no_plots", "draw no plots in any report (default: plots only for failing submissions)")
@@ -83,6 +93,12 @@ def parser() -> argparse.ArgumentParser:
 def _describe(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
     """A shared option's help as one command means it."""
     next(a for a in parser._actions if a.dest == dest).help = text
+
+
+def _reference_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reference", metavar="FILE", help="compare with a recorded Keras side (`parity record`; or a "
+                        "shipped one: seed-float32, ...) instead of computing it: no TensorFlow is imported; the "
+                        "options it was recorded with are its defaults, and one that contradicts it is an error")
 
 
 def _cluster_options(parser: argparse.ArgumentParser) -> None:

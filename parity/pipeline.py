@@ -3,7 +3,8 @@
 The CLI (`run`, `check`), the Python API, the pytest helper, `selftest`, `bench` and `grade` all
 call `check`; a door only translates its inputs and renders the Report. Steps, in order: prepare
 the data and architecture (the boundary: bad input raises ParityInputError before any work), the
-Keras side (cached in the process per resolved configuration, the run's optimizer included), each
+Keras side (cached in the process per resolved configuration, the run's optimizer included; or read from the
+recording `config.reference` names, without TensorFlow), each
 user class alone against Keras (the layer probes), the comparison (stepping with the user's optimizer
 class when they gave one), and the report folder when the door asked for one (a ReportFolder).
 """
@@ -55,15 +56,18 @@ def _optimizer(user: UserCode | None, config: RunConfig):
     return run_optimizer(user.classes, config.optimizer, user.source, arg_given("layers", user.source))
 
 
-def _layer_probes(user: UserCode | None, spec) -> tuple[dict | None, list[dict], dict | None]:
-    """(the user's layer classes, what probing each alone against Keras found, whose class plays each book layer)."""
+def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list[dict], dict | None]:
+    """(the user's layer classes, what probing each alone against Keras found, whose class plays each book layer).
+
+    Keras answers the probes, or the run's recording does for it."""
     if user is None or not user.layers:
         return None, [], None
     from parity.book import layers as reference_layers
     from parity.compare.layer_probes import probe_layers
 
     full = {**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **user.layers}
-    return user.layers, probe_layers(full, list(user.names or user.layers), spec.loss), user.whose()
+    keras = prepared.recording.layers() if prepared.recording is not None else None
+    return user.layers, probe_layers(full, list(user.names or user.layers), prepared.spec.loss, keras), user.whose()
 
 
 def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | None = None,
@@ -86,7 +90,7 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
         if folder is not None:
             check_out(folder.place(config))
         reference = reference_for(prepared)
-        kit, found, whose = _layer_probes(user, prepared.spec)
+        kit, found, whose = _layer_probes(user, prepared)
         if folder is None:
             result = compare_numpy(prepared, reference, kit, found, whose, progress=progress, optimizer=optimizer)
             return Report(result, prepared.data)

@@ -1,21 +1,26 @@
-"""Turn a validated configuration into what a run needs: data, architecture, starting weights.
+"""Turn a validated configuration into what a run needs: data, architecture, starting weights, and the
+recorded Keras side when the run names one.
 
-This is the boundary: data files and saved models are read and checked here, before any report
-folder is touched, and every problem is a ParityInputError.
+This is the boundary: data files, saved models and recordings are read and checked here, before any
+report folder is touched, and every problem is a ParityInputError. A recording brings its own data and
+saved weights, so a recorded check reads neither file and never imports TensorFlow.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from parity.settings.config import RunConfig, with_defaults
 from parity.settings.data import Dataset, blobs_data, linear_data, load_csv
 from parity.errors import ParityInputError, arg
-from parity.settings.spec import ModelSpec
+from parity.settings.spec import DenseSpec, ModelSpec
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "prepare", "fingerprint"]
 
 
 @dataclass
@@ -24,6 +29,7 @@ class Prepared:
     spec: ModelSpec
     data: Dataset
     weights: list[np.ndarray] | None  # a saved model's [kernel, bias, ...]; None: Keras initializes
+    recording: object = None  # keras_side.recording.Recording: the Keras side, recorded; None: computed
 
 
 def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -41,8 +47,20 @@ def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarra
 
 
 def prepare(config: RunConfig) -> Prepared:
+    recording = None
+    if config.reference is not None:
+        from parity.keras_side.recording import open_recording
+
+        recording = open_recording(config.reference)
     weights = None
-    if config.model_path is not None and config.layers is None:
+    if config.model_path is not None and config.layers is None and recording is not None:
+        spec = recording.meta["spec"]  # the saved model as recorded: no Keras needed to read it again
+        input_dim, weights = spec["input_dim"], recording.saved_weights()
+        layers = tuple(DenseSpec(layer["units"], layer["activation"]) for layer in spec["layers"])
+    elif config.model_path is not None and config.layers is None:
+        from parity.keras_side.reference import keras_backend
+
+        keras_backend()  # an install without TensorFlow says so, as one line
         from parity.keras_side.saved_model import load_dense_chain
 
         input_dim, layers, weights = load_dense_chain(config.model_path)
@@ -52,7 +70,7 @@ def prepare(config: RunConfig) -> Prepared:
     if config.model_path is not None and loss == "mean_squared_error" and layers[-1].activation == "softmax":
         loss = "sparse_categorical_crossentropy"  # a saved classifier: integer labels unless told otherwise
     sparse = loss == "sparse_categorical_crossentropy"
-    x, y = _data(config, sparse)
+    x, y = recording.data() if recording is not None else _data(config, sparse)
     spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss)
     problems = spec.problems()
     if problems:
@@ -71,4 +89,105 @@ def prepare(config: RunConfig) -> Prepared:
     elif spec.output_dim != y.shape[1]:
         raise ParityInputError(f"the model outputs {spec.output_dim} values but the data have {y.shape[1]} target columns")
     config = with_defaults(config, len(x))
-    return Prepared(config, spec, Dataset(x=x, y=y, train=config.train), weights)
+    prepared = Prepared(config, spec, Dataset(x=x, y=y, train=config.train), weights, recording)
+    if recording is not None:
+        _check_recording(prepared)
+    return prepared
+
+
+def fingerprint(prepared: Prepared) -> tuple[dict, str]:
+    """(what the Keras side depends on, its sha256): the settings that reach Keras, the architecture, and the
+    data and saved weights by digest; never the NumPy classes, the report or the tolerances."""
+    from parity.keras_side.recording import digest
+
+    c = prepared.config.as_dict()
+    fixed = {key: c[key] for key in ("scenario", "dtype", "seed", "data_seed", "data_kind", "samples", "train",
+                                     "noise", "x_columns", "y_columns", "loss", "epochs", "batch_size", "lr")}
+    fixed["optimizer"] = {"name": c["optimizer"]["name"], "hyperparameters": c["optimizer"]["hyperparameters"]}
+    spec = prepared.spec
+    fixed["spec"] = {"input_dim": spec.input_dim, "loss": spec.loss,
+                     "layers": [{"units": s.units, "activation": s.activation} for s in spec.layers]}
+    fixed["data"] = [digest(prepared.data.x), digest(prepared.data.y)]
+    fixed["saved_weights"] = None if prepared.weights is None else [digest(w) for w in prepared.weights]
+    return fixed, hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()
+
+
+def _check_recording(prepared: Prepared) -> None:
+    """The recording is of this configuration, and holds every Keras value this version's layer probes ask for."""
+    from parity.compare.probe_inputs import every_keras_value
+    from parity.errors import arg_given
+
+    recording = prepared.recording
+    fixed, digest = fingerprint(prepared)
+    if digest != recording.meta["config_hash"]:
+        recorded = recording.meta["fingerprint"]
+        differ = sorted(k for k in fixed if fixed[k] != recorded.get(k))
+        raise ParityInputError(f"{arg_given('reference', recording.name)} was recorded for another configuration: "
+                               f"{', '.join(differ) or 'its fingerprint'} differ; record it again with these settings")
+    every_keras_value(recording.layers())  # a RecordingMiss (bad input, one line) if this version asks for more
+
+
+# The settings a recording fixes, in the order a contradiction is reported; those with a flag (or keyword) can be
+# left out and are then the recording's. `train` and `samples` follow from the data when neither says.
+FIXED = ("scenario", "dtype", "seed", "data_seed", "data_kind", "samples", "train", "noise", "x_columns", "y_columns",
+         "layers", "loss", "epochs", "batch_size", "optimizer", "lr", "data_path", "model_path")
+FLAGGED = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "batch_size", "lr", "data_path",
+           "model_path")
+
+
+def _recorded_flags(recorded: dict) -> dict:
+    """The flags (RunConfig fields, as resolve takes them) that reproduce the recording's settings."""
+    flags = {name: recorded[name] for name in FLAGGED}
+    for name in ("data_path", "model_path"):
+        flags[name] = None if recorded[name] is None else Path(recorded[name])
+    o = recorded["optimizer"]
+    flags["optimizer"] = {"name": o["name"], **{k: o["hyperparameters"][k] for k in o["given"] if k != "lr"}}
+    flags["lr"] = o["hyperparameters"]["lr"] if "lr" in o["given"] else None  # else the same default again
+    return flags
+
+
+def _shown(name: str, value, other=None) -> str:
+    if name == "optimizer" and other is not None and value["name"] != other["name"]:
+        return value["name"]  # another optimizer: its name says it
+    if name == "optimizer":
+        hyper = ", ".join(f"{k} {v:g}" for k, v in value["hyperparameters"].items() if k != "lr")
+        return value["name"] + (f" ({hyper})" if hyper else "")
+    if name == "layers" and value is not None:
+        return " -> ".join(f"Dense({layer['units']}, {layer['activation']})" for layer in value)
+    return str(value)
+
+
+def resolve_recorded(flags: dict, config_path: Path | None, reference) -> RunConfig:
+    """The run's settings when its Keras side is a recording's: what the flags and the file leave out is the
+    recording's; what they give must agree with it (else a ParityInputError naming both values). Tolerances,
+    the report's folder, format and plots are the run's own."""
+    from parity.errors import arg_given
+    from parity.keras_side.recording import open_recording
+    from parity.settings.config import read_file, resolve
+
+    if reference is None:
+        return resolve(flags, config_path)
+    recording = open_recording(reference)
+    recorded = recording.config
+    in_file = read_file(config_path) if config_path is not None else {}
+    said = {k for k, v in flags.items() if v is not None} | set(in_file)
+    filled = {k: v for k, v in _recorded_flags(recorded).items()
+              if k not in said and not (k == "train" and "samples" in said)}  # the split follows the samples given
+    config = replace(resolve({**flags, **filled}, config_path), reference=str(reference))
+    now = config.as_dict()
+    for name in FIXED:
+        ours, theirs = now[name], recorded[name]
+        if name == "optimizer":  # its lr is the run's lr, compared on its own
+            ours, theirs = ({"name": d["name"], "hyperparameters": {k: v for k, v in d["hyperparameters"].items()
+                                                                     if k != "lr"}} for d in (ours, theirs))
+        if name in ("data_path", "model_path") and None not in (ours, theirs):
+            ours, theirs = (str(Path(p).resolve()) for p in (ours, theirs))  # one file, however it is spelled
+        if ours == theirs or (name in ("samples", "train") and ours is None):
+            continue
+        shown, given = _shown(name, ours, theirs), name in said
+        where = arg_given(name, shown) if flags.get(name) is not None else (
+            f"{config_path.name}'s {name} {shown}" if name in in_file else f"the scenario's {name} {shown}")
+        fix = "leave it out, or record again with it" if given else f"give the {arg('config_path')} file it was recorded with"
+        raise ParityInputError(f"{where} contradicts {arg_given('reference', recording.name)}, recorded with "
+                               f"{name} {_shown(name, theirs, ours)}: {fix}")
+    return config

@@ -5,10 +5,11 @@ Low in the package so that any module may stamp its output without importing the
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-__all__ = ["TOOL", "SCHEMA_VERSION", "__version__"]
+__all__ = ["TOOL", "SCHEMA_VERSION", "RECORDING_SCHEMA", "__version__"]
 
 TOOL = "keras-parity"
-SCHEMA_VERSION = 2  # summary.json's layout; 2 added tool, version, schema_version and typed findings
+SCHEMA_VERSION = 3  # summary.json's layout; 2 added tool, version, schema_version and typed findings; 3 keras_side
+RECORDING_SCHEMA = 1  # the layout of a recorded Keras side (`parity record`); a reader refuses a newer one
 
 try:
     __version__ = _version("keras-parity")

@@ -134,4 +134,4 @@ def test_parity_alone_prints_the_usage_and_the_commands_and_exits_2(capsys):
     assert captured.err.startswith("usage: parity")
     for command in ("run", "check", "selftest", "bench"):
         assert f"\n    {command} " in captured.err
-    assert captured.err.rstrip().splitlines()[-1] == "error: choose a command: run, check, selftest, bench, grade or sweep"
+    assert captured.err.rstrip().splitlines()[-1] == "error: choose a command: run, check, record, selftest, bench, grade or sweep"

@@ -55,3 +55,68 @@ def test_a_non_editable_install_in_a_fresh_venv_runs_parity_run(wheel, tmp_path)
                          capture_output=True, text=True, timeout=300, env=clean)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "report" / "summary.json").is_file()
+
+
+# What a recorded check needs (pyproject's dependencies less TensorFlow, Keras and Dask), with what they require.
+LIGHT = ("numpy", "pandas", "pyarrow", "matplotlib", "tqdm")
+
+
+def _with_requirements(names) -> list:
+    """The installed distributions `names` need, transitively (markers evaluated here, extras left out)."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+
+    found, todo = {}, list(names)
+    while todo:
+        dist = distribution(todo.pop())
+        key = dist.metadata["Name"].lower().replace("_", "-")
+        if key in found:
+            continue
+        found[key] = dist
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return list(found.values())
+
+
+def test_an_install_without_tensorflow_checks_against_a_recording(wheel, tmp_path):
+    """The README's light install: the package without its dependencies, then numpy, pandas, pyarrow, matplotlib and
+    tqdm. Here they are borrowed from this environment, each distribution's own files linked into a fresh venv
+    (what `pip install` would put there, without the download); TensorFlow, Keras and Dask are not among them."""
+    from parity.keras_side.recording import shipped_names
+
+    assert {f"parity/keras_side/recordings/{n}.npz" for n in shipped_names()} <= set(zipfile.ZipFile(wheel).namelist())
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        text=True).strip())
+    borrowed = _with_requirements(LIGHT)
+    names = {d.metadata["Name"].lower() for d in borrowed}
+    assert not names & {"tensorflow", "keras", "dask", "distributed"}, names
+    for dist in borrowed:
+        for top in {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
+            source = Path(dist.locate_file(top))
+            if source.exists() and not (site / top).exists():
+                (site / top).symlink_to(source)
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PATH": str(env_dir / "bin")}
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                              str(wheel)], capture_output=True, text=True, timeout=300, env=clean)
+    assert install.returncode == 0, install.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    no_tf = subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True, text=True, env=clean)
+    assert no_tf.returncode == 1 and "No module named 'tensorflow'" in no_tf.stderr
+    layers = ROOT / "tests" / "fixtures" / "relu_without_mask.py"
+    check = subprocess.run([str(env_dir / "bin" / "parity"), "check", "--layers", str(layers), "--reference",
+                            "seed-float64", "--out", str(tmp_path / "report")], cwd=elsewhere,
+                           capture_output=True, text=True, timeout=300, env=clean)
+    assert check.returncode == 1, check.stdout + check.stderr  # the planted bug, found without TensorFlow
+    assert "mask_mismatch" in check.stdout and "Keras side: recorded by Keras" in check.stdout
+    assert {"report.html", "summary.json", "stepping.png"} <= {p.name for p in (tmp_path / "report").iterdir()}
+    live = subprocess.run([str(env_dir / "bin" / "parity"), "run", "--quiet"], cwd=elsewhere, capture_output=True,
+                          text=True, timeout=300, env=clean)
+    assert live.returncode == 2 and live.stderr.startswith("error: TensorFlow and Keras cannot be imported here")
+    assert "--reference FILE" in live.stderr and live.stderr.count("\n") == 1

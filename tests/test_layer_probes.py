@@ -128,7 +128,7 @@ def keras_refuses(monkeypatch):
             raise AssertionError(f"a probe asked TensorFlow again (tf.{name})")
 
     def enable():
-        monkeypatch.setattr(keras_probes, "tf", Refuse())
+        monkeypatch.setattr(keras_probes, "_backend", lambda: Refuse().tf)
         monkeypatch.setattr(keras_probes, "_autodiff", Refuse().__getattr__)
     return enable
 

@@ -25,7 +25,7 @@ LAYERS = [
     {"compare"},
     {"report"},
     {"prepare", "result"},
-    {"pipeline"},
+    {"pipeline", "record"},
     {"api"},
     {"grading", "selfcheck", "testing", "cli_parser"},
     {"cli", "pytest_plugin", "__main__", "__init__"},

@@ -3,8 +3,9 @@
 For every class a user supplies: forward and backward at batch 1 and batch 4 (batch-axis bugs
 show only at 4), at the activation's kink (ReLU at exactly 0), with checks that no input is
 written into. Keras computes its side by TensorFlow autodiff (`keras_probes`, which keeps it for the
-next submission: each class draws its inputs from its own seeded generator, so they do not depend on
-which other classes were given). For a backward that disagrees, float64
+next submission), or a recording answers for it (`keras=`): each class draws its inputs from its own seeded
+generator (compare.probe_inputs), so they do not depend on which other classes were given. For a backward
+that disagrees, float64
 central differences of the user's own forward referee: the backward is wrong (differences agree with
 Keras), the forward follows another convention (they agree with the user), or a kink (one-sided
 differences disagree).
@@ -16,6 +17,7 @@ import numpy as np
 
 from parity.user_code import guard
 from parity.keras_side import layer_reference as keras_probes
+from parity.compare.probe_inputs import FORM_OF_LOSS, FORM_TRIAL, FORMS, activation_inputs, affine_inputs, loss_cases, rng
 from parity.compare.diff import ERROR, INFO, WARNING
 from parity.compare.findings import Finding
 from parity.compare.phase_findings import one_line
@@ -27,14 +29,8 @@ from parity.user_code.guard import UserCodeError
 
 __all__ = ["probe_layers"]
 
-SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
 _PART = {"forward": "forward", "loss": "loss"}  # which part of a layer computes a compared quantity; else backward
-
-
-def _rng(name: str, *more: int) -> np.random.Generator:
-    """The probes' one source of inputs for the book class `name`: the same for every submission."""
-    return np.random.default_rng([SEED, *name.encode(), *more])
 
 
 class _Probe:
@@ -128,11 +124,10 @@ def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray)
     return float(np.sum(guard.call(layer, "forward", *inputs, book=name) * weight))
 
 
-def _probe_activation(cls, name: str, rng) -> list[Finding]:
+def _probe_activation(cls, name: str, keras) -> list[Finding]:
     probe = _Probe(name)
-    x = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0], [1e-3, -1e-3, 3.0, -3.0, 0.0]])  # with two exact kinks
-    dout = rng.normal(size=x.shape)
-    theirs_out, theirs_dx = keras_probes.activation(name, x, dout)
+    x, dout = activation_inputs(name)
+    theirs_out, theirs_dx = keras.activation(name, x, dout)
     done = probe.forward_backward(cls, (), x, dout, theirs_out, 2)
     if done is None:
         return probe.findings
@@ -145,13 +140,12 @@ def _probe_activation(cls, name: str, rng) -> list[Finding]:
     return probe.findings
 
 
-def _probe_affine(cls, rng) -> list[Finding]:
+def _probe_affine(cls, keras) -> list[Finding]:
     probe = _Probe("Affine")
-    W, b = rng.normal(size=(3, 2)), rng.normal(size=2)  # not square: a transposed dW shows as a shape
+    W, b, inputs = affine_inputs()
     runs = {}
-    for batch in (1, 4):
-        x, dout = rng.normal(size=(batch, 3)), rng.normal(size=(batch, 2))
-        theirs_out, theirs = keras_probes.dense(W, b, x, dout)
+    for batch, x, dout in inputs:
+        theirs_out, theirs = keras.dense(W, b, x, dout)
         given = (W.copy(), b.copy())
         done = probe.forward_backward(cls, given, x, dout, theirs_out, batch)
         if done is None:
@@ -185,29 +179,11 @@ def _probe_affine(cls, rng) -> list[Finding]:
     return probe.findings
 
 
-# Label forms a SoftmaxWithLoss may take: the one each cross-entropy feeds it, and the other.
-FORMS = {"labels": "integer labels (n,)", "one-hot": "one-hot labels (n, k)"}
-FORM_OF_LOSS = {"sparse_categorical_crossentropy": "labels", "categorical_crossentropy": "one-hot"}
-
-
-def _loss_case(name: str, form: str | None, batch: int, rng):
-    """(scores y, the user's t, Keras's t, labels) for one probe of a loss layer."""
-    if name == "MeanSquaredError":
-        y, t = rng.normal(size=(batch, 1)), rng.normal(size=(batch, 1))  # one output: a 1/2 shows at batch 1
-        return y, t, t, None
-    y, labels = rng.normal(scale=2, size=(batch, 3)), rng.integers(0, 3, size=batch)
-    if form == "one-hot":
-        onehot = np.eye(3)[labels]
-        return y, onehot, onehot, labels
-    return y, labels, labels.reshape(-1, 1).astype(np.float64), labels
-
-
-def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe:
+def _judge_loss(cls, name: str, form: str | None, draw, keras, batches=(1, 4)) -> _Probe:
     """A loss layer: forward(y, t) -> scalar, backward(dout=1) -> dL/dy, against Keras's loss, with t in `form`."""
     probe = _Probe(name)
-    for batch in batches:
-        y, ours_t, theirs_t, labels = _loss_case(name, form, batch, rng)
-        theirs_loss, theirs_dy = keras_probes.loss(name, form, y, theirs_t)
+    for batch, y, ours_t, theirs_t, labels in loss_cases(name, form, draw, batches):
+        theirs_loss, theirs_dy = keras.loss(name, form, y, theirs_t)
         layer = probe.call(cls, "__init__")
         if layer is None:
             return probe
@@ -221,7 +197,7 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
         if dy is None:
             return probe  # a layer_error, and nothing to compare
         if name == "SoftmaxWithLoss" and not np.isclose(loss, theirs_loss, rtol=RTOL, atol=ATOL):
-            probs = keras_probes.softmax(y)
+            probs = keras.softmax(y)
             book = -np.mean(np.log(probs[np.arange(batch), labels] + 1e-7))
             if np.isclose(loss, book, rtol=1e-12, atol=0):  # explains the difference; Keras's side stays Keras's
                 probe.add("convention", WARNING, f"the loss is the book's -log(y + 1e-7): {loss:.12g} where Keras "
@@ -251,15 +227,15 @@ def _judge_loss(cls, name: str, form: str | None, rng, batches=(1, 4)) -> _Probe
     return probe
 
 
-def _probe_loss(cls, name: str, loss: str | None = None) -> list[Finding]:
+def _probe_loss(cls, name: str, loss: str | None, keras) -> list[Finding]:
     """A loss layer against Keras's loss. A SoftmaxWithLoss gets t in the form the run's loss uses,
     and is also tried with the other form: which forms it accepts is said, and a class that accepts
     only the form this run does not use fails on that, once."""
     if name != "SoftmaxWithLoss":
-        return _judge_loss(cls, name, None, _rng(name)).findings
-    accepts = [form for form in FORMS if not _judge_loss(cls, name, form, _rng(name, 7), (4,)).failed]
+        return _judge_loss(cls, name, None, rng(name), keras).findings
+    accepts = [form for form in FORMS if not _judge_loss(cls, name, form, rng(name, FORM_TRIAL), keras, (4,)).failed]
     form = FORM_OF_LOSS.get(loss) or ("labels" if "labels" in accepts or not accepts else "one-hot")
-    judged = _judge_loss(cls, name, form, _rng(name))
+    judged = _judge_loss(cls, name, form, rng(name), keras)
     if judged.failed and accepts and form not in accepts:
         other = accepts[0]
         why = FORM_OF_LOSS.get(loss) and f"the {FORMS[form]} this run's {loss} feeds it"
@@ -274,20 +250,22 @@ def _probe_loss(cls, name: str, loss: str | None = None) -> list[Finding]:
     return judged.findings
 
 
-def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[Finding]:
+def probe_layers(kit: dict, user_names: list[str], loss: str | None = None, keras=None) -> list[Finding]:
     """Findings for each of the user's classes (names as in the reference kit).
 
     `loss` is the run's loss: a SoftmaxWithLoss is judged with the labels it feeds (integer labels for
     sparse_categorical_crossentropy, one-hot for categorical_crossentropy); without it, with whichever
-    form the class accepts.
+    form the class accepts. `keras` answers for Keras (a layer_reference.KerasLayers): Keras itself when
+    None, a recording's answers otherwise.
     """
+    keras = keras_probes.LIVE if keras is None else keras
     out = []
     for name in user_names:
         cls = kit[name]
-        if name in keras_probes.ACTIVATIONS:
-            out += _probe_activation(cls, name, _rng(name))
+        if name in keras.ACTIVATIONS:
+            out += _probe_activation(cls, name, keras)
         elif name == "Affine":
-            out += _probe_affine(cls, _rng(name))
+            out += _probe_affine(cls, keras)
         else:
-            out += _probe_loss(cls, name, loss)
+            out += _probe_loss(cls, name, loss, keras)
     return out

@@ -37,6 +37,7 @@ class ParityResult:
     environment: dict
     layers: dict[str, str] = field(default_factory=dict)  # class name -> "reference" or "yours (...)"
     optimizer: dict = field(default_factory=dict)  # summary.json's "optimizer" (optimizer_stepping.judge)
+    keras_side: dict = field(default_factory=dict)  # where the Keras side came from: computed here, or recorded
 
     @property
     def classifies(self) -> bool:

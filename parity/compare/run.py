@@ -160,8 +160,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     findings += _dead_findings(summaries["probe"].dead_units(), observation)
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
                         with_consequence_fixes(findings), {**reference.environment,
-                                   "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"},
-                        layers or {}, judged.record)
+                                   "vectorized_map_fallback": reference.vectorized_map_fallback or "none"},
+                        layers or {}, judged.record, keras_side=reference.source)
 
 
 def _excuse_convention(stepping: PhaseResult, judged: OptimizerVerdict) -> None:

@@ -1,5 +1,5 @@
 """The Keras side of the layer probes: Keras layers, activations and losses, differentiated by TensorFlow
-autodiff in float64, each computed once per exact input in this process.
+autodiff in float64, each computed once per exact input in this process (TensorFlow loads on the first).
 
 The probes' inputs are seeded and the same for every submission, so a worker that checks many
 submissions pays Keras for them once. A result is keyed by what determines it (what is computed, the
@@ -9,18 +9,25 @@ out as a copy: nothing a caller or a user's class does to its arrays can reach w
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 
-from parity.keras_side.backend import keras, tf
-
-__all__ = ["activation", "dense", "loss", "softmax", "clear_cache", "KEPT"]
+__all__ = ["KerasLayers", "LIVE", "activation", "dense", "loss", "softmax", "clear_cache", "KEPT"]
 
 KEPT = 256  # results kept per process: about 15 per configuration; only code that fails partway asks for others
 
 _CACHE: OrderedDict = OrderedDict()
+
+
+def _backend():
+    """keras and tf, imported on the first computation (a recorded check never gets here)."""
+    from parity.keras_side.reference import keras_backend
+
+    backend = keras_backend()
+    return backend.keras, backend.tf
 
 
 def clear_cache() -> None:
@@ -30,6 +37,8 @@ def clear_cache() -> None:
 
 def _cached(what: tuple, inputs: tuple[np.ndarray, ...], compute: Callable[[], tuple]) -> tuple[np.ndarray, ...]:
     """compute()'s arrays for these exact inputs: from Keras the first time, then copies of the kept ones."""
+    keras = sys.modules["keras"] if sys.modules.get("keras") else _backend()[0]  # its settings are part of the key
+
     key = (what, keras.config.floatx(), keras.config.dtype_policy().name,
            *((a.dtype.str, a.shape, a.tobytes()) for a in map(np.ascontiguousarray, inputs)))
     if key in _CACHE:
@@ -46,6 +55,7 @@ def _cached(what: tuple, inputs: tuple[np.ndarray, ...], compute: Callable[[], t
 
 def _autodiff(fn, *arrays) -> tuple[np.ndarray, list]:
     """fn's value and its gradients w.r.t. each array, by TensorFlow autodiff (float64)."""
+    _, tf = _backend()
     tensors = [tf.constant(a, dtype=tf.float64) for a in arrays]
     with tf.GradientTape() as tape:
         for t in tensors:
@@ -57,38 +67,9 @@ def _autodiff(fn, *arrays) -> tuple[np.ndarray, list]:
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid"}  # book class -> keras.activations name
 
 
-def activation(name: str, x: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keras's activation of the book class `name` at x, and d(sum(out * dout))/dx."""
-    fn = getattr(keras.activations, ACTIVATIONS[name])
-
-    def compute():
-        out = fn(tf.constant(x)).numpy()
-        _, (dx,) = _autodiff(lambda t: tf.reduce_sum(fn(t) * dout), x)
-        return out, dx
-    return _cached(("activation", name), (x, dout), compute)
-
-
-def dense(W: np.ndarray, b: np.ndarray, x: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A Keras Dense with kernel W (in, out) and bias b: its output at x, and the gradients of
-    sum(out * dout) w.r.t. input, kernel and bias."""
-
-    def compute():
-        layer = keras.layers.Dense(W.shape[1], dtype="float64")
-        layer.build((None, W.shape[0]))
-        layer.set_weights([W, b])  # the book's np.dot(x, W) orientation: no transpose
-        tx = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(tx)
-            out = layer(tx)
-            weighted = tf.reduce_sum(out * dout)
-        dx, dW, db = tape.gradient(weighted, [tx, layer.kernel, layer.bias])
-        return out.numpy(), dx.numpy(), dW.numpy(), db.numpy()
-    out, dx, dW, db = _cached(("dense",), (W, b, x, dout), compute)
-    return out, {"dx": dx, "dW": dW, "db": db}
-
-
 def _loss_object(name: str, form: str | None):
     """The Keras loss a book loss layer stands for; a softmax's cross-entropy is of its logits, as in fit."""
+    keras, _ = _backend()
     if name == "MeanSquaredError":
         return keras.losses.MeanSquaredError(dtype="float64")
     if form == "one-hot":
@@ -96,17 +77,60 @@ def _loss_object(name: str, form: str | None):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64")
 
 
-def loss(name: str, form: str | None, y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keras's loss for the book class `name` (t in `form`: "labels" or "one-hot") at scores y, and dL/dy."""
+class KerasLayers:
+    """The layer probes' Keras side: each method names what it computes and its exact inputs, and `results`
+    answers. Here Keras computes (kept per exact input); a recording answers from its file instead
+    (keras_side.recording.RecordedLayers), with the same arrays."""
 
-    def compute():
-        keras_loss = _loss_object(name, form)
-        value, (dy, _) = _autodiff(lambda a, b: keras_loss(b, a), y, t)
-        return value, dy
-    return _cached(("loss", name, form), (y, t), compute)
+    ACTIVATIONS = ACTIVATIONS
+
+    def results(self, what: tuple, inputs: tuple[np.ndarray, ...], compute: Callable[[], tuple]) -> tuple:
+        return _cached(what, inputs, compute)
+
+    def activation(self, name: str, x: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keras's activation of the book class `name` at x, and d(sum(out * dout))/dx."""
+        def compute():
+            keras, tf = _backend()
+            fn = getattr(keras.activations, ACTIVATIONS[name])
+            out = fn(tf.constant(x)).numpy()
+            _, (dx,) = _autodiff(lambda t: tf.reduce_sum(fn(t) * dout), x)
+            return out, dx
+        return self.results(("activation", name), (x, dout), compute)
+
+    def dense(self, W: np.ndarray, b: np.ndarray, x: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, dict]:
+        """A Keras Dense with kernel W (in, out) and bias b: its output at x, and the gradients of
+        sum(out * dout) w.r.t. input, kernel and bias."""
+        def compute():
+            keras, tf = _backend()
+            layer = keras.layers.Dense(W.shape[1], dtype="float64")
+            layer.build((None, W.shape[0]))
+            layer.set_weights([W, b])  # the book's np.dot(x, W) orientation: no transpose
+            tx = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(tx)
+                out = layer(tx)
+                weighted = tf.reduce_sum(out * dout)
+            dx, dW, db = tape.gradient(weighted, [tx, layer.kernel, layer.bias])
+            return out.numpy(), dx.numpy(), dW.numpy(), db.numpy()
+        out, dx, dW, db = self.results(("dense",), (W, b, x, dout), compute)
+        return out, {"dx": dx, "dW": dW, "db": db}
+
+    def loss(self, name: str, form: str | None, y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keras's loss for the book class `name` (t in `form`: "labels" or "one-hot") at scores y, and dL/dy."""
+        def compute():
+            keras_loss = _loss_object(name, form)
+            value, (dy, _) = _autodiff(lambda a, b: keras_loss(b, a), y, t)
+            return value, dy
+        return self.results(("loss", name, form), (y, t), compute)
+
+    def softmax(self, y: np.ndarray) -> np.ndarray:
+        """TensorFlow's softmax of y along its last axis."""
+        def compute():
+            _, tf = _backend()
+            return (tf.nn.softmax(tf.constant(y)).numpy(),)
+        (probs,) = self.results(("softmax",), (y,), compute)
+        return probs
 
 
-def softmax(y: np.ndarray) -> np.ndarray:
-    """TensorFlow's softmax of y along its last axis."""
-    (probs,) = _cached(("softmax",), (y,), lambda: (tf.nn.softmax(tf.constant(y)).numpy(),))
-    return probs
+LIVE = KerasLayers()  # what the probes ask when no recording answers
+activation, dense, loss, softmax = LIVE.activation, LIVE.dense, LIVE.loss, LIVE.softmax

@@ -19,17 +19,20 @@ from parity.settings.spec import ModelSpec
 if TYPE_CHECKING:
     from parity.prepare import Prepared
 
-__all__ = ["KerasReference", "keras_reference", "reference_for", "clear_cache", "targets"]
+__all__ = ["KerasReference", "keras_reference", "reference_for", "clear_cache", "targets", "keras_backend"]
 
 REFERENCES_KEPT = 8  # Keras sides kept per process: each holds its data and traces (a few MB at the default size)
 
 
 @dataclass
 class KerasReference:
-    """Everything Keras computes for a prepared run; independent of the NumPy layers compared with it."""
+    """Everything Keras computes for a prepared run; independent of the NumPy layers compared with it.
+
+    Computed in this process (`side` computes the probe chunk by chunk), or read from a recording
+    (keras_side.recording: `side` is None and `probe` holds every sample): compare_numpy reads both alike."""
 
     fitted: dict[str, np.ndarray]  # the weights both sides start from (after the Keras fit)
-    side: object  # keras_side.KerasSide, at the fitted weights: computes probe chunks on demand
+    side: object  # keras_side.KerasSide, at the fitted weights: computes probe chunks on demand; None when recorded
     x: np.ndarray  # the inputs and Keras's targets, in the run's dtype
     t: np.ndarray
     stepping: Trace
@@ -37,10 +40,21 @@ class KerasReference:
     environment: dict
     optimizer: dict = field(default_factory=dict)  # the Keras optimizer built for the run (keras_optimizers.build_record)
     _cached: dict = field(default_factory=dict)
+    probe: Trace | None = None  # a recording's whole probe; computed per chunk by `side` otherwise
+    source: dict = field(default_factory=dict)  # where this Keras side came from (summary.json's keras_side)
+    fallback: str | None = None  # a recording's vectorized_map_fallback
+
+    @property
+    def vectorized_map_fallback(self) -> str | None:
+        """Why tf.vectorized_map fell back to a while loop for the probe, if it did."""
+        return self.fallback if self.side is None else self.side.vectorized_map_fallback
 
     def probe_chunks(self, bounds: list[tuple[int, int]]):
         """Yield (start, stop, Keras's trace) for each chunk, computing the next chunk in a background
         thread while the caller works on this one: TensorFlow and NumPy both release the GIL."""
+        if self.probe is not None:  # recorded: nothing to compute
+            yield from ((start, stop, self.probe_chunk(start, stop)) for start, stop in bounds)
+            return
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -52,6 +66,11 @@ class KerasReference:
                 yield start, stop, trace
 
     def probe_chunk(self, start: int, stop: int) -> Trace:
+        if self.probe is not None:
+            p = self.probe
+            return Trace(pred=p.pred[start:stop], loss=p.loss[start:stop], dx=p.dx[start:stop],
+                         grads={k: v[start:stop] for k, v in p.grads.items()},
+                         z={k: v[start:stop] for k, v in p.z.items()})
         key = (start, stop)
         if key not in self._cached:
             # The model is shared by every run of its architecture: put this run's weights back first.
@@ -71,11 +90,25 @@ def targets(spec: ModelSpec, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np.
     return y.astype(dtype), y.astype(dtype)
 
 
+def keras_backend():
+    """keras_side.backend, which imports TensorFlow and Keras; where they cannot be imported (an install without
+    them, for recorded checks), a ParityInputError that says how to check without them."""
+    try:
+        from parity.keras_side import backend
+    except ImportError as exc:
+        from parity.errors import ParityInputError, arg_given, first_line
+
+        raise ParityInputError(f"TensorFlow and Keras cannot be imported here ({first_line(exc, 100)}), and this "
+                               f"needs them: check with {arg_given('reference', 'FILE')}, a Keras side recorded where they are "
+                               "(`parity record --out FILE`; shipped: seed-float32, ...), or install tensorflow") from None
+    return backend
+
+
 def keras_reference(prepared: Prepared) -> KerasReference:
     """Fit (or load) the Keras model and compute Keras's stepping and batch phases; the probe comes per chunk.
 
     The fit and the stepping both use the run's Keras optimizer (keras_optimizers.build_keras_optimizer)."""
-    from parity.keras_side import backend  # TensorFlow loads here, not when the CLI parses its flags
+    backend = keras_backend()  # TensorFlow loads here, not when the CLI parses its flags
     from parity.keras_side import model as keras_model
     from parity.keras_side import side as keras_side
     from parity.keras_side.optimizers import build_record
@@ -96,7 +129,10 @@ def keras_reference(prepared: Prepared) -> KerasReference:
     stepping = side.step_through(x[:n], t[:n], config.optimizer)
     model.set_weights(list(fitted.values()))  # back to the fitted weights, for the probe
     environment = backend.environment()
-    return KerasReference(fitted, side, x, t, stepping, batch, environment, build_record(config.optimizer, config.dtype))
+    source = {"source": "computed", "summary": f"computed by Keras {environment['keras']} / TensorFlow "
+                                             f"{environment['tensorflow']} in this process"}
+    return KerasReference(fitted, side, x, t, stepping, batch, environment, build_record(config.optimizer, config.dtype),
+                          source=source)
 
 
 _REFERENCES: OrderedDict = OrderedDict()
@@ -120,12 +156,15 @@ def _reference_key(prepared) -> tuple:
 
 
 def reference_for(prepared):
-    """Keras's side of a prepared run: computed once per configuration in this process, then reused."""
+    """Keras's side of a prepared run: its recording's when it has one, else computed once per configuration in
+    this process, then reused."""
+    recording = getattr(prepared, "recording", None)
+    if recording is not None:
+        return recording.reference(prepared.spec, prepared.config.dtype)
     key = _reference_key(prepared)
     if key in _REFERENCES:
         _REFERENCES.move_to_end(key)
-        from parity.keras_side import backend
-
+        backend = keras_backend()
         backend.configure(prepared.config.dtype, prepared.config.seed)  # floatx for its compiled calls
         return _REFERENCES[key]
     reference = keras_reference(prepared)

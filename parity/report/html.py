@@ -194,12 +194,21 @@ def _plots(images: dict[str, bytes]) -> str:
                    f"<figcaption><b>{esc(n)}</b>: {esc(CAPTIONS.get(n, ''))}</figcaption></figure>" for n in names)
 
 
+def _keras_side(source: dict | None) -> str:
+    """Where the Keras side came from, under the title: computed in the process, or recorded (by which Keras, where, when)."""
+    if not source or not source.get("summary"):
+        return ""
+    recording = f" (<code>{esc(source['recording'])}</code>)" if source.get("recording") else ""
+    return f"<p class=muted>Keras side: {esc(source['summary'])}{recording}</p>"
+
+
 def render_html(summary: dict, images: dict[str, bytes]) -> str:
     """The whole report as one HTML page: verdict, findings by root cause, dead units, differences, plots, setup."""
     s = summary
     groups = group_findings(s.get("findings", []))  # errors, then warnings, then info, each in the run's order
     title = f"keras-parity: {s.get('scenario', 'run')}, {s.get('dtype', '')}"
-    body = [f"<h1>{esc(title)}</h1>", _verdict(s, groups), "<h2>Findings, by root cause</h2>"]
+    body = [f"<h1>{esc(title)}</h1>", _keras_side(s.get("keras_side")), _verdict(s, groups),
+            "<h2>Findings, by root cause</h2>"]
     notes = [g for g in groups if g[0].get("severity") == "info"]
     body += [_finding(root, consequences) for root, consequences in groups if root.get("severity") != "info"] \
         or ["<p>No errors and no warnings.</p>"]

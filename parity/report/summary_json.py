@@ -26,10 +26,16 @@ def _finite_or_str(value):
     return value
 
 
-def summary(result: ParityResult, files: list[str]) -> dict:
-    import matplotlib
-    import pandas
+def _version(package: str) -> str:
+    """A library's version, without importing it for that alone (matplotlib costs a run without plots 0.2-0.5 s)."""
+    import sys
+    from importlib.metadata import version
 
+    module = sys.modules.get(package)
+    return getattr(module, "__version__", None) or version(package)
+
+
+def summary(result: ParityResult, files: list[str]) -> dict:
     probe = result.summaries["probe"]
 
     return _finite_or_str({
@@ -58,6 +64,7 @@ def summary(result: ParityResult, files: list[str]) -> dict:
                       str(result.config.model_path) if result.config.model_path else f"scenario {result.config.scenario}"),
                   "layers": [{"units": s.units, "activation": s.activation} for s in result.spec.layers]},
         "fitted_weights": {k: v.tolist() for k, v in result.fitted.items()},
-        "environment": {**result.environment, "pandas": pandas.__version__, "matplotlib": matplotlib.__version__},
+        "environment": {**result.environment, "pandas": _version("pandas"), "matplotlib": _version("matplotlib")},
+        "keras_side": result.keras_side,  # computed in this process, or recorded: by which Keras, where and when
         "files": files,
     })

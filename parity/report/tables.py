@@ -1,14 +1,107 @@
-"""The run's results as pandas tables: samples (probe), steps (stepping), gradients (long form)."""
+"""The run's results as tables: samples (probe), steps (stepping), gradients (long form).
+
+Each table is first a dict of columns (NumPy arrays, `Codes` for a string column of a few values, `Masked` for
+integers with gaps); `frame` makes a pandas DataFrame of it (the Report's tables, Parquet files) and `arrow` a
+pyarrow Table (the CSV files, the same bytes as through pandas, without importing pandas: a third of a recorded
+check's time).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NamedTuple
+
 import numpy as np
-import pandas as pd
 
 from parity.compare.diff import VERDICTS, PhaseResult
 from parity.compare.dead_units import params_before, unit_moved
 
-__all__ = ["samples_table", "steps_table", "gradients_table", "gradient_entries", "WorstGradients"]
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = ["samples_table", "steps_table", "gradients_table", "samples_columns", "steps_columns", "gradient_columns",
+           "gradient_entries", "WorstGradients", "Codes", "Masked", "frame", "arrow", "concat"]
+
+
+class Codes(NamedTuple):
+    """A string column from a few distinct values, as int codes into them: cheap to build, to write and to read."""
+
+    values: list[str]
+    codes: np.ndarray
+
+
+class Masked(NamedTuple):
+    """An integer column with missing entries (`mask` True where missing)."""
+
+    values: np.ndarray
+    mask: np.ndarray
+
+
+def frame(cols: dict) -> pd.DataFrame:
+    import pandas as pd
+
+    def column(v):
+        if isinstance(v, Codes):
+            return pd.Categorical.from_codes(v.codes, categories=v.values)
+        return pd.arrays.IntegerArray(v.values, v.mask) if isinstance(v, Masked) else v
+    return pd.DataFrame({k: column(v) for k, v in cols.items()})
+
+
+def arrow(cols: dict) -> pa.Table:
+    """The pyarrow Table pa.Table.from_pandas(frame(cols)) gives (the same types: large strings, pandas's code
+    widths, NaN as null), built from the arrays' buffers: pa.array would import pandas to ask whether it was given
+    a pandas object."""
+    import pyarrow as pa
+
+    def bits(flags: np.ndarray) -> pa.Buffer:
+        return pa.py_buffer(np.packbits(flags, bitorder="little"))
+
+    def valid(missing: np.ndarray) -> tuple[pa.Buffer | None, int]:
+        count = int(missing.sum())
+        return (bits(~missing) if count else None), count
+
+    def strings(values) -> pa.Array:
+        encoded = [str(v).encode() for v in values]
+        offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded], dtype=np.int64)]).astype(np.int64)
+        return pa.Array.from_buffers(pa.large_string(), len(encoded),
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+    def column(v) -> pa.Array:
+        if isinstance(v, Codes):
+            width = np.int8 if len(v.values) < 2**7 else np.int16 if len(v.values) < 2**15 else np.int32
+            codes = np.ascontiguousarray(v.codes, dtype=width)
+            indices = pa.Array.from_buffers(pa.from_numpy_dtype(codes.dtype), len(codes), [None, pa.py_buffer(codes)])
+            return pa.DictionaryArray.from_arrays(indices, strings(v.values))
+        if isinstance(v, Masked):
+            values = np.ascontiguousarray(v.values, dtype=np.int64)
+            validity, nulls = valid(np.asarray(v.mask, dtype=bool))
+            return pa.Array.from_buffers(pa.int64(), len(values), [validity, pa.py_buffer(values)], null_count=nulls)
+        if v.dtype.kind in "UO":
+            return strings(v)
+        if v.dtype.kind == "b":
+            return pa.Array.from_buffers(pa.bool_(), len(v), [None, bits(np.asarray(v, dtype=bool))])
+        v = np.ascontiguousarray(v)
+        validity, nulls = valid(np.isnan(v)) if v.dtype.kind == "f" else (None, 0)
+        return pa.Array.from_buffers(pa.from_numpy_dtype(v.dtype), len(v), [validity, pa.py_buffer(v)],
+                                     null_count=nulls)
+    return pa.Table.from_arrays([column(v) for v in cols.values()], names=list(cols))
+
+
+def _take(v, rows: np.ndarray):
+    if isinstance(v, Codes):
+        return Codes(v.values, v.codes[rows])
+    return Masked(v.values[rows], v.mask[rows]) if isinstance(v, Masked) else v[rows]
+
+
+def concat(parts: list[dict]) -> dict:
+    """The tables `parts` (same columns, same Codes values) one after another."""
+    def joined(values):
+        if isinstance(values[0], Codes):
+            return Codes(values[0].values, np.concatenate([v.codes for v in values]))
+        if isinstance(values[0], Masked):
+            return Masked(np.concatenate([v.values for v in values]), np.concatenate([v.mask for v in values]))
+        return np.concatenate(values)
+    return {k: joined([p[k] for p in parts]) for k in parts[0]} if len(parts) > 1 else dict(parts[0])
 
 
 def _columns(prefix: str, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -62,6 +155,11 @@ def _gradient_columns(result: PhaseResult) -> dict[str, np.ndarray]:
 def samples_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, split: np.ndarray,
                   classes: bool = False) -> pd.DataFrame:
     """One row per probed sample, in data order; `classes` adds each side's predicted class."""
+    return frame(samples_columns(result, x, y, split, classes))
+
+
+def samples_columns(result: PhaseResult, x: np.ndarray, y: np.ndarray, split: np.ndarray,
+                    classes: bool = False) -> dict:
     cols = {"sample": result.rows, **_columns("x", x), **_columns("y", y),
             "split": _category(["train", "test"], (split == "test").astype(np.int8))}
     cols |= _sides("pred", result, "pred")
@@ -71,10 +169,10 @@ def samples_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, split: np.n
              "loss_abs_diff": result.diffs["loss"].max_abs, "pred_abs_diff": result.diffs["pred"].max_abs}
     cols |= _units(result) | _gradient_columns(result)
     cols |= {"kink": result.kink, "verdict": _verdicts(result.verdicts)}
-    return pd.DataFrame(cols)
+    return cols
 
 
-def _verdicts(verdicts: np.ndarray) -> pd.Categorical:
+def _verdicts(verdicts: np.ndarray) -> Codes:
     codes = np.zeros(len(verdicts), dtype=np.int8)
     for k, name in enumerate(VERDICTS):
         codes[verdicts == name] = k
@@ -84,6 +182,10 @@ def _verdicts(verdicts: np.ndarray) -> pd.Categorical:
 def steps_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per optimizer step: gradients before the update, parameters and optimizer state after it, and
     who moved."""
+    return frame(steps_columns(result, x, y, start))
+
+
+def steps_columns(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray]) -> dict:
     cols = {"step": np.arange(len(result.rows)), "sample": result.rows, **_columns("x", x), **_columns("y", y)}
     cols |= {"loss_numpy": result.numpy.loss, "loss_keras": result.keras.loss,
              "loss_abs_diff": result.diffs["loss"].max_abs}
@@ -97,12 +199,11 @@ def steps_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[s
             for j in range(result.dead_keras[layer].shape[1]):
                 cols[f"moved{layer}_{j}_{side}"] = unit_moved(trace, before, layer, j)
     cols |= {"kink": result.kink, "verdict": result.verdicts}
-    return pd.DataFrame(cols)
+    return cols
 
 
-def _category(values: list[str], codes: np.ndarray) -> pd.Categorical:
-    """A string column from a few distinct values: cheap to build, to write and to read."""
-    return pd.Categorical.from_codes(codes, categories=values)
+def _category(values: list[str], codes: np.ndarray) -> Codes:
+    return Codes(list(values), np.asarray(codes))
 
 
 def _entry_labels(gradients: list) -> dict[str, int]:
@@ -116,12 +217,15 @@ def _entry_labels(gradients: list) -> dict[str, int]:
 
 
 def gradients_table(*results: PhaseResult, keep: dict | None = None) -> pd.DataFrame:
-    """Long form: one row per gradient entry per sample (probe), batch or step (stepping).
+    """Long form: one row per gradient entry per sample (probe), batch or step (stepping)."""
+    return frame(gradient_columns(*results, keep=keep))
 
-    `keep` maps (phase, gradient name) to the flat entry positions to write (row-major over rows and
-    entries, as `gradient_entries` returns them); without it every entry is written.
+
+def gradient_columns(*results: PhaseResult, keep: dict | None = None) -> dict:
+    """The gradients table's columns. `keep` maps (phase, gradient name) to the flat entry positions to write
+    (row-major over rows and entries, as `gradient_entries` returns them); without it every entry is written.
     """
-    frames = []
+    parts = []
     phases = ["probe", "batch", "stepping"]
     gradients = [(result, d) for result in results for d in result.diffs.values() if d.kind == "gradient"]
     labels = _entry_labels([d for _, d in gradients])
@@ -140,18 +244,18 @@ def gradients_table(*results: PhaseResult, keep: dict | None = None) -> pd.DataF
             return a if at is None else a[at]
 
         numpy, keras = flat(d.numpy), flat(d.keras)
-        frames.append(pd.DataFrame({
+        parts.append({
             "phase": _category(phases, np.full(total, phases.index(result.phase))),
             "sample": result.rows[row],
             # the step number, empty outside stepping: a masked integer column, built without coercion
-            "step": pd.arrays.IntegerArray(row, np.full(total, result.phase != "stepping")),
+            "step": Masked(row, np.full(total, result.phase != "stepping")),
             "layer": np.full(total, layer), "param": _category(["W", "b", "x"], np.full(total, "Wbx".index(param))),
             "index": _category(list(labels), np.tile(codes, n) if at is None else codes[at % max(entries, 1)]),
             "numpy": numpy, "keras": keras,
             "abs_diff": flat(d.abs_diff), "rel_diff": flat(d.rel_diff),
             "zero_numpy": numpy == 0, "zero_keras": keras == 0,
-        }))
-    return pd.concat(frames, ignore_index=True)
+        })
+    return concat(parts)
 
 
 def gradient_entries(result: PhaseResult, worst: int) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
@@ -173,17 +277,18 @@ def gradient_entries(result: PhaseResult, worst: int) -> dict[tuple[str, str], t
 
 
 class WorstGradients:
-    """The `worst` largest passing gradient differences per (phase, gradient), over chunks of a phase."""
+    """The `worst` largest passing gradient differences per (phase, gradient), over chunks of a phase (columns)."""
 
     def __init__(self, worst: int):
         self.worst = worst
-        self.kept: dict[tuple[str, str], pd.DataFrame] = {}
+        self.kept: dict[tuple[str, str], dict] = {}
 
-    def add(self, frame: pd.DataFrame, key: tuple[str, str]) -> None:
+    def add(self, cols: dict, key: tuple[str, str]) -> None:
         if key in self.kept:
-            frame = pd.concat([self.kept[key], frame], ignore_index=True)  # earlier rows first: they win ties
-        order = np.lexsort((np.arange(len(frame)), -frame["abs_diff"].to_numpy(dtype=np.float64)))[:self.worst]
-        self.kept[key] = frame.iloc[np.sort(order)].reset_index(drop=True)
+            cols = concat([self.kept[key], cols])  # earlier rows first: they win ties
+        diff = np.asarray(cols["abs_diff"], dtype=np.float64)
+        order = np.lexsort((np.arange(len(diff)), -diff))[:self.worst]
+        self.kept[key] = {k: _take(v, np.sort(order)) for k, v in cols.items()}
 
-    def table(self, phase: str) -> list[pd.DataFrame]:
-        return [frame for (p, _), frame in self.kept.items() if p == phase]
+    def table(self, phase: str) -> list[dict]:
+        return [cols for (p, _), cols in self.kept.items() if p == phase]

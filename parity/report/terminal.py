@@ -165,6 +165,8 @@ def terminal_text(result, out: Path | None, files: list[str], verbose: bool = Fa
     used = result.spec.classes()
     lines = [f"keras-parity: scenario {c.scenario}, {c.dtype}, {c.samples} samples ({c.train} train), "
              f"{c.epochs} epochs, lr {c.lr}, batch {c.batch_size}, seed {c.seed}"]
+    if result.keras_side.get("source") == "recorded":
+        lines.append(f"Keras side: {result.keras_side['summary']} ({result.keras_side['recording']})")
     lines += _verdict(result)
     lines.append(_differences(result))
     if result.optimizer and result.optimizer.get("name") != "sgd":

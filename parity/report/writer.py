@@ -16,7 +16,9 @@ __all__ = ["ReportFolder", "ReportWriter", "summary", "terminal_summary", "atomi
 
 
 class _Table:
-    """One table written chunk by chunk: CSV appended, or Parquet row groups (pyarrow)."""
+    """One table written chunk by chunk from its columns (parity.report.tables): CSV appended, or Parquet row
+    groups (pyarrow). CSV goes straight from the columns to Arrow; Parquet through pandas, whose metadata
+    the file keeps (pandas reads its categorical and nullable columns back as they were)."""
 
     def __init__(self, folder: Path, stem: str, fmt: str):
         self.name = f"{stem}.{fmt}"
@@ -24,17 +26,24 @@ class _Table:
         self._writer = self._schema = None
         self._started = False
 
-    def write(self, frame) -> None:
+    def write(self, cols: dict) -> None:
         try:
-            self._write(frame)
+            self._write(cols)
         except OSError as exc:  # a full disk says nothing of the file it filled: name it
             exc.filename = exc.filename or str(self.path)
             raise
 
-    def _write(self, frame) -> None:
+    def _write(self, cols: dict) -> None:
         import pyarrow as pa
 
-        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        from parity.report.tables import arrow, frame
+
+        if self.fmt == "csv":
+            table = arrow(cols)
+            if self._schema is not None and not table.schema.equals(self._schema):
+                table = table.cast(self._schema)  # (pyarrow.compute: 0.2 s to import, so only when it is needed)
+        else:
+            table = pa.Table.from_pandas(frame(cols), schema=self._schema, preserve_index=False)
         if self._writer is None:
             self._schema = table.schema
             if self.fmt == "csv":
@@ -79,14 +88,14 @@ class ReportWriter:
 
     def __init__(self, folder: Path, data, config, spec, fmt: str = "csv", plots: bool = True, plot_worker=None):
         from parity.settings.config import WORST_GRADIENTS
-        from parity.report.tables import WorstGradients, gradients_table, samples_table
+        from parity.report.tables import WorstGradients, gradient_columns, samples_columns
 
         self.folder, self.data, self.config, self.fmt, self.plots = folder, data, config, fmt, plots
         self.plot_worker = plot_worker  # a parity.report.plot_worker.PlotWorker that draws some pictures, or None
         self.classifies = spec.loss != "mean_squared_error"
         self.samples = _Table(folder, "samples", fmt)
         self.gradients = _Table(folder, "gradients", fmt)
-        self._samples_table, self._gradients_table = samples_table, gradients_table
+        self._samples_table, self._gradients_table = samples_columns, gradient_columns
         self.worst = None if getattr(config, "all_gradients", False) else WorstGradients(WORST_GRADIENTS)
         self.curves = None
         if plots:
@@ -126,15 +135,15 @@ class ReportWriter:
     def _finish_gradients(self, result: ParityResult) -> None:
         """The probe's largest differences when it came in chunks, then the batch and stepping phases."""
         if self.worst is not None and self.worst.kept:
-            import pandas as pd
+            from parity.report.tables import concat
 
-            self.gradients.write(pd.concat(self.worst.table("probe"), ignore_index=True))
+            self.gradients.write(concat(self.worst.table("probe")))
         for phase in (result.batch, result.stepping):
             if phase is not None:
                 self._write_gradients(phase)
 
     def finish(self, result: ParityResult) -> list[str]:
-        from parity.report.tables import steps_table
+        from parity.report.tables import steps_columns
 
         handed = None
         if self.curves is not None:  # the worker's pictures first: it draws them while the tables are written
@@ -144,7 +153,7 @@ class ReportWriter:
         train = self.config.train
         self._finish_gradients(result)
         steps = _Table(self.folder, "steps", self.fmt)
-        steps.write(steps_table(result.stepping, self.data.x[:train], self.data.y[:train], result.fitted))
+        steps.write(steps_columns(result.stepping, self.data.x[:train], self.data.y[:train], result.fitted))
         for table in (self.samples, steps, self.gradients):
             table.close()
         files = [self.samples.name, steps.name, self.gradients.name]

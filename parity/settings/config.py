@@ -54,11 +54,13 @@ class RunConfig:
     all_gradients: bool = False  # the gradients table holds every entry, not only those that matter
     quiet: bool = False
     config_path: Path | None = None
+    reference: str | None = None  # a recorded Keras side (`parity record`: a file, or a shipped name) to compare with
 
     def as_dict(self) -> dict:
         """The settings as summary.json records them: what the run computed, not how it printed."""
         d = asdict(self)
         del d["quiet"]
+        del d["reference"]  # summary.json's keras_side says where the Keras side came from
         for key in ("data_path", "model_path", "out", "config_path"):
             d[key] = None if d[key] is None else str(d[key])
         if self.layers is not None:
