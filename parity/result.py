@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["Report"]
 
-FIGURES = ("gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
+FIGURES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
 
 
 class Report:
