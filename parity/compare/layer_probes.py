@@ -62,21 +62,25 @@ class _Probe:
     def failed(self) -> bool:
         return any(f["severity"] == ERROR for f in self.findings)
 
-    def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
-        """Classify ours against Keras's; entries at a kink are judged separately (zero_convention)."""
+    def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None,
+                kink_note: tuple[str, str] | None = None):
+        """Classify ours against Keras's; entries at a kink are judged separately (zero_convention), unless a mask
+        that is wrong away from the kink explains them too. `kink_note`: (what to add to a zero_convention message,
+        its fix), for a class whose mask already is what the default fix would advise."""
         ours = np.asarray(ours, dtype=np.float64) if ours is not None else None
         if ours is None:
             return
         away = np.ones(np.shape(theirs), dtype=bool) if kink is None else ~kink
-        if kink is not None and ours.shape == theirs.shape and kink.any():
-            if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
-                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
-                         f"{one_line(theirs[kink])}", param=what)
         if ours.shape == theirs.shape:
             ours_away, theirs_away = ours[away], theirs[away]
         else:
             ours_away, theirs_away = ours, theirs
         verdict = classify(ours_away, theirs_away, RTOL, ATOL)
+        if kink is not None and ours.shape == theirs.shape and kink.any() and (verdict or ("",))[0] != "mask_mismatch":
+            if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
+                note, fix = kink_note or ("", None)
+                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
+                         f"{one_line(theirs[kink])}{note}", param=what, fix=fix)
         if verdict is None:
             return
         code, detail = verdict
@@ -129,13 +133,23 @@ def _probe_activation(cls, name: str, rng) -> list[dict]:
     done = probe.forward_backward(cls, (), x, dout, theirs_out, 2)
     if done is None:
         return probe.findings
-    dx = done[1]
+    layer, dx = done
     x_fd = x.copy()
 
     def referee(bad):
         return by_differences(lambda: _forward_sum(cls, name, (), (x_fd.copy(),), dout), x_fd, dx, theirs_dx, bad)
-    probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None)
+    probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None,
+                  kink_note=_mask_already(layer, x) if name == "Relu" else None)
     return probe.findings
+
+
+def _mask_already(layer, x: np.ndarray) -> tuple[str, str] | None:
+    """For a Relu whose forward kept `mask` equal to x <= 0 (the book's): advice that does not tell it to use that mask."""
+    mask = getattr(layer, "__dict__", {}).get("mask")  # the instance's own attribute: no property of theirs runs
+    if not (isinstance(mask, np.ndarray) and mask.shape == x.shape and np.array_equal(mask, x <= 0)):
+        return None
+    return ("; your mask is already x <= 0, so backward does not apply it there",
+            "make backward zero dout through the mask forward kept: np.where(self.mask, 0, dout)")
 
 
 def _probe_affine(cls, rng) -> list[dict]:

@@ -102,7 +102,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if on_chunk:
             on_chunk(part)
         whole = part if stop - start == len(data) else None
-    findings = [{**f, "fix": FIXES.get(f["code"], "") if f["severity"] != INFO else ""} for f in layer_findings]
+    findings = [{**f, "fix": (f.get("fix") or FIXES.get(f["code"], "")) if f["severity"] != INFO else ""}
+                for f in layer_findings]  # a layer probe's own fix knows the class (zero_convention)
     findings += _diverged(fitted, config)
     # One root cause, one error: what follows from a class the layer probe blamed is marked as its consequence.
     # Only classes this architecture uses: a wrong Sigmoid cannot explain a ReLU run's mismatches.
