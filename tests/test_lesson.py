@@ -73,7 +73,7 @@ def test_the_lesson_picture_shows_dW_exactly_0_on_every_dead_sample_while_W_is_n
             np.testing.assert_array_equal(unit.W[side][:, 0], np.full(len(order), result.fitted["W1"][0, unit.unit]))
             assert (unit.W[side][dead] != 0).all()
         top, below = fig.axes[col], fig.axes[len(units) + col]
-        drawn = {ax: {c.get_gid(): np.asarray(c.get_offsets()) for c in ax.collections if c.get_gid()} for ax in (top, below)}
+        drawn = {ax: {line.get_gid(): line.get_xydata() for line in ax.lines if line.get_gid()} for ax in (top, below)}
         np.testing.assert_array_equal(drawn[below]["keras"][:, 1], unit.dW["keras"][:, 0])
         np.testing.assert_array_equal(drawn[below]["numpy"][unit.dead["numpy"], 1], 0)
         assert (drawn[top]["keras"][unit.dead["keras"], 1] != 0).all()

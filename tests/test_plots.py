@@ -85,7 +85,7 @@ def test_the_lesson_of_a_chunked_probe_is_drawn_from_the_steps_with_the_leaks_in
         assert (unit.dW["keras"][dead[:, unit.unit]] == 0).all()
         leak = (unit.dW["numpy"][:, 0] != 0) & (unit.dW["keras"][:, 0] == 0)
         assert leak.any()
-        red = [np.asarray(c.get_offsets()) for c in fig.axes[len(units) + col].collections if c.get_gid() == "leak"]
+        red = [line.get_xydata() for line in fig.axes[len(units) + col].lines if line.get_gid() == "leak"]
         np.testing.assert_array_equal(red[0][:, 0], np.flatnonzero(leak))  # steps drawn from 0
     assert "One SGD step per training sample" in fig._suptitle.get_text()
 

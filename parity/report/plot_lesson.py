@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from parity.compare.dead_units import params_before, unit_label, unit_name
 from parity.compare.outcome import ParityResult
@@ -91,16 +92,18 @@ def _shade(ax, along: np.ndarray, dead: np.ndarray) -> None:
 
 
 def _points(ax, unit: UnitLesson, values: dict[str, np.ndarray], shown: np.ndarray, leak: np.ndarray | None) -> None:
-    """Keras an open circle, NumPy a dot inside it; NumPy's dots red where `leak`."""
+    """Keras an open circle, NumPy a dot inside it; NumPy's dots red where `leak`. Markers on lines, not scatter
+    collections: a third of the time to draw."""
     for e in range(values["keras"].shape[1]):
         colour = f"C{e}"
-        ax.scatter(unit.along[shown], values["keras"][shown, e], s=26, facecolors="none", edgecolors=colour,
-                   linewidths=0.8, gid="keras")
-        ax.scatter(unit.along[shown], values["numpy"][shown, e], s=5, color=colour, linewidths=0, gid="numpy")
+        ax.plot(unit.along[shown], values["keras"][shown, e], linestyle="", marker="o", markersize=5.2,
+                markerfacecolor="none", markeredgecolor=colour, markeredgewidth=0.8, gid="keras")
+        ax.plot(unit.along[shown], values["numpy"][shown, e], linestyle="", marker="o", markersize=2.2,
+                markerfacecolor=colour, markeredgewidth=0, gid="numpy")
         if leak is not None and leak[shown, e].any():
             bad = shown[leak[shown, e]]
-            ax.scatter(unit.along[bad], values["numpy"][bad, e], s=14, color="#d62728", linewidths=0, gid="leak",
-                       zorder=3)
+            ax.plot(unit.along[bad], values["numpy"][bad, e], linestyle="", marker="o", markersize=3.8,
+                    markerfacecolor="#d62728", markeredgewidth=0, gid="leak", zorder=3)
 
 
 def _headroom(ax, values: list[np.ndarray]) -> None:
@@ -171,8 +174,10 @@ def lesson(result: ParityResult, curves: ProbeCurves | None = None) -> Figure | 
         panel_title(top, title, fontsize=10)
         below.set_xlabel("x (samples sorted by x)" if probe and result.spec.input_dim == 1
                          else "sample" if probe else "step (one step per training sample, in order)", fontsize=9)
-        top.tick_params(labelsize=8)
-        below.tick_params(labelsize=8)
+        for ax in (top, below):
+            ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(5))  # few ticks: building tick labels is most of the drawing
+            ax.yaxis.set_major_locator(MaxNLocator(4))
     axes[0, 0].set_ylabel("W: the unit's weight", fontsize=9)
     axes[1, 0].set_ylabel("dW: its gradient\nfor that sample" if probe else "dW: its gradient\nat that step", fontsize=9)
     from matplotlib.patches import Patch

@@ -26,8 +26,10 @@ __all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure
 # What a PlotWorker draws while this process draws the rest. Measured on the default run (drawing, warm):
 # stepping 0.30 s, against gradient differences 0.19 s, the map 0.12 s and the fit 0.09 s here; with its
 # pickled job the worker's share ends as this process's three do (the report 0.43-0.46 s), where stepping
-# and fit kept this process waiting 0.13 s for the worker (0.47-0.50 s).
-WORKER_SHARE = ("stepping",)
+# and fit kept this process waiting 0.13 s for the worker (0.47-0.50 s). The lesson, added later, costs
+# about what stepping does (CPU seconds on a loaded machine: lesson 0.36, stepping 0.53, gradient differences 0.50,
+# map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables.
+WORKER_SHARE = ("lesson", "stepping")
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
