@@ -64,6 +64,13 @@ def test_a_report_shown_again_costs_nothing_and_its_html_stays_under_200_kb(show
     assert report.figure("lesson") is report.figure("lesson.png")  # drawn once, kept
 
 
+def test_a_failing_seed_report_stays_under_200_kb_too():
+    """Red points and findings make the heavier page of the seed scenario."""
+    html = parity.check(str(FIXTURES / "relu_without_mask.py"))._repr_html_()
+    assert "FAIL" in html[:3000] and html.count('src="data:image/png;base64,') == 5
+    assert len(html.encode()) <= 200_000, len(html.encode())
+
+
 def test_a_figure_shows_as_a_picture_in_a_notebook_without_matplotlib_inline(shown):
     formatters = pytest.importorskip("IPython.core.formatters")
     from matplotlib.figure import Figure
