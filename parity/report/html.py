@@ -21,7 +21,8 @@ _WHERE = (("sample", "sample"), ("batch", "batch"), ("step", "step"))
 CAPTIONS = {
     "lesson.png": (
         "The lesson, sample by sample: a dead ReLU zeroes dW for that sample, not W. Each column is one hidden ReLU "
-        "unit; each sample goes alone through both sides at the fitted weights, sorted by x. Top: the unit's weight W, "
+        "unit; each sample goes alone through both sides at the fitted weights, sorted by x (or, with more than one "
+        "input, by the unit's pre-activation z). Top: the unit's weight W, "
         "the same on every sample and not 0. Below: its gradient dW for that sample. Grey marks the samples where the "
         "unit is dead (its pre-activation z = xW + b <= 0): there dW is exactly 0 on both sides, while W is not. Keras "
         "is an open circle, NumPy a dot inside it when the sides agree; a NumPy dot in red is a dW that is not 0 where "

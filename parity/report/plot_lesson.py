@@ -1,7 +1,8 @@
 """lesson.png: the seed notebook's discovery as a picture. For each hidden ReLU unit, sample by sample, its weight W
 (not 0) above its gradient dW (exactly 0 wherever the unit is dead), on both sides: a dead ReLU zeroes dW, not W.
 
-The samples are the probe's (each alone at the fitted weights), sorted by x; a run whose probe came in chunks
+The samples are the probe's (each alone at the fitted weights), sorted by x (with more than one input, by the
+unit's own pre-activation z, so its dead samples come first); a run whose probe came in chunks
 (more than the largest chunk's samples) draws the stepping run instead, step by step. `lesson_data` is what is
 drawn, as arrays, so a test can check the picture's claim on every sample.
 """
@@ -36,7 +37,7 @@ class UnitLesson:
     unit: int
     phase: str  # "probe" or "stepping"
     rows: np.ndarray  # (n,) the phase's rows, in drawing order
-    along: np.ndarray  # (n,) where each row is drawn: its x (one input), else its sample or step
+    along: np.ndarray  # (n,) where each row is drawn: its x (one input), else the unit's z (probe) or the step
     names: list[str]  # the weights drawn: "W1[0, 0]", ... (the unit's kernel column, at most LESSON_ENTRIES)
     W: dict[str, np.ndarray]  # side -> (n, entries): the weight on that row (probe: the fitted one; stepping: before the step)
     dW: dict[str, np.ndarray]  # side -> (n, entries): its gradient on that row
@@ -59,16 +60,19 @@ def lesson_data(result: ParityResult) -> tuple[list[UnitLesson], int]:
     """(the units drawn, how many ReLU units the model has). Empty when the model has no ReLU layer."""
     phase = result.probe if result.probe is not None else result.stepping
     total = sum(d.shape[1] for d in phase.dead_keras.values())
-    if phase.phase == "probe" and result.spec.input_dim == 1:
+    by_x = phase.phase == "probe" and result.spec.input_dim == 1
+    if by_x:
         order = np.argsort(result.data.x[phase.rows, 0], kind="stable")
         along = result.data.x[phase.rows[order], 0]
     else:
-        order = np.arange(len(phase.rows))
-        along = (phase.rows if phase.phase == "probe" else np.arange(len(phase.rows))).astype(np.float64)
+        order, along = np.arange(len(phase.rows)), np.arange(len(phase.rows), dtype=np.float64)
     before = ({side: params_before(trace, result.fitted) for side, trace in zip(SIDES, (phase.numpy, phase.keras))}
               if phase.phase == "stepping" else None)
     out = []
     for layer, j in _units(result, phase):
+        if phase.phase == "probe" and not by_x:  # wider input: samples sorted by the unit's own z, dead ones first
+            order = np.argsort(phase.keras.z[layer][:, j], kind="stable")
+            along = phase.keras.z[layer][order, j].astype(np.float64)
         name = f"W{layer}"
         inputs = result.fitted[name].shape[0]
         entries = list(range(min(inputs, LESSON_ENTRIES)))
@@ -106,12 +110,12 @@ def _points(ax, unit: UnitLesson, values: dict[str, np.ndarray], shown: np.ndarr
                     markerfacecolor="#d62728", markeredgewidth=0, gid="leak", zorder=3)
 
 
-def _headroom(ax, values: list[np.ndarray]) -> None:
-    """Room above the points for the panel's note."""
+def _headroom(ax, values: list[np.ndarray], room: float) -> None:
+    """Room above the points for the panel's note: `room` times their span."""
     finite = np.concatenate([v[np.isfinite(v)] for v in values] + [np.zeros(1)])
     low, high = float(finite.min()), float(finite.max())
     span = high - low or 1.0
-    ax.set_ylim(low - 0.08 * span, high + 0.3 * span)
+    ax.set_ylim(low - 0.08 * span, high + room * span)
 
 
 def _note(ax, text: str) -> None:
@@ -131,12 +135,22 @@ def _dead_text(unit: UnitLesson, what: str) -> str:
     return text + f"Keras's dW exactly 0 on {zero['keras']:,}, NumPy's on {zero['numpy']:,}"
 
 
-def _w_text(unit: UnitLesson) -> str:
-    first = unit.W["keras"][:, 0]
-    value = (f"= {first[0]:.3g} on every sample" if unit.phase == "probe"
-             else f"between {first.min():.3g} and {first.max():.3g}")
-    extra = f" (and {unit.inputs - 1} more weights)" if unit.inputs > 1 else ""
-    return f"{unit.names[0]} {value}: not 0{extra}"
+_COLOUR_NAMES = ("blue", "orange")  # C0, C1: the weights drawn per unit (LESSON_ENTRIES)
+
+
+def _w_text(unit: UnitLesson, narrow: bool) -> str:
+    """What the W panel shows, in words: each weight drawn (by colour when there are two), and that it is not 0."""
+    def value(e: int) -> str:
+        w = unit.W["keras"][:, e]
+        return f"= {w[0]:.3g}" if unit.phase == "probe" else f"from {w.min():.3g} to {w.max():.3g}"
+
+    named = [(f"{_COLOUR_NAMES[e]} " if len(unit.names) > 1 else "") + f"{name} {value(e)}"
+             for e, name in enumerate(unit.names)]
+    where = "on every sample" if unit.phase == "probe" else "over the steps"
+    extra = f" ({len(unit.names)} of its {unit.inputs} weights)" if unit.inputs > len(unit.names) else ""
+    if narrow:
+        return "\n".join(named) + f"\n{where}: not 0{extra}"
+    return f"{', '.join(named)} {where}: not 0{extra}"
 
 
 def lesson(result: ParityResult, curves: ProbeCurves | None = None) -> Figure | None:
@@ -148,10 +162,11 @@ def lesson(result: ParityResult, curves: ProbeCurves | None = None) -> Figure | 
     what = "samples" if probe else "steps"
     n = len(units[0].rows)
     shown = np.unique(np.linspace(0, n - 1, min(n, LESSON_POINTS)).astype(np.int64))  # (points,)
-    width = 12 if len(units) <= 2 else 3.6 * len(units)
+    narrow = len(units) > 2  # then each panel's title and notes take two lines
+    width = 12 if not narrow else 3.9 * len(units)
     fig, axes = new(2, len(units), figsize=(width, 6.6), squeeze=False, sharex="col",
                     gridspec_kw={"height_ratios": [1, 1.6], "left": 0.95 / width, "right": 0.99, "bottom": 0.09,
-                                 "top": 0.79, "wspace": 0.16, "hspace": 0.1})
+                                 "top": 0.76 if narrow else 0.79, "wspace": 0.28 if narrow else 0.16, "hspace": 0.1})
     leaked = False
     for col, unit in enumerate(units):
         top, below = axes[0, col], axes[1, col]
@@ -160,20 +175,22 @@ def lesson(result: ParityResult, curves: ProbeCurves | None = None) -> Figure | 
             ax.axhline(0, color="black", linewidth=0.7, zorder=1)
         _points(top, unit, unit.W, shown, None)
         low, high = min(0.0, float(unit.W["keras"].min())), max(0.0, float(unit.W["keras"].max()))
-        top.set_ylim(low - 0.3 * (high - low) - 1e-12, high + 0.5 * (high - low) + 1e-12)  # 0 and W both in view
+        lines = _w_text(unit, narrow).count("\n") + 1
+        top.set_ylim(low - 0.3 * (high - low) - 1e-12, high + (0.2 + 0.3 * lines) * (high - low) + 1e-12)  # 0, W, note
         leak = (unit.dW["numpy"] != 0) & (unit.dW["keras"] == 0)
         leaked |= bool(leak.any())
         _points(below, unit, unit.dW, shown, leak)
-        _headroom(below, [unit.dW[side][shown] for side in SIDES])
-        _note(top, _w_text(unit))
-        _note(below, _dead_text(unit, what))
+        _headroom(below, [unit.dW[side][shown] for side in SIDES], 0.45 if narrow else 0.3)
+        _note(top, _w_text(unit, narrow))
+        _note(below, _dead_text(unit, what).replace(": ", ":\n", 1) if narrow else _dead_text(unit, what))
         title = unit.label
         w, b = float(result.fitted[f"W{unit.layer}"][0, unit.unit]), float(result.fitted[f"b{unit.layer}"][unit.unit])
         if probe and unit.layer == 1 and result.spec.input_dim == 1 and w != 0:
-            title += f"  (kink x* = {-b / w:.3f}: dead {'right' if w < 0 else 'left'} of it)"
+            title += ("\n" if narrow else "  ") + f"(kink x* = {-b / w:.3f}: dead {'right' if w < 0 else 'left'} of it)"
         panel_title(top, title, fontsize=10)
         below.set_xlabel("x (samples sorted by x)" if probe and result.spec.input_dim == 1
-                         else "sample" if probe else "step (one step per training sample, in order)", fontsize=9)
+                         else f"z{unit.layer}: the unit's pre-activation (samples sorted by it)" if probe
+                         else "step (one step per training sample, in order)", fontsize=9)
         for ax in (top, below):
             ax.tick_params(labelsize=8)
             ax.xaxis.set_major_locator(MaxNLocator(5))  # few ticks: building tick labels is most of the drawing
