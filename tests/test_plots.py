@@ -71,6 +71,22 @@ def test_the_map_decides_dead_by_z_and_shows_a_missing_mask_as_numpy_dW_where_ke
                           "dead, yet dW is not 0: the backward ignored the mask"]
 
 
+def test_binned_the_map_shades_each_bin_by_its_dead_share_and_a_missing_mask_leaks_in_all_of_them(runs):
+    from parity.report.plots import _ALIVE, _LEAK, dead_relu_map
+
+    result, curves = runs[("no mask", "binned")]
+    keep = curves.filled()
+    assert keep.sum() == 500 < len(result.data)  # bins, not samples
+    count = curves.count[keep, None]
+    dead = {side: curves.dead[(1, side)][keep] / count for side in ("numpy", "keras")}
+    assert ((0 < dead["keras"]) & (dead["keras"] < 1)).any()  # some bins straddle a kink
+    np.testing.assert_array_equal(curves.leak[(1, "numpy")][keep], curves.dead[(1, "numpy")][keep])  # every dead one
+    assert not curves.leak[(1, "keras")].any() and not curves.blocked[(1, "keras")].any()
+    ours = np.asarray(dead_relu_map(result, curves).axes[0].collections[0].get_array())  # (units, bins, 3)
+    share = dead["numpy"].T[..., None]
+    np.testing.assert_allclose(ours, share * _LEAK + (1 - share) * _ALIVE)
+
+
 def test_the_lesson_of_a_chunked_probe_is_drawn_from_the_steps_with_the_leaks_in_red(runs):
     from parity.report.plot_lesson import lesson, lesson_data
 
