@@ -9,6 +9,7 @@ from pathlib import Path
 
 __all__ = ["Report"]
 
+REPR_LIMIT = 240  # pytest shows this much of an assertion's message object (its repr) unless run with -vv
 FIGURES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
 
 
@@ -155,12 +156,23 @@ class Report:
         (it cuts a longer repr to 240 characters); str(report) is the whole summary."""
         c = self.result.config
         head = f"<parity Report {self.verdict.upper()} (scenario {c.scenario}, {c.dtype})"
-        causes = []
-        for root, followers in _root_causes(self.result):
-            where = ", ".join(str(v) for v in (root.phase, root.layer, root.param, root.location) if v)
-            causes.append(f"[{root.severity}] {root.code}" + (f" ({where})" if where else "")
-                          + (f" +{len(followers)} that follow" if followers else ""))
-        return head + (": " + "; ".join(causes) if causes else ": no errors, no warnings") + ">"
+        groups = _root_causes(self.result)
+        if not groups:
+            return head + ": no errors, no warnings>"
+        def where(root, followers, detail: int) -> str:
+            """Where a root cause was found, told with less detail while the whole is too long."""
+            parts = [(root.phase, root.layer, root.param, root.location), (root.phase, root.layer, root.param),
+                     (root.layer or root.phase,), ()][detail]
+            text = ", ".join(str(v) for v in parts if v)
+            return (f" ({text})" if text else "") + (f" +{len(followers)} that follow" if followers and detail == 0
+                                                      else "")
+
+        for detail in range(4):
+            text = head + ": " + "; ".join(f"[{root.severity}] {root.code}{where(root, followers, detail)}"
+                                           for root, followers in groups) + ">"
+            if len(text) <= REPR_LIMIT:
+                break
+        return text
 
     def _repr_html_(self) -> str:
         """The report as a notebook shows it: verdict first, the pictures at display resolution (about a fifth of the

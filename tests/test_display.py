@@ -32,6 +32,18 @@ def test_repr_carries_the_verdict_and_every_root_cause_within_what_pytest_shows(
     assert repr(parity.run(plots=False)) == "<parity Report PASS (scenario seed, float32): no errors, no warnings>"
 
 
+def test_with_many_root_causes_repr_says_less_of_each_but_names_every_one():
+    from parity.report.terminal import root_causes
+    from parity.selfcheck.selftest import AffineTransposedDW, ReluWithoutMask, SigmoidWithoutOneMinus, SignFlipLoss
+
+    report = parity.check(MeanSquaredError=SignFlipLoss, Affine=AffineTransposedDW, Relu=ReluWithoutMask,
+                          Sigmoid=SigmoidWithoutOneMinus, plots=False)
+    groups = root_causes(report.findings, report.result.spec.classes())
+    text = repr(report)
+    assert len(groups) >= 4 and len(text) <= 240
+    assert all(f"[{root.severity}] {root.code} ({root.layer})" in text for root, _ in groups), text
+
+
 def test_pytest_shows_the_root_causes_for_assert_report_passed_report(pytester, failing):
     """The README's fixture example, run by pytest itself in this process (its Keras side shared)."""
     pytester.makepyfile(test_user=f'''
