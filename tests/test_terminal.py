@@ -92,6 +92,14 @@ def test_a_run_failing_elsewhere_says_its_dW_was_0_wherever_keras_was():
             "the ReLU mask") in lines
 
 
+def test_a_dW_that_cannot_be_compared_is_not_called_0_where_keras_is():
+    from parity.selfcheck.selftest import AffineTransposedDW
+
+    lines = text(parity.check(Affine=AffineTransposedDW, plots=False)).splitlines()
+    assert ("on your side, dW could not be compared with Keras's on any of the 200 probed samples (not finite, or not "
+            "of W's shape: see the findings above), so where gradient passed a dead unit is not known") in lines
+
+
 def test_the_last_line_is_the_absolute_path_of_report_html():
     report = parity.run(plots=False)
     files = ["samples.csv", "steps.csv", "gradients.csv", "lesson.png", "fit.png", "report.html", "summary.json"]

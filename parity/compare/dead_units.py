@@ -79,7 +79,8 @@ def gradient_leaks(phase: PhaseResult) -> list[dict]:
     """Per ReLU unit, where the NumPy side's dW for the unit's weights (its kernel column) disagrees with Keras's
     about being exactly 0: `passed` rows where ours is not 0 while Keras's is (gradient through a unit Keras's
     ReLU blocked), `blocked` rows where ours is 0 while Keras's is not; `first_*` the first such row's sample
-    (probe) or step (stepping), None when there is none."""
+    (probe) or step (stepping), None when there is none; `compared` the rows where ours is finite (a row that raised,
+    or a dW of the wrong shape, is NaN: nothing can be said of it)."""
     out = []
     for layer in phase.dead_keras:
         ours, theirs = phase.numpy.grads.get(f"W{layer}"), phase.keras.grads.get(f"W{layer}")
@@ -90,7 +91,8 @@ def gradient_leaks(phase: PhaseResult) -> list[dict]:
             ours_flows = (np.isfinite(ours) & (ours != 0)).any(axis=1)
         passed, blocked = ours_flows & theirs_zero, ours_zero & ~theirs_zero
         for j in range(passed.shape[1]):
-            row = {"unit": unit_label(layer, j), "param": f"dW{layer}", "rows": int(len(passed))}
+            row = {"unit": unit_label(layer, j), "param": f"dW{layer}", "rows": int(len(passed)),
+                   "compared": int(np.isfinite(ours[:, :, j]).all(axis=1).sum())}
             for key, where in (("passed", passed[:, j]), ("blocked", blocked[:, j])):
                 row[key] = int(where.sum())
                 row[f"first_{key}"] = phase.where(int(np.argmax(where))) if where.any() else None

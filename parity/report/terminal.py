@@ -218,9 +218,16 @@ def _leaks(result) -> str:
                    f"{len(hit)} of {len(leaks)} units, {sum(r[key] for r in hit):,} unit-rows {where} (first: "
                    f"{unit_name(first['unit'])} at {phase.unit} {first[f'first_{key}']})")
         parts.append(did.format(p=" and ".join(dict.fromkeys(r["param"] for r in hit))) + f" for {counted}")
-    if not parts:
+    compared = min((r["compared"] for r in leaks), default=0)
+    if not parts and compared == phase.rows.size:
         return (f"{whose}, dW was exactly 0 wherever Keras's was, {where.replace('of the', 'on all')}: the failure "
                 "is not in the ReLU mask")
+    if not parts and compared == 0:
+        return (f"{whose}, dW could not be compared with Keras's on any {where} (not finite, or "
+                "not of W's shape: see the findings above), so where gradient passed a dead unit is not known")
+    if not parts:
+        return (f"{whose}, dW was exactly 0 wherever Keras's was on the {compared:,} {where} where it could be "
+                "compared; on the others it was not finite or not of W's shape (see the findings above)")
     return f"{whose}, " + "; and ".join(parts)
 
 
