@@ -177,7 +177,7 @@ def lesson(result: ParityResult, curves: ProbeCurves | None = None) -> Figure | 
         low, high = min(0.0, float(unit.W["keras"].min())), max(0.0, float(unit.W["keras"].max()))
         lines = _w_text(unit, narrow).count("\n") + 1
         top.set_ylim(low - 0.3 * (high - low) - 1e-12, high + (0.2 + 0.3 * lines) * (high - low) + 1e-12)  # 0, W, note
-        leak = (unit.dW["numpy"] != 0) & (unit.dW["keras"] == 0)
+        leak = np.isfinite(unit.dW["numpy"]) & (unit.dW["numpy"] != 0) & (unit.dW["keras"] == 0)
         leaked |= bool(leak.any())
         _points(below, unit, unit.dW, shown, leak)
         _headroom(below, [unit.dW[side][shown] for side in SIDES], 0.45 if narrow else 0.3)
