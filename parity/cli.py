@@ -69,13 +69,46 @@ def _check(args: argparse.Namespace, worker) -> int:
     config = resolve_recorded(flags, args.config, args.reference)
     if config.out is not None:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
+    if args.sample is not None:
+        _check_sample(args.sample, config)  # a sample the run will not have is bad input, refused before any work
     report = check(user, config, folder=ReportFolder(args.format, worker),
                    progress=None if config.quiet else _progress)
     if not config.quiet:
         from parity.report.writer import terminal_summary
 
-        print(terminal_summary(report.result, report.folder, report.files, verbose=args.verbose))
+        if args.sample is not None:
+            print(f"{report.sample(args.sample)}\n")
+        print(_linked(terminal_summary(report.result, report.folder, report.files, verbose=args.verbose), report))
+    if args.open and report.folder is not None:
+        import webbrowser
+
+        webbrowser.open((report.folder.absolute() / "report.html").as_uri())
     return EXIT_PASS if report.passed else EXIT_FAIL
+
+
+def _check_sample(sample: int, config) -> None:
+    """--sample names a sample of this run, whose probe is kept whole (runs above the smallest chunk are prepared
+    first to know their size and chunk)."""
+    from parity.report.sample_view import check_sample
+
+    samples, whole = config.samples, True
+    if samples is None or samples > 1024:  # 1,024: the smallest chunk the probe ever uses (parity.compare.run)
+        from parity.compare.run import chunk_rows
+        from parity.prepare import prepare
+
+        prepared = prepare(config)
+        samples, whole = prepared.config.samples, prepared.config.samples <= chunk_rows(prepared.spec)
+    check_sample(sample, samples, whole)
+
+
+def _linked(text: str, report) -> str:
+    """The last line's report.html as an OSC 8 hyperlink where stdout is a terminal: a click opens it."""
+    html = (report.folder.absolute() / "report.html") if report.folder is not None else None
+    if html is None or not sys.stdout.isatty():
+        return text
+    head, _, last = text.rpartition("\n")
+    link = f"\x1b]8;;{html.as_uri()}\x1b\\{html}\x1b]8;;\x1b\\"
+    return (head + "\n" if head else "") + last.replace(str(html), link, 1)
 
 
 def _progress(items, label: str, total: int, unit: str = "chunk"):

@@ -33,20 +33,42 @@ def _typed(kind, flag: str, expected: str):
     return convert
 
 
+EXIT_STATUSES = """exit status:
+  0    parity holds
+  1    parity fails: your layers disagree with Keras (the terminal and summary.json say where)
+  2    bad input: one error: line saying what was received and what is expected; nothing written
+  3    the report could not be written (a full disk, a permission); the previous report is left as it was
+  130  interrupted; nothing half-written"""
+
+EXAMPLES = """examples:
+  parity run                                   the default run; prints the verdict, writes reports/seed/
+  parity run --dtype float64 --sample 0        ... in float64, and shows sample 0 on both sides: x, z, mask, W, dW
+  parity check --layers my_layers.py --open    your Affine, Relu, ... against Keras; opens report.html
+  parity check --layers my_layers.py --scenario deep --optimizer adam
+  parity selftest                              plant known bugs in the reference layers: each must be caught"""
+
+
 def parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="parity", allow_abbrev=False,
-                     description="Prove, sample by sample, that NumPy layers compute what Keras computes.")
+    parser = _Parser(prog="parity", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Prove, sample by sample, that NumPy layers compute what Keras computes.",
+                     epilog=f"{EXAMPLES}\n\n{EXIT_STATUSES.replace('exit status:', 'exit status of run and check:')}")
     parser.add_argument("--version", action="version", version=f"keras-parity {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    run = commands.add_parser("run", allow_abbrev=False, help="train the Keras model, copy its weights into the NumPy stack, compare both")
+    run = commands.add_parser("run", allow_abbrev=False, help="train the Keras model, copy its weights into the NumPy stack, compare both",
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=f"{_examples('parity run')}\n\n{EXIT_STATUSES}")
     _run_options(run)
     _reference_option(run)
-    check = commands.add_parser("check", allow_abbrev=False, help="the same comparison with your own layers, and the cause of each mismatch")
+    _report_options(run)
+    check = commands.add_parser("check", allow_abbrev=False, help="the same comparison with your own layers, and the cause of each mismatch",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=f"{_examples('parity check')}\n\n{EXIT_STATUSES}")
     check.add_argument("--layers", required=True, help="your layers: a .py file or a dotted module name "
                        "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the "
                        "reference), and your optimizer: the class of --optimizer's name (SGD, Momentum, Nesterov, "
                        "AdaGrad, RMSprop, Adam), else the book's")
     _run_options(check)
+    _report_options(check)
     _reference_option(check)
     record = commands.add_parser("record", allow_abbrev=False, help="compute a configuration's Keras side with Keras and "
                                  "write it to one file, with its provenance; later checks --reference it without TensorFlow")
@@ -88,6 +110,20 @@ def parser() -> argparse.ArgumentParser:
     _describe(sweep, "quiet", "print nothing; the exit status is 0 when every run passed")
     _cluster_options(sweep)
     return parser
+
+
+def _examples(command: str) -> str:
+    """The examples of `command` alone, for its own --help."""
+    lines = EXAMPLES.splitlines()
+    return "\n".join([lines[0]] + [line for line in lines[1:] if line.strip().startswith(command + " ")])
+
+
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    """What run and check do with their report: show one sample, open the page."""
+    parser.add_argument("--sample", type=_typed(int, "--sample", "an integer, a sample's index"), metavar="N",
+                        help="also show sample N on both sides, as the seed notebook printed it: x, each layer's z and "
+                        "mask, W, dW1, db1, ..., dx, and whether the sides agree")
+    parser.add_argument("--open", action="store_true", help="open report.html in the web browser when it is written")
 
 
 def _describe(parser: argparse.ArgumentParser, dest: str, text: str) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 __all__ = ["Report"]
 
-FIGURES = ("gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
+REPR_LIMIT = 240  # pytest shows this much of an assertion's message object (its repr) unless run with -vv
+FIGURES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
 
 
 class Report:
@@ -18,7 +19,8 @@ class Report:
     verdict: "pass" or "fail" (fail when any finding has severity "error"); passed: the same as a bool;
     findings: every Finding; errors, warnings: those of that severity; samples, steps, gradients: the
     tables of the report folder as pandas DataFrames (their columns: reports/README.md); summary: the
-    dict written as summary.json; figure(name): a matplotlib Figure; save(path): the report folder.
+    dict written as summary.json; figure(name): a matplotlib Figure (drawn once, kept, shown as a picture in a
+    notebook); sample(i): sample i on both sides, as the seed notebook printed it; save(path): the report folder.
     """
 
     def __init__(self, result, data, fmt: str = "csv", files: list[str] | None = None, folder: Path | None = None):
@@ -26,6 +28,8 @@ class Report:
         self._data, self.fmt = data, fmt  # fmt: the tables' format save() writes
         self.files = list(files or [])
         self.folder = folder  # where the report folder was written; None when it was not
+        self._figures: dict = {}  # name -> Figure or None, each drawn once
+        self._html: str | None = None  # _repr_html_'s page, rendered once (a notebook shows a report more than once)
 
     # -- the verdict -------------------------------------------------------------------------------
     @property
@@ -89,16 +93,33 @@ class Report:
         return pd.concat([gradients_table(p) for p in phases], ignore_index=True)
 
     def figure(self, name: str):
-        """One plot as a matplotlib Figure: gradient_diffs, dead_relu_map, stepping or fit."""
-        from parity.report.plots import figure
-
-        stem = name.removesuffix(".png")
+        """One plot as a matplotlib Figure: lesson, gradient_diffs, dead_relu_map, stepping or fit; None where it does
+        not apply (a model without ReLU has no lesson). Drawn once and kept: each call returns the same Figure, which a
+        notebook shows as a picture (parity.report.plot_style.ReportFigure)."""
+        stem = name.removesuffix(".png") if isinstance(name, str) else name
         if stem not in FIGURES:
             from parity.errors import ParityInputError
 
             raise ParityInputError(f"figure name must be one of {', '.join(FIGURES)} (received: {name!r})")
-        return figure(stem, self.result, self._curves())
+        if stem not in self._figures:
+            from parity.report.plots import figure
 
+            self._figures[stem] = figure(stem, self.result, self._curves)
+        return self._figures[stem]
+
+    def sample(self, i: int):
+        """Sample `i` on both sides, as the seed notebook printed it: x, each layer's W, z and mask, the prediction and
+        loss, dW1, db1, ..., dx, and whether the sides agree. Its str (and its display in a notebook) is that text."""
+        from parity.errors import ParityInputError
+        from parity.report.sample_view import check_sample, sample_view
+
+        try:
+            check_sample(i, len(self._data), whole=self.result.probe is not None)
+        except ParityInputError as exc:
+            raise exc.for_door("python")  # sample=, as the Python door spells it
+        return sample_view(self.result, self._data, int(i))
+
+    @cached_property
     def _curves(self):
         from parity.report.probe_curves import ProbeCurves
 
@@ -122,6 +143,7 @@ class Report:
             files = writer.finish(result)
         self.files, self.folder = files, path
         self.__dict__.pop("summary", None)
+        self._html = None  # its summary now names the files
         return path
 
     def __str__(self) -> str:
@@ -130,15 +152,47 @@ class Report:
         return terminal_summary(self.result, self.folder, self.files)
 
     def __repr__(self) -> str:
-        return (f"<parity Report {self.verdict.upper()}: {len(self.errors)} errors, {len(self.warnings)} warnings, "
-                f"scenario {self.result.config.scenario}, {self.result.config.dtype}>")
+        """The verdict and every root cause, short enough that pytest shows it whole for `assert report.passed, report`
+        (it cuts a longer repr to 240 characters); str(report) is the whole summary."""
+        c = self.result.config
+        head = f"<parity Report {self.verdict.upper()} (scenario {c.scenario}, {c.dtype})"
+        groups = _root_causes(self.result)
+        if not groups:
+            return head + ": no errors, no warnings>"
+        def where(root, followers, detail: int) -> str:
+            """Where a root cause was found, told with less detail while the whole is too long."""
+            parts = [(root.phase, root.layer, root.param, root.location), (root.phase, root.layer, root.param),
+                     (root.layer or root.phase,), ()][detail]
+            text = ", ".join(str(v) for v in parts if v)
+            return (f" ({text})" if text else "") + (f" +{len(followers)} that follow" if followers and detail == 0
+                                                      else "")
+
+        for detail in range(4):
+            text = head + ": " + "; ".join(f"[{root.severity}] {root.code}{where(root, followers, detail)}"
+                                           for root, followers in groups) + ">"
+            if len(text) <= REPR_LIMIT:
+                break
+        return text
 
     def _repr_html_(self) -> str:
-        from parity.report.html import render_html
+        """The report as a notebook shows it: verdict first, the pictures at display resolution (about a fifth of the
+        report folder's bytes). Rendered once; showing the report again costs nothing."""
+        if self._html is None:
+            from parity.report.html import render_html
 
-        images = {}
-        if self.result.probe is not None and self.result.config.plots:
-            from parity.report.plots import draw
+            images = {}
+            if self.result.probe is not None and self.result.config.plots:
+                from parity.report.plot_style import display_png
 
-            images = {f"{name}.png": png for name, png in draw(FIGURES, self.result, self._curves()).items() if png}
-        return render_html(self.summary, images)
+                images = {f"{name}.png": display_png(fig) for name in FIGURES
+                          if (fig := self.figure(name)) is not None}
+            self._html = render_html(self.summary, images)
+        return self._html
+
+
+def _root_causes(result) -> list:
+    """(root finding, the findings that follow from it) for every error and warning, grouped by the one function the
+    terminal, report.html and assert_parity use."""
+    from parity.compare.root_causes import root_causes
+
+    return [(root, followers) for root, followers in root_causes(result.findings) if root.severity != "info"]

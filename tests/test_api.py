@@ -85,7 +85,7 @@ def test_str_is_the_terminal_summary_and_figures_are_matplotlib_figures():
     fig = report.figure("dead_relu_map")
     assert isinstance(fig, Figure) and fig.axes
     html = report._repr_html_()
-    assert html.index("PASS") < html.index("<img") and html.count("data:image/png;base64,") == 4
+    assert html.index("PASS") < html.index("<img") and html.count("data:image/png;base64,") == 5
     with pytest.raises(parity.ParityInputError, match=r"figure name must be one of .* \(received: 'nope'\)"):
         report.figure("nope")
 

@@ -28,7 +28,7 @@ CASES = [
     ("unknown flag", {}, ["run", "--loud"], "unrecognized arguments: --loud"),
     ("data overflows float32", {"d.csv": "x,y\n1,2\n1e39,4\n"}, ["run", "--data", "{tmp}/d.csv"],
      "row 3, column 'x': 1e39 does not fit in float32 (largest magnitude 3.403e+38); use --dtype float64"),
-    ("abbreviated flag", {}, ["run", "--sample", "5"], "unrecognized arguments: --sample 5"),
+    ("abbreviated flag", {}, ["run", "--epoch", "5"], "unrecognized arguments: --epoch 5"),  # --sample is a flag of its own
     ("unknown command", {}, ["train"], "invalid choice: 'train'"),
     ("check without layers", {}, ["check"], "the following arguments are required: --layers"),
     # configuration file

@@ -17,7 +17,7 @@ import pytest
 from parity import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-PLOTS = ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
+PLOTS = ["lesson.png", "gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
 BROKEN = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"
           "        return np.where(self.mask, 0, x)\n\n    def backward(self, dout):\n"
           "        return dout  # forgets the mask: gradient flows through dead units\n")
@@ -103,6 +103,8 @@ def test_default_run_passes_and_writes_every_report_file(float32_runs):
     assert files == {"samples.csv", "steps.csv", "gradients.csv", "summary.json", "report.html", *PLOTS}
     assert all((base / "a" / name).stat().st_size > 1000 for name in PLOTS)
     assert json.loads((base / "a" / "summary.json").read_text())["files"][-2:] == ["report.html", "summary.json"]
+    html = (base / "a").absolute() / "report.html"  # the last line: a path a terminal or a browser opens as is
+    assert first.stdout.splitlines()[-1].startswith(f"report: {html} (beside it: samples.csv, ")
 
 
 def test_samples_csv_has_the_issue_columns_and_sample_0_at_the_notebook_x(float32_runs):

@@ -49,3 +49,33 @@ def test_the_default_run_shows_each_unit_dead_on_some_samples_and_alive_on_other
     for row in result.dead_relu_steps:  # and while stepping, each unit is dead on some steps, alive on the rest
         assert 0 < row["dead_steps"] < row["steps"], row
         assert row["dW_zero_when_dead"] == row["W_unchanged_when_dead"] == row["W_nonzero_when_dead"] == row["dead_steps"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_lesson_picture_shows_dW_exactly_0_on_every_dead_sample_while_W_is_not(seed_run, dtype):
+    from parity.report.plot_lesson import lesson, lesson_data
+
+    result = seed_run(dtype)
+    units, total = lesson_data(result)
+    assert total == 2 and [(u.layer, u.unit, u.phase) for u in units] == [(1, 0, "probe"), (1, 1, "probe")]
+    order = np.argsort(result.data.x[:, 0], kind="stable")
+    fig = lesson(result)
+    for col, unit in enumerate(units):
+        np.testing.assert_array_equal(unit.rows, order)  # every sample, sorted by x
+        for side in ("numpy", "keras"):
+            trace = getattr(result.probe, side)
+            dead = trace.z[1][order, unit.unit] <= 0  # dead by the pre-activation, on that side
+            np.testing.assert_array_equal(unit.dead[side], dead)
+            assert 0 < dead.sum() < len(dead)
+            np.testing.assert_array_equal(unit.dW[side][:, 0], trace.grads["W1"][order, 0, unit.unit])
+            assert (unit.dW[side][dead] == 0).all()  # exactly 0, not merely small
+            assert (unit.dW[side][~dead] != 0).all()
+            np.testing.assert_array_equal(unit.W[side][:, 0], np.full(len(order), result.fitted["W1"][0, unit.unit]))
+            assert (unit.W[side][dead] != 0).all()
+        top, below = fig.axes[col], fig.axes[len(units) + col]
+        drawn = {ax: {line.get_gid(): line.get_xydata() for line in ax.lines if line.get_gid()} for ax in (top, below)}
+        np.testing.assert_array_equal(drawn[below]["keras"][:, 1], unit.dW["keras"][:, 0])
+        np.testing.assert_array_equal(drawn[below]["numpy"][unit.dead["numpy"], 1], 0)
+        assert (drawn[top]["keras"][unit.dead["keras"], 1] != 0).all()
+        assert "leak" not in drawn[below]
+    assert fig._suptitle.get_text().startswith("A dead ReLU zeroes dW for that sample, not W")

@@ -52,3 +52,12 @@ def test_the_redefined_class_is_checked_and_its_bug_named(executed):
     last = executed.cells[-1]
     result = next(o["data"]["text/plain"] for o in _outputs(last) if "text/plain" in o.get("data", {}))
     assert "('mask_mismatch', 'Relu'" in result
+
+
+def test_a_figure_shows_as_a_picture_and_a_sample_as_text_without_matplotlib_inline(executed):
+    figure = next(cell for cell in executed.cells if cell.source == 'report.figure("lesson")')
+    pictures = [o["data"]["image/png"] for o in _outputs(figure) if "image/png" in o.get("data", {})]
+    assert len(pictures) == 1 and pictures[0].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+    sample = next(cell for cell in executed.cells if cell.source == "report.sample(0)")
+    text = next(o["data"]["text/plain"] for o in _outputs(sample) if "text/plain" in o.get("data", {}))
+    assert text.startswith("sample 0 of 200 (train)") and "dW1" in text and "a dead ReLU zeroes dW" in text

@@ -41,29 +41,69 @@ def runs(request):
     return out
 
 
-def test_flow_colours_blend_from_grey_to_blue_and_towards_red_where_the_sides_differ():
-    from parity.report.plots import _FLOWED, _FLOWED_DIFFER, _NONE, _NONE_DIFFER, _flow_colours
+def test_map_colours_blend_dead_and_alive_and_turn_red_where_a_dead_units_dW_is_not_0():
+    from parity.report.plots import _ALIVE, _BLOCKED, _DEAD, _LEAK, _cell_colours
 
-    flowed = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]])  # (bins, units) with one bin, five units
-    differ = np.array([[0.0, 0.0, 1.0, 1.0, 0.0]])
-    rgb = _flow_colours(flowed, differ)[:, 0]  # (units, 3)
-    np.testing.assert_allclose(rgb[:4], [_NONE, _FLOWED, _FLOWED_DIFFER, _NONE_DIFFER])
-    np.testing.assert_allclose(rgb[4], (_NONE + _FLOWED) / 2)
+    dead = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]])  # (bins, units) with one bin, five units
+    leak = np.array([[0.0, 0.0, 1.0, 0.0, 0.0]])
+    blocked = np.array([[0.0, 0.0, 0.0, 1.0, 0.0]])
+    rgb = _cell_colours(dead, leak, blocked)[:, 0]  # (units, 3)
+    np.testing.assert_allclose(rgb[:4], [_ALIVE, _DEAD, _LEAK, _BLOCKED])
+    np.testing.assert_allclose(rgb[4], (_DEAD + _ALIVE) / 2)
 
 
-def test_the_map_shows_a_missing_mask_as_numpy_flowing_where_keras_is_dead(runs):
-    from parity.report.plots import _FLOWED, _FLOWED_DIFFER, _NONE_DIFFER, dead_relu_map
+def test_the_map_decides_dead_by_z_and_shows_a_missing_mask_as_numpy_dW_where_keras_is_dead(runs):
+    from parity.report.plots import _ALIVE, _DEAD, _LEAK, dead_relu_map
 
     result, curves = runs[("no mask", None)]
     numpy_ax, keras_ax = dead_relu_map(result, curves).axes[:2]
     assert [t.get_text() for t in numpy_ax.get_yticklabels()] == ["layer 1, unit 0", "layer 1, unit 1"]
     ours, theirs = (np.asarray(ax.collections[0].get_array()) for ax in (numpy_ax, keras_ax))  # (units, samples, 3)
-    keep = curves.filled()
-    dead = (curves.flow[(1, "keras")][keep] == 0).T  # (units, samples) in the order drawn
+    order = np.argsort(result.data.x[:, 0], kind="stable")  # the map's columns: samples sorted by x
+    dead = (result.probe.keras.z[1][order] <= 0).T  # (units, samples): dead by the pre-activation
     assert dead.any() and (~dead).any()
-    np.testing.assert_allclose(ours[dead], np.broadcast_to(_FLOWED_DIFFER, ours[dead].shape))
-    np.testing.assert_allclose(theirs[dead], np.broadcast_to(_NONE_DIFFER, theirs[dead].shape))
-    np.testing.assert_allclose(theirs[~dead], np.broadcast_to(_FLOWED, theirs[~dead].shape))
+    np.testing.assert_array_equal(dead, (curves.dead[(1, "keras")] > 0).T)
+    np.testing.assert_allclose(ours[dead], np.broadcast_to(_LEAK, ours[dead].shape))  # dW1 flowed: the mask ignored
+    np.testing.assert_allclose(theirs[dead], np.broadcast_to(_DEAD, theirs[dead].shape))
+    np.testing.assert_allclose(theirs[~dead], np.broadcast_to(_ALIVE, theirs[~dead].shape))
+    legend = [t.get_text() for t in dead_relu_map(*runs[("correct", None)]).legends[0].get_texts()]
+    assert legend[:3] == ["alive (z > 0): dW flowed", "dead (z <= 0): dW exactly 0",
+                          "dead, yet dW is not 0: the backward ignored the mask"]
+
+
+def test_binned_the_map_shades_each_bin_by_its_dead_share_and_a_missing_mask_leaks_in_all_of_them(runs):
+    from parity.report.plots import _ALIVE, _LEAK, dead_relu_map
+
+    result, curves = runs[("no mask", "binned")]
+    keep = curves.filled()
+    assert keep.sum() == 500 < len(result.data)  # bins, not samples
+    count = curves.count[keep, None]
+    dead = {side: curves.dead[(1, side)][keep] / count for side in ("numpy", "keras")}
+    assert ((0 < dead["keras"]) & (dead["keras"] < 1)).any()  # some bins straddle a kink
+    np.testing.assert_array_equal(curves.leak[(1, "numpy")][keep], curves.dead[(1, "numpy")][keep])  # every dead one
+    assert not curves.leak[(1, "keras")].any() and not curves.blocked[(1, "keras")].any()
+    ours = np.asarray(dead_relu_map(result, curves).axes[0].collections[0].get_array())  # (units, bins, 3)
+    share = dead["numpy"].T[..., None]
+    np.testing.assert_allclose(ours, share * _LEAK + (1 - share) * _ALIVE)
+
+
+def test_the_lesson_of_a_chunked_probe_is_drawn_from_the_steps_with_the_leaks_in_red(runs):
+    from parity.report.plot_lesson import lesson, lesson_data
+
+    result, _ = runs[("no mask", 512)]
+    assert result.probe is None
+    units, total = lesson_data(result)
+    assert total == 2 and [u.phase for u in units] == ["stepping", "stepping"]
+    dead = result.stepping.dead_keras[1]
+    fig = lesson(result)
+    for col, unit in enumerate(units):
+        np.testing.assert_array_equal(unit.dead["keras"], dead[:, unit.unit])  # by step, in order
+        assert (unit.dW["keras"][dead[:, unit.unit]] == 0).all()
+        leak = (unit.dW["numpy"][:, 0] != 0) & (unit.dW["keras"][:, 0] == 0)
+        assert leak.any()
+        red = [line.get_xydata() for line in fig.axes[len(units) + col].lines if line.get_gid() == "leak"]
+        np.testing.assert_array_equal(red[0][:, 0], np.flatnonzero(leak))  # steps drawn from 0
+    assert "One SGD step per training sample" in fig._suptitle.get_text()
 
 
 def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(runs):
@@ -192,7 +232,7 @@ def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_
         files = draw_all(result, curves, tmp_path, hand_over(worker, result, curves))
     finally:
         worker.close()
-    assert list(files) == ["gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
+    assert list(files) == ["lesson.png", "gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
     expected = draw(list(WORKER_SHARE), result, curves)
     for name, png in expected.items():
         assert (tmp_path / f"{name}.png").read_bytes() == files[f"{name}.png"] == png

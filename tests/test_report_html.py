@@ -189,7 +189,7 @@ def test_report_html_loads_in_chromium_without_errors_and_every_image_decodes(ch
 
     folder = reports[verdict]
     pngs = sorted(folder.glob("*.png"))
-    assert len(pngs) == 4
+    assert len(pngs) == 5  # lesson.png first
     seen = check_page(chromium, folder / "report.html", tmp_path)
     assert seen["errors"] == []
     assert seen["images"] == len(pngs) and seen["decoded"] == len(pngs)

@@ -13,7 +13,8 @@ from parity.report.terminal import terminal_text
 FIXTURES = Path(__file__).parent / "fixtures"
 UNIT_AS_NUMBER = re.compile(r"\b\d+\.\d+ \d+%")  # "1.0 0%": the old unit label, read as a number
 STARTS = ("keras-parity:", "verdict:", "excused:", "largest differences:", "your layers:", "  [", "dead ReLU units",
-          "dead while stepping:", "saturated sigmoid units", "reports:")  # every line the summary prints begins so
+          "dead while stepping:", "dead while stepping, on Keras's side:", "on your side, ", "on the NumPy side, ",
+          "saturated sigmoid units", "reports:", "report: ")  # every line the summary prints begins so
 
 
 def text(report, verbose: bool = False) -> str:
@@ -62,6 +63,50 @@ def test_a_relu_without_mask_is_one_root_cause_with_its_consequences_counted():
     assert len(roots) == len({(f.code, f.message) for f in report.findings if f.severity != "info" and not f.consequence_of})
     assert len(out.splitlines()) <= 12, out
     assert all(line.startswith(STARTS) for line in out.splitlines()), out  # no value breaks a finding's line
+    assert "zero_convention" not in out and "use mask = x <= 0" not in out  # its mask already is that
+
+
+def test_a_failing_run_says_where_the_learners_relu_passed_gradient_that_keras_blocked():
+    report = parity.check(str(FIXTURES / "relu_without_mask.py"), plots=False)
+    lines = text(report).splitlines()
+    keras = next(line for line in lines if line.startswith("dead while stepping"))
+    assert keras.startswith("dead while stepping, on Keras's side: layer 1, unit 0 on 62 of 160 steps")  # not the pass's line
+    probe = report.result.probe
+    ours, theirs = probe.numpy.grads["W1"][:, 0, :], probe.keras.grads["W1"][:, 0, :]  # (samples, units)
+    leaked = (ours != 0) & (theirs == 0)
+    counts = [f"layer 1, unit {j} on {leaked[:, j].sum()}" for j in range(2)]
+    firsts = [int(np.argmax(leaked[:, j])) for j in range(2)]
+    assert all(0 < leaked[:, j].sum() == probe.dead_keras[1][:, j].sum() for j in range(2))
+    ours_line = lines[lines.index(keras) + 1]
+    assert ours_line == (f"on your side, gradient passed where Keras's ReLU blocked it: dW1 was not 0 where Keras's was "
+                         f"exactly 0 for {counts[0]} of the 200 probed samples (first at sample {firsts[0]}), "
+                         f"{counts[1]} (first at sample {firsts[1]})")
+
+
+def test_a_run_failing_elsewhere_says_its_dW_was_0_wherever_keras_was():
+    from parity.selfcheck.selftest import SignFlipLoss
+
+    lines = text(parity.check(MeanSquaredError=SignFlipLoss, plots=False)).splitlines()
+    assert lines[1].startswith("verdict: FAIL")
+    assert ("on your side, dW was exactly 0 wherever Keras's was, on all 200 probed samples: the failure is not in "
+            "the ReLU mask") in lines
+
+
+def test_a_dW_that_cannot_be_compared_is_not_called_0_where_keras_is():
+    from parity.selfcheck.selftest import AffineTransposedDW
+
+    lines = text(parity.check(Affine=AffineTransposedDW, plots=False)).splitlines()
+    assert ("on your side, dW could not be compared with Keras's on any of the 200 probed samples (not finite, or not "
+            "of W's shape: see the findings above), so where gradient passed a dead unit is not known") in lines
+
+
+def test_the_last_line_is_the_absolute_path_of_report_html():
+    report = parity.run(plots=False)
+    files = ["samples.csv", "steps.csv", "gradients.csv", "lesson.png", "fit.png", "report.html", "summary.json"]
+    last = terminal_text(report.result, Path("reports/seed"), files).splitlines()[-1]
+    html = Path("reports/seed").absolute() / "report.html"
+    assert html.is_absolute() and last == (f"report: {html} (beside it: samples.csv, steps.csv, gradients.csv, "
+                                           "summary.json, 2 plots)")
 
 
 def test_an_error_only_in_a_class_the_scenario_never_uses_says_so_and_names_the_scenario_that_does(tmp_path):

@@ -12,7 +12,8 @@ import numpy as np
 from parity.compare.diff import PhaseResult
 from parity.numpy_side.trace import Trace
 
-__all__ = ["kink_rows", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_name", "unit_params"]
+__all__ = ["gradient_leaks", "kink_rows", "params_before", "stepping_observation", "unit_label", "unit_moved", "unit_name",
+           "unit_params"]
 
 
 def unit_label(layer: int, unit: int) -> str:
@@ -71,6 +72,31 @@ def stepping_observation(stepping: PhaseResult, start: dict[str, np.ndarray]) ->
                     "W_nonzero_when_dead": int((w_nonzero & rows).sum()),
                     "W_changed_when_alive": int((moved & ~rows).sum()),
                 })
+    return out
+
+
+def gradient_leaks(phase: PhaseResult) -> list[dict]:
+    """Per ReLU unit, where the NumPy side's dW for the unit's weights (its kernel column) disagrees with Keras's
+    about being exactly 0: `passed` rows where ours is not 0 while Keras's is (gradient through a unit Keras's
+    ReLU blocked), `blocked` rows where ours is 0 while Keras's is not; `first_*` the first such row's sample
+    (probe) or step (stepping), None when there is none; `compared` the rows where ours is finite (a row that raised,
+    or a dW of the wrong shape, is NaN: nothing can be said of it)."""
+    out = []
+    for layer in phase.dead_keras:
+        ours, theirs = phase.numpy.grads.get(f"W{layer}"), phase.keras.grads.get(f"W{layer}")
+        if ours is None or theirs is None or ours.shape != theirs.shape:
+            continue
+        with np.errstate(invalid="ignore"):
+            ours_zero, theirs_zero = (ours == 0).all(axis=1), (theirs == 0).all(axis=1)  # (n, units)
+            ours_flows = (np.isfinite(ours) & (ours != 0)).any(axis=1)
+        passed, blocked = ours_flows & theirs_zero, ours_zero & ~theirs_zero
+        for j in range(passed.shape[1]):
+            row = {"unit": unit_label(layer, j), "param": f"dW{layer}", "rows": int(len(passed)),
+                   "compared": int(np.isfinite(ours[:, :, j]).all(axis=1).sum())}
+            for key, where in (("passed", passed[:, j]), ("blocked", blocked[:, j])):
+                row[key] = int(where.sum())
+                row[f"first_{key}"] = phase.where(int(np.argmax(where))) if where.any() else None
+            out.append(row)
     return out
 
 

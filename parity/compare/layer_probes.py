@@ -41,11 +41,12 @@ class _Probe:
         self.findings: list[Finding] = []
 
     def add(self, code: str, severity: str, message: str, param: str | None = None, method: str | None = None,
-            where: str | None = None):
-        """One finding per code and quantity, on this class, with this class's fix for the code."""
+            where: str | None = None, fix: str | None = None):
+        """One finding per code and quantity, on this class, with this class's fix for the code (or `fix`, where the
+        class's own state shows that the table's advice is already followed)."""
         if not any(f.code == code and f.param == param for f in self.findings):
             text = message if code == "layer_error" else f"{self.name}: {message}"
-            fix = fix_for(code, self.name) if severity != INFO else ""
+            fix = fix if fix is not None else fix_for(code, self.name) if severity != INFO else ""
             self.findings.append(Finding(code, severity, "layer probe", text, fix, layer=self.name, method=method,
                                          where=where, param=param))
 
@@ -65,22 +66,26 @@ class _Probe:
     def failed(self) -> bool:
         return any(f.severity == ERROR for f in self.findings)
 
-    def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
-        """Classify ours against Keras's; entries at a kink are judged separately (zero_convention)."""
+    def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None,
+                kink_note: tuple[str, str] | None = None):
+        """Classify ours against Keras's; entries at a kink are judged separately (zero_convention), unless a mask
+        that is wrong away from the kink explains them too. `kink_note`: (what to add to a zero_convention message,
+        its fix), for a class whose mask already is what the default fix would advise."""
         ours = np.asarray(ours, dtype=np.float64) if ours is not None else None
         if ours is None:
             return
         away = np.ones(np.shape(theirs), dtype=bool) if kink is None else ~kink
-        if kink is not None and ours.shape == theirs.shape and kink.any():
-            if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
-                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
-                         f"{one_line(theirs[kink])}", param=what)
         if ours.shape == theirs.shape:
             ours_away, theirs_away = ours[away], theirs[away]
         else:
             ours_away, theirs_away = ours, theirs
         forward = what in ("forward", "loss")  # an output is said in forward words: no gradient flows in it
         verdict = classify(ours_away, theirs_away, RTOL, ATOL, "output" if forward else "gradient")
+        if kink is not None and ours.shape == theirs.shape and kink.any() and (verdict or ("",))[0] != "mask_mismatch":
+            if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
+                note, fix = kink_note or ("", None)
+                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
+                         f"{one_line(theirs[kink])}{note}", param=what, fix=fix)
         if verdict is None:
             return
         code, detail = verdict
@@ -131,13 +136,23 @@ def _probe_activation(cls, name: str, keras) -> list[Finding]:
     done = probe.forward_backward(cls, (), x, dout, theirs_out, 2)
     if done is None:
         return probe.findings
-    dx = done[1]
+    layer, dx = done
     x_fd = x.copy()
 
     def referee(bad):
         return by_differences(lambda: _forward_sum(cls, name, (), (x_fd.copy(),), dout), x_fd, dx, theirs_dx, bad)
-    probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None)
+    probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None,
+                  kink_note=_mask_already(layer, x) if name == "Relu" else None)
     return probe.findings
+
+
+def _mask_already(layer, x: np.ndarray) -> tuple[str, str] | None:
+    """For a Relu whose forward kept `mask` equal to x <= 0 (the book's): advice that does not tell it to use that mask."""
+    mask = getattr(layer, "__dict__", {}).get("mask")  # the instance's own attribute: no property of theirs runs
+    if not (isinstance(mask, np.ndarray) and mask.shape == x.shape and np.array_equal(mask, x <= 0)):
+        return None
+    return ("; your mask is already x <= 0, so backward does not apply it there",
+            "make backward zero dout through the mask forward kept: np.where(self.mask, 0, dout)")
 
 
 def _probe_affine(cls, keras) -> list[Finding]:

@@ -21,13 +21,22 @@ _WHERE = (("sample", "sample"), ("batch", "batch"), ("step", "step"))
 
 # What each plot is for and where to look: a learner reads these before the picture.
 CAPTIONS = {
+    "lesson.png": (
+        "The lesson, sample by sample: a dead ReLU zeroes dW for that sample, not W. Each column is one hidden ReLU "
+        "unit; each sample goes alone through both sides at the fitted weights, sorted by x (or, with more than one "
+        "input, by the unit's pre-activation z). Top: the unit's weight W, "
+        "the same on every sample and not 0. Below: its gradient dW for that sample. Grey marks the samples where the "
+        "unit is dead (its pre-activation z = xW + b <= 0): there dW is exactly 0 on both sides, while W is not. Keras "
+        "is an open circle, NumPy a dot inside it when the sides agree; a NumPy dot in red is a dW that is not 0 where "
+        "Keras's is exactly 0, which is what a Relu whose backward forgets its mask does."),
     "dead_relu_map.png": (
-        "Where gradient flowed back through each ReLU unit, sample by sample (samples sorted by x). Blue: the unit "
-        "passed gradient (its bias gradient db was not 0); grey: it passed none, because the unit was dead (z = xW + b "
-        "<= 0) on that sample. The left panel is the NumPy side, the right Keras's: with correct layers they are "
-        "identical. Red and pink mark samples where the sides disagree: a Relu whose backward forgets its mask shows "
-        "red on the NumPy side where Keras's is pink. The black tick is each first-layer unit's kink x* = -b/w, where "
-        "it switches between dead and alive."),
+        "Where each ReLU unit is dead, sample by sample (samples sorted by x), on each side. Grey: the unit is dead "
+        "(z = xW + b <= 0) on that sample, and its dW (the gradient of the weights into it) is exactly 0 there; blue: "
+        "it is alive, and gradient flowed into its dW. The left panel is the NumPy side, the right Keras's: with "
+        "correct layers they are identical. Red marks a dead unit whose dW is not 0 anyway: a Relu whose backward "
+        "forgets its mask shows red on the NumPy side where Keras's is grey (pink, where shown: an alive unit whose "
+        "dW is 0). The black tick is each first-layer unit's kink x* = -b/w, where it switches between dead and "
+        "alive."),
     "stepping.png": (
         "One optimizer step per training sample, on both sides from the same weights. Top: how far each step moved "
         "each weight, one colour per unit, on a log scale whose bottom line is 0 (Keras an open circle, NumPy a dot: "
@@ -48,7 +57,7 @@ CAPTIONS = {
         "shading shows where each first-layer ReLU unit is active: the model is a straight line wherever the same "
         "units are alive, and bends only at a kink."),
 }
-_ORDER = ("dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
+_ORDER = ("lesson.png", "dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
 
 # Why a warning does not fail the run, per code: the verdict says what was excused and why.
 _EXCUSES = {

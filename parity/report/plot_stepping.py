@@ -9,7 +9,7 @@ from matplotlib.lines import Line2D
 
 from parity.compare.dead_units import params_before, unit_label, unit_name
 from parity.compare.outcome import ParityResult
-from parity.report.plot_style import floor_and_atol, log_axis, panel_title, zero_floor
+from parity.report.plot_style import ReportFigure, floor_and_atol, log_axis, panel_title, zero_floor
 from parity.report.probe_curves import ProbeCurves
 
 __all__ = ["stepping", "STEP_POINTS"]
@@ -78,7 +78,7 @@ def stepping(result: ParityResult, curves: ProbeCurves | None = None) -> Figure:
     Below: one panel of how far apart each parameter is after each step."""
     phase = result.stepping
     names = list(phase.numpy.params_after)
-    fig = Figure(figsize=(3.4 * len(names), 6.8))
+    fig = ReportFigure(figsize=(3.4 * len(names), 6.8))
     grid = fig.add_gridspec(2, len(names), left=0.08, right=0.99, bottom=0.08, top=0.8, wspace=0.3, hspace=0.32)
     top = [fig.add_subplot(grid[0, 0])]
     top += [fig.add_subplot(grid[0, k], sharey=top[0]) for k in range(1, len(names))]  # moves compare across panels

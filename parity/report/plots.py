@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 
 from parity.compare.dead_units import unit_label, unit_name
 from parity.compare.outcome import ParityResult
+from parity.report.plot_lesson import lesson
 from parity.report.plot_stepping import stepping
 from parity.report.plot_style import (KERAS_STYLE, NUMPY_STYLE, along, floor_and_atol, log_axis, new, panel_title, png,
                                       zero_floor)
@@ -25,8 +26,10 @@ __all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure
 # What a PlotWorker draws while this process draws the rest. Measured on the default run (drawing, warm):
 # stepping 0.30 s, against gradient differences 0.19 s, the map 0.12 s and the fit 0.09 s here; with its
 # pickled job the worker's share ends as this process's three do (the report 0.43-0.46 s), where stepping
-# and fit kept this process waiting 0.13 s for the worker (0.47-0.50 s).
-WORKER_SHARE = ("stepping",)
+# and fit kept this process waiting 0.13 s for the worker (0.47-0.50 s). The lesson, added later, costs
+# about what stepping does (CPU seconds on a loaded machine: lesson 0.36, stepping 0.53, gradient differences 0.50,
+# map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables.
+WORKER_SHARE = ("lesson", "stepping")
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
@@ -65,43 +68,43 @@ def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
     return fig
 
 
-# Gradient-flow map colours: a cell blends "no gradient" to "flowed" by the share of its samples
-# that got gradient, then towards red by the share where the two sides disagree.
-_NONE, _FLOWED = np.array([0.94, 0.94, 0.94]), np.array([0.23, 0.46, 0.69])
-_NONE_DIFFER, _FLOWED_DIFFER = np.array([1.0, 0.72, 0.72]), np.array([0.84, 0.15, 0.16])
+# Dead-map colours: per side, a unit is dead where its pre-activation z <= 0 (grey) and alive elsewhere (blue); red
+# where it is dead and yet its dW is not 0 (the backward did not apply the mask), pink where it is alive and its
+# dW is 0. A bin of many samples blends the four by their shares.
+_ALIVE, _DEAD = np.array([0.23, 0.46, 0.69]), np.array([0.8, 0.8, 0.8])
+_LEAK, _BLOCKED = np.array([0.84, 0.15, 0.16]), np.array([1.0, 0.72, 0.72])
 
 
-def _flow_colours(flowed: np.ndarray, differ: np.ndarray) -> np.ndarray:
-    """(units, bins, 3) RGB from (bins, units) shares in [0, 1]."""
-    f, d = flowed.T[..., None], differ.T[..., None]
-    agree = _NONE + f * (_FLOWED - _NONE)
-    disagree = _NONE_DIFFER + f * (_FLOWED_DIFFER - _NONE_DIFFER)
-    return agree + d * (disagree - agree)
+def _cell_colours(dead: np.ndarray, leak: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """(units, bins, 3) RGB from (bins, units) shares in [0, 1]: dead, dead with dW != 0, alive with dW == 0."""
+    dead, leak, blocked = (a.T[..., None] for a in (dead, leak, blocked))
+    return (_DEAD * (dead - leak) + _LEAK * leak + _ALIVE * (1 - dead - blocked) + _BLOCKED * blocked)
 
 
 def dead_relu_map(result: ParityResult, curves: ProbeCurves) -> Figure | None:
-    """Per ReLU layer and side: where gradient flowed through each unit (db != 0), disagreements in red."""
+    """Per ReLU layer and side: where each unit is dead (z <= 0), and where its dW disagrees with that, in red."""
     from matplotlib.patches import Patch
 
-    layers = sorted({layer for layer, _ in curves.flow})
+    layers = sorted({layer for layer, _ in curves.leak})
     if not layers:
         return None
     keep = curves.filled()
     xs, count = curves.centre[keep], curves.count[keep, None]
-    units = [curves.flow[(layer, "keras")].shape[1] for layer in layers]
+    units = [curves.dead[(layer, "keras")].shape[1] for layer in layers]
     rows_in = 0.3 * sum(units) + 0.75 * len(layers)  # inches of panels
     top_in, bottom_in = 1.25, 0.5
     height = rows_in + top_in + bottom_in
     fig, axes = new(len(layers), 2, figsize=(13, height), squeeze=False, sharex=True,
-                             gridspec_kw={"height_ratios": [u + 2.5 for u in units], "left": 0.12, "right": 0.99,
-                                          "top": 1 - top_in / height, "bottom": bottom_in / height,
-                                          "wspace": 0.12, "hspace": 0.75 * len(layers) / rows_in})
+                    gridspec_kw={"height_ratios": [u + 2.5 for u in units], "left": 0.12, "right": 0.99,
+                                 "top": 1 - top_in / height, "bottom": bottom_in / height,
+                                 "wspace": 0.12, "hspace": 0.75 * len(layers) / rows_in})
+    blocked_seen = False
     for row, layer in enumerate(layers):
-        differ = curves.flow_differ[layer][keep] / count  # (bins, units)
         for col, (side, who) in enumerate((("numpy", "NumPy side (the layers checked)"), ("keras", "Keras side"))):
             ax = axes[row, col]
-            flowed = curves.flow[(layer, side)][keep] / count
-            ax.pcolormesh(xs, np.arange(units[row]), _flow_colours(flowed, differ), shading="nearest")
+            shares = [getattr(curves, kind)[(layer, side)][keep] / count for kind in ("dead", "leak", "blocked")]
+            blocked_seen |= bool(shares[2].any())
+            ax.pcolormesh(xs, np.arange(units[row]), _cell_colours(*shares), shading="nearest")
             ax.set_yticks(range(units[row]), [unit_name(unit_label(layer, j)) if col == 0 else ""
                                               for j in range(units[row])], fontsize=8)
             ax.invert_yaxis()  # unit 0 on top, as read
@@ -110,17 +113,18 @@ def dead_relu_map(result: ParityResult, curves: ProbeCurves) -> Figure | None:
                 _kinks(ax, result, units[row], xs[0], xs[-1])
     axes[-1, 0].set_xlabel(along(curves, result).replace("; per bin: max", "; shade: share of the bin"))
     axes[-1, 1].set_xlabel(axes[-1, 0].get_xlabel())
-    handles = [Patch(color=_FLOWED, label="gradient flowed (db != 0)"),
-               Patch(color=_NONE, label="no gradient (db = 0)"),
-               Patch(color=_FLOWED_DIFFER, label="flowed here, but not on the other side"),
-               Patch(color=_NONE_DIFFER, label="none here, but flowed on the other side")]
+    handles = [Patch(color=_ALIVE, label="alive (z > 0): dW flowed"),
+               Patch(color=_DEAD, label="dead (z <= 0): dW exactly 0"),
+               Patch(color=_LEAK, label="dead, yet dW is not 0: the backward ignored the mask"),
+               Patch(color=_BLOCKED, label="alive, yet dW is 0")][:4 if blocked_seen else 3]
     if curves.one_d and 1 in layers:
         handles.append(Line2D([], [], marker="|", color="black", linestyle="", markersize=10, mew=2,
-                                  label="kink x* = -b/w: the unit is dead on one side of it"))
+                              label="kink x* = -b/w: the unit is dead on one side of it"))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.55 / height))
-    fig.suptitle("Where gradient flowed back through each ReLU unit, per sample, at the fitted weights: "
-                 "a unit passes gradient only where it is alive (z > 0)", fontsize=10, y=1 - 0.12 / height)
+    fig.suptitle("Where each ReLU unit is dead, per sample, at the fitted weights: z = xW + b <= 0 there, so its dW "
+                 "(the gradient of the weights into it) is exactly 0 for that sample; W itself is not",
+                 fontsize=10, y=1 - 0.12 / height)
     return fig
 
 
@@ -190,11 +194,12 @@ def fit(result: ParityResult, curves: ProbeCurves) -> Figure:
     return fig
 
 
-PICTURES = {"gradient_diffs": gradient_diffs, "dead_relu_map": dead_relu_map, "stepping": stepping, "fit": fit}
+PICTURES = {"lesson": lesson, "gradient_diffs": gradient_diffs, "dead_relu_map": dead_relu_map, "stepping": stepping,
+            "fit": fit}
 
 
 def figure(name: str, result: ParityResult, curves: ProbeCurves) -> Figure | None:
-    """One picture as a Figure (gradient_diffs, dead_relu_map, stepping, fit); None where it does not
+    """One picture as a Figure (lesson, gradient_diffs, dead_relu_map, stepping, fit); None where it does not
     apply (no ReLU layer has no dead-ReLU map)."""
     return PICTURES[name](result, curves)
 

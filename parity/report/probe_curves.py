@@ -2,7 +2,7 @@
 
 Up to EXACT_LIMIT probed samples are kept one by one (one bin per sample, in order of x); above it
 the probe is aggregated as it streams in: BINS bins along x (or along the sample order), each
-holding its largest gradient difference, its counts per unit (dead, gradient flowed) and its summed
+holding its largest gradient difference, its counts per unit (dead, dW where it should not be) and its summed
 predictions, plus a fixed sample of points for scatter plots. Ten million samples then plot as
 fast, and as readably, as ten thousand. Kept apart from the drawing so that a run without plots,
 or a test, never imports matplotlib.
@@ -20,17 +20,17 @@ SCATTER_POINTS = 5_000
 
 
 def gradient_flowed(trace, layer: int) -> np.ndarray | None:
-    """(n, units) whether gradient reached each unit of Dense `layer` on that side: db != 0 (and finite).
+    """(n, units) whether the unit's weights got gradient on that side: some entry of its column of dW is not 0 (and finite).
 
-    The bias gradient of a Dense layer is the gradient at its pre-activation, so it is exactly 0
-    where a ReLU blocked it. Unlike the dead mask (z <= 0, which both sides compute from the same
-    z), it comes from each side's own backward: a Relu that forgets its mask shows here.
+    A unit dead on a sample (z <= 0) passes no gradient back, so every entry of its kernel column dW[:, j]
+    is exactly 0 there. Unlike the dead mask (z <= 0, which both sides compute from the same z), dW comes
+    from each side's own backward: a Relu that forgets its mask shows here.
     """
-    db = trace.grads.get(f"b{layer}")
-    if db is None:
+    dW = trace.grads.get(f"W{layer}")
+    if dW is None:
         return None
     with np.errstate(invalid="ignore"):
-        return np.isfinite(db) & (db != 0)
+        return (np.isfinite(dW) & (dW != 0)).any(axis=1)  # (n, in, units) -> (n, units)
 
 
 def _per_bin(b: np.ndarray, values: np.ndarray, bins: int) -> np.ndarray:
@@ -41,7 +41,7 @@ def _per_bin(b: np.ndarray, values: np.ndarray, bins: int) -> np.ndarray:
 
 
 class ProbeCurves:
-    """Per bin along x (or the sample order): gradient differences, dead and gradient-flow counts, predictions."""
+    """Per bin along x (or the sample order): gradient differences, dead counts and where dW disagrees with them, predictions."""
 
     def __init__(self, data, spec):
         n = len(data)
@@ -61,8 +61,10 @@ class ProbeCurves:
         self.bins = bins
         self.grad_max: dict[str, np.ndarray] = {}
         self.dead: dict[tuple[int, str], np.ndarray] = {}  # (layer, side) -> (bins, units) dead counts
-        self.flow: dict[tuple[int, str], np.ndarray] = {}  # (layer, side) -> (bins, units) gradient-flowed counts
-        self.flow_differ: dict[int, np.ndarray] = {}  # layer -> (bins, units) rows where the sides' flow differs
+        # (layer, side) -> (bins, units) counts of samples where a dead unit's dW was not 0 (leak), and where
+        # a live unit's dW was 0 (blocked): with correct layers, leak is always 0
+        self.leak: dict[tuple[int, str], np.ndarray] = {}
+        self.blocked: dict[tuple[int, str], np.ndarray] = {}
         self.pred: dict[str, np.ndarray] = {}  # side -> (bins, outputs) sums
         self.points = np.unique(np.linspace(0, n - 1, min(n, SCATTER_POINTS)).astype(np.int64))
         self.point_class: dict[str, np.ndarray] = {}
@@ -76,14 +78,12 @@ class ProbeCurves:
                 acc = self.grad_max.setdefault(name, np.zeros(self.bins))
                 acc[present] = np.maximum(acc[present], np.maximum.reduceat(d.max_abs[order], starts))
         for layer, dead in part.dead_keras.items():  # ReLU layers
-            for side, mask in (("numpy", part.dead_numpy[layer]), ("keras", dead)):
+            for side, mask, trace in (("numpy", part.dead_numpy[layer], part.numpy), ("keras", dead, part.keras)):
                 self._accumulate(self.dead, (layer, side), b, mask)
-            flowed = {"numpy": gradient_flowed(part.numpy, layer), "keras": gradient_flowed(part.keras, layer)}
-            if flowed["keras"] is None or flowed["numpy"] is None:
-                continue
-            for side, mask in flowed.items():
-                self._accumulate(self.flow, (layer, side), b, mask)
-            self._accumulate(self.flow_differ, layer, b, flowed["numpy"] != flowed["keras"])
+                flowed = gradient_flowed(trace, layer)
+                if flowed is not None:
+                    self._accumulate(self.leak, (layer, side), b, mask & flowed)
+                    self._accumulate(self.blocked, (layer, side), b, ~mask & ~flowed)
         picked = np.isin(part.rows, self.points)
         for side, trace in (("numpy", part.numpy), ("keras", part.keras)):
             self._accumulate(self.pred, side, b, trace.pred)

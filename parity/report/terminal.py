@@ -127,7 +127,9 @@ def _units(title: str, fractions: dict[str, dict], rows: int) -> str | None:
 
 
 def _lesson(result) -> str | None:
-    """The notebook's observation over the stepping run, Keras's side: dW is 0 on dead steps, W is not."""
+    """The notebook's observation over the stepping run, Keras's side: dW is 0 on dead steps, W is not. On a failing
+    run, a second line says what the NumPy side did there: where it passed gradient Keras's ReLU blocked, or blocked
+    gradient Keras's passed (count, first sample), or that its dW was 0 exactly where Keras's was."""
     rows = [r for r in result.dead_relu_steps if r["side"] == "keras" and r["dead_steps"]]
     if not rows:
         return None
@@ -147,16 +149,58 @@ def _lesson(result) -> str | None:
     else:
         seen = (f"on {zero} of those {n} Keras's dW for the unit was exactly 0, on {still} its W did not move, "
                 f"and W was nonzero on {nonzero}")
-    return f"dead while stepping: {dead}; {seen}: a dead ReLU zeroes dW for that sample, not W"
+    if result.verdict == "pass":
+        return f"dead while stepping: {dead}; {seen}: a dead ReLU zeroes dW for that sample, not W"
+    return (f"dead while stepping, on Keras's side: {dead}; {seen}: a dead ReLU zeroes dW for that sample, not W\n"
+            + _leaks(result))
+
+
+def _leaks(result) -> str:
+    """What the NumPy side did where Keras's ReLU blocked gradient (parity.compare.dead_units.gradient_leaks)."""
+    from parity.compare.dead_units import gradient_leaks
+
+    whose = "on your side" if any(w != "reference" for w in result.layers.values()) else "on the NumPy side"
+    phase = result.probe if result.probe is not None else result.stepping
+    where = f"of the {phase.rows.size:,} probed samples" if phase is result.probe else f"of the {phase.rows.size:,} steps"
+    leaks = gradient_leaks(phase)
+    parts = []
+    for key, did in (("passed", "gradient passed where Keras's ReLU blocked it: {p} was not 0 where Keras's was "
+                                "exactly 0"),
+                     ("blocked", "gradient was blocked where Keras's ReLU passed it: {p} was 0 where Keras's was not")):
+        hit = [r for r in leaks if r[key]]
+        if not hit:
+            continue
+        first = hit[0]
+        counted = (", ".join(f"{unit_name(r['unit'])} on {r[key]:,}" + (f" {where}" if k == 0 else "")
+                             + f" (first at {phase.unit} {r[f'first_{key}']})" for k, r in enumerate(hit))
+                   if len(hit) <= FEW_UNITS else
+                   f"{len(hit)} of {len(leaks)} units, {sum(r[key] for r in hit):,} unit-rows {where} (first: "
+                   f"{unit_name(first['unit'])} at {phase.unit} {first[f'first_{key}']})")
+        parts.append(did.format(p=" and ".join(dict.fromkeys(r["param"] for r in hit))) + f" for {counted}")
+    compared = min((r["compared"] for r in leaks), default=0)
+    if not parts and compared == phase.rows.size:
+        return (f"{whose}, dW was exactly 0 wherever Keras's was, {where.replace('of the', 'on all')}: the failure "
+                "is not in the ReLU mask")
+    if not parts and compared == 0:
+        return (f"{whose}, dW could not be compared with Keras's on any {where} (not finite, or "
+                "not of W's shape: see the findings above), so where gradient passed a dead unit is not known")
+    if not parts:
+        return (f"{whose}, dW was exactly 0 wherever Keras's was on the {compared:,} {where} where it could be "
+                "compared; on the others it was not finite or not of W's shape (see the findings above)")
+    return f"{whose}, " + "; and ".join(parts)
 
 
 def _files(out: Path | None, files: list[str]) -> str:
+    """The last line: the absolute path of report.html, a path any terminal or browser opens, and what lies beside it."""
     if out is None or not files:
         return "reports: not written (pass out= or --out to write them)"
+    folder = Path(out).absolute()
     plots = [f for f in files if f.endswith(".png")]
-    named = [f for f in files if not f.endswith(".png")]
+    named = [f for f in files if not f.endswith(".png") and f != "report.html"]
     shown = named + ([f"{len(plots)} plot{'s' * (len(plots) != 1)}"] if plots else [])
-    return f"reports: {out}/ ({', '.join(shown)})"
+    if "report.html" not in files:
+        return f"reports: {folder}/ ({', '.join(shown)})"
+    return f"report: {folder / 'report.html'} (beside it: {', '.join(shown)})"
 
 
 def terminal_text(result, out: Path | None, files: list[str], verbose: bool = False) -> str:
