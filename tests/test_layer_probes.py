@@ -84,22 +84,25 @@ def test_a_missing_mask_gets_no_warning_to_use_the_mask_it_already_has():
 
 def test_a_relu_that_passes_gradient_at_exactly_0_is_a_zero_convention_warning_with_the_default_fix():
     findings = probe_layers({**KIT, "Relu": ReluPassingAtZero}, ["Relu"])
-    [warning] = [f for f in findings if f["severity"] == "warning"]
-    assert codes(findings) == [] and warning["code"] == "zero_convention" and "fix" not in warning  # the table's fix
-    assert "already" not in warning["message"]
+    from parity.diagnosis.fixes import fix_for
+
+    [warning] = [f for f in findings if f.severity == "warning"]
+    assert codes(findings) == [] and warning.code == "zero_convention"
+    assert warning.fix == fix_for("zero_convention", "Relu")  # the table's fix
+    assert "already" not in warning.message
 
 
 def test_a_relu_that_already_keeps_the_books_mask_is_told_to_apply_it_not_to_make_it():
     import parity
 
     findings = probe_layers({**KIT, "Relu": ReluMaskKeptButUnused}, ["Relu"])
-    [warning] = [f for f in findings if f["severity"] == "warning"]
-    assert warning["code"] == "zero_convention"
-    assert warning["message"].endswith("your mask is already x <= 0, so backward does not apply it there")
-    assert warning["fix"] == "make backward zero dout through the mask forward kept: np.where(self.mask, 0, dout)"
+    [warning] = [f for f in findings if f.severity == "warning"]
+    assert warning.code == "zero_convention"
+    assert warning.message.endswith("your mask is already x <= 0, so backward does not apply it there")
+    assert warning.fix == "make backward zero dout through the mask forward kept: np.where(self.mask, 0, dout)"
     report = parity.check(Relu=ReluMaskKeptButUnused, plots=False)  # the pipeline keeps the class's own fix
     [kept] = [f for f in report.warnings if f.code == "zero_convention"]
-    assert kept.fix == warning["fix"] and "mask = x <= 0" not in kept.fix
+    assert kept.fix == warning.fix and "mask = x <= 0" not in kept.fix
 
 
 def test_returned_none_is_named_on_the_class_and_method_where_it_happens():
