@@ -143,6 +143,9 @@ class _Cluster:
     def processing(self):
         return self.held
 
+    def nthreads(self):
+        return {worker: 1 for worker in self.held}
+
     def get_events(self, topic):
         return [(0.0, msg) for msg in self.topics.get(topic, [])]
 
@@ -198,7 +201,7 @@ def test_an_item_not_started_has_no_clock_but_a_cluster_making_no_progress_is_an
 
 
 def test_the_deadlines_grow_with_the_time_limit():
-    small, large = Deadlines(None, 10, str), Deadlines(None, 120, str)
+    small, large = Deadlines(_Cluster({}), 10, str), Deadlines(_Cluster({}), 120, str)
     assert (small.untimed_s, large.untimed_s) == (300, 1200)  # a warm-up (20-60 s) never counts as overdue
     assert small.stall_s == 300 + deadlines.RESTART_S + deadlines.NO_WORKER_S
     assert large.stall_s == 1200 + deadlines.RESTART_S + deadlines.NO_WORKER_S

@@ -47,6 +47,10 @@ class Deadlines:
         self._clocks: dict[int, tuple[int, float, str]] = {}  # index -> (events seen, deadline, "timed"/"untimed")
         now = time.monotonic()
         self._progress_at, self._no_worker_since, self._next = now, None, now + TICK_S
+        self.threads = self._threads()  # how many items the cluster can run at once now
+
+    def _threads(self) -> int:
+        return sum(self.client.nthreads().values())
 
     def progressed(self) -> None:
         """An item finished (or settled): the cluster works."""
@@ -66,8 +70,9 @@ class Deadlines:
         if now < self._next:
             return []
         self._next = now + TICK_S
-        processing = self.client.processing()  # worker -> the keys it holds (running, or queued there)
-        if not processing:
+        self.threads = self._threads()
+        processing = self.client.processing()  # worker -> the keys it runs
+        if not self.threads:
             self._no_worker_since = self._no_worker_since or now
             if now - self._no_worker_since >= NO_WORKER_S:
                 raise ToolError(f"the Dask cluster has had no worker for {NO_WORKER_S:g} s: its worker processes "
@@ -89,7 +94,7 @@ class Deadlines:
                 if seen is not None and now > seen[1]:
                     late.append((index, worker, seen[2]))
         if now - self._progress_at >= self.stall_s:
-            workers = f"{len(processing)} worker{'s' * (len(processing) != 1)}"
+            workers = f"{len(processing)} worker{'s' * (len(processing) != 1)}"  # each connected worker is a key
             raise ToolError(f"no check started, moved on or finished for {self.stall_s:g} s while the Dask cluster "
                             f"had {workers} connected: the cluster is stuck")
         return late

@@ -84,7 +84,9 @@ def attempt(fn: Callable, item, seconds: float, topic: str):
                                  "host": socket.gethostname(), "pid": os.getpid(), "nanny": worker.nanny is not None})
 
     def left(used: float):  # the item's own clock stops; what follows (a warm-up, its report) is the grader's
-        client.log_event(topic, {"event": "left", "worker": worker.address, "time": time.time(), "used": used})
+        # Sent without waiting for the scheduler's answer (the worker's own stream): the item goes on at once,
+        # and a worker that dies before it is sent leaves only an earlier deadline, for a dead worker.
+        worker.log_event(topic, {"event": "left", "worker": worker.address, "time": time.time(), "used": used})
 
     def expired():
         client.log_event(topic, {"event": "timeout", "worker": worker.address, "seconds": seconds})

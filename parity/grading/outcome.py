@@ -22,8 +22,11 @@ __all__ = ["Outcome", "classify", "timed_out", "ATTEMPTS", "MEMORY_EVENT", "TIME
 
 ATTEMPTS = 3  # an item whose worker died before the item started is submitted again, this many times in all
 MEMORY_EVENT = "worker-restart-memory"  # the topic Dask's nanny logs a memory kill under
-MEMORY_WAIT_S = 1.0  # the nanny's memory event may reach the scheduler just after the worker's death is noticed
-EXIT_WAIT_S = 5.0  # so may its word on the exit status: waited for this long, where a nanny will give it
+# The nanny's memory event and its word on the exit status may reach the scheduler after the worker's death
+# is noticed, seconds after on a loaded machine. Each wait ends as soon as the word arrives; only a process
+# that exits with status 0 (no word) costs the whole EXIT_WAIT_S.
+MEMORY_WAIT_S = 1.0  # after a SIGTERM or SIGKILL (the same nanny sent a memory kill's event first), or with no nanny
+EXIT_WAIT_S = 30.0  # for the exit status, where a nanny will give it
 # Exit statuses are negative for a signal. The numbers are POSIX's (Linux and macOS agree); a Windows client
 # has no SIGALRM or SIGKILL of its own, but its workers cannot die of them either, and remote ones can.
 SIGALRM, SIGTERM, SIGKILL = (getattr(signal, name, number) for name, number in

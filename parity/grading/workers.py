@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 from parity.errors import ParityInputError, ToolError, first_line
@@ -37,7 +37,7 @@ from parity.grading.outcome import ATTEMPTS, Outcome, classify, timed_out
 __all__ = ["Outcome", "cluster_client", "run_all", "CLUSTER_CONFIG"]
 
 TOPIC = "keras-parity"  # scheduler events per item: f"{TOPIC}-{run}-{index}"
-POLL_S = 0.05  # how often the wait looks for finished items
+POLL_S = 0.05  # the longest the wait sleeps between looks at the cluster (a finished item wakes it at once)
 RESULT_S = 60.0  # to fetch a finished item's value from its worker; past it the item is waited on again
 CLOSE_S = 30.0  # to close the client and the local cluster, even one whose workers are gone
 
@@ -69,6 +69,8 @@ def run_all(client, fn: Callable, items: Sequence, seconds: float) -> Iterator[t
 
     `fn` must be importable by the workers (a module-level function) and times the code it does not
     trust with `with limit:`; work outside such blocks (a shared warm-up) counts against no item.
+    At most one item per worker thread is on the cluster at a time: Dask would otherwise queue items
+    on a worker behind the one it runs, and an item queued behind a hang would wait out its limit.
     Raises ToolError when the cluster cannot finish (parity/grading/deadlines.py); the outcomes
     yielded until then stand.
     """
@@ -81,14 +83,21 @@ def run_all(client, fn: Callable, items: Sequence, seconds: float) -> Iterator[t
     def topic(index: int) -> str:
         return f"{TOPIC}-{run}-{index}"
 
-    def submit(index: int, attempt_no: int):
-        return client.submit(attempt, fn, items[index], seconds, topic(index), pure=False,
-                             key=f"keras-parity-{run}-{index}-{attempt_no}")
-
-    futures = {submit(i, 0): (i, 0) for i in range(len(items))}
+    waiting = deque((index, 0) for index in range(len(items)))  # (index, attempt) not yet submitted, in order
+    futures: dict = {}  # on the cluster: future -> (index, attempt)
     deadlines = Deadlines(client, seconds, topic)
-    pending = as_completed(list(futures))
-    while futures:
+    pending = as_completed()
+
+    def fill() -> None:
+        while waiting and len(futures) < deadlines.threads:
+            index, attempt_no = waiting.popleft()
+            future = client.submit(attempt, fn, items[index], seconds, topic(index), pure=False,
+                                   key=f"keras-parity-{run}-{index}-{attempt_no}")
+            futures[future] = (index, attempt_no)
+            pending.add(future)
+
+    fill()
+    while futures or waiting:
         for index, worker, where in deadlines.overdue(lambda: {f.key: i for f, (i, _) in futures.items()}):
             outcome = _stop(client, deadlines, topic(index), index, worker, where, seconds)
             if outcome is not None:  # its worker could not be stopped: the item is given up, its future let go
@@ -97,11 +106,12 @@ def run_all(client, fn: Callable, items: Sequence, seconds: float) -> Iterator[t
                 future.cancel()
                 deadlines.settled(index)
                 yield index, outcome
-        batch = pending.next_batch(block=False) if pending.has_ready() else []
-        if not batch:
-            time.sleep(POLL_S)
+        fill()  # workers may have joined
+        if not pending.has_ready():
+            with pending.thread_condition:  # woken as soon as one finishes
+                pending.thread_condition.wait(timeout=POLL_S)
             continue
-        for future in batch:
+        for future in pending.next_batch(block=False):
             if future not in futures:  # given up on above
                 continue
             index, attempt_no = futures[future]
@@ -127,12 +137,11 @@ def run_all(client, fn: Callable, items: Sequence, seconds: float) -> Iterator[t
             future.release()
             deadlines.progressed()
             deadlines.settled(index)
-            if outcome is None:
-                again = submit(index, attempt_no + 1)
-                futures[again] = (index, attempt_no + 1)
-                pending.add(again)
-                continue
-            yield index, outcome
+            if outcome is None:  # its worker died before it started: first in line again
+                waiting.appendleft((index, attempt_no + 1))
+            else:
+                yield index, outcome
+            fill()
 
 
 def _stop(client, deadlines: Deadlines, topic: str, index: int, worker: str, where: str,
