@@ -25,6 +25,8 @@ class Trace:
     # stepping with a stateful optimizer: book state name (v, h, m) -> parameter name -> (n, *param shape)
     state_after: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     errors: list = field(default_factory=list)  # RowError per row on which a NumPy layer raised
+    # convolution number -> its pre-activation maps (n, FN * OH * OW), channel-major as the book holds them
+    maps: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

@@ -61,6 +61,7 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
     from parity.compare.run import _targets, chunk_rows, keras_reference
     from parity.compare.stats import PhaseSummary
     from parity.settings.tolerances import tolerance_for
+    from parity.keras_side.transfer import numpy_to_keras
 
     prepared = prepare(resolve({"samples": samples, "train": steps, "epochs": 1}))
     reference = keras_reference(prepared)
@@ -85,7 +86,7 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
 
     def stepping(n, compiled):
         def run():
-            reference.side.model.set_weights(list(fitted.values()))
+            reference.side.model.set_weights(numpy_to_keras(spec, fitted))
             if compiled:
                 ours = steps_closed_form(spec, fitted, x[:n], t[:n], 0.01)
             else:  # the notebook way: layer objects, one sample at a time
