@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.settings.config import RunConfig, with_defaults
-from parity.settings.data import Dataset, blobs_data, linear_data, load_csv
+from parity.settings.data import Dataset, bars_data, blobs_data, linear_data, load_csv
 from parity.errors import ParityInputError, arg
 from parity.settings.spec import ModelSpec
 
@@ -35,7 +35,7 @@ def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarra
                 raise ParityInputError(f"{arg('samples')} is {config.samples} but {arg('data_path')} {config.data_path} has {len(x)} rows")
             x, y = x[:config.samples], y[:config.samples]
         return x, y
-    make = {"linear": linear_data, "blobs": blobs_data}[config.data_kind]
+    make = {"linear": linear_data, "blobs": blobs_data, "bars": bars_data}[config.data_kind]
     data = make(config.samples, 0, config.data_seed, config.noise)
     return data.x, data.y
 
@@ -53,13 +53,15 @@ def prepare(config: RunConfig) -> Prepared:
         loss = "sparse_categorical_crossentropy"  # a saved classifier: integer labels unless told otherwise
     sparse = loss == "sparse_categorical_crossentropy"
     x, y = _data(config, sparse)
-    spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss)
+    features = {"input_shape": config.input_shape, "features": tuple(config.features)} if config.features else {}
+    spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss,
+                     **features)
     problems = spec.problems()
     if problems:
         raise ParityInputError(f"the model cannot be compared: {problems[0]}")
     if spec.input_dim != x.shape[1]:
         raise ParityInputError(f"the model takes {spec.input_dim} inputs but the data have {x.shape[1]} input columns")
-    if loss == "categorical_crossentropy" and config.data_kind == "blobs":
+    if loss == "categorical_crossentropy" and config.data_kind in ("blobs", "bars"):
         if y.max() >= spec.output_dim:
             raise ParityInputError(f"the blobs have class label {int(y.max())} but the model outputs "
                                    f"{spec.output_dim} classes (labels 0..{spec.output_dim - 1})")

@@ -93,6 +93,14 @@ def findings_for(result: PhaseResult) -> list[dict]:
         out.append(_counted("kink", WARNING, result, "{phase_label}: {count} {units} with a pre-activation within "
                             "rounding of 0, where the sides may legitimately differ; first at {unit} {first}",
                             first, int(result.kink.sum()), rank=(5, 0)))
+    tie = result.verdicts == "tie"
+    if tie.any():
+        first = int(np.argmax(tie))
+        out.append(_counted("pool_tie", WARNING, result, "{phase_label}: on {count} {units} a max-pooling window's two "
+                            "largest inputs lie within rounding of each other, so the sides may send its gradient to "
+                            "different cells; only that filter's kernel and bias gradients and dx differ there, everything "
+                            "after the pooling agrees; first at {unit} {first}",
+                            first, int(tie.sum()), rank=(5, 1)))
     convention = result.verdicts == "convention"
     if convention.any():
         first = int(np.argmax(convention))

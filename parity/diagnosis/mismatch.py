@@ -24,6 +24,9 @@ FIXES = {
     "batch_reduction": "sum over the batch axis in Affine (db = dout.sum(axis=0)) and divide by the batch size once, in the loss",
     "kink": "nothing to fix: the pre-activation is within rounding of 0, where either side may round across",
     "zero_convention": "at exactly 0, TensorFlow's ReLU passes no gradient: use mask = x <= 0",
+    "resync": "nothing to fix: the steps before and after it are each compared from the same parameters",
+    "pool_tie": "nothing to fix: which of two equal (or within rounding equal) cells takes a max-pooling window's "
+                "gradient is a convention (np.argmax takes the first)",
     "input_mutation": "return new arrays (np.where(mask, 0, dout)) instead of writing into the ones you are given",
     "layer_error": "the method and line named above are where your layer failed: make it run and return an array "
                    "of the shape named",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.errors import first_line
-from parity.keras_side.backend import keras, tensor, tf
+from parity.keras_side.backend import keras, pfor_while_loops, tensor, tf
 from parity.keras_side.model import LOSSES, build_model, fit, linear, run_epochs, steps_per_epoch
 from parity.keras_side.transfer import map_to_book, to_book
 from parity.numpy_side.trace import Trace
@@ -138,7 +138,11 @@ class KerasSide:
                                input_signature=self._signature, autograph=False)
         strict = build(False)
         try:
-            strict.get_concrete_function()
+            with pfor_while_loops() as looped:
+                strict.get_concrete_function()
+            if looped:  # vectorized, but these ops one sample at a time inside the compiled map
+                ops = ", ".join(sorted(set(looped)))
+                self.vectorized_map_fallback = f"{ops} mapped by a while loop inside tf.vectorized_map"
             return strict
         except (ValueError, NotImplementedError) as exc:
             import re
@@ -244,18 +248,18 @@ class KerasSide:
 
     def _as_trace(self, pred, loss, grads, dx, z, with_z: bool = True) -> Trace:
         """Keras's arrays (a leading row axis) in the book's layout and names: parity.keras_side.transfer."""
-        z = dict(zip(self.watched, z)) if with_z else {}
+        z = dict(zip(self.watched, z))  # without z (a batch's rows), the maps only: a pooling's ties are judged on them
         return Trace(pred=pred.reshape(len(pred), -1), loss=np.asarray(loss).reshape(-1),
                      grads={name: to_book(self.spec, name, g, rows=True) for name, g in zip(self.spec.shapes(), grads)},
                      dx=dx.reshape(len(dx), -1), z={layer: z[layer].reshape(len(z[layer]), -1) for layer in self.hidden
-                                                   if layer in z},
+                                                   if with_z and layer in z},
                      maps={layer: map_to_book(z[layer]) for layer in self.maps if layer in z})
 
     def _trace(self, records: list, with_z: bool = True) -> Trace:
         """Stack per-call records (pred, loss, grads, dx, z; z without a batch axis) into a Trace."""
         flat = lambda k: np.stack([np.asarray(r[k]).reshape(-1) for r in records])  # noqa: E731
         grads = [np.stack([np.asarray(r[2][k]) for r in records]) for k in range(len(self.spec.shapes()))]
-        z = [np.stack([np.asarray(r[4][n]) for r in records]) for n in range(len(self.watched))] if with_z else []
+        z = [np.stack([np.asarray(r[4][n]) for r in records]) for n in range(len(self.watched))]
         return self._as_trace(flat(0), flat(1), grads, flat(3), z, with_z)
 
 

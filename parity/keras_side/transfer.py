@@ -71,8 +71,10 @@ def to_keras(spec: ModelSpec, name: str, value: np.ndarray) -> np.ndarray:
 
 
 def map_to_book(value: np.ndarray) -> np.ndarray:
-    """(n, OH, OW, FN) channels_last maps -> (n, FN * OH * OW), flattened channel-major as the book's layers hold them."""
-    return value.transpose(0, 3, 1, 2).reshape(len(value), -1)
+    """(n, [batch,] OH, OW, FN) channels_last maps -> (n, [batch *] FN * OH * OW), each sample's map flattened
+    channel-major as the book's layers hold it."""
+    r = value.ndim
+    return value.transpose(*range(r - 3), r - 1, r - 3, r - 2).reshape(len(value), -1)
 
 
 def keras_to_numpy(spec: ModelSpec, variables: list[tuple[str, np.ndarray]], dtype: str) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from parity.compare.outcome import ParityResult
+from parity.settings.config import feature_records
 from parity.user_code.loader import LAYER_NAMES
 from parity.version import SCHEMA_VERSION, TOOL, __version__
 
@@ -56,8 +57,17 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "config": result.config.as_dict(),
         "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
                       str(result.config.model_path) if result.config.model_path else f"scenario {result.config.scenario}"),
-                  "layers": [{"units": s.units, "activation": s.activation} for s in result.spec.layers]},
+                  "layers": [{"units": s.units, "activation": s.activation} for s in result.spec.layers],
+                  **_features(result.spec)},
         "fitted_weights": {k: v.tolist() for k, v in result.fitted.items()},
         "environment": {**result.environment, "pandas": pandas.__version__, "matplotlib": matplotlib.__version__},
         "files": files,
     })
+
+
+def _features(spec) -> dict:
+    """An image model's input shape and convolutions and poolings (nothing for a chain of Dense layers)."""
+    if not spec.features:
+        return {}
+    return {"input_shape": list(spec.input_shape), "features": feature_records(spec.features),
+            "parameters": {name: list(shape) for name, shape in spec.shapes().items()}}

@@ -157,6 +157,21 @@ class ModelSpec:
                        "fuses softmax and cross-entropy")
         return out
 
+    def pooled_maps(self) -> list[tuple[int, ConvSpec, tuple[int, int, int], PoolSpec]]:
+        """(convolution number, its spec, its output map, the pooling) of each pooling right after an activated
+        convolution: where its windows' near ties can route gradient differently (parity.compare.pool_ties)."""
+        out, convs = [], iter(self.convolutions())
+        last = None
+        for f in self.features:
+            if isinstance(f, ConvSpec):
+                last = next(convs)
+            elif last is not None and last[1].activation in ("relu", "sigmoid"):
+                out.append((last[0], last[1], last[3], f))
+                last = None
+            else:
+                last = None
+        return out
+
     def _feature_problems(self) -> list[str]:
         if not self.features:
             return []
