@@ -22,6 +22,7 @@ from parity.report.writer import ReportFolder
 from parity.result import Report
 from parity.settings.config import RunConfig
 from parity.user_code.loader import LAYER_NAMES, UserCode
+from parity.user_code.protocol import IMAGE_LAYERS
 
 __all__ = ["check", "session_preserved", "ReportFolder"]
 
@@ -63,7 +64,9 @@ def _layer_probes(user: UserCode | None, spec) -> tuple[dict | None, list[dict],
     from parity.compare.layer_probes import probe_layers
 
     full = {**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **user.layers}
-    return user.layers, probe_layers(full, list(user.names or user.layers), spec.loss), user.whose()
+    # The chapter-7 layers are listed where the model has them or the user gave them: a Dense run's list is unchanged.
+    whose = {n: w for n, w in user.whose().items() if n not in IMAGE_LAYERS or spec.features or w != "reference"}
+    return user.layers, probe_layers(full, list(user.names or user.layers), spec.loss, bool(spec.features)), whose
 
 
 def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | None = None,

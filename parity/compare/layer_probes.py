@@ -17,103 +17,14 @@ import numpy as np
 from parity.user_code import guard
 from parity.keras_side import layer_reference as keras_probes
 from parity.compare.diff import ERROR, INFO, WARNING
-from parity.compare.phase_findings import finding, one_line
+from parity.compare.phase_findings import finding
+from parity.compare.conv_probes import probe_image_layer, probe_tensor_affine
+from parity.compare.probe import ATOL, RTOL, Probe as _Probe, rng as _rng
 from parity.diagnosis.mismatch import classify, scale_cause
 from parity.diagnosis.referee import referee as by_differences
-from parity.settings.tolerances import within
 from parity.user_code.guard import UserCodeError
 
 __all__ = ["probe_layers"]
-
-SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
-RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
-
-
-def _rng(name: str, *more: int) -> np.random.Generator:
-    """The probes' one source of inputs for the book class `name`: the same for every submission."""
-    return np.random.default_rng([SEED, *name.encode(), *more])
-
-
-class _Probe:
-    """Collects the findings of one user class; every call into it goes through `parity.user_code.guard`."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.findings: list[dict] = []
-
-    def add(self, code: str, severity: str, message: str, param: str | None = None, **where):
-        if not any(f["code"] == code and f.get("param") == param for f in self.findings):
-            text = message if code == "layer_error" else f"{self.name}: {message}"
-            self.findings.append(finding(code, severity, text, layer=self.name, param=param, **where))
-
-    def call(self, owner, method: str, *args, expect=None):
-        """owner.method(*args) through the guard; what goes wrong becomes a layer_error finding (returns None)."""
-        try:
-            return guard.call(owner, method, *args, book=self.name, expect=expect)
-        except UserCodeError as err:
-            self.error(err)
-            return None
-
-    def error(self, err: UserCodeError):
-        self.add("layer_error", ERROR, f"{err} ({err.where})" if err.where else str(err), method=err.method,
-                 where=err.where or None)
-
-    @property
-    def failed(self) -> bool:
-        return any(f["severity"] == ERROR for f in self.findings)
-
-    def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None):
-        """Classify ours against Keras's; entries at a kink are judged separately (zero_convention)."""
-        ours = np.asarray(ours, dtype=np.float64) if ours is not None else None
-        if ours is None:
-            return
-        away = np.ones(np.shape(theirs), dtype=bool) if kink is None else ~kink
-        if kink is not None and ours.shape == theirs.shape and kink.any():
-            if not np.allclose(ours[kink], theirs[kink], rtol=RTOL, atol=ATOL):
-                self.add("zero_convention", WARNING, f"{what} at exactly the kink is {one_line(ours[kink])} where Keras's is "
-                         f"{one_line(theirs[kink])}", param=what)
-        if ours.shape == theirs.shape:
-            ours_away, theirs_away = ours[away], theirs[away]
-        else:
-            ours_away, theirs_away = ours, theirs
-        verdict = classify(ours_away, theirs_away, RTOL, ATOL)
-        if verdict is None:
-            return
-        code, detail = verdict
-        severity = ERROR
-        if code == "scale_factor":
-            c = float(detail)
-            detail = f"ours = {c:.6g} x Keras's; likely cause: {scale_cause(c, batch)}"
-        if what in ("forward", "loss") and code not in ("nan", "shape_mismatch"):
-            code, detail = "forward_mismatch", f"{what} differs from Keras's ({detail})"
-        if referee is not None and code not in ("nan", "shape_mismatch") and ours.shape == theirs.shape:
-            bad = ~within(ours, theirs, RTOL, ATOL) & away  # the kink is judged above
-            detail += "; " + referee(bad)
-        self.add(code, severity, f"{what} at batch size {batch}: {detail}", param=what)
-
-    def forward_backward(self, cls, args: tuple, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
-        """Build the layer, run forward then backward on copies, watching for writes into them.
-
-        Returns (layer, dx), or None when the user's code failed (already a layer_error finding).
-        """
-        layer = self.call(cls, "__init__", *args)
-        if layer is None:
-            return None
-        x_in, dout_in = x.copy(), dout.copy()
-        out = self.call(layer, "forward", x_in, expect=theirs_out.shape)
-        self.check_unchanged("forward", {"x": x}, {"x": x_in})
-        if out is None:
-            return None
-        self.compare("forward", out, theirs_out, batch)
-        dx = self.call(layer, "backward", dout_in, expect=x.shape)
-        self.check_unchanged("backward", {"dout": dout}, {"dout": dout_in})
-        return None if dx is None else (layer, dx)
-
-    def check_unchanged(self, method: str, before: dict[str, np.ndarray], after: dict[str, np.ndarray]):
-        for arg, value in before.items():
-            if not np.array_equal(value, after[arg], equal_nan=True):
-                self.add("input_mutation", WARNING, f"{method} wrote into its argument {arg}", param=arg, method=method)
-
 
 def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray) -> float:
     """sum(forward(*inputs) * weight) of a freshly built layer, through the guard: the referee's scalar."""
@@ -260,12 +171,13 @@ def _probe_loss(cls, name: str, loss: str | None = None) -> list[dict]:
     return judged.findings
 
 
-def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> list[dict]:
+def probe_layers(kit: dict, user_names: list[str], loss: str | None = None, images: bool = False) -> list[dict]:
     """Findings for each of the user's classes (names as in the reference kit).
 
     `loss` is the run's loss: a SoftmaxWithLoss is judged with the labels it feeds (integer labels for
     sparse_categorical_crossentropy, one-hot for categorical_crossentropy); without it, with whichever
-    form the class accepts.
+    form the class accepts. `images`: the run's model has convolutions, so its Affine is also fed an
+    (N, C, H, W) map (parity.compare.conv_probes).
     """
     out = []
     for name in user_names:
@@ -273,7 +185,12 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None) -> l
         if name in keras_probes.ACTIVATIONS:
             out += _probe_activation(cls, name, _rng(name))
         elif name == "Affine":
-            out += _probe_affine(cls, _rng(name))
+            found = _probe_affine(cls, _rng(name))
+            out += found
+            if images and not any(f["severity"] == ERROR for f in found):
+                out += probe_tensor_affine(cls)
+        elif name in ("Convolution", "Pooling"):
+            out += probe_image_layer(cls, name)
         else:
             out += _probe_loss(cls, name, loss)
     for f in out:

@@ -24,6 +24,12 @@ FIXES = {
     "batch_reduction": "sum over the batch axis in Affine (db = dout.sum(axis=0)) and divide by the batch size once, in the loss",
     "kink": "nothing to fix: the pre-activation is within rounding of 0, where either side may round across",
     "zero_convention": "at exactly 0, TensorFlow's ReLU passes no gradient: use mask = x <= 0",
+    "kernel_layout": "lay the kernel out as the book does: col_W = W.reshape(FN, -1).T, W of shape (FN, C, FH, FW)",
+    "col2im_overwrite": "in col2im, add each window back: img[:, :, y:y_max:stride, x:x_max:stride] += col[...]",
+    "hw_swapped": "compute out_h from H and FH, out_w from W and FW, and reshape(N, out_h, out_w, -1) in that order",
+    "bias_missing": "add the bias in forward: np.dot(col, col_W) + self.b",
+    "pool_routing": "send each window's dout to the cell np.argmax chose in forward: dmax[np.arange(n), arg_max] = dout",
+    "flatten_order": "flatten the input as it comes: x.reshape(x.shape[0], -1), and return dx.reshape(*original_x_shape)",
     "resync": "nothing to fix: the steps before and after it are each compared from the same parameters",
     "pool_tie": "nothing to fix: which of two equal (or within rounding equal) cells takes a max-pooling window's "
                 "gradient is a convention (np.argmax takes the first)",

@@ -12,6 +12,7 @@ from parity.book import layers as reference_layers
 from parity.numpy_side.trace import RowError, Trace, stack_rows, stack_states
 from parity.settings.spec import CROSS_ENTROPIES, ConvSpec, ModelSpec
 from parity.user_code.guard import UserCodeError, held_array, where_defined
+from parity.user_code.protocol import construct
 
 __all__ = ["Network", "GradientShapeError", "build_network"]
 
@@ -77,8 +78,9 @@ class Network:
         cls = self.kit.get(role, reference)
         if cls is reference:
             return _Slot(role, cls(*args), False)
+        args, kwargs = construct(cls, role, *args)  # an image layer's stride and pad by name where it names them
         try:
-            return _Slot(role, guard.call(cls, "__init__", *args, book=role), True)
+            return _Slot(role, guard.call(cls, "__init__", *args, book=role, kwargs=kwargs), True)
         except UserCodeError as err:
             self.broken = self.broken or err
             return _Slot(role, None, True)

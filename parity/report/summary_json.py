@@ -9,6 +9,7 @@ import numpy as np
 from parity.compare.outcome import ParityResult
 from parity.settings.config import feature_records
 from parity.user_code.loader import LAYER_NAMES
+from parity.user_code.protocol import IMAGE_LAYERS
 from parity.version import SCHEMA_VERSION, TOOL, __version__
 
 __all__ = ["summary"]
@@ -51,7 +52,8 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "dead_relu_steps": result.dead_relu_steps,
         "zero_patterns": {phase: s.zero_patterns for phase, s in result.summaries.items()},
         "kinks": result.kinks,
-        "layers": result.layers or {name: "reference" for name in LAYER_NAMES},
+        "layers": result.layers or {name: "reference" for name in LAYER_NAMES
+                                    if name not in IMAGE_LAYERS or result.spec.features},
         "optimizer": result.optimizer,
         "findings": [f.as_dict() for f in result.findings],
         "config": result.config.as_dict(),
