@@ -42,10 +42,11 @@ def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarra
 
 def prepare(config: RunConfig) -> Prepared:
     weights = None
+    input_shape, features = config.input_shape, config.features
     if config.model_path is not None and config.layers is None:
-        from parity.keras_side.saved_model import load_dense_chain
+        from parity.keras_side.saved_model import load_chain
 
-        input_dim, layers, weights = load_dense_chain(config.model_path)
+        input_dim, layers, weights, input_shape, features = load_chain(config.model_path)
     else:
         input_dim, layers = None, config.layers
     loss = config.loss
@@ -53,9 +54,9 @@ def prepare(config: RunConfig) -> Prepared:
         loss = "sparse_categorical_crossentropy"  # a saved classifier: integer labels unless told otherwise
     sparse = loss == "sparse_categorical_crossentropy"
     x, y = _data(config, sparse)
-    features = {"input_shape": config.input_shape, "features": tuple(config.features)} if config.features else {}
+    images = {"input_shape": tuple(input_shape), "features": tuple(features)} if features else {}
     spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss,
-                     **features)
+                     **images)
     problems = spec.problems()
     if problems:
         raise ParityInputError(f"the model cannot be compared: {problems[0]}")

@@ -37,7 +37,7 @@ def _role(spec: ModelSpec, name: str) -> str:
     number, convs = int(name[1:]), len(spec.convolutions())
     if name.startswith("W") and number <= convs:
         return "conv_kernel"
-    if name.startswith("W") and convs and number == spec.dense_number(1):
+    if name.startswith("W") and spec.features and number == spec.dense_number(1):
         return "first_dense_kernel"
     return "plain"
 
