@@ -116,3 +116,12 @@ def test_cnn_keras_learned_the_bars_and_both_sides_predict_the_same_classes(runs
     ours, theirs = result.probe.numpy.pred.argmax(1), result.probe.keras.pred.argmax(1)
     np.testing.assert_array_equal(ours, theirs)
     assert (theirs == result.data.y[:, 0]).mean() > 0.6
+
+
+def test_the_bench_line_measures_the_cnn_probe_compiled_against_eager_per_sample_gradient_tape():
+    from parity.selfcheck.bench_cnn import CNN_FLOOR, cnn_probe
+
+    record = cnn_probe(samples=400, eager_samples=8)
+    assert record["samples"] == 400 and record["eager_samples"] == 8 and CNN_FLOOR == 100
+    assert record["samples_per_s"] > record["eager_samples_per_s"] > 0  # the floor itself is parity bench's to judge
+    assert "Conv2DBackpropFilter" in record["vectorized_map_fallback"]
