@@ -1,4 +1,4 @@
-"""Near ties in max-pooling windows: where rounding alone may decide which cell a window's gradient goes to (NumPy only).
+"""Near ties in max-pooling windows: where rounding alone may decide which cell gets a window's gradient (NumPy only).
 
 A max-pooling window sends its whole gradient to one cell, its maximum. Where its two largest inputs lie within the
 run's tolerance of each other, the two sides' rounding may rank them differently and route the gradient to different
@@ -26,8 +26,8 @@ def near_ties(z: np.ndarray, shape: tuple[int, int, int], window: tuple[int, int
               activation: str, tol: Tolerance) -> np.ndarray:
     """(n, FN): whether any pooling window over filter f's map has its two largest cells within tolerance.
 
-    `z` holds a convolution's pre-activation maps (n, [batch *] FN * OH * OW) channel-major; the pooling sees them after the
-    activation. A window whose largest cell a ReLU left at 0 passes no gradient: its ties do not count."""
+    `z` holds a convolution's pre-activation maps (n, [batch *] FN * OH * OW) channel-major; the pooling sees them
+    after the activation. A window whose largest cell a ReLU left at 0 passes no gradient: its ties do not count."""
     n, batch = len(z), z.shape[1] // int(np.prod(shape))  # a batch phase's row holds its samples' maps in turn
     a = z.astype(np.float64).reshape(n * batch, *shape)
     a = np.maximum(a, 0) if activation == "relu" else 1 / (1 + np.exp(-a)) if activation == "sigmoid" else a

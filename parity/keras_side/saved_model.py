@@ -38,8 +38,8 @@ def _chain(model) -> list:
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for layer in layers:  # the class first: it is the clearer reason
         if type(layer).__name__ not in ("Dense", *_IMAGE) or not isinstance(layer, keras.layers.Layer):
-            raise ParityInputError(f"{arg('model_path')} layer {layer.name!r} is a {type(layer).__name__}; only Dense layers "
-                             f"are supported, after {', '.join(_IMAGE[:-1])} and Activation layers on an image input "
+            raise ParityInputError(f"{arg('model_path')} layer {layer.name!r} is a {type(layer).__name__}; only Dense "
+                             f"layers are supported, after {', '.join(_IMAGE[:-1])} and Activation layers on an image input "
                              f"(activations: {', '.join(ACTIVATIONS)})")
     if isinstance(model, keras.Sequential) or len(layers) < 2:
         return layers

@@ -24,7 +24,7 @@ class _Slot:
     role: str  # Affine | Convolution | Pooling | Relu | Sigmoid | SoftmaxWithLoss | MeanSquaredError
     obj: object  # None when a user's constructor raised (the network is then broken)
     user: bool
-    W: np.ndarray | None = None  # an Affine's or Convolution's parameters, the very arrays the layer holds: updated in place
+    W: np.ndarray | None = None  # an Affine's or Convolution's parameters, the arrays the layer holds: updated in place
     b: np.ndarray | None = None
     feeds_activation: bool = False  # an Affine or Convolution whose output is a pre-activation (z, or a map)
     out: tuple[int, ...] | None = None  # a Convolution's or Pooling's output per sample (C, H, W)

@@ -67,7 +67,8 @@ def _filled(values: list) -> np.ndarray | None:
     return np.stack([np.full(shape, np.nan) if v is None else np.asarray(v) for v in values])
 
 
-def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowError] = (), maps: list[int] = ()) -> Trace:
+def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowError] = (),
+               maps: list[int] = ()) -> Trace:
     good = [r for r in records if r is not None]
     names = list(good[0]["grads"]) if good else []
     column = lambda key: [None if r is None else r[key] for r in records]  # noqa: E731

@@ -268,8 +268,9 @@ def table(record: dict) -> str:
     lines.append(f"probe: {p['samples']:,} samples at {p['samples_per_s']:,.0f}/s; eager {p['eager_samples_per_s']:,.0f}/s "
                  f"on {p['eager_samples']}; vectorized_map fallback: {p['vectorized_map_fallback']}")
     c = record["cnn_probe"]
-    lines.append(f"cnn probe: {c['samples']:,} samples at {c['samples_per_s']:,.0f}/s; eager {c['eager_samples_per_s']:,.1f}/s "
-                 f"on {c['eager_samples']} ({c['speedup']:,.0f}x); vectorized_map: {c['vectorized_map_fallback']}")
+    lines.append(f"cnn probe: {c['samples']:,} samples at {c['samples_per_s']:,.0f}/s; eager "
+                 f"{c['eager_samples_per_s']:,.1f}/s on {c['eager_samples']} ({c['speedup']:,.0f}x); vectorized_map: "
+                 f"{c['vectorized_map_fallback']}")
     cmd = record["commands"]
     lines.append(f"default run: {cmd['default_run_s']:.2f} s, bare import {cmd['bare_import_s']:.2f} s (best of 3 each, "
                  f"alternated); 1M samples: CSV {cmd['run_1M_csv_s']:.2f} s, Parquet {cmd['run_1M_s']:.2f} s")

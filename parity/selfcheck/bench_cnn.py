@@ -58,5 +58,5 @@ def cnn_probe(samples: int = 20_000, eager_samples: int = 100) -> dict:
 
     compiled()  # traced once, outside the timing
     rate, eager_rate = samples / _best(compiled), eager_samples / _best(eager, repeats=1)
-    return {"samples": samples, "samples_per_s": rate, "eager_samples": eager_samples, "eager_samples_per_s": eager_rate,
-            "speedup": rate / eager_rate, "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"}
+    return {"samples": samples, "samples_per_s": rate, "eager_samples": eager_samples,
+            "eager_samples_per_s": eager_rate, "speedup": rate / eager_rate, "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"}

@@ -74,7 +74,8 @@ def call(owner, method: str, *args, book: str, expect=None, kwargs: dict | None 
     """
     cls = owner if isinstance(owner, type) else type(owner)
     try:
-        out = owner(*args, **(kwargs or {})) if method == "__init__" else getattr(owner, method)(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = owner(*args, **kwargs) if method == "__init__" else getattr(owner, method)(*args, **kwargs)
     except UserCodeError:
         raise
     except Exception as exc:  # the user's code raised: said once, with its line

@@ -116,7 +116,8 @@ def _constructor_problem(cls: type, canonical: str) -> list[str]:
     what = (f"takes sizes and makes its own weights; the harness hands {canonical} the weights to use" if sizes
             else "cannot be called as the harness calls it")
     shapes = {"Affine": " with W (in, out) and b (out,), as the book's common/layers.py does",
-              "Convolution": " with W (FN, C, FH, FW) and b (FN,), as the book's common/layers.py does"}.get(canonical, "")
+              "Convolution": " with W (FN, C, FH, FW) and b (FN,), as the book's common/layers.py does"}
+    shapes = shapes.get(canonical, "")
     return [f"class {cls.__name__} has __init__{_shown(found)}: it {what}: {canonical}({', '.join(init)}){shapes}"]
 
 
