@@ -23,6 +23,7 @@ from parity.report.writer import ReportFolder
 from parity.result import Report
 from parity.settings.config import RunConfig
 from parity.user_code.loader import LAYER_NAMES, UserCode
+from parity.user_code.protocol import IMAGE_LAYERS
 
 __all__ = ["check", "session_preserved", "ReportFolder"]
 
@@ -67,7 +68,10 @@ def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list[di
 
     full = {**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **user.layers}
     keras = prepared.recording.layers() if prepared.recording is not None else None
-    return user.layers, probe_layers(full, list(user.names or user.layers), prepared.spec.loss, keras), user.whose()
+    spec = prepared.spec
+    # The chapter-7 layers are listed where the model has them or the user gave them: a Dense run's list is unchanged.
+    whose = {n: w for n, w in user.whose().items() if n not in IMAGE_LAYERS or spec.features or w != "reference"}
+    return user.layers, probe_layers(full, list(user.names or user.layers), spec.loss, keras, bool(spec.features)), whose
 
 
 def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | None = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.settings.config import RunConfig, with_defaults
-from parity.settings.data import Dataset, blobs_data, linear_data, load_csv
+from parity.settings.data import Dataset, bars_data, blobs_data, linear_data, load_csv
 from parity.errors import ParityInputError, arg
 from parity.settings.spec import DenseSpec, ModelSpec
 
@@ -41,7 +41,7 @@ def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarra
                 raise ParityInputError(f"{arg('samples')} is {config.samples} but {arg('data_path')} {config.data_path} has {len(x)} rows")
             x, y = x[:config.samples], y[:config.samples]
         return x, y
-    make = {"linear": linear_data, "blobs": blobs_data}[config.data_kind]
+    make = {"linear": linear_data, "blobs": blobs_data, "bars": bars_data}[config.data_kind]
     data = make(config.samples, 0, config.data_seed, config.noise)
     return data.x, data.y
 
@@ -53,6 +53,7 @@ def prepare(config: RunConfig) -> Prepared:
 
         recording = open_recording(config.reference)
     weights = None
+    input_shape, features = config.input_shape, config.features
     if config.model_path is not None and config.layers is None and recording is not None:
         spec = recording.meta["spec"]  # the saved model as recorded: no Keras needed to read it again
         input_dim, weights = spec["input_dim"], recording.saved_weights()
@@ -61,9 +62,9 @@ def prepare(config: RunConfig) -> Prepared:
         from parity.keras_side.reference import keras_backend
 
         keras_backend()  # an install without TensorFlow says so, as one line
-        from parity.keras_side.saved_model import load_dense_chain
+        from parity.keras_side.saved_model import load_chain
 
-        input_dim, layers, weights = load_dense_chain(config.model_path)
+        input_dim, layers, weights, input_shape, features = load_chain(config.model_path)
     else:
         input_dim, layers = None, config.layers
     loss = config.loss
@@ -71,13 +72,15 @@ def prepare(config: RunConfig) -> Prepared:
         loss = "sparse_categorical_crossentropy"  # a saved classifier: integer labels unless told otherwise
     sparse = loss == "sparse_categorical_crossentropy"
     x, y = recording.data() if recording is not None else _data(config, sparse)
-    spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss)
+    images = {"input_shape": tuple(input_shape), "features": tuple(features)} if features else {}
+    spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss,
+                     **images)
     problems = spec.problems()
     if problems:
         raise ParityInputError(f"the model cannot be compared: {problems[0]}")
     if spec.input_dim != x.shape[1]:
         raise ParityInputError(f"the model takes {spec.input_dim} inputs but the data have {x.shape[1]} input columns")
-    if loss == "categorical_crossentropy" and config.data_kind == "blobs":
+    if loss == "categorical_crossentropy" and config.data_kind in ("blobs", "bars"):
         if y.max() >= spec.output_dim:
             raise ParityInputError(f"the blobs have class label {int(y.max())} but the model outputs "
                                    f"{spec.output_dim} classes (labels 0..{spec.output_dim - 1})")

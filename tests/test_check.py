@@ -10,6 +10,7 @@ import pytest
 
 from parity import cli
 from parity.diagnosis.mismatch import classify
+from parity.selfcheck.planted_conv import PLANTED_CONV
 from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED, PLANTED_OPTIMIZERS, run_selftest
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,7 +24,7 @@ def selftest_command():
     rows = []
 
     def recorded(*args, **kwargs):
-        rows.extend(run_selftest(*args, **kwargs))  # the real selftest: 25 checks against Keras
+        rows.extend(run_selftest(*args, **kwargs))  # the real selftest: 34 checks against Keras
         return rows
 
     printed = io.StringIO()
@@ -52,6 +53,9 @@ def test_selftest_catches_every_planted_bug_with_its_code(selftest_rows):
     planted = [by_case[f"optimizer: {c.name}"] for c in PLANTED_OPTIMIZERS]
     assert len(planted) >= 8 and all(r["verdict"] == "fail" and r["expected"] in r["errors"] for r in planted)
     assert by_case["optimizer: book's RMSprop (correct)"]["warnings"] == ["convention"]
+    chapter_7 = [by_case[f"chapter 7: {name}"] for name, _, expected, _ in PLANTED_CONV if expected]
+    assert len(chapter_7) >= 7 and all(r["verdict"] == "fail" and r["expected"] in r["errors"] for r in chapter_7)
+    assert "convention" in by_case["chapter 7: 2016 printing's Pooling (correct)"]["warnings"]
 
 
 def test_findings_cover_every_diagnosis_code(selftest_rows):
@@ -62,14 +66,16 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
     # tests/test_layer_probes.py plants the Relus that earn it
     assert {"state_reset", "first_update_only", "bias_correction", "epsilon_placement", "hyperparameter",
             "convention"} <= seen  # the optimizers' codes
-    # kink is covered in test_compare; convention below
+    assert {"kernel_layout", "col2im_overwrite", "hw_swapped", "bias_missing", "pool_routing",
+            "flatten_order"} <= seen  # the chapter-7 traps
+    # kink is covered in test_compare, pool_tie and resync in test_pool_ties; convention below
 
 
 def test_selftest_command_exits_0_and_prints_the_table(selftest_command):
     status, out, _ = selftest_command
     assert status == 0
-    total = len(PLANTED) + len(PLANTED_OPTIMIZERS) + len(CORRECT_OPTIMIZERS)
-    assert total == 25 and f"selftest: {total} of {total} planted cases caught with the right code" in out
+    total = len(PLANTED) + len(PLANTED_CONV) + len(PLANTED_OPTIMIZERS) + len(CORRECT_OPTIMIZERS)
+    assert total == 34 and f"selftest: {total} of {total} planted cases caught with the right code" in out
 
 
 def run_check(tmp_path, *args):

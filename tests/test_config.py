@@ -56,7 +56,7 @@ BAD_FILES = [
     ('[data]\nsampels = 10\n', "[data] sampels is not a known key; allowed in [data]: kind, samples"),
     ('[data]\nsamples = "ten"\n', "[data] samples must be an integer (received: 'ten')"),
     ('[data]\nsamples = 1\n', "--samples must be at least 2 (received: 1)"),
-    ('[data]\nkind = "spiral"\n', "[data] kind must be one of linear, blobs, csv (received: spiral)"),
+    ('[data]\nkind = "spiral"\n', "[data] kind must be one of linear, blobs, bars, csv (received: spiral)"),
     ('[data]\nkind = "csv"\n', '[data] kind = "csv" needs a file: --data FILE.csv'),
     ('[data]\nnoise = -1\n', "[data] noise must be a finite number >= 0 (received: -1.0)"),
     ('[train]\nlr = true\n', "[train] lr must be a number (received: True)"),

@@ -105,26 +105,36 @@ def kink_rows(phase: PhaseResult, data, spec, weights_before, limit: int) -> lis
 
     The shadow recomputes the pre-activation in float64 from the same weights (`weights_before(row)`:
     the fitted ones for the probe, Keras's weights before the step for stepping) and the float64 data,
-    so a float32 mask flip shows which side of 0 the exact value lies on. At most `limit` rows.
+    so a float32 mask flip shows which side of 0 the exact value lies on. At most `limit` rows. A convolution's
+    map cell is named by its filter and place (`map_cell`), its `unit` label the cell's channel-major index.
     """
     from parity.numpy_side.network import build_network
 
+    maps = {i: out for i, conv, _, out in spec.activated_maps() if conv.activation == "relu"}
     out = []
     for row in np.flatnonzero(phase.kink)[:max(0, limit)]:
         sample = int(phase.rows[row])
         shadow = build_network(spec, {k: np.asarray(v, dtype=np.float64) for k, v in weights_before(row).items()})
         shadow.predict(data.x[sample:sample + 1])
         shadow_z = dict(zip([i for i, _ in spec.hidden()], shadow.pre_activations))
-        best = None  # one entry per row: the ReLU unit closest to its kink, over every ReLU layer
-        for layer in phase.dead_keras:
-            distance = np.minimum(np.abs(phase.keras.z[layer][row]), np.abs(phase.numpy.z[layer][row]))
+        shadow_z |= {i: a.reshape(1, -1) for i, a in zip(shadow.map_numbers, shadow.map_activations)}
+        best = None  # one entry per row: the ReLU unit (or map cell) closest to its kink, over every ReLU layer
+        sides = {layer: (phase.keras.z[layer][row], phase.numpy.z[layer][row]) for layer in phase.dead_keras}
+        sides |= {layer: (phase.keras.maps[layer][row], phase.numpy.maps[layer][row]) for layer in maps
+                  if layer in phase.keras.maps}
+        for layer, (keras_z, numpy_z) in sides.items():
+            distance = np.minimum(np.abs(keras_z), np.abs(numpy_z))
             j = int(np.argmin(distance))
             if best is None or distance[j] < best[0]:
                 best = (distance[j], layer, j)
         _, layer, closest = best
-        z_keras, z_numpy = phase.keras.z[layer][row][closest], phase.numpy.z[layer][row][closest]
-        out.append({"phase": phase.phase, phase.unit: phase.where(row), "sample": sample,
-                    "unit": unit_label(layer, closest), "z_numpy": float(z_numpy), "z_keras": float(z_keras),
-                    "z_float64": float(shadow_z[layer][0, closest]),
-                    "dead_numpy": bool(z_numpy <= 0), "dead_keras": bool(z_keras <= 0)})
+        z_keras, z_numpy = sides[layer][0][closest], sides[layer][1][closest]
+        entry = {"phase": phase.phase, phase.unit: phase.where(row), "sample": sample,
+                 "unit": unit_label(layer, closest), "z_numpy": float(z_numpy), "z_keras": float(z_keras),
+                 "z_float64": float(shadow_z[layer][0, closest]),
+                 "dead_numpy": bool(z_numpy <= 0), "dead_keras": bool(z_keras <= 0)}
+        if layer in maps:
+            f, y, x = np.unravel_index(closest, maps[layer])
+            entry["map_cell"] = {"filter": int(f), "row": int(y), "col": int(x)}
+        out.append(entry)
     return out

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parity.compare.pool_ties import near_ties, per_filter
 from parity.numpy_side.trace import Trace
 from parity.settings.tolerances import Tolerance
 
 __all__ = ["Diff", "PhaseResult", "compare_traces", "row_any", "saturated", "ERROR", "WARNING", "INFO", "CODE_BY_KIND"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
-VERDICTS = np.array(["pass", "fail", "kink", "error", "convention"])  # a row's verdict, by code
+VERDICTS = np.array(["pass", "fail", "kink", "error", "convention", "tie"])  # a row's verdict, by code
 CODE_BY_KIND = {"forward": "forward_mismatch", "preactivation": "forward_mismatch",
                  "gradient": "gradient_mismatch", "update": "update_mismatch"}
 
@@ -59,7 +60,7 @@ class PhaseResult:
     saturated_numpy: dict[int, np.ndarray]  # sigmoid layer -> (n, units) output within rounding of 0 or 1
     saturated_keras: dict[int, np.ndarray]
     kink: np.ndarray  # (n,) some ReLU pre-activation within atol of 0 (listed; excused only by a flip there)
-    verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention"
+    verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention" | "tie" (a pooling's near tie)
     shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
     excused: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) its difference follows from a flip at the kink
     flip_away: dict[int, np.ndarray] = field(default_factory=dict)  # ReLU layer -> (n,) its mask flips away from the kink
@@ -135,12 +136,19 @@ def _pairs(ours: Trace, theirs: Trace):
     yield "dx", "gradient", ours.dx, theirs.dx
     for layer in theirs.z:
         yield f"z{layer}", "preactivation", ours.z.get(layer), theirs.z[layer]
+    for layer in theirs.maps:  # a convolution's maps, channel-major: compared whole, reported by their layer
+        yield f"z{layer}", "preactivation", ours.maps.get(layer), theirs.maps[layer]
     for name in theirs.params_after:
         yield name, "update", ours.params_after[name], theirs.params_after[name]
 
 
 def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol: Tolerance,
-                   relu_layers: list[int], sigmoid_layers: list[int] = ()) -> PhaseResult:
+                   relu_layers: list[int], sigmoid_layers: list[int] = (), relu_maps: dict | None = None,
+                   pools: list[tuple] = ()) -> PhaseResult:
+    """Both sides' traces compared row by row. `relu_layers` are Dense layers (their units reported one by one),
+    `relu_maps` maps each convolution followed by a ReLU to its output map (FN, OH, OW): its kinks are judged as a
+    unit's, each map cell a unit (a flip there excuses its filter's kernel and bias). `pools`
+    (ModelSpec.pooled_maps) are poolings whose windows' near ties are judged as kinks are (parity.compare.pool_ties)."""
     n = len(rows)
     diffs, shape_errors = {}, {}
     for name, kind, a, b in _pairs(ours, theirs):
@@ -167,20 +175,29 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     # parameters). Any other difference on the row still fails; so does a flip away from the kink.
     kink, flip_at_kink, flip_away = (np.zeros(n, dtype=bool) for _ in range(3))
     flips_at_kink, flip_away_at = {}, {}  # ReLU layer -> (n, units) flipped at the kink; (n,) flipped away from it
-    for k in relu_layers:
-        near = (np.abs(theirs.z[k].astype(np.float64)) <= tol.atol) | (np.abs(z_ours[k].astype(np.float64)) <= tol.atol)
-        flip = dead_numpy[k] != dead_keras[k]
-        flips_at_kink[k] = flip & near
+    relu_maps = {k: shape for k, shape in (relu_maps or {}).items() if f"z{k}" in diffs}
+    for k in (*relu_layers, *relu_maps):
+        z_k, theirs_k = (z_ours[k], theirs.z[k]) if k in relu_layers else (ours.maps[k], theirs.maps[k])
+        near = (np.abs(theirs_k.astype(np.float64)) <= tol.atol) | (np.abs(z_k.astype(np.float64)) <= tol.atol)
+        flip = (dead_numpy[k] != dead_keras[k]) if k in relu_layers else ((z_k <= 0) != (theirs_k <= 0))
+        flips_at_kink[k] = flip & near if k in relu_layers else per_filter(flip & near, relu_maps[k])  # (n, FN)
         kink |= row_any(near)
         flip_at_kink |= row_any(flips_at_kink[k])
         flip_away_at[k] = row_any(flip & ~near)
         flip_away |= flip_away_at[k]
+    ties_at, tie = {}, np.zeros(n, dtype=bool)  # convolution -> (n, FN) filters with a near tie where it is pooled
+    for k, conv, shape, pool in pools:
+        if f"z{k}" in diffs:
+            ties_at[k] = np.zeros((n, shape[0]), dtype=bool)
+            for side in (ours, theirs):
+                ties_at[k] |= near_ties(side.maps[k], shape, pool.pool, pool.stride, pool.pad, conv.activation, tol)
+            tie |= ties_at[k].any(axis=1)
     excused = {}
-    if flip_at_kink.any():
-        for name, d in diffs.items():
-            explained = _explained(d, flips_at_kink, tol)
+    for name, d in diffs.items():
+        for at_rows, at in ((flip_at_kink, flips_at_kink), (tie, ties_at)):
+            explained = _explained(d, at, tol) if at_rows.any() else None
             if explained is not None:
-                excused[name] = flip_at_kink & ~flip_away & explained
+                excused[name] = excused.get(name, np.zeros(n, dtype=bool)) | (at_rows & ~flip_away & explained)
     ok = np.ones(n, dtype=bool) if not shape_errors else np.zeros(n, dtype=bool)
     finite, rest = np.ones(n, dtype=bool), np.ones(n, dtype=bool)
     for name, d in diffs.items():
@@ -188,15 +205,16 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
         finite &= d.finite
         rest &= (d.within | excused[name]) if name in excused else d.within
     ok &= ~flip_at_kink & ~flip_away
-    excused_rows = flip_at_kink & ~flip_away & finite & rest & (not shape_errors)
-    codes = np.where(ok, 0, np.where(excused_rows, 2, 1)).astype(np.int8)
+    excused_rows = (flip_at_kink | tie) & ~flip_away & finite & rest & (not shape_errors)
+    codes = np.where(ok, 0, np.where(excused_rows, np.where(flip_at_kink, 2, 5), 1)).astype(np.int8)
     codes[failed] = 3
     verdicts = VERDICTS[codes]
     sigmoid_layers = [k for k in sigmoid_layers if f"z{k}" in diffs]
     return PhaseResult(phase, rows, ours, theirs, diffs, dead_numpy, dead_keras,
                        {k: saturated(z_ours[k]) for k in sigmoid_layers},
                        {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts, shape_errors,
-                       {k: v for k, v in excused.items() if v.any()}, flip_away_at, state_diffs)
+                       {k: v for k, v in excused.items() if v.any()},
+                       {k: v for k, v in flip_away_at.items() if k in relu_layers}, state_diffs)
 
 
 def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) -> np.ndarray | None:
@@ -205,7 +223,7 @@ def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) ->
 
     A flip in layer k reaches what backpropagates through the flipped unit: all of dx and of the
     gradients (and stepped parameters) of layers before k, and in layer k the flipped unit's own
-    kernel column and bias entry. Nothing in layers after k.
+    kernel column and bias entry (a convolution's map cell: its filter's kernel and bias). Nothing in layers after k.
     """
     if d.kind == "gradient":
         layer = 0 if d.name == "dx" else int(d.name[2:])
@@ -220,7 +238,9 @@ def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) ->
             out |= row_any(at)
         elif layer == k:
             entry_ok = tol.within(d.numpy, d.keras.astype(np.float64), abs_diff=d.abs_diff)  # NaN fails
-            unit = at[:, None, :] if d.numpy.ndim == 3 else at  # kernel (n, in, units), bias (n, units)
+            # a convolution's filters (n, FN): its kernel (n, FN, C, FH, FW) and bias (n, FN); a Dense layer's units
+            # (n, units): its kernel (n, in, units) and bias
+            unit = at[:, :, None, None, None] if d.numpy.ndim == 5 else at[:, None, :] if d.numpy.ndim == 3 else at
             out |= row_any(at) & (entry_ok | unit).reshape(rows, -1).all(axis=1)
     return out
 
@@ -234,5 +254,5 @@ def _normalized(ours: Trace, theirs: Trace, diffs: dict[str, Diff]) -> Trace:
                  grads={k: pick(f"d{k}", v) for k, v in theirs.grads.items()}, dx=pick("dx", theirs.dx),
                  z={k: pick(f"z{k}", v) for k, v in theirs.z.items()},
                  params_after={k: pick(k, v) for k, v in theirs.params_after.items()}, state_after=ours.state_after,
-                 errors=ours.errors)
+                 errors=ours.errors, maps={k: pick(f"z{k}", v) for k, v in theirs.maps.items()})
 

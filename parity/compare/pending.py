@@ -25,7 +25,7 @@ UNITS = {"sample": "samples", "batch": "batches", "step": "steps"}
 class PendingFinding:
     """What one chunk of a phase showed; `what` says which sentence it becomes."""
 
-    what: str  # shape | raised | nonfinite | mismatch | mask | kink | convention
+    what: str  # shape | raised | nonfinite | mismatch | mask | kink | tie | convention
     code: str  # the code as found; a Cause may name a more specific one
     severity: str
     phase: str  # probe | batch | stepping
@@ -91,6 +91,10 @@ def _message(p: PendingFinding, cause: Cause | None) -> str:
     if p.what == "kink":
         return (f"{p.phase}: {p.count} {units} with a pre-activation within rounding of 0, where the sides may "
                 f"legitimately differ; {at}")
+    if p.what == "tie":
+        return (f"{p.phase}: on {p.count} {units} a max-pooling window's two largest inputs lie within rounding of each "
+                "other, so the sides may send its gradient to different cells; only that filter's kernel and bias "
+                f"gradients and dx differ there, everything after the pooling agrees; {at}")
     return (f"{p.phase}: the loss differs on {p.count} {units} by no more than the book's log(y + 1e-7) explains "
             f"(1e-7 / y); predictions and gradients agree; {at}")
 

@@ -72,6 +72,9 @@ def findings_for(result: PhaseResult) -> list[PendingFinding]:
                                int(flipped.sum()), layer_number=layer))
     if result.kink.any():
         out.append(pending("kink", "kink", WARNING, (5, 0), int(np.argmax(result.kink)), int(result.kink.sum())))
+    tie = result.verdicts == "tie"
+    if tie.any():
+        out.append(pending("tie", "pool_tie", WARNING, (5, 1), int(np.argmax(tie)), int(tie.sum())))
     convention = result.verdicts == "convention"
     if convention.any():
         out.append(pending("convention", "convention", WARNING, (6, 0), int(np.argmax(convention)),

@@ -15,7 +15,7 @@ import numpy as np
 
 from parity.compare.consequences import Blame, settle
 from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
-from parity.compare.diff import ERROR, INFO, PhaseResult, compare_traces
+from parity.compare.diff import ERROR, INFO, WARNING, PhaseResult, compare_traces
 from parity.compare.phase_findings import findings_for
 from parity.compare.findings import Finding
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
@@ -27,7 +27,7 @@ from parity.diagnosis.mismatch import excuse_book_log
 from parity.keras_side.reference import KerasReference, targets
 from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
 from parity.numpy_side.network import build_network
-from parity.numpy_side.trace import Trace
+from parity.numpy_side.trace import Trace, splice
 from parity.settings.config import RunConfig
 from parity.settings.spec import ModelSpec
 from parity.settings.tolerances import Tolerance, tolerance_for
@@ -45,6 +45,7 @@ def chunk_rows(spec: ModelSpec) -> int:
     """Probe rows per chunk: as many as fit CHUNK_VALUES numbers per sample record, at most CHUNK."""
     per_sample = sum(int(np.prod(shape)) for shape in spec.shapes().values())  # one gradient entry per parameter
     per_sample += spec.input_dim + 2 * spec.output_dim + sum(s.units for _, s in spec.hidden()) + 1
+    per_sample += sum(fn * oh * ow for *_, (fn, oh, ow) in spec.activated_maps())
     return int(min(CHUNK, max(1024, CHUNK_VALUES // per_sample)))
 KINK_LEDGER_LIMIT = 200
 
@@ -74,6 +75,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     hidden = [i for i, _ in spec.hidden()]
     relu = [i for i, layer in spec.hidden() if layer.activation == "relu"]
     sigmoid = [i for i, layer in spec.hidden() if layer.activation == "sigmoid"]
+    relu_maps = {i: out for i, conv, _, out in spec.activated_maps() if conv.activation == "relu"}
     x = reference.x
     t, _ = targets(spec, data.y, config.dtype)
     n, fitted = config.train, reference.fitted
@@ -84,7 +86,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
 
     def compare(phase, rows, ours, theirs):
-        result = compare_traces(phase, rows, ours, theirs, tol, relu, sigmoid)
+        result = compare_traces(phase, rows, ours, theirs, tol, relu, sigmoid, relu_maps, spec.pooled_maps())
         if blame.book_log:
             excuse_book_log(result)
         return result
@@ -120,14 +122,16 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
                         fresh().per_sample(x[:n], t[:n], [], batch=size), reference.batch)
     run_optimizer = optimizer or RunOptimizer(config.optimizer)
 
-    def step(with_optimizer) -> tuple[Trace, object]:
-        """The training split stepped one sample at a time: (the trace, what it stepped with)."""
+    def step(with_optimizer, start: int = 0, weights: dict | None = None) -> tuple[Trace, object]:
+        """The training split from sample `start` stepped one sample at a time, from `weights` (the fitted ones by
+        default): (the trace, what it stepped with)."""
+        weights = fitted if weights is None else weights
         if kit is None:
-            stepper = with_optimizer({k: v.copy() for k, v in fitted.items()})
-            return steps_closed_form(spec, fitted, x[:n], t[:n], stepper), stepper
-        net = fresh()
+            stepper = with_optimizer({k: v.copy() for k, v in weights.items()})
+            return steps_closed_form(spec, weights, x[start:n], t[start:n], stepper), stepper
+        net = build_network(spec, {k: v.copy() for k, v in weights.items()}, kit)
         stepper = with_optimizer(net.params())
-        return net.step_through(x[:n], t[:n], stepper, hidden), stepper
+        return net.step_through(x[start:n], t[start:n], stepper, hidden), stepper
 
     def matches_keras(with_optimizer) -> np.ndarray:
         """(n,) rows on which the same layers, stepped with another optimizer, match Keras's stepping."""
@@ -136,6 +140,11 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
 
     ours, stepper = step(run_optimizer.stepper)
     stepping = compare("stepping", np.arange(n), ours, reference.stepping)
+    resynced = []
+    if config.optimizer.name == "sgd":  # stateless: Keras's parameters alone are where its next step starts
+        ours, stepping, resynced = _resync(ours, stepping, lambda w, s: step(run_optimizer.stepper, s, w)[0],
+                                           lambda trace: compare("stepping", np.arange(n), trace, reference.stepping),
+                                           reference.stepping)
     judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
     if judged.excused is not None:
         _excuse_convention(stepping, judged)
@@ -151,7 +160,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
             found = [f for f in found if f.code != "convention"]
         findings += found
     findings += judged.findings
-
+    findings += [_resync_finding(s, stepping.verdicts[s]) for s in resynced]
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
         return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
 
@@ -162,6 +171,36 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
                         with_consequence_fixes(findings), {**reference.environment,
                                    "vectorized_map_fallback": reference.vectorized_map_fallback or "none"},
                         layers or {}, judged.record, keras_side=reference.source)
+
+
+RESYNC_LIMIT = 8  # excused steps after which the NumPy side restarts from Keras's parameters, at most
+
+
+def _resync(ours: Trace, stepping: PhaseResult, step_from, compare, theirs: Trace) -> tuple[Trace, PhaseResult, list]:
+    """After a step that a ReLU flip at its kink or a pooling tie excuses, the two sides' parameters differ by that
+    step's legitimate difference, and every later step would too: where later steps fail, the NumPy side steps on
+    from Keras's parameters after the excused step (plain SGD: they are all its state). Returns the spliced trace,
+    its comparison and the steps it restarted after."""
+    at: list[int] = []
+    while len(at) < RESYNC_LIMIT:
+        excused = np.flatnonzero(np.isin(stepping.verdicts, ("kink", "tie")))
+        failing = np.flatnonzero(stepping.verdicts == "fail")
+        s = next((int(e) for e in excused if e not in at and failing.size and failing.max() > e), None)
+        if s is None:
+            break
+        tail = step_from({k: v[s] for k, v in theirs.params_after.items()}, s + 1)
+        ours = splice(ours, tail, s + 1)
+        stepping = compare(ours)
+        at.append(s)
+    return ours, stepping, at
+
+
+def _resync_finding(s: int, verdict: str) -> Finding:
+    why = "a max-pooling tie" if verdict == "tie" else "a ReLU mask flip at its kink"
+    return Finding("resync", WARNING, "stepping", (
+        f"stepping: {why} at step {s} moved the two sides' parameters apart by that step's legitimate difference; "
+        f"the NumPy side stepped on from Keras's parameters after step {s}, so each later step is judged on its own"),
+        fix=fix_for("resync"), step=s)
 
 
 def _excuse_convention(stepping: PhaseResult, judged: OptimizerVerdict) -> None:

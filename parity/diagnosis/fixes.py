@@ -44,6 +44,16 @@ FIXES: dict[tuple[str, str | None], str] = {
     ("nan", None): "look for log(0), 0/0 or overflow in exp; the first sample named above is where it starts",
     ("convention", None): "nothing to fix for float32; Keras computes the cross-entropy from the logits, without + 1e-7",
     ("nan", "fit"): "lower --lr, or fit fewer --epochs: the Keras model diverged before any comparison",
+    # Chapter 7: convolution and pooling.
+    ("kernel_layout", None): "lay the kernel out as the book does: col_W = W.reshape(FN, -1).T, W of shape (FN, C, FH, FW)",
+    ("col2im_overwrite", None): "in col2im, add each window back: img[:, :, y:y_max:stride, x:x_max:stride] += col[...]",
+    ("hw_swapped", None): "compute out_h from H and FH, out_w from W and FW, and reshape(N, out_h, out_w, -1) in that order",
+    ("bias_missing", None): "add the bias in forward: np.dot(col, col_W) + self.b",
+    ("pool_routing", None): "send each window's dout to the cell np.argmax chose in forward: dmax[np.arange(n), arg_max] = dout",
+    ("flatten_order", None): "flatten the input as it comes: x.reshape(x.shape[0], -1), and return dx.reshape(*original_x_shape)",
+    ("resync", None): "nothing to fix: the steps before and after it are each compared from the same parameters",
+    ("pool_tie", None): "nothing to fix: which of two equal (or within rounding equal) cells takes a max-pooling window's "
+                          "gradient is a convention (np.argmax takes the first)",
     # Affine: the sums over the batch live here, the division by the batch size does not.
     ("forward_mismatch", "Affine"): "return np.dot(x, W) + b, with W of shape (in, out) as given (no transpose) and "
                                     "b added to every row",

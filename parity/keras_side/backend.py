@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["keras", "tf", "configure", "environment", "tensor", "native_stderr_quiet"]
+__all__ = ["keras", "tf", "configure", "environment", "tensor", "native_stderr_quiet", "pfor_while_loops"]
 
 
 @contextlib.contextmanager
@@ -42,6 +42,31 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 with native_stderr_quiet():
     import keras
     import tensorflow as tf
+
+
+@contextlib.contextmanager
+def pfor_while_loops():
+    """Collect, instead of printing, TensorFlow's "<Op> uses a while_loop. Fix that!" warnings of tf.vectorized_map
+    (pfor maps such an op, Conv2DBackpropFilter of a per-sample input among them, one sample at a time inside the
+    compiled map): yields the list of those ops' names, filled while tracing."""
+    import logging
+
+    ops: list[str] = []
+
+    class _Collect(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            message = record.getMessage()
+            if message.endswith("uses a while_loop. Fix that!"):
+                ops.append(message.split()[0])
+                return False
+            return True
+
+    logger, collect = logging.getLogger("tensorflow"), _Collect()
+    logger.addFilter(collect)
+    try:
+        yield ops
+    finally:
+        logger.removeFilter(collect)
 
 
 def configure(dtype: str, seed: int) -> None:

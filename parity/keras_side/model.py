@@ -7,10 +7,10 @@ import contextlib
 import numpy as np
 
 from parity.keras_side.backend import keras, tensor, tf
-from parity.settings.spec import ModelSpec
+from parity.settings.spec import ConvSpec, ModelSpec
 
 __all__ = ["LOSSES", "initial_weights", "build_model", "batches", "fit", "run_epochs", "steps_per_epoch", "dense_layers",
-           "weights_of", "linear"]
+           "parametric_layers", "weights_of", "linear"]
 
 # Loss objects (not the bare functions, which return one value per sample): the reduction to
 # one scalar per batch is Keras's own, as in `fit`.
@@ -22,19 +22,39 @@ LOSSES = {
 
 
 def initial_weights(spec: ModelSpec, seed: int, dtype: str) -> list[np.ndarray]:
-    """Keras's own initializers (the Dense defaults: Glorot uniform kernels, zero biases), drawn in
-    float64 from `seed` and cast: a float32 and a float64 run of one seed start from the same weights."""
-    weights, fan_in = [], spec.input_dim
-    for i, layer in enumerate(spec.layers):
-        kernel = keras.initializers.GlorotUniform(seed=seed + 7919 * i)((fan_in, layer.units), dtype="float64")
-        weights += [np.asarray(kernel).astype(dtype), np.zeros(layer.units, dtype=dtype)]
-        fan_in = layer.units
+    """Keras's own initializers (the Dense and Conv2D defaults: Glorot uniform kernels, zero biases), drawn in
+    float64 from `seed` and cast, in Keras's layout: a float32 and a float64 run of one seed start from the
+    same weights."""
+    from parity.keras_side.transfer import keras_shape
+
+    weights, shapes = [], spec.shapes()
+    for i in range(len(shapes) // 2):
+        kernel = keras.initializers.GlorotUniform(seed=seed + 7919 * i)(keras_shape(spec, f"W{i + 1}"), dtype="float64")
+        weights += [np.asarray(kernel).astype(dtype), np.zeros(shapes[f"b{i + 1}"], dtype=dtype)]
     return weights
+
+
+def _features(spec: ModelSpec, h):
+    """The image input's Keras layers: the book's NCHW row reshaped and permuted to channels_last (Keras's
+    default), then each convolution (symmetric padding as ZeroPadding2D + "valid") and max pooling."""
+    h = keras.layers.Reshape(tuple(spec.input_shape), name="nchw")(h)
+    h = keras.layers.Permute((2, 3, 1), name="nhwc")(h)  # (H, W, C)
+    convs = 0
+    for k, f in enumerate(spec.features, start=1):
+        if f.pad:
+            h = keras.layers.ZeroPadding2D(f.pad, name=f"pad_{k}")(h)
+        if isinstance(f, ConvSpec):
+            convs += 1
+            h = keras.layers.Conv2D(f.filters, f.kernel, strides=f.stride, padding="valid", activation=f.activation,
+                                    name=f"conv_{convs}")(h)
+        else:
+            h = keras.layers.MaxPooling2D(f.pool, strides=f.stride, padding="valid", name=f"pool_{k}")(h)
+    return keras.layers.Flatten(name="flatten")(h)  # (H * W * C,): Keras's order; transfer permutes the next kernel
 
 
 def build_model(spec: ModelSpec) -> keras.Model:
     inputs = keras.Input(shape=(spec.input_dim,))
-    h = inputs
+    h = inputs if not spec.features else _features(spec, inputs)
     for i, layer in enumerate(spec.layers, start=1):
         h = keras.layers.Dense(layer.units, activation=layer.activation, name=f"dense_{i}")(h)
     model = keras.Model(inputs, h)
@@ -87,6 +107,11 @@ def dense_layers(model: keras.Model) -> list:
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
 
 
+def parametric_layers(model: keras.Model) -> list:
+    """Conv2D and Dense layers in call order: their numbers are the parameters' (W1 is the first one's kernel)."""
+    return [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
 def weights_of(model: keras.Model) -> list[tuple[str, np.ndarray]]:
     """(variable path, value) of each trainable variable, in the model's order."""
     return [(v.path, np.array(v.numpy(), copy=True)) for v in model.trainable_variables]
@@ -94,7 +119,7 @@ def weights_of(model: keras.Model) -> list[tuple[str, np.ndarray]]:
 
 @contextlib.contextmanager
 def linear(layer):
-    """Run a Dense layer's own call without its activation, to read its pre-activation."""
+    """Run a Dense or Conv2D layer's own call without its activation, to read its pre-activation."""
     activation = layer.activation
     layer.activation = None
     try:

@@ -74,7 +74,9 @@ class KerasReference:
         key = (start, stop)
         if key not in self._cached:
             # The model is shared by every run of its architecture: put this run's weights back first.
-            self.side.model.set_weights(list(self.fitted.values()))
+            from parity.keras_side.transfer import numpy_to_keras
+
+            self.side.model.set_weights(numpy_to_keras(self.side.spec, self.fitted))
             trace = self.side.per_sample(self.x[start:stop], self.t[start:stop])
             if stop - start != len(self.x):
                 return trace
@@ -112,7 +114,7 @@ def keras_reference(prepared: Prepared) -> KerasReference:
     from parity.keras_side import model as keras_model
     from parity.keras_side import side as keras_side
     from parity.keras_side.optimizers import build_record
-    from parity.keras_side.transfer import keras_to_numpy
+    from parity.keras_side.transfer import keras_to_numpy, numpy_to_keras
 
     config, spec = prepared.config, prepared.spec
     x = prepared.data.x.astype(config.dtype)
@@ -127,7 +129,7 @@ def keras_reference(prepared: Prepared) -> KerasReference:
     fitted = keras_to_numpy(spec, keras_model.weights_of(model), config.dtype)
     batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
     stepping = side.step_through(x[:n], t[:n], config.optimizer)
-    model.set_weights(list(fitted.values()))  # back to the fitted weights, for the probe
+    model.set_weights(numpy_to_keras(spec, fitted))  # back to the fitted weights, for the probe
     environment = backend.environment()
     source = {"source": "computed", "summary": f"computed by Keras {environment['keras']} / TensorFlow "
                                              f"{environment['tensorflow']} in this process"}

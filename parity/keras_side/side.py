@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.errors import first_line
-from parity.keras_side.backend import keras, tensor, tf
-from parity.keras_side.model import LOSSES, build_model, dense_layers, fit, linear, run_epochs, steps_per_epoch
+from parity.keras_side.backend import keras, pfor_while_loops, tensor, tf
+from parity.keras_side.model import LOSSES, build_model, fit, linear, run_epochs, steps_per_epoch
+from parity.keras_side.transfer import map_to_book, to_book
 from parity.numpy_side.trace import Trace
 from parity.settings.spec import ModelSpec
 
@@ -47,6 +48,8 @@ class KerasSide:
         self.model, self.spec = model, spec
         self.loss_fn = LOSSES[spec.loss]()
         self.hidden = [i for i, _ in spec.hidden()]
+        self.maps = [i for i, *_ in spec.activated_maps()]
+        self.watched = sorted(self.hidden + self.maps)  # the layers whose pre-activations are recorded, in call order
         self.vectorized_map_fallback: str | None = None  # why vectorized_map fell back to a while loop
         floatx = keras.config.floatx()
         self._signature = [tf.TensorSpec((None, spec.input_dim), floatx), tf.TensorSpec((None, spec.target_dim), floatx)]
@@ -86,13 +89,22 @@ class KerasSide:
 
     # -- one sample or batch, as the model computes it ------------------------------------------
     def _pre_activations(self, x):
-        """Each hidden Dense layer's own call without its activation; the next layer's input is that
-        activation applied to it, as Dense.call does. Stops after the last hidden layer."""
-        z, h = [], x
-        for i, layer in enumerate(dense_layers(self.model)[:max(self.hidden, default=0)], start=1):
+        """Each Dense or Conv2D layer's own call without its activation; the next layer's input is that
+        activation applied to it, as their call does; the layers between them (reshape, padding, pooling,
+        flatten) called as they are. Stops after the last watched layer."""
+        z, h, number = [], x, 0
+        for layer in self.model.layers:
+            if number == max(self.watched, default=0):
+                break
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+                h = layer(h)
+                continue
+            number += 1
             with linear(layer):
                 a = layer(h)
-            if i in self.hidden:
+            if number in self.watched:
                 z.append(a)
             h = layer.activation(a)
         return z
@@ -126,7 +138,11 @@ class KerasSide:
                                input_signature=self._signature, autograph=False)
         strict = build(False)
         try:
-            strict.get_concrete_function()
+            with pfor_while_loops() as looped:
+                strict.get_concrete_function()
+            if looped:  # vectorized, but these ops one sample at a time inside the compiled map
+                ops = ", ".join(sorted(set(looped)))
+                self.vectorized_map_fallback = f"{ops} mapped by a while loop inside tf.vectorized_map"
             return strict
         except (ValueError, NotImplementedError) as exc:
             import re
@@ -140,7 +156,7 @@ class KerasSide:
     def per_sample_eager(self, x: np.ndarray, t: np.ndarray) -> Trace:
         """The baseline: one eager GradientTape call per sample."""
         records = [self._probe(tensor(x[i:i + 1]), tensor(t[i:i + 1])) for i in range(len(x))]
-        return _trace(records, self.spec)
+        return self._trace([(p, l_, g, d, [a[0] for a in z]) for p, l_, g, d, z in records])
 
     def per_batch(self, x: np.ndarray, t: np.ndarray, batch: int) -> Trace:
         """Gradients of consecutive batches of `batch` samples (remainder dropped; no pre-activations).
@@ -149,7 +165,7 @@ class KerasSide:
         starts = range(0, len(x) - batch + 1, batch)
         call = self._probe if len(starts) <= 64 else self._batch
         records = [call(tensor(x[i:i + batch]), tensor(t[i:i + batch])) for i in starts]
-        return _trace(records, self.spec, with_z=False)
+        return self._trace(records, with_z=False)
 
     # -- stepping -------------------------------------------------------------------------------
     def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, compiled: bool = True) -> Trace:
@@ -159,12 +175,14 @@ class KerasSide:
         `optimizer` is the run's OptimizerSettings, or a learning rate for plain SGD."""
         stepper = self._stepper(_settings(optimizer))
         names = list(self.spec.shapes())
+        book = lambda name, a: to_book(self.spec, name, a, rows=True)  # noqa: E731
         if not compiled:
             records = [self._step(tensor(x[i:i + 1]), tensor(t[i:i + 1]), stepper) for i in range(len(x))]
-            trace = _trace([r[:5] for r in records], self.spec)
-            trace.params_after = {name: np.stack([r[5][k].numpy() for r in records]) for k, name in enumerate(names)}
-            trace.state_after = {book: {name: np.stack([r[6][s][k].numpy() for r in records])
-                                        for k, name in enumerate(names)} for s, book in enumerate(stepper.slots)}
+            trace = self._trace([r[:5] for r in records])
+            trace.params_after = {name: book(name, np.stack([r[5][k].numpy() for r in records]))
+                                  for k, name in enumerate(names)}
+            trace.state_after = {slot: {name: book(name, np.stack([r[6][s][k].numpy() for r in records]))
+                                        for k, name in enumerate(names)} for s, slot in enumerate(stepper.slots)}
             return trace
         if stepper.loop is None:
             # Traced once per optimizer kind, through get_concrete_function: later runs call the same graph.
@@ -172,9 +190,9 @@ class KerasSide:
                                        autograph=False).get_concrete_function()
         pred, loss, grads, dx, z, params, states = stepper.loop(tensor(x), tensor(t))
         trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(), [a.numpy() for a in z])
-        trace.params_after = {name: p.numpy() for name, p in zip(names, params)}
-        trace.state_after = {book: {name: a.numpy() for name, a in zip(names, per_variable)}
-                             for book, per_variable in zip(stepper.slots, states)}
+        trace.params_after = {name: book(name, p.numpy()) for name, p in zip(names, params)}
+        trace.state_after = {slot: {name: book(name, a.numpy()) for name, a in zip(names, per_variable)}
+                             for slot, per_variable in zip(stepper.slots, states)}
         return trace
 
     def _stepper(self, settings) -> "_Stepper":
@@ -210,7 +228,7 @@ class KerasSide:
         arrays = ([tf.TensorArray(xs.dtype, size=n) for _ in range(3)],  # pred, loss, dx
                   [tf.TensorArray(v.dtype, size=n) for v in variables],  # gradients
                   [tf.TensorArray(v.dtype, size=n) for v in variables],  # parameters after the step
-                  [tf.TensorArray(xs.dtype, size=n) for _ in self.hidden],  # pre-activations
+                  [tf.TensorArray(xs.dtype, size=n) for _ in self.watched],  # pre-activations
                   [[tf.TensorArray(v.dtype, size=n) for v in per_variable]  # optimizer state after the step
                    for per_variable in stepper.slots.values()])
 
@@ -228,10 +246,21 @@ class KerasSide:
         return (pred.stack(), loss.stack(), [a.stack() for a in grads], dx.stack(), [a.stack() for a in zs],
                 [a.stack() for a in params], [[a.stack() for a in arrays] for arrays in states])
 
-    def _as_trace(self, pred, loss, grads, dx, z) -> Trace:
+    def _as_trace(self, pred, loss, grads, dx, z, with_z: bool = True) -> Trace:
+        """Keras's arrays (a leading row axis) in the book's layout and names: parity.keras_side.transfer."""
+        z = dict(zip(self.watched, z))  # without z (a batch's rows), the maps only: a pooling's ties are judged on them
         return Trace(pred=pred.reshape(len(pred), -1), loss=np.asarray(loss).reshape(-1),
-                     grads=dict(zip(self.spec.shapes(), grads)), dx=dx.reshape(len(dx), -1),
-                     z={layer: a.reshape(len(a), -1) for layer, a in zip(self.hidden, z)})
+                     grads={name: to_book(self.spec, name, g, rows=True) for name, g in zip(self.spec.shapes(), grads)},
+                     dx=dx.reshape(len(dx), -1), z={layer: z[layer].reshape(len(z[layer]), -1) for layer in self.hidden
+                                                   if with_z and layer in z},
+                     maps={layer: map_to_book(z[layer]) for layer in self.maps if layer in z})
+
+    def _trace(self, records: list, with_z: bool = True) -> Trace:
+        """Stack per-call records (pred, loss, grads, dx, z; z without a batch axis) into a Trace."""
+        flat = lambda k: np.stack([np.asarray(r[k]).reshape(-1) for r in records])  # noqa: E731
+        grads = [np.stack([np.asarray(r[2][k]) for r in records]) for k in range(len(self.spec.shapes()))]
+        z = [np.stack([np.asarray(r[4][n]) for r in records]) for n in range(len(self.watched))]
+        return self._as_trace(flat(0), flat(1), grads, flat(3), z, with_z)
 
 
 @dataclass
@@ -257,15 +286,3 @@ def _settings(optimizer):
     from parity.settings.optimizer_registry import optimizer_settings
 
     return optimizer_settings("sgd", lr=float(optimizer)) if isinstance(optimizer, (int, float)) else optimizer
-
-
-def _trace(records: list, spec: ModelSpec, with_z: bool = True) -> Trace:
-    names = list(spec.shapes())
-    hidden = [i for i, _ in spec.hidden()] if with_z else []
-    return Trace(
-        pred=np.stack([np.asarray(r[0]).reshape(-1) for r in records]),
-        loss=np.asarray([np.asarray(r[1]) for r in records]).reshape(-1),
-        grads={name: np.stack([np.asarray(r[2][k]) for r in records]) for k, name in enumerate(names)},
-        dx=np.stack([np.asarray(r[3]).reshape(-1) for r in records]),
-        z={layer: np.stack([np.asarray(r[4][n]).reshape(-1) for r in records]) for n, layer in enumerate(hidden)},
-    )

@@ -10,22 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from parity.book import layers as reference_layers
+from parity.numpy_side.feature_maps import features_forward, row_dot
 from parity.numpy_side.trace import Trace, stack_states
 from parity.settings.spec import CROSS_ENTROPIES, ModelSpec
 
 __all__ = ["per_sample_closed_form", "steps_closed_form"]
-
-
-def _row_dot(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """a @ w, each row summed over a's columns in order: a row's value does not depend on the rows beside it.
-
-    BLAS (OpenBLAS 0.3.31 here) picks its kernel by the number of rows, so `a @ w` rounds a row
-    differently in a chunk of 17 than in a chunk of 120; a run's results must not depend on its chunking.
-    """
-    out = a[:, :1] * w[0]  # (n, out)
-    for k in range(1, a.shape[1]):
-        out = out + a[:, k:k + 1] * w[k]
-    return out
 
 
 def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray) -> Trace:
@@ -36,27 +25,32 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
     Dense layer's per-sample weight gradient is the outer product of its input and its output gradient.
     """
     n = len(x)
-    pred, loss, grads, dx, z = _record(_Plan(spec), weights, x, t)
-    return Trace(pred=pred, loss=loss, grads=grads, dx=dx.reshape(n, -1), z=z)
+    pred, loss, grads, dx, z, maps = _record(_Plan(spec), weights, x, t)
+    return Trace(pred=pred, loss=loss, grads=grads, dx=dx.reshape(n, -1), z=z, maps=maps)
 
 
 class _Plan:
     """What `_record` reads of a spec, worked out once: a stepping loop calls it once per step."""
 
     def __init__(self, spec: ModelSpec):
-        self.layers = [(i, f"W{i}", f"b{i}", layer.activation) for i, layer in enumerate(spec.layers, start=1)]
+        self.spec = spec
+        self.layers = [(i, f"W{i}", f"b{i}", layer.activation)
+                       for i, layer in ((spec.dense_number(k), s) for k, s in enumerate(spec.layers, start=1))]
         self.names = list(spec.shapes())  # Keras's variable order
         self.hidden = [i for i, _ in spec.hidden()]
+        self.maps = [i for i, *_ in spec.activated_maps()]
         self.cross_entropy = spec.loss in CROSS_ENTROPIES
 
 
 def _record(plan: _Plan, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray):
-    """(pred, loss, grads by name, dx, z by hidden layer) of each row of x as its own batch of one."""
+    """(pred, loss, grads by name, dx, z by hidden layer, maps by convolution) of each row of x as its own batch
+    of one. The convolutions and poolings run over the whole chunk at once (parity.numpy_side.feature_maps)."""
     n = len(x)
-    h, inputs, z, outs = x.reshape(n, -1), [], {}, {}
+    features = features_forward(plan.spec, weights, x) if plan.spec.features else None
+    h, inputs, z, outs = (x.reshape(n, -1) if features is None else features.flat), {}, {}, {}
     for i, w, b, activation in plan.layers:
-        inputs.append(h)
-        a = _row_dot(h, weights[w]) + weights[b]  # (n, units)
+        inputs[i] = h
+        a = row_dot(h, weights[w]) + weights[b]  # (n, units)
         if activation == "relu":
             z[i], h = a, np.where(a <= 0, 0, a)  # a Python 0 takes a's dtype (NEP 50)
         elif activation == "sigmoid":
@@ -82,10 +76,15 @@ def _record(plan: _Plan, weights: dict[str, np.ndarray], x: np.ndarray, t: np.nd
             dout = np.where(z[i] <= 0, 0, dout)
         elif activation == "sigmoid":
             dout = dout * (1.0 - outs[i]) * outs[i]
-        grads[w] = inputs[i - 1][:, :, None] * dout[:, None, :]  # (n, in, out): per-sample outer products
+        grads[w] = inputs[i][:, :, None] * dout[:, None, :]  # (n, in, out): per-sample outer products
         grads[b] = dout
-        dout = _row_dot(dout, weights[w].T)
-    return pred, loss, {k: grads[k] for k in plan.names}, dout, {i: z[i] for i in plan.hidden}
+        dout = row_dot(dout, weights[w].T)
+    maps = {}
+    if features is not None:
+        conv_grads, dout = features.backward(dout, weights)
+        grads |= conv_grads
+        maps = features.maps()
+    return pred, loss, {k: grads[k] for k in plan.names}, dout, {i: z[i] for i in plan.hidden}, maps
 
 
 def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray,
@@ -101,17 +100,20 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
     record = {"loss": np.empty(n, dtype=dtype), "dx": np.empty((n, spec.input_dim), dtype=dtype)}
     grads = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     after = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
-    z_rec = {i: np.empty((n, spec.layers[i - 1].units), dtype=dtype) for i in hidden}
+    z_rec = {i: np.empty((n, spec.dense(i).units), dtype=dtype) for i in hidden}
+    map_rec = {i: np.empty((n, fn * oh * ow), dtype=dtype) for i, _, _, (fn, oh, ow) in spec.activated_maps()}
     lr_ = None if driver is not None else np.asarray(optimizer, dtype=dtype)
     preds, states = [], []
     with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings
         for s in range(n):
-            pred, loss, g, dx, z = _record(plan, params, x[s:s + 1], t[s:s + 1])
+            pred, loss, g, dx, z, maps = _record(plan, params, x[s:s + 1], t[s:s + 1])
             preds.append(pred[0])
             record["loss"][s] = loss[0]
             record["dx"][s] = dx[0]
             for i in hidden:
                 z_rec[i][s] = z[i][0]
+            for i in map_rec:
+                map_rec[i][s] = maps[i][0]
             for k in names:
                 grads[k][s] = g[k][0]
             if driver is None:
@@ -124,4 +126,4 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
             for k in names:
                 after[k][s] = params[k]
     return Trace(pred=np.array(preds).reshape(n, -1), loss=record["loss"], grads=grads, dx=record["dx"], z=z_rec,
-                 params_after=after, state_after=stack_states(states))
+                 params_after=after, state_after=stack_states(states), maps=map_rec)

@@ -10,8 +10,9 @@ from parity.errors import first_line
 from parity.user_code import guard
 from parity.book import layers as reference_layers
 from parity.numpy_side.trace import RowError, Trace, stack_rows, stack_states
-from parity.settings.spec import CROSS_ENTROPIES, ModelSpec
+from parity.settings.spec import CROSS_ENTROPIES, ConvSpec, ModelSpec
 from parity.user_code.guard import UserCodeError, held_array, where_defined
+from parity.user_code.protocol import construct
 
 __all__ = ["Network", "GradientShapeError", "build_network"]
 
@@ -20,12 +21,16 @@ __all__ = ["Network", "GradientShapeError", "build_network"]
 class _Slot:
     """One layer of the stack: its object, the book class it plays, and whether the class is the user's."""
 
-    role: str  # Affine | Relu | Sigmoid | SoftmaxWithLoss | MeanSquaredError
+    role: str  # Affine | Convolution | Pooling | Relu | Sigmoid | SoftmaxWithLoss | MeanSquaredError
     obj: object  # None when a user's constructor raised (the network is then broken)
     user: bool
-    W: np.ndarray | None = None  # an Affine's parameters, the very arrays the layer holds: updated in place
+    W: np.ndarray | None = None  # an Affine's or Convolution's parameters, the arrays the layer holds: updated in place
     b: np.ndarray | None = None
-    feeds_activation: bool = False  # an Affine whose output is a pre-activation (z)
+    feeds_activation: bool = False  # an Affine or Convolution whose output is a pre-activation (z, or a map)
+    out: tuple[int, ...] | None = None  # a Convolution's or Pooling's output per sample (C, H, W)
+
+
+PARAMETRIC = ("Convolution", "Affine")  # the layers holding W and b, numbered along the chain
 
 
 class Network:
@@ -37,29 +42,45 @@ class Network:
         self.probabilities = spec.loss in CROSS_ENTROPIES  # the loss layer applies a softmax
         self.broken: UserCodeError | None = None  # the first user constructor that raised
         self.layers: list[_Slot] = []
-        for i, dense in enumerate(spec.layers, start=1):
-            W, b = weights[f"W{i}"], weights[f"b{i}"]
-            affine = self._make("Affine", W, b)
-            # Parameters are the arrays handed to the constructor, whatever the layer calls them.
-            affine.W, affine.b = (W, b) if affine.obj is None else (held_array(affine.obj, W), held_array(affine.obj, b))
-            affine.feeds_activation = dense.activation in ("relu", "sigmoid")
-            self.layers.append(affine)
-            if dense.activation == "relu":
-                self.layers.append(self._make("Relu"))
-            elif dense.activation == "sigmoid":
-                self.layers.append(self._make("Sigmoid"))
+        self.input_shape = spec.input_shape if spec.features else None  # rows are images flattened channel-major
+        self.map_numbers = [i for i, *_ in spec.activated_maps()]
+        maps = spec.maps()
+        for k, f in enumerate(spec.features, start=1):
+            if isinstance(f, ConvSpec):
+                self._parametric("Convolution", weights, f.activation, f.stride, f.pad).out = maps[k]
+            else:
+                self._add(self._make("Pooling", *f.pool, f.stride, f.pad)).out = maps[k]
+        for dense in spec.layers:
+            self._parametric("Affine", weights, dense.activation)
         self.loss_layer = self._make("SoftmaxWithLoss" if self.probabilities else "MeanSquaredError")
         self._loss_args = (1,) if self.loss_layer.obj is None else guard.loss_backward_args(self.loss_layer.obj)
         self.pre_activations: list[np.ndarray] = []
         self._last_user: tuple[_Slot, str] | None = None  # the user call whose output the next layer consumes
+
+    def _add(self, slot: _Slot) -> _Slot:
+        self.layers.append(slot)
+        return slot
+
+    def _parametric(self, role: str, weights: dict[str, np.ndarray], activation: str, *more) -> _Slot:
+        """The next Affine or Convolution, built with its W and b (and stride, pad), then its activation layer."""
+        i = sum(s.role in PARAMETRIC for s in self.layers) + 1
+        W, b = weights[f"W{i}"], weights[f"b{i}"]
+        slot = self._add(self._make(role, W, b, *more))
+        # Parameters are the arrays handed to the constructor, whatever the layer calls them.
+        slot.W, slot.b = (W, b) if slot.obj is None else (held_array(slot.obj, W), held_array(slot.obj, b))
+        slot.feeds_activation = activation in ("relu", "sigmoid")
+        if activation in ("relu", "sigmoid"):
+            self._add(self._make(activation.capitalize()))
+        return slot
 
     def _make(self, role: str, *args) -> _Slot:
         reference = getattr(reference_layers, role)
         cls = self.kit.get(role, reference)
         if cls is reference:
             return _Slot(role, cls(*args), False)
+        args, kwargs = construct(cls, role, *args)  # an image layer's stride and pad by name where it names them
         try:
-            return _Slot(role, guard.call(cls, "__init__", *args, book=role), True)
+            return _Slot(role, guard.call(cls, "__init__", *args, book=role, kwargs=kwargs), True)
         except UserCodeError as err:
             self.broken = self.broken or err
             return _Slot(role, None, True)
@@ -82,13 +103,16 @@ class Network:
                                 where_defined(type(blamed.obj), by), type(exc).__name__) from exc
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        self.pre_activations, self._inputs = [], []
+        self.pre_activations, self.map_activations, self._inputs = [], [], []
+        if self.input_shape is not None:
+            x = x.reshape(len(x), *self.input_shape)  # (n, C, H, W): the book's NCHW
         for slot in self.layers:
             self._inputs.append(np.shape(x))
-            expect = (len(x), slot.W.shape[1]) if slot.role == "Affine" else np.shape(x)
+            expect = (len(x), slot.W.shape[1]) if slot.role == "Affine" else (len(x), *slot.out) if slot.out \
+                else np.shape(x)
             x = self._call(slot, "forward", x, expect=expect)
             if slot.feeds_activation:
-                self.pre_activations.append(x)
+                (self.map_activations if slot.role == "Convolution" else self.pre_activations).append(x)
         self._output = x
         return x
 
@@ -101,14 +125,14 @@ class Network:
         for slot, shape in zip(reversed(self.layers), reversed(self._inputs)):
             dout = self._call(slot, "backward", dout, expect=shape)
         grads = {}
-        for i, slot in enumerate([s for s in self.layers if s.role == "Affine"], start=1):
-            dW, db = guard.gradients(slot.obj, slot.W, slot.b) if slot.user else (slot.obj.dW, slot.obj.db)
+        for i, slot in enumerate([s for s in self.layers if s.role in PARAMETRIC], start=1):
+            dW, db = guard.gradients(slot.obj, slot.W, slot.b, slot.role) if slot.user else (slot.obj.dW, slot.obj.db)
             grads[f"W{i}"], grads[f"b{i}"] = np.array(dW, copy=True), np.array(db, copy=True)
         return grads, dout
 
     def params(self) -> dict[str, np.ndarray]:
         out = {}
-        for i, slot in enumerate([s for s in self.layers if s.role == "Affine"], start=1):
+        for i, slot in enumerate([s for s in self.layers if s.role in PARAMETRIC], start=1):
             out[f"W{i}"], out[f"b{i}"] = slot.W, slot.b
         return out
 
@@ -138,7 +162,8 @@ class Network:
     def per_sample(self, x: np.ndarray, t: np.ndarray, hidden: list[int], batch: int = 1) -> Trace:
         """Forward and backward on consecutive batches (one sample each by default, as the notebook does).
 
-        A batch larger than 1 drops the remainder and records no pre-activations. An exception in a
+        A batch larger than 1 drops the remainder and records no Dense pre-activations (a convolution's maps, all
+        the batch's in one row, it does). An exception in a
         layer does not stop the run: the row is recorded as failed, with the error, and filled with NaN.
         """
         records, errors = [], []
@@ -148,7 +173,7 @@ class Network:
             except Exception as exc:  # the user's layer raised: a finding, not a crash
                 records.append(None)
                 errors.append(RowError.of(row, exc, self))
-        return stack_rows(records, hidden if batch == 1 else [], errors)
+        return stack_rows(records, hidden if batch == 1 else [], errors, self.map_numbers)
 
     def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, hidden: list[int]) -> Trace:
         """One optimizer step per sample, in order; records gradients before and parameters (and the
@@ -170,7 +195,7 @@ class Network:
             params.append({k: np.array(v, copy=True) for k, v in self.params().items()})
             if driver is not None:
                 states.append(driver.state())
-        trace = stack_rows(rows, hidden, errors)
+        trace = stack_rows(rows, hidden, errors, self.map_numbers)
         trace.params_after = {k: np.stack([p[k] for p in params]) for k in params[0]}
         trace.state_after = stack_states(states)
         return trace
@@ -190,9 +215,10 @@ class Network:
         scores = self._output
         pred = self._probabilities(before, scores, t) if self.probabilities else scores
         z = [np.array(a, copy=True).reshape(-1) for a in self.pre_activations]
+        maps = [np.array(a, copy=True).reshape(-1) for a in self.map_activations]  # (FN * OH * OW,) channel-major
         grads, dx = self.gradient(x, t)
         return {"pred": np.array(pred, copy=True).reshape(-1), "loss": np.asarray(loss).reshape(()),
-                "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z}
+                "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z, "maps": maps}
 
     def _probabilities(self, before: dict | None, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
         """A user's loss layer's probabilities where exactly one attribute its forward just set holds
@@ -219,9 +245,9 @@ class GradientShapeError(ValueError):
 
 
 def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> Network:
-    """Lay out Affine/activation layers for `spec` and hand each Affine its weights.
+    """Lay out Convolution/Pooling/Affine/activation layers for `spec` and hand each its weights.
 
-    `kit` maps class names (Affine, Relu, Sigmoid, MeanSquaredError, SoftmaxWithLoss) to classes;
+    `kit` maps class names (Affine, Convolution, Pooling, Relu, Sigmoid, MeanSquaredError, SoftmaxWithLoss) to classes;
     missing names fall back to the reference layers. A user's constructor that raises leaves the
     network broken: every row it runs is then that error.
     """

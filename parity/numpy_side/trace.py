@@ -9,7 +9,7 @@ import numpy as np
 from parity.errors import first_line
 from parity.user_code.guard import UserCodeError, where_raised
 
-__all__ = ["Trace", "RowError", "stack_rows", "stack_states"]
+__all__ = ["Trace", "RowError", "stack_rows", "stack_states", "splice"]
 
 
 @dataclass
@@ -25,6 +25,8 @@ class Trace:
     # stepping with a stateful optimizer: book state name (v, h, m) -> parameter name -> (n, *param shape)
     state_after: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     errors: list = field(default_factory=list)  # RowError per row on which a NumPy layer raised
+    # convolution number -> its pre-activation maps (n, FN * OH * OW), channel-major as the book holds them
+    maps: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,7 +67,8 @@ def _filled(values: list) -> np.ndarray | None:
     return np.stack([np.full(shape, np.nan) if v is None else np.asarray(v) for v in values])
 
 
-def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowError] = ()) -> Trace:
+def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowError] = (),
+               maps: list[int] = ()) -> Trace:
     good = [r for r in records if r is not None]
     names = list(good[0]["grads"]) if good else []
     column = lambda key: [None if r is None else r[key] for r in records]  # noqa: E731
@@ -77,6 +80,8 @@ def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowEr
         z={} if not good else {layer: _filled([None if r is None else r["z"][n] for r in records])
                                for n, layer in enumerate(hidden)},
         errors=list(errors),
+        maps={} if not good else {layer: _filled([None if r is None else r["maps"][n] for r in records])
+                                  for n, layer in enumerate(maps)},
     )
 
 
@@ -87,3 +92,20 @@ def stack_states(states: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, di
     names = set.intersection(*(set(s) for s in states))
     return {book: {k: np.stack([s[book][k] for s in states]) for k in states[0][book]
                    if all(k in s[book] for s in states)} for book in sorted(names)}
+
+
+def splice(head: Trace, tail: Trace, at: int) -> Trace:
+    """`head`'s rows before `at`, then `tail`'s rows (tail's row 0 becomes row `at`)."""
+    def join(a, b):
+        return None if a is None or b is None else np.concatenate([a[:at], b])
+
+    def per_key(a: dict, b: dict) -> dict:
+        return {k: join(a[k], b[k]) for k in a if k in b}
+
+    moved = [RowError(e.row + at, e.layer, e.kind, e.message, e.where, e.book) for e in tail.errors]
+    return Trace(pred=join(head.pred, tail.pred), loss=join(head.loss, tail.loss),
+                 grads=per_key(head.grads, tail.grads), dx=join(head.dx, tail.dx), z=per_key(head.z, tail.z),
+                 params_after=per_key(head.params_after, tail.params_after),
+                 state_after={k: per_key(head.state_after[k], tail.state_after[k]) for k in head.state_after
+                              if k in tail.state_after},
+                 errors=[e for e in head.errors if e.row < at] + moved, maps=per_key(head.maps, tail.maps))

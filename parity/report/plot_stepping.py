@@ -22,18 +22,21 @@ def _entries(result: ParityResult, name: str) -> list[tuple[str, list[tuple[int,
     b_l[j] to unit j of layer l. It cannot move on a step where any ReLU unit it belongs to is dead.
     """
     layer, spec = int(name[1:]), result.spec
-    last = len(spec.layers)
+    last = spec.dense_number(len(spec.layers))
     relu = {i for i, s in spec.hidden() if s.activation == "relu"}
+    if spec.dense(layer) is None:  # a convolution: its entries by filter; a filter is no unit that dies whole
+        return [(f"filter {idx[0]}" if name.startswith("b") else f"filter {idx[0]}, c{idx[1]} ({idx[2]}, {idx[3]})", [])
+                for idx in np.ndindex(*spec.shapes()[name])]
 
     def unit(l, j):
         return f"output {j}" if l == last else unit_name(unit_label(l, j))
 
     def short(l, j):  # within a panel titled by its layers, an arrow's ends need only the index
-        return (f"x{j}" if l == 0 else "output" if l == last and spec.layers[-1].units == 1
-                else f"output {j}" if l == last else f"unit {j}")
+        return (f"x{j}" if l == 0 else f"map {j}" if spec.dense(l) is None else "output"
+                if l == last and spec.layers[-1].units == 1 else f"output {j}" if l == last else f"unit {j}")
 
     if name.startswith("b"):
-        return [(unit(layer, j), [(layer, j)] if layer in relu else []) for j in range(spec.layers[layer - 1].units)]
+        return [(unit(layer, j), [(layer, j)] if layer in relu else []) for j in range(spec.dense(layer).units)]
     fan_in, fan_out = spec.shapes()[name]
     out = []
     for i in range(fan_in):
@@ -46,10 +49,11 @@ def _entries(result: ParityResult, name: str) -> list[tuple[str, list[tuple[int,
 
 def _title(result: ParityResult, name: str, entries: int) -> str:
     """"W2: layer 1 -> layer 2": which layers a kernel joins, so its entries' labels can be short."""
-    layer, last = int(name[1:]), len(result.spec.layers)
+    layer, last = int(name[1:]), result.spec.dense_number(len(result.spec.layers))
 
     def called(l):
-        return "x" if l == 0 else "output" if l == last else f"layer {l}"
+        return "x" if l == 0 else "output" if l == last else f"layer {l}" if result.spec.dense(l) is not None \
+            else f"convolution {l}"
 
     joins = f" ({called(layer - 1)} -> {called(layer)})" if name.startswith("W") else f" ({called(layer)})"
     return name + joins + ("" if entries <= 8 else ", first 8")

@@ -7,7 +7,9 @@ import math
 import numpy as np
 
 from parity.compare.outcome import ParityResult
+from parity.settings.config import feature_records
 from parity.user_code.loader import LAYER_NAMES
+from parity.user_code.protocol import IMAGE_LAYERS
 from parity.version import SCHEMA_VERSION, TOOL, __version__
 
 __all__ = ["summary"]
@@ -56,15 +58,25 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "dead_relu_steps": result.dead_relu_steps,
         "zero_patterns": {phase: s.zero_patterns for phase, s in result.summaries.items()},
         "kinks": result.kinks,
-        "layers": result.layers or {name: "reference" for name in LAYER_NAMES},
+        "layers": result.layers or {name: "reference" for name in LAYER_NAMES
+                                    if name not in IMAGE_LAYERS or result.spec.features},
         "optimizer": result.optimizer,
         "findings": [f.as_dict() for f in result.findings],
         "config": result.config.as_dict(),
         "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
                       str(result.config.model_path) if result.config.model_path else f"scenario {result.config.scenario}"),
-                  "layers": [{"units": s.units, "activation": s.activation} for s in result.spec.layers]},
+                  "layers": [{"units": s.units, "activation": s.activation} for s in result.spec.layers],
+                  **_features(result.spec)},
         "fitted_weights": {k: v.tolist() for k, v in result.fitted.items()},
         "environment": {**result.environment, "pandas": _version("pandas"), "matplotlib": _version("matplotlib")},
         "keras_side": result.keras_side,  # computed in this process, or recorded: by which Keras, where and when
         "files": files,
     })
+
+
+def _features(spec) -> dict:
+    """An image model's input shape and convolutions and poolings (nothing for a chain of Dense layers)."""
+    if not spec.features:
+        return {}
+    return {"input_shape": list(spec.input_shape), "features": feature_records(spec.features),
+            "parameters": {name: list(shape) for name, shape in spec.shapes().items()}}

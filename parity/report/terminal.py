@@ -26,7 +26,7 @@ def scenario_using(name: str) -> str | None:
     from parity.settings.scenarios import SCENARIOS
 
     for scenario, s in SCENARIOS.items():
-        if name in ModelSpec(input_dim=1, layers=s.layers, loss=s.loss).classes():
+        if name in ModelSpec(input_dim=1, layers=s.layers, loss=s.loss, features=s.features).classes():
             return scenario
     return None
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from parity.selfcheck.bench_cnn import CNN_FLOOR, cnn_probe
+
 __all__ = ["FLOORS", "run_bench"]
 
 FLOORS = {
@@ -34,6 +36,7 @@ FLOORS = {
     "recheck_s": 0.5,
     "grade_extra_submission_s": 0.5,
     "recorded_check_s": 1.0,  # a cold `parity check --reference seed-float32 --no-plots` process, imports and all
+    "cnn_probe_speedup": CNN_FLOOR,  # the cnn scenario's probe over eager per-sample GradientTape (bench_cnn)
 }
 
 
@@ -72,6 +75,7 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
     from parity.keras_side.reference import keras_reference, targets as _targets
     from parity.compare.stats import PhaseSummary
     from parity.settings.tolerances import tolerance_for
+    from parity.keras_side.transfer import numpy_to_keras
 
     prepared = prepare(resolve({"samples": samples, "train": steps, "epochs": 1}))
     reference = keras_reference(prepared)
@@ -96,7 +100,7 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
 
     def stepping(n, compiled):
         def run():
-            reference.side.model.set_weights(list(fitted.values()))
+            reference.side.model.set_weights(numpy_to_keras(spec, fitted))
             if compiled:
                 ours = steps_closed_form(spec, fitted, x[:n], t[:n], 0.01)
             else:  # the notebook way: layer objects, one sample at a time
@@ -229,6 +233,7 @@ def _recorded_check() -> dict:
 def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False) -> dict:
     """Measure everything, check the floors, write out/bench.json; returns the record."""
     record = _inner(samples, steps, eager_samples=200, eager_steps=200)
+    record["cnn_probe"] = cnn_probe()
     record["notebook"] = _recheck()
     with tempfile.TemporaryDirectory() as tmp:
         # The default run against a bare import of its libraries, alternated and the best of three of each:
@@ -266,6 +271,7 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
         "recheck_s": record["notebook"]["recheck_s"],
         "grade_extra_submission_s": record["grade"]["passing"]["extra_submission_s"],
         "recorded_check_s": record["recorded"]["recorded_check_s"],
+        "cnn_probe_speedup": record["cnn_probe"]["speedup"],
     }
     lower_is_better = {"extra_sample_us", "default_run_beyond_imports_s", "csv_over_parquet_1M", "peak_rss_mb_10M",
                        "recheck_s", "grade_extra_submission_s", "recorded_check_s"}
@@ -293,6 +299,10 @@ def table(record: dict) -> str:
     p, s = record["probe"], record["stepping"]
     lines.append(f"probe: {p['samples']:,} samples at {p['samples_per_s']:,.0f}/s; eager {p['eager_samples_per_s']:,.0f}/s "
                  f"on {p['eager_samples']}; vectorized_map fallback: {p['vectorized_map_fallback']}")
+    c = record["cnn_probe"]
+    lines.append(f"cnn probe: {c['samples']:,} samples at {c['samples_per_s']:,.0f}/s; eager "
+                 f"{c['eager_samples_per_s']:,.1f}/s on {c['eager_samples']} ({c['speedup']:,.0f}x); vectorized_map: "
+                 f"{c['vectorized_map_fallback']}")
     cmd = record["commands"]
     lines.append(f"default run: {cmd['default_run_s']:.2f} s, bare import {cmd['bare_import_s']:.2f} s (best of 3 each, "
                  f"alternated); 1M samples: CSV {cmd['run_1M_csv_s']:.2f} s, Parquet {cmd['run_1M_s']:.2f} s")

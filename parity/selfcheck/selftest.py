@@ -1,8 +1,9 @@
 """`parity selftest`: plant known bugs in the reference layers and optimizers, and show each is caught with
 the right code, blamed on the class that has it.
 
-The Keras side is computed once per optimizer (seed scenario, float64); each planted bug is a layer kit or
-an optimizer class compared against it, exactly as `parity check` compares a user's module.
+The Keras side is computed once per optimizer (seed scenario, float64) and once for the chapter-7 bugs (cnn scenario,
+float64); each planted bug is a layer kit or an optimizer class compared against it, exactly as `parity check`
+compares a user's module.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from parity.book import layers as ref
 from parity.book import optimizers as book_optimizers
 from parity.selfcheck.planted import PLANTED_OPTIMIZERS, PlantedOptimizer
+from parity.selfcheck.planted_conv import PLANTED_CONV
 
 __all__ = ["PLANTED", "PLANTED_OPTIMIZERS", "Planted", "run_selftest"]
 
@@ -178,6 +180,10 @@ def run_selftest(config_flags: dict | None = None) -> list[dict]:
     for case in PLANTED:
         report = check(load(named=case.kit), config)
         rows.append(_row(case.name, case.description, case.expected, report, blamed=None))
+    images = resolve({"dtype": "float64", **(config_flags or {}), "scenario": "cnn"})
+    for name, kit, expected, description in PLANTED_CONV:
+        report = check(load(named=kit), images)
+        rows.append(_row(f"chapter 7: {name}", description, expected, report, blamed=next(iter(kit))))
     for case in [*PLANTED_OPTIMIZERS, *CORRECT_OPTIMIZERS]:
         stepping = resolve({"dtype": "float64", "optimizer": case.optimizer, **(config_flags or {})})
         book_class = stepping.optimizer.info.book_class  # the class is given under the book's name, as a module would

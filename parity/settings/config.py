@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from parity.errors import ParityInputError, arg
-from parity.settings.spec import ACTIVATIONS, LOSSES, DenseSpec
+from parity.settings.spec import ACTIVATIONS, LOSSES, ConvSpec, DenseSpec, PoolSpec
 from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings, optimizer_settings
 from parity.settings.scenarios import SCENARIOS
 
 __all__ = ["ParityInputError", "RunConfig", "DTYPES", "DATA_KINDS", "WORST_GRADIENTS", "resolve"]
 
 DTYPES = ("float32", "float64")
-DATA_KINDS = ("linear", "blobs", "csv")
+DATA_KINDS = ("linear", "blobs", "bars", "csv")
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
 # Gradient entries the long-form table keeps per gradient and phase besides the rows that do not pass
 # (unless all_gradients): enough to see the largest differences, few enough that 1M samples write in no time.
@@ -41,6 +41,8 @@ class RunConfig:
     x_columns: tuple[str, ...] | None = None
     y_columns: tuple[str, ...] | None = None
     layers: tuple[DenseSpec, ...] | None = None  # None only with model_path: the file says
+    features: tuple[ConvSpec | PoolSpec, ...] = ()  # convolutions and poolings before the Dense layers (scenario cnn)
+    input_shape: tuple[int, int, int] | None = None  # (C, H, W) of an image input, rows flattened channel-major
     loss: str = "mean_squared_error"
     model_path: Path | None = None
     epochs: int = 20
@@ -65,8 +67,20 @@ class RunConfig:
             d[key] = None if d[key] is None else str(d[key])
         if self.layers is not None:
             d["layers"] = [{"units": s.units, "activation": s.activation} for s in self.layers]
+        for key in ("features", "input_shape"):  # recorded where a run has them: Dense runs' records are unchanged
+            if not d[key]:
+                del d[key]
+        if self.features:
+            d["features"] = feature_records(self.features)
         d["optimizer"] = self.optimizer.as_dict()
         return d
+
+
+def feature_records(features) -> list[dict]:
+    """The convolutions and poolings as summary.json records them."""
+    return [{"kind": "convolution", "filters": f.filters, "kernel": list(f.kernel), "stride": f.stride, "pad": f.pad,
+             "activation": f.activation} if isinstance(f, ConvSpec) else
+            {"kind": "pooling", "pool": list(f.pool), "stride": f.stride, "pad": f.pad} for f in features]
 
 
 # TOML layout: section -> key -> (RunConfig field, expected type)
@@ -159,7 +173,7 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     base = SCENARIOS[scenario]
     values = {"data_kind": base.data_kind, "samples": base.samples, "noise": base.noise, "layers": base.layers,
               "loss": base.loss, "epochs": base.epochs, "batch_size": base.batch_size, "lr": base.lr,
-              "seed": base.seed, "data_seed": base.data_seed}
+              "seed": base.seed, "data_seed": base.data_seed, "features": base.features, "input_shape": base.input_shape}
     values |= from_file
     values |= {k: v for k, v in flags.items() if v is not None}
     if values.get("data_path") is not None and "data_kind" not in from_file:
@@ -171,6 +185,7 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
                          "keep one of them")
     if values.get("model_path") is not None:
         values["layers"] = None  # the saved model says
+        values["features"], values["input_shape"] = (), None
         if flags.get("epochs") is None and "epochs" not in from_file:
             values["epochs"] = 0  # a user's model is compared as saved unless asked to fit
     values["optimizer"], values["lr"] = _optimizer(flags, from_file, base.lr, config_path)

@@ -9,7 +9,7 @@ import numpy as np
 
 from parity.errors import ParityInputError, arg, first_line
 
-__all__ = ["Dataset", "linear_data", "blobs_data", "load_csv"]
+__all__ = ["Dataset", "linear_data", "blobs_data", "bars_data", "load_csv"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,31 @@ def blobs_data(samples: int, train: int, seed: int, noise: float = 0.6, classes:
     x = centres + rng.normal(0, noise, (samples, 2))
     order = rng.permutation(samples)
     return Dataset(x=x[order], y=labels[order].reshape(-1, 1).astype(np.int64), train=train)
+
+
+BARS = ("horizontal", "vertical", "diagonal", "antidiagonal")  # the bars' classes, in label order
+
+
+def bars_data(samples: int, train: int, seed: int, noise: float = 0.1, size: int = 12) -> Dataset:
+    """Images of oriented bars, one class per orientation (BARS), flattened channel-major: x is (n, 1 * size * size).
+
+    Each bar is 5 to 9 cells long at a random offset, each cell 1 + N(0, 0.1) bright, on a background of
+    N(0, noise): every value is continuous, so two cells of a pooling window are equal with probability 0.
+    Labels cycle 0, 1, 2, 3 and the rows are shuffled, so every split holds every class. One RandomState(seed).
+    """
+    rng = np.random.RandomState(seed)
+    labels = np.arange(samples) % len(BARS)
+    x = rng.normal(0, noise, (samples, 1, size, size))
+    for n, label in enumerate(labels):
+        length = rng.randint(5, 10)
+        k = np.arange(length)
+        top, left = rng.randint(0, size - length + 1, size=2)
+        across = rng.randint(0, size)  # a straight bar's row or column
+        rows, cols = {0: (np.full(length, across), left + k), 1: (top + k, np.full(length, across)),
+                      2: (top + k, left + k), 3: (top + k, left + length - 1 - k)}[int(label)]
+        x[n, 0, rows, cols] += 1.0 + rng.normal(0, 0.1, length)
+    order = rng.permutation(samples)
+    return Dataset(x=x[order].reshape(samples, -1), y=labels[order].reshape(-1, 1).astype(np.int64), train=train)
 
 
 def load_csv(path: Path, x_columns: list[str] | None, y_columns: list[str] | None,

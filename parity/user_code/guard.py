@@ -66,15 +66,16 @@ def _what(value) -> str:
     return "None" if value is None else f"a {type(value).__name__}"
 
 
-def call(owner, method: str, *args, book: str, expect=None):
-    """owner.method(*args), or owner(*args) for "__init__", checked.
+def call(owner, method: str, *args, book: str, expect=None, kwargs: dict | None = None):
+    """owner.method(*args, **kwargs), or owner(*args, **kwargs) for "__init__", checked.
 
     `expect` is the shape the result must have (an array), SCALAR for one real number, or None for
     no check. An exception, a None or anything else unexpected raises UserCodeError.
     """
     cls = owner if isinstance(owner, type) else type(owner)
     try:
-        out = owner(*args) if method == "__init__" else getattr(owner, method)(*args)
+        kwargs = kwargs or {}
+        out = owner(*args, **kwargs) if method == "__init__" else getattr(owner, method)(*args, **kwargs)
     except UserCodeError:
         raise
     except Exception as exc:  # the user's code raised: said once, with its line

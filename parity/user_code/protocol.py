@@ -10,9 +10,10 @@ import re
 from parity.errors import ParityInputError
 from parity.settings.optimizer_registry import OPTIMIZERS
 
-__all__ = ["LAYER_NAMES", "CALLS", "classes_of", "kit_from_namespace"]
+__all__ = ["LAYER_NAMES", "IMAGE_LAYERS", "CALLS", "classes_of", "kit_from_namespace", "construct"]
 
-LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError")
+IMAGE_LAYERS = ("Convolution", "Pooling")  # the book's chapter 7
+LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError", *IMAGE_LAYERS)
 
 
 def kit_from_namespace(namespace, label: str) -> tuple[dict[str, type], list[str]]:
@@ -53,11 +54,33 @@ def classes_of(namespace) -> dict[str, type]:
 # A loss layer's backward is called as backward(1), or as backward() where it takes no argument.
 CALLS = {
     "Affine": (("W", "b"), ("x",), ("dout",)),
+    "Convolution": (("W", "b", "stride", "pad"), ("x",), ("dout",)),
+    "Pooling": (("pool_h", "pool_w", "stride", "pad"), ("x",), ("dout",)),
     "Relu": ((), ("x",), ("dout",)),
     "Sigmoid": ((), ("x",), ("dout",)),
     "SoftmaxWithLoss": ((), ("x", "t"), ("dout=1",)),
     "MeanSquaredError": ((), ("y", "t"), ("dout=1",)),
 }
+# An image layer's stride and pad go by name where its constructor names them (Pooling(pool_h, pool_w, pad=0,
+# stride=2) is driven too), by position otherwise: the first two arguments always by position.
+_SPELLINGS = {"stride": ("stride", "strides"), "pad": ("pad", "padding")}
+
+
+def construct(cls: type, canonical: str, *values) -> tuple[tuple, dict]:
+    """(args, kwargs) to build `cls` as the book class `canonical` from the values CALLS names, in its order."""
+    names = CALLS[canonical][0]
+    if canonical not in IMAGE_LAYERS:
+        return values, {}
+    found = _signature(cls)
+    if found is None:
+        return values, {}
+    params = found.parameters
+    keyword = {name: next((p for p in params if p.lower() in _SPELLINGS[name]), None) for name in names[2:]}
+    if not all(keyword.values()):
+        return values, {}
+    return values[:2], {keyword[name]: value for name, value in zip(names[2:], values[2:])}
+
+
 # Constructor parameter names that mean a size, not an array: Affine(input_size, output_size).
 _SIZE_NAME = re.compile(r"size|dim|units|features|neurons|nodes|shape|fan|num|width|hidden|^n_|^n$|^in$|^out$")
 
@@ -86,12 +109,15 @@ def _constructor_problem(cls: type, canonical: str) -> list[str]:
     if found is None:
         return []
     names = [p.name for p in found.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    sizes = canonical == "Affine" and any(_SIZE_NAME.search(n.lower()) for n in names[:2])
-    if not sizes and _accepts(found, len(init)):
+    sizes = canonical in ("Affine", "Convolution") and any(_SIZE_NAME.search(n.lower()) for n in names[:2])
+    args, kwargs = construct(cls, canonical, *range(len(init)))
+    if not sizes and _accepts(found, len(args), kwargs):
         return []
-    what = ("takes sizes and makes its own weights; the harness hands Affine the weights to use" if sizes
+    what = (f"takes sizes and makes its own weights; the harness hands {canonical} the weights to use" if sizes
             else "cannot be called as the harness calls it")
-    shapes = " with W (in, out) and b (out,), as the book's common/layers.py does" if canonical == "Affine" else ""
+    shapes = {"Affine": " with W (in, out) and b (out,), as the book's common/layers.py does",
+              "Convolution": " with W (FN, C, FH, FW) and b (FN,), as the book's common/layers.py does"}
+    shapes = shapes.get(canonical, "")
     return [f"class {cls.__name__} has __init__{_shown(found)}: it {what}: {canonical}({', '.join(init)}){shapes}"]
 
 
@@ -121,10 +147,10 @@ def _signature(obj, method: bool = False) -> inspect.Signature | None:
     return sig
 
 
-def _accepts(sig: inspect.Signature, count: int) -> bool:
-    """Whether a call with `count` positional arguments binds."""
+def _accepts(sig: inspect.Signature, count: int, kwargs: dict | None = None) -> bool:
+    """Whether a call with `count` positional arguments (and these keywords) binds."""
     try:
-        sig.bind(*range(count))
+        sig.bind(*range(count), **(kwargs or {}))
     except TypeError:
         return False
     return True
