@@ -12,7 +12,6 @@ graded submission, and a whole `parity check` against a recorded Keras side besi
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.selfcheck.bench_cnn import CNN_FLOOR, cnn_probe
+from parity.selfcheck.bench_commands import bare_import, command_cost, grade_class, recorded_check
 
 __all__ = ["FLOORS", "run_bench"]
 
@@ -143,93 +143,6 @@ def _recheck() -> dict:
     return {"first_check_s": first, "recheck_s": _best(edited)}
 
 
-def _command(args: list[str]) -> tuple[float, float | None]:
-    """(wall seconds, peak RSS in MB) of one `parity` command in a fresh process; the RSS is None where the
-    platform has no `resource` module (Windows): that floor is then not measured."""
-    code = ("import subprocess, sys, time; t = time.perf_counter(); "
-            "rc = subprocess.run(sys.argv[1:]).returncode; wall = time.perf_counter() - t\n"
-            "try:\n    import resource\nexcept ImportError:\n    rss = float('nan')\n"
-            "else:\n    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / "
-            "(2**20 if sys.platform == 'darwin' else 1024)\n"
-            "print(wall, rss, rc)")
-    done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "parity.cli", *args],
-                          capture_output=True, text=True, check=True)
-    wall, rss, rc = done.stdout.split()
-    if rc not in ("0", "1"):
-        raise RuntimeError(f"parity {' '.join(args)} exited {rc}")
-    return float(wall), None if rss == "nan" else float(rss)
-
-
-# The libraries a default run loads, imported under the `parity` process's collection policy: the baseline
-# gains what the run's own imports gain from it, so the difference stays the work beyond importing.
-BARE_IMPORT = ("from parity.cli import few_full_collections; few_full_collections(); "
-               "import parity.keras_side.side, matplotlib.pyplot, pandas, pyarrow.csv")
-
-
-def _bare_import() -> float:
-    """Wall seconds of a fresh interpreter that only imports what the default run imports."""
-    code = ("import subprocess, sys, time; t = time.perf_counter(); "
-            f"subprocess.run([sys.argv[1], '-c', {BARE_IMPORT!r}], check=True); print(time.perf_counter() - t)")
-    done = subprocess.run([sys.executable, "-c", code, sys.executable], capture_output=True, text=True, check=True)
-    return float(done.stdout)
-
-
-_FAILING = '''
-"""The reference layers with a Relu whose backward forgets its mask: a failing submission."""
-from parity.book.layers import Affine, MeanSquaredError
-
-
-class Relu:
-    def forward(self, x):
-        self.mask = x <= 0
-        return (x > 0) * x
-
-    def backward(self, dout):
-        return dout
-'''
-
-
-def _grade_class() -> dict:
-    """What one more submission costs `parity grade` (seed scenario, a local cluster of one worker per
-    core, default plots: only failing submissions get them): whole commands, (24 - 4) / 20 for a class
-    that passes, (12 - 4) / 8 for one that fails and so has its plots drawn."""
-    import inspect
-
-    from parity.book import layers
-
-    passing = inspect.getsource(layers)
-    record = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind, source, sizes in (("passing", passing, (4, 24)), ("failing", _FAILING, (4, 12))):
-            times = {}
-            for n in sizes:
-                folder = Path(tmp) / f"{kind}{n}"
-                folder.mkdir()
-                for i in range(n):
-                    (folder / f"student_{i:02d}.py").write_text(source)
-                times[n], _ = _command(["grade", str(folder), "--out", f"{tmp}/{kind}{n}-book", "--quiet"])
-            small, big = sizes
-            record[kind] = {f"grade_{small}_s": times[small], f"grade_{big}_s": times[big],
-                            "extra_submission_s": (times[big] - times[small]) / (big - small)}
-    return record
-
-
-def _recorded_check() -> dict:
-    """A whole `parity check` of the reference layers (seed scenario, no plots) against the shipped recording, in a
-    fresh process, beside the same check computing its Keras side; best of three each, alternated."""
-    import inspect
-
-    from parity.book import layers
-
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "my_layers.py").write_text(inspect.getsource(layers))
-        common = ["check", "--layers", f"{tmp}/my_layers.py", "--quiet", "--out", f"{tmp}/report", "--no-plots"]
-        times = [(_command([*common, "--reference", "seed-float32"])[0], _command(common)[0]) for _ in range(3)]
-        plotted, _ = _command([*common[:-1], "--reference", "seed-float32"])
-    return {"recorded_check_s": min(r for r, _ in times), "live_check_s": min(live for _, live in times),
-            "recorded_check_with_plots_s": plotted}
-
-
 def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False) -> dict:
     """Measure everything, check the floors, write out/bench.json; returns the record."""
     record = _inner(samples, steps, eager_samples=200, eager_steps=200)
@@ -240,13 +153,13 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
         # what the run costs beyond importing, measured under the same load.
         defaults, imports = [], []
         for k in range(3):
-            defaults.append(_command(["run", "--quiet", "--out", f"{tmp}/default{k}"])[0])
-            imports.append(_bare_import())
-        small_s, _ = _command(["run", "--samples", "1000", "--train", "160", "--no-plots", "--format", "parquet",
+            defaults.append(command_cost(["run", "--quiet", "--out", f"{tmp}/default{k}"])[0])
+            imports.append(bare_import())
+        small_s, _ = command_cost(["run", "--samples", "1000", "--train", "160", "--no-plots", "--format", "parquet",
                                "--quiet", "--out", f"{tmp}/small"])
-        big_s, _ = _command(["run", "--samples", "1000000", "--train", "160", "--no-plots", "--format", "parquet",
+        big_s, _ = command_cost(["run", "--samples", "1000000", "--train", "160", "--no-plots", "--format", "parquet",
                              "--quiet", "--out", f"{tmp}/big"])
-        big_csv_s, _ = _command(["run", "--samples", "1000000", "--train", "160", "--no-plots", "--quiet",
+        big_csv_s, _ = command_cost(["run", "--samples", "1000000", "--train", "160", "--no-plots", "--quiet",
                                  "--out", f"{tmp}/big_csv"])
         record["commands"] = {
             "default_run_s": min(defaults), "bare_import_s": min(imports),
@@ -256,11 +169,11 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
             "extra_sample_us": (big_s - small_s) / (1_000_000 - 1000) * 1e6,
         }
         if memory_check:
-            wall, rss = _command(["run", "--samples", "10000000", "--train", "160", "--no-plots", "--format",
+            wall, rss = command_cost(["run", "--samples", "10000000", "--train", "160", "--no-plots", "--format",
                                   "parquet", "--quiet", "--out", f"{tmp}/huge"])
             record["commands"] |= {"run_10M_s": wall, "peak_rss_mb_10M": rss}
-    record["grade"] = _grade_class()
-    record["recorded"] = _recorded_check()
+    record["grade"] = grade_class()
+    record["recorded"] = recorded_check()
     measured = {
         "probe_samples_per_s": record["probe"]["samples_per_s"], "probe_speedup": record["probe"]["speedup"],
         "stepping_steps_per_s": record["stepping"]["steps_per_s"], "stepping_speedup": record["stepping"]["speedup"],
