@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIVATIONS", "LOSSES", "CROSS_ENTROPIES", "DenseSpec", "ModelSpec"]
+__all__ = ["ACTIVATIONS", "LOSSES", "CROSS_ENTROPIES", "LAYER_NAMES", "DenseSpec", "ModelSpec"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
 LOSSES = ("mean_squared_error", "categorical_crossentropy", "sparse_categorical_crossentropy")
 CROSS_ENTROPIES = LOSSES[1:]
+# The book classes a NumPy stack is built from (ModelSpec.classes picks a run's), in the book's order.
+LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError")
 
 
 @dataclass(frozen=True)
