@@ -58,7 +58,7 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
     seen = {code for r in selftest_rows for code in r["errors"] + r["warnings"]}
     assert {"forward_mismatch", "gradient_mismatch", "sign_flip", "scale_factor", "shape_mismatch", "mask_mismatch",
             "batch_reduction", "zero_convention", "input_mutation", "layer_error", "nan"} <= seen
-    assert {"state_reset", "first_update_only", "bias_correction", "epsilon_placement", "hyperparameter",
+    assert {"state_reset", "first_update_only", "bias_correction", "epsilon_placement", "hyperparameter", "no_update",
             "convention"} <= seen  # the optimizers' codes
     # kink is covered in test_compare; convention below
 
@@ -67,7 +67,7 @@ def test_selftest_command_exits_0_and_prints_the_table(selftest_command):
     status, out, _ = selftest_command
     assert status == 0
     total = len(PLANTED) + len(PLANTED_OPTIMIZERS) + len(CORRECT_OPTIMIZERS)
-    assert total == 25 and f"selftest: {total} of {total} planted cases caught with the right code" in out
+    assert total == 30 and f"selftest: {total} of {total} planted cases caught with the right code" in out
 
 
 def run_check(tmp_path, *args):
