@@ -1,13 +1,16 @@
 """The run's optimizer on the NumPy side, and what the stepping run says about it (NumPy only).
 
-A check steps with the user's optimizer class of the run's name when their module has one, else with
-the book's (parity.book.optimizers), through one OptimizerDriver. After the stepping comparison, `judge`
-reads both sides' trajectories (parameters, state, the gradients each update was given):
+A check steps with the user's optimizer class of the run's name when their module has one (or the class
+mapped to that name), else with the book's (parity.book.optimizers), through one OptimizerDriver. Before any
+work, `run_optimizer` tries the user's class once (parity.user_code.optimizer_trial) and builds the run's
+settings from what it holds where the user set nothing, so that the Keras optimizer mirrors the class (its
+epsilon above all). After the stepping comparison, `judge` reads both sides' trajectories (parameters,
+state, the gradients each update was given):
 - the class computes the book's formula on its own gradients (a replay says so) and the formula is
   Keras's: nothing to say about the optimizer; whatever still differs is the layers'.
-- it computes the book's formula and Keras's differs by a convention (epsilon inside the root): the
-  diagnosis's `convention` finding, with its measured size, and the stepping rows it explains are
-  excused. The evidence: a replay of the book's formula reproduces the class, a replay of the
+- it computes the book's formula, or a known convention of its own (the Adam paper's, another epsilon),
+  and Keras's differs by that convention (epsilon inside the root, ...): the diagnosis's `convention`
+  finding, with its measured size, and the stepping rows it explains are excused. The evidence: a replay of the book's formula reproduces the class, a replay of the
   Keras-convention reference reproduces Keras, and the same layers stepped with that reference match
   Keras row by row (so the layers are right along the trajectory). Never a widened tolerance.
 - otherwise the diagnosis names the cause (sign, lr twice, state reset, ...), an error on the
@@ -154,12 +157,13 @@ def _mirrored(run: RunOptimizer) -> list[dict]:
     convention (frameworks and the papers use 1e-8 to 1e-5); another value is said as a hyperparameter warning."""
     out, info = [], run.settings.info
     for key, (theirs, run_value) in run.mirrored.items():
-        what = f"{run.class_name} holds {key} {theirs:g} where the run's is {run_value:g} (the book's default; you " \
-               f"set none), so the Keras optimizer was built with {theirs:g} to compare at yours"
+        what = f"{run.class_name} holds {key} {theirs:g} where the run's is {run_value:g} (a default: you set " \
+               f"none), so the Keras optimizer was built with {theirs:g} to compare at yours"
         if key == "epsilon":
             out.append({"code": "convention", "severity": "warning", "method": "update", "cause": "epsilon_value",
                         "fix": f"nothing to fix: set it for the whole run with --optimizer {info.name}:epsilon="
-                               f"{theirs:g} (or epsilon in the TOML optimizer table)",
+                               f"{theirs:g} (optimizer=\"{info.name}:epsilon={theirs:g}\" in Python, epsilon in the "
+                               "TOML optimizer table)",
                         "message": f"{what}: epsilon is a convention (the book's 1e-7, the Adam paper's 1e-8), "
                                    f"not a bug", "held": {key: (theirs, run_value)}})
         else:

@@ -10,6 +10,7 @@ work, naming the class and how to map it (`--class Affine=Dense`, `[classes]`, `
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import sys
 import sysconfig
@@ -74,9 +75,11 @@ def _forward_takes(cls: type, count: int) -> bool:
 
 
 def how_to_map(pairs: list[tuple[str, str]]) -> str:
+    """How to map (book class, the user's class) pairs, as the door spells the flag, and in a TOML file."""
     flags = " ".join(arg_given("classes", f"{b}={y}") for b, y in pairs)
     table = ", ".join(f'{b} = "{y}"' for b, y in pairs)
-    return f"map {'it' if len(pairs) == 1 else 'them'}: {flags} (a TOML file: [classes] {table}), or rename the class"
+    one = len(pairs) == 1
+    return f"map {'it' if one else 'them'}: {flags} (a TOML file: [classes] {table}), or rename {'it' if one else 'them'}"
 
 
 def refuse_layer_substitutes(unmapped: dict[str, type], provided: dict[str, type], used: set[str], label: str,
@@ -96,9 +99,10 @@ def refuse_layer_substitutes(unmapped: dict[str, type], provided: dict[str, type
         return
     names, slots = list(candidates), list(dict.fromkeys(s for ss in candidates.values() for s in ss))
     pairs, taken = [], set()
-    for name, fits in candidates.items():
-        slot = next((s for s in fits if s not in taken), None)
-        if slot is not None:
+    for name, fits in candidates.items():  # each to the free slot its name is most like (Dense: Affine, first)
+        free = [s for s in fits if s not in taken]
+        if free:
+            slot = max(free, key=lambda s: difflib.SequenceMatcher(None, s.lower(), name.lower()).ratio())
             pairs.append((slot, name))
             taken.add(slot)
     one = len(names) == 1
