@@ -89,7 +89,7 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
             raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")
         flags, config_path = _settings(options)
         run_config = resolve(flags, config_path)
-        user = load(layers, {**dict(run_config.classes), **classes}, OPTIONS)  # a config file's [classes], then keywords
+        user = load(layers, {**dict(run_config.classes), **classes}, OPTIONS)  # the file's [classes], then keywords
         report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
     except ParityInputError as exc:
         raise exc.for_door("python")  # every message names keywords (seed=), not flags (--seed)

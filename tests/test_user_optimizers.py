@@ -271,7 +271,7 @@ def test_an_update_that_takes_the_network_is_refused_naming_the_method_that_take
 
 
 def test_an_update_that_raises_inside_a_drivable_body_is_left_to_the_run():
-    """It fails on a list because it walks params.keys(), and on a dict because of its own bug: a finding, not exit 2."""
+    """A list fails because it walks params.keys(), a dict because of its own bug: a finding, not exit 2."""
     trial = try_optimizer(learner["nesterov_misnamed"].nefterovmomentumSGD, optimizer_settings("nesterov"), SHAPES,
                           "float64", "x")
     assert trial.container is None

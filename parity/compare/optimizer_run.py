@@ -10,9 +10,10 @@ state, the gradients each update was given):
   Keras's: nothing to say about the optimizer; whatever still differs is the layers'.
 - it computes the book's formula, or a known convention of its own (the Adam paper's, another epsilon),
   and Keras's differs by that convention (epsilon inside the root, ...): the diagnosis's `convention`
-  finding, with its measured size, and the stepping rows it explains are excused. The evidence: a replay of the book's formula reproduces the class, a replay of the
-  Keras-convention reference reproduces Keras, and the same layers stepped with that reference match
-  Keras row by row (so the layers are right along the trajectory). Never a widened tolerance.
+  finding, with its measured size, and the stepping rows it explains are excused. The evidence: a replay
+  of that formula reproduces the class, a replay of a reference in Keras's formula reproduces Keras, and
+  the same layers stepped with that reference match Keras row by row (so the layers are right along the
+  trajectory). Never a widened tolerance.
 - otherwise the diagnosis names the cause (sign, lr twice, state reset, ...), an error on the
   optimizer class that the stepping mismatches follow from.
 """
@@ -51,7 +52,7 @@ class RunOptimizer:
     settings: OptimizerSettings  # the run's, with what the user's class holds where the user set nothing
     cls: type | None = None  # the user's class; None: the book's reference
     source: str = ""  # where the user's class came from
-    mirrored: dict = field(default_factory=dict)  # keyword -> (the class's value, the run's): Keras built with the class's
+    mirrored: dict = field(default_factory=dict)  # keyword -> (the class's value, the default it replaced)
 
     @property
     def book_class(self) -> str:

@@ -79,8 +79,8 @@ def _say(quantities: list) -> str:
     return words[0] + (f" (then {', '.join(rest)})" if rest else "")
 
 
-def _max_abs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
-    """Largest |a - b|, where entries that are the same non-finite value on both sides count as equal."""
+def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
+    """Largest |a - b| over the first `steps`, where the same non-finite value on both sides counts as equal."""
     worst = 0.0
     for k in a:
         x, y = np.asarray(a[k][:steps], np.float64), np.asarray(b[k][:steps], np.float64)
@@ -101,9 +101,7 @@ def computes(make, initial: dict[str, np.ndarray], trajectory: Trajectory, tol: 
     return _matches(trajectory.params, replay(make, initial, trajectory.grads, steps), tol, steps)
 
 
-def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
-    """Largest |a - b| over the first `steps` (the same non-finite value on both sides counts as equal)."""
-    return _max_abs(a, b, steps)
+_FIRST_STEPS = 8  # replayed before the whole run: where most candidates already part from the learner's
 
 
 @dataclass
@@ -120,6 +118,7 @@ class _Run:
     base: dict  # the fields every finding carries
     where: dict = field(default_factory=dict)  # step, param (and state) of the first parting
     parted: str = ""  # the same, in words
+    _keras_is: list = field(default_factory=list)  # keras_computes(), once: [] until asked
 
     def finding(self, code: str, severity: str, message: str, **extra) -> dict:
         return {**self.base, **self.where, "code": code, "severity": severity, "fix": FIXES[code],
@@ -127,23 +126,27 @@ class _Run:
 
     def user_is(self, make, grads=None, params=None) -> dict[str, np.ndarray] | None:
         """The replay of `make` on the learner's gradients (or `grads`), if it reproduces `params` (theirs).
-        A replay that raises (a shared array NumPy cannot broadcast) reproduces nothing."""
+        A replay that raises (a shared array NumPy cannot broadcast) reproduces nothing. The first few steps are
+        replayed first: most candidates part there, and the whole run is replayed only for one that does not."""
+        grads = self.user.grads if grads is None else grads
+        target = self.user.params if params is None else params
         try:
-            replayed = replay(make, self.initial, self.user.grads if grads is None else grads, self.n)
+            for steps in dict.fromkeys((min(self.n, _FIRST_STEPS), self.n)):
+                replayed = replay(make, self.initial, grads, steps)
+                if not _matches(target, replayed, self.tol, steps):
+                    return None
         except (ValueError, IndexError, TypeError):
             return None
-        target = self.user.params if params is None else params
-        return replayed if _matches(target, replayed, self.tol, self.n) else None
+        return replayed
 
     def keras_computes(self) -> str | None:
         """Which formula, at the run's settings, reproduces Keras's parameters on Keras's gradients: "the book's",
         "Keras's" (its convention), or None without the evidence."""
-        if self.keras.grads is None:
-            return None
-        for label, make in base_makers(self.settings):
-            if self.user_is(make, self.keras.grads, self.keras.params) is not None:
-                return label
-        return None
+        if not self._keras_is:
+            self._keras_is.append(None if self.keras.grads is None else next(
+                (label for label, make in base_makers(self.settings)
+                 if self.user_is(make, self.keras.grads, self.keras.params) is not None), None))
+        return self._keras_is[0]
 
     def epsilon_said(self, eps: float | None) -> str:
         """", with epsilon 1e-08 (...)" where the class's epsilon is not the run's; "" where it is."""
@@ -234,13 +237,14 @@ def _convention(run: _Run, class_name: str, eps: float | None) -> dict | None:
         return None
     as_keras = run.user_is(dict(base_makers(run.settings))[keras_is], run.keras.grads, run.keras.params)
     n, user, keras = run.n, run.user.params, run.keras.params
-    size = _max_abs(user, keras, n)
+    size = largest_difference(user, keras, n)
     scale = max(float(np.max(np.abs(np.asarray(keras[k][:n], np.float64)))) for k in keras)
     named = [f"{c.name}: {c.explanation}" for c in info.conventions if keras_is == "Keras's"]
     if epsilon:
         named.append(f"epsilon_value: the class uses epsilon {eps:g}, Keras {run.settings.epsilon:g}")
     evidence = {"conventions": named, "size": size, "size_relative": size / max(scale, run.tol.atol),
-                "user_vs_book": _max_abs(user, as_book, n), "keras_vs_convention_reference": _max_abs(keras, as_keras, n),
+                "user_vs_book": largest_difference(user, as_book, n),
+                "keras_vs_convention_reference": largest_difference(keras, as_keras, n),
                 **({"epsilon": eps} if epsilon else {})}
     return run.finding(
         "convention", "warning",
@@ -264,8 +268,8 @@ def _named_cause(run: _Run, class_name: str, eps: float | None) -> dict | None:
         if variant.code == "convention":  # a convention also needs the evidence of what Keras computes
             if run.keras_computes() is None:
                 continue
-            extra["size"] = _max_abs(run.user.params, run.keras.params, run.n)
-        evidence = _max_abs(run.user.params, replayed, run.n)
+            extra["size"] = largest_difference(run.user.params, run.keras.params, run.n)
+        evidence = largest_difference(run.user.params, replayed, run.n)
         size = f"; measured size over {run.n} steps: {extra['size']:.2g} at most" if "size" in extra else ""
         return run.finding(variant.code, variant.severity,
                            f"{class_name} behaves as {variant.description}{epsilon}: a replay of that on its "

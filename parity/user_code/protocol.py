@@ -14,7 +14,8 @@ from parity.settings.spec import LAYER_NAMES
 __all__ = ["LAYER_NAMES", "CALLS", "classes_of", "kit_from_namespace"]
 
 
-def kit_from_namespace(namespace, label: str, unmapped: dict[str, type] | None = None) -> tuple[dict[str, type], list[str]]:
+def kit_from_namespace(namespace, label: str,
+                       unmapped: dict[str, type] | None = None) -> tuple[dict[str, type], list[str]]:
     """The book's classes found in a namespace (a module's vars, a dict, `globals()`), checked before any work.
 
     A namespace with none of the layers but one of the book's optimizers is fine (its layers are the

@@ -79,7 +79,8 @@ def how_to_map(pairs: list[tuple[str, str]]) -> str:
     flags = " ".join(arg_given("classes", f"{b}={y}") for b, y in pairs)
     table = ", ".join(f'{b} = "{y}"' for b, y in pairs)
     one = len(pairs) == 1
-    return f"map {'it' if one else 'them'}: {flags} (a TOML file: [classes] {table}), or rename {'it' if one else 'them'}"
+    them = "it" if one else "them"
+    return f"map {them}: {flags} (a TOML file: [classes] {table}), or rename {them}"
 
 
 def refuse_layer_substitutes(unmapped: dict[str, type], provided: dict[str, type], used: set[str], label: str,
