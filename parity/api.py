@@ -71,7 +71,8 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     `layers`: a module, a .py path, a dotted module name, a dict or a namespace such as `globals()`;
     book class names (Affine, Relu, Sigmoid, SoftmaxWithLoss, MeanSquaredError, and the optimizers SGD,
     Momentum, Nesterov, AdaGrad, RMSprop, Adam) are picked out case-insensitively, and classes may also be
-    given by name: `parity.check(Affine=Affine, Relu=Relu, Adam=MyAdam, optimizer="adam")`.
+    given by name: `parity.check(Affine=Affine, Relu=Relu, Adam=MyAdam, optimizer="adam")`, or mapped to a
+    class of `layers` by its name: `parity.check("my_layers.py", Affine="Dense")`.
     `optimizer`: a name (`"adam"`) or a dict of the name and the book's hyperparameters
     (`{"name": "rmsprop", "lr": 0.01, "decay_rate": 0.9}`). The other keywords mean what the
     `parity check` flags mean and have the same defaults. `reference`: a recording (`parity record --out FILE`, or a
@@ -92,8 +93,8 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
         if reference is not None and not isinstance(reference, (str, os.PathLike)):
             raise ParityInputError(f"reference= must be a path or a shipped recording's name (received: "
                                    f"{_received(reference)})")
-        user = load(layers, classes, OPTIONS)
         run_config = resolve_recorded(flags, config_path, None if reference is None else os.fspath(reference))
+        user = load(layers, {**dict(run_config.classes), **classes}, OPTIONS)  # the file's [classes], then keywords
         report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
     except ParityInputError as exc:
         raise exc.for_door("python")  # every message names keywords (seed=), not flags (--seed)

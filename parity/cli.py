@@ -32,6 +32,7 @@ def _flags(args: argparse.Namespace) -> dict:
             "samples": args.samples, "all_gradients": True if args.all_gradients else None,
             "train": args.train, "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
             "batch_size": args.batch_size, "out": args.out, "data_path": args.data, "model_path": args.model,
+            "classes": args.classes,
             "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
 
 
@@ -63,10 +64,13 @@ def _check(args: argparse.Namespace, worker) -> int:
     from parity.prepare import resolve_recorded
     from parity.user_code.loader import load
 
-    # The user's code is imported before any other work.
-    user = load(args.layers) if args.command == "check" else None
     flags = _flags(args)
     config = resolve_recorded(flags, args.config, args.reference)
+    if args.command == "run" and args.classes:
+        raise ParityInputError(f"--class maps classes of your module: it applies to parity check and parity grade "
+                               f"(parity run checks the reference layers) (received: --class {args.classes[0]})")
+    # The user's code is imported before any other work, with the classes the settings map.
+    user = load(args.layers, named=dict(config.classes)) if args.command == "check" else None
     if config.out is not None:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
     if args.sample is not None:

@@ -169,8 +169,11 @@ def _run_options(run: argparse.ArgumentParser) -> None:
                      help="learning rate, for the fit and for stepping (default: the scenario's for sgd, 0.01; "
                           "the book's default for the other optimizers)")
     run.add_argument("--optimizer", help="the optimizer both sides fit and step with, with the book's defaults: "
-                     f"{', '.join(OPTIMIZER_NAMES)} (default: sgd); other hyperparameters in the TOML file's "
-                     "[train] optimizer table")
+                     f"{', '.join(OPTIMIZER_NAMES)} (default: sgd); settings after a colon, such as "
+                     "adam:epsilon=1e-8,lr=0.002, or in the TOML file's [train] optimizer table")
+    run.add_argument("--class", dest="classes", action="append", metavar="BOOK=YOURS",
+                     help="use your class YOURS as the book's BOOK, such as --class Affine=Dense or "
+                          "--class Nesterov=NesterovSGD (repeatable; a TOML file's [classes] table does the same)")
     run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"),
                      help="fit batch size, and the batch probe's (default: 10)")
     run.add_argument("--out", type=Path, help="report folder (default: reports/<scenario>/)")

@@ -22,8 +22,10 @@ _VALUE = "\x1e"  # after a name: its value follows (`--layers x.py` on the comma
 _NAMED = re.compile(_MARK + r"([a-z_]+)" + _MARK + f"({_VALUE})?")
 
 # Fields whose flag or keyword is not simply the field's name.
-_FLAGS = {"data_path": "--data", "model_path": "--model", "config_path": "--config", "plots": "--no-plots"}
-_KEYWORDS = {"data_path": "data", "model_path": "model", "config_path": "config"}
+_FLAGS = {"data_path": "--data", "model_path": "--model", "config_path": "--config", "plots": "--no-plots",
+          "classes": "--class"}
+# A class mapping is a keyword of its own in Python (`Affine=Dense`): `classes` has no keyword to spell.
+_KEYWORDS = {"data_path": "data", "model_path": "model", "config_path": "config", "classes": ""}
 
 
 def arg(name: str) -> str:
@@ -39,7 +41,8 @@ def arg_given(name: str, value) -> str:
 def spelled(name: str, door: str = "cli") -> str:
     """How `door` spells the argument `name`: `--batch-size` on the command line, `batch_size=` from Python."""
     if door == "python":
-        return f"{_KEYWORDS.get(name, name)}="
+        keyword = _KEYWORDS.get(name, name)
+        return f"{keyword}=" if keyword else ""
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 

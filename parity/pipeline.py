@@ -18,12 +18,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from parity.errors import arg, arg_given
+from dataclasses import replace
+
 from parity.report.writer import ReportFolder
 from parity.result import Report
 from parity.settings.config import RunConfig
 from parity.user_code.loader import LAYER_NAMES, UserCode
 from parity.user_code.protocol import IMAGE_LAYERS
+from parity.user_code.unmapped import refuse_layer_substitutes
 
 __all__ = ["check", "session_preserved", "ReportFolder"]
 
@@ -48,21 +50,30 @@ def session_preserved():
             keras_now.config.set_dtype_policy(policy if keras is not None else "float32")
 
 
-def _optimizer(user: UserCode | None, config: RunConfig):
-    """The optimizer the NumPy side steps with: the user's class of the run's optimizer when they gave one, else the book's."""
+def _optimizer(user: UserCode | None, prepared):
+    """The optimizer the NumPy side steps with: the user's class of the run's optimizer when they gave one, else the
+    book's; its settings mirror what the user's class holds where the user set nothing."""
     from parity.compare.optimizer_run import run_optimizer
 
-    if user is None:
-        return run_optimizer({}, config.optimizer, "", arg("layers"))
-    return run_optimizer(user.classes, config.optimizer, user.source, arg_given("layers", user.source))
+    config = prepared.config
+    return run_optimizer(user, config.optimizer, prepared.spec.shapes(), config.dtype)
 
 
-def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list[dict], dict | None]:
+def _refuse_substitutes(user: UserCode | None, spec) -> None:
+    """No reference stands in silently for a layer class the user's module has under another name (before any work)."""
+    if user is not None:
+        refuse_layer_substitutes(user.unmapped, user.layers, spec.classes(), user.label,
+                                 explicit=any(n in LAYER_NAMES for n in user.mapped))
+
+
+def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, dict | None]:
     """(the user's layer classes, what probing each alone against Keras found, whose class plays each book layer).
 
     Keras answers the probes, or the run's recording does for it."""
-    if user is None or not user.layers:
+    if user is None:
         return None, [], None
+    if not user.layers:
+        return None, [], user.whose()
     from parity.book import layers as reference_layers
     from parity.compare.layer_probes import probe_layers
 
@@ -89,8 +100,11 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
 
     with session_preserved():
         prepared = prepare(config)  # the boundary: data file, saved model; ParityInputError before any work
+        _refuse_substitutes(user, prepared.spec)
+        optimizer = _optimizer(user, prepared)  # the user's optimizer class, tried and checked before any work
+        if optimizer.settings != prepared.config.optimizer:  # Keras is built with what the user's class holds
+            prepared.config = replace(prepared.config, optimizer=optimizer.settings, lr=optimizer.settings.hyper["lr"])
         config = prepared.config
-        optimizer = _optimizer(user, config)  # the user's optimizer class, checked before any work
         if folder is not None:
             check_out(folder.place(config))
         reference = reference_for(prepared)

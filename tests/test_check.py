@@ -64,7 +64,7 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
             "batch_reduction", "input_mutation", "layer_error", "nan"} <= seen
     # zero_convention no longer rides on the planted mask bugs (their kink entries are part of the bug):
     # tests/test_layer_probes.py plants the Relus that earn it
-    assert {"state_reset", "first_update_only", "bias_correction", "epsilon_placement", "hyperparameter",
+    assert {"state_reset", "first_update_only", "bias_correction", "epsilon_placement", "hyperparameter", "no_update",
             "convention"} <= seen  # the optimizers' codes
     assert {"kernel_layout", "col2im_overwrite", "hw_swapped", "bias_missing", "pool_routing",
             "flatten_order"} <= seen  # the chapter-7 traps
@@ -75,7 +75,7 @@ def test_selftest_command_exits_0_and_prints_the_table(selftest_command):
     status, out, _ = selftest_command
     assert status == 0
     total = len(PLANTED) + len(PLANTED_CONV) + len(PLANTED_OPTIMIZERS) + len(CORRECT_OPTIMIZERS)
-    assert total == 34 and f"selftest: {total} of {total} planted cases caught with the right code" in out
+    assert total == 39 and f"selftest: {total} of {total} planted cases caught with the right code" in out
 
 
 def run_check(tmp_path, *args):

@@ -111,7 +111,7 @@ def test_the_optimizer_table_in_the_file_and_the_flags_over_it(tmp_path):
     named = resolve({}, write(tmp_path, '[train]\nlr = 0.03\noptimizer = "momentum"\n'))
     assert (named.optimizer.hyper, named.lr) == ({"lr": 0.03, "momentum": 0.9}, 0.03)
     assert from_file.as_dict()["optimizer"] == {"name": "rmsprop", "book_class": "RMSprop",
-                                                "hyperparameters": {"lr": 0.002, "decay_rate": 0.9},
+                                                "hyperparameters": {"lr": 0.002, "decay_rate": 0.9, "epsilon": 1e-7},
                                                 "given": ["decay_rate", "lr"], "conventions": ["epsilon_inside_root"]}
 
 
@@ -119,3 +119,37 @@ def test_one_source_giving_two_learning_rates_is_refused():
     with pytest.raises(ParityInputError, match=r"^--lr \(0\.1\) and --optimizer\{\.\.\., 'lr': \.\.\.\} \(0\.2\) both give"):
         resolve({"lr": 0.1, "optimizer": {"name": "adam", "lr": 0.2}})
     assert resolve({"lr": 0.2, "optimizer": {"name": "adam", "lr": 0.2}}).lr == 0.2  # the same value twice is one
+
+
+def test_a_classes_table_maps_book_names_and_the_flags_win_key_by_key(tmp_path):
+    path = write(tmp_path, '[classes]\naffine = "Dense"\nNesterov = "nefterovmomentumSGD"\n')
+    config = resolve({"classes": ["Nesterov=MyNesterov", "relu=LeakyRelu"]}, path)
+    assert dict(config.classes) == {"Affine": "Dense", "Nesterov": "MyNesterov", "Relu": "LeakyRelu"}
+    assert config.as_dict()["classes"] == dict(config.classes)
+    assert "classes" not in resolve({}).as_dict()  # a run without a mapping records what it always did
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[classes]\nAfine = "Dense"\n', "run.toml: [classes] Afine = 'Dense': Afine is none of the book's classes"),
+    ('[classes]\nAffine = 3\n', "run.toml: [classes] Affine = 3: the class to map must be a class name"),
+    ('classes = "Dense"\n', "run.toml: [classes] must be a table"),
+])
+def test_a_bad_classes_table_names_its_key(tmp_path, text, message):
+    with pytest.raises(ParityInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        resolve({}, write(tmp_path, text))
+
+
+def test_epsilon_is_an_optimizer_setting_in_the_file_or_after_the_name(tmp_path):
+    path = write(tmp_path, '[train]\noptimizer = {name = "adam", epsilon = 1e-8}\n')
+    from_file = resolve({}, path).optimizer
+    assert (from_file.epsilon, from_file.given, from_file.values()["epsilon"]) == (1e-8, ("epsilon",), 1e-8)
+    flagged = resolve({"optimizer": "adam:epsilon=1e-6,lr=0.002"}, path)
+    assert (flagged.optimizer.epsilon, flagged.lr, sorted(flagged.optimizer.given)) == (1e-6, 0.002, ["epsilon", "lr"])
+    assert resolve({"optimizer": "rmsprop"}).optimizer.epsilon == 1e-7  # the book's, which Keras is built with
+    assert resolve({"optimizer": "momentum"}).optimizer.epsilon is None
+    with pytest.raises(ParityInputError, match=r"'eps': ...} is not a hyperparameter of adam .*; did you mean epsilon"):
+        resolve({"optimizer": "adam:eps=1e-8"})
+    with pytest.raises(ParityInputError, match=r"must be a number \(received: 'small'\)"):
+        resolve({"optimizer": "adam:epsilon=small"})
+    with pytest.raises(ParityInputError, match="settings are key=value pairs after the name"):
+        resolve({"optimizer": "adam:epsilon"})

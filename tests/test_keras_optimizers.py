@@ -167,12 +167,37 @@ def test_the_velocity_first_nesterov_is_named():
     assert "state" not in f
 
 
-def test_the_papers_adam_with_a_hard_coded_epsilon_is_named_twice():
-    """Algorithm 1 of the Adam paper (eps on sqrt(v_hat)) with eps = 1e-8: both facts are named."""
-    findings = diagnose(optimizers_learner.Adam, "adam", "float64")
-    assert [(f["code"], f["severity"]) for f in findings] == [("hyperparameter", "error"), ("convention", "warning")]
-    assert "your Adam uses epsilon 1e-08; the run's is 1e-07" in findings[0]["message"]
-    assert findings[1]["cause"] == "epsilon_on_corrected"
+def test_the_papers_adam_with_a_hard_coded_epsilon_is_one_convention_naming_both_facts():
+    """Algorithm 1 of the Adam paper (eps on sqrt(v_hat)) with eps = 1e-8, against Keras built with 1e-7: a replay
+    with the class's epsilon matches it, so its epsilon is a convention, not a failure; both facts are named."""
+    [f] = diagnose(optimizers_learner.Adam, "adam", "float64")
+    assert (f["code"], f["severity"], f["cause"], f["epsilon"]) == ("convention", "warning", "epsilon_on_corrected",
+                                                                      1e-8)
+    assert "with epsilon 1e-08 (which it holds) where the run's Keras optimizer was built with 1e-07" in f["message"]
+    assert f["evidence"] <= 1e-15
+
+
+@pytest.mark.parametrize("epsilon", [1e-8, 1e-6, 1e-5])
+@pytest.mark.parametrize("name", ["adagrad", "rmsprop", "adam"])
+def test_the_books_formula_with_a_literal_epsilon_is_a_convention_found_by_replay(name, epsilon):
+    """The book's class with another epsilon written into it (nothing held): the replays of the common values find
+    it, and Keras (built with 1e-7) is shown to compute its own formula, so it is a convention, not a bug."""
+    book = optimizer_settings(name).info.reference
+    literal = type(f"{book.__name__}Literal", (book,), {"update": _literal_update(book, epsilon)})
+    [f] = diagnose(literal, name, "float64")
+    assert (f["code"], f["severity"], f["epsilon"]) == ("convention", "warning", epsilon)
+    assert "a literal in its update, found by replaying the common values" in f["message"]
+    assert f["user_vs_book"] <= 1e-15 and f["keras_vs_convention_reference"] <= tolerance_for("float64").atol
+
+
+def _literal_update(book: type, epsilon: float):
+    def update(self, params, grads):
+        self.__dict__["eps"] = epsilon  # what a literal does: the update uses it; the class-level eps stays 1e-7
+        try:
+            book.update(self, params, grads)
+        finally:
+            del self.__dict__["eps"]
+    return update
 
 
 def test_learner_keyword_variants_are_driven_to_a_pass():

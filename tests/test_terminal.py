@@ -12,7 +12,7 @@ from parity.report.terminal import terminal_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UNIT_AS_NUMBER = re.compile(r"\b\d+\.\d+ \d+%")  # "1.0 0%": the old unit label, read as a number
-STARTS = ("keras-parity:", "verdict:", "excused:", "largest differences:", "your layers:", "  [", "dead ReLU units",
+STARTS = ("keras-parity:", "verdict:", "excused:", "largest differences:", "checked:", "  [", "dead ReLU units",
           "dead while stepping:", "dead while stepping, on Keras's side:", "on your side, ", "on the NumPy side, ",
           "saturated sigmoid units", "reports:", "report: ")  # every line the summary prints begins so
 

@@ -247,3 +247,99 @@ def test_an_update_that_drops_a_parameter_is_a_finding_and_changes_nothing():
     [f] = driver.findings
     assert (f["code"], f["count"]) == ("shape_mismatch", 2) and "left params without the keys" in f["message"]
     np.testing.assert_array_equal(params[-1]["W1"], START["W1"])
+
+
+# -- tried before any work (issue 20) --------------------------------------------------------------------------------
+from parity.settings.optimizer_registry import mirroring  # noqa: E402
+from parity.user_code.optimizer_trial import try_optimizer  # noqa: E402
+from parity.user_code.unmapped import refuse_layer_substitutes, unmapped_classes  # noqa: E402
+from parity.user_code.update_source import idle_lines  # noqa: E402
+
+SHAPES = {k: v.shape for k, v in START.items()}
+learner = {name: import_layers(str(FIXTURES / f"learner_{name}.py"))
+           for name in ("network_optimizer", "nesterov_misnamed", "adam_paper_held", "dense_layer")}
+
+
+def test_an_update_that_takes_the_network_is_refused_naming_the_method_that_takes_params():
+    with pytest.raises(ParityInputError) as err:
+        try_optimizer(learner["network_optimizer"].Momentum, optimizer_settings("momentum"), SHAPES, "float64",
+                      "--layers n.py")
+    message = str(err.value)
+    assert message.startswith("--layers n.py: Momentum.update(self, network, grads) cannot be driven")
+    assert "'dict' object has no attribute 'layers' (" in message and "learner_network_optimizer.py:13)" in message
+    assert "Momentum.updateParams(self, params, grads) does take them (it ran on them)" in message
+
+
+def test_an_update_that_raises_inside_a_drivable_body_is_left_to_the_run():
+    """A list fails because it walks params.keys(), a dict because of its own bug: a finding, not exit 2."""
+    trial = try_optimizer(learner["nesterov_misnamed"].nefterovmomentumSGD, optimizer_settings("nesterov"), SHAPES,
+                          "float64", "x")
+    assert trial.container is None
+    assert try_optimizer(optimizers_broken.AdaGrad, optimizer_settings("adagrad"), SHAPES, "float64", "x").container \
+        is None  # np.zeros.like: an AttributeError on NumPy's function, not on the parameters
+
+
+def test_what_the_class_holds_is_mirrored_where_the_user_set_nothing():
+    adam = learner["adam_paper_held"].Adam
+    trial = try_optimizer(adam, optimizer_settings("adam"), SHAPES, "float64", "x")
+    assert (trial.container, trial.held["epsilon"]) == ("dict", 1e-8)
+    mirrored, said = mirroring(optimizer_settings("adam"), trial.held)
+    assert (mirrored.epsilon, said) == (1e-8, {"epsilon": (1e-8, 1e-7)})
+    assert mirroring(optimizer_settings("adam", epsilon=1e-7), trial.held) == (optimizer_settings("adam", epsilon=1e-7),
+                                                                              {})  # a value the user set stays
+    assert mirroring(optimizer_settings("rmsprop"), {"decay_rate": 1.5}) == (optimizer_settings("rmsprop"), {})
+
+
+class StepNeverAssigned:
+    def update(self, params, grads):
+        for key in params:
+            params[key] -+ 0.1 * grads[key]  # noqa: B018
+
+
+class LoopVariableRebound:
+    def update(self, params, grads):
+        for p, g in zip(params, grads):
+            p = p - 0.1 * g  # noqa: F841
+
+
+class CopyNeverReturned:
+    def update(self, params, grads):
+        params = {k: v.copy() for k, v in params.items()}
+        for k in params:
+            params[k] -= 0.1 * grads[k]
+
+
+class InPlace:
+    def update(self, params, grads):
+        for p, g in zip(params, grads):
+            p -= 0.1 * g
+
+
+def test_the_lines_that_change_nothing_are_read_from_the_source():
+    [(where, text, why)] = idle_lines(StepNeverAssigned)
+    assert where == f"{__file__}:{inspect.getsourcelines(StepNeverAssigned)[1] + 3}"
+    assert (text, why) == ("params[key] -+ 0.1 * grads[key]", "is an expression whose value is thrown away: it "
+                                                                "assigns nothing (did you mean `-=`?)")
+    assert "rebinds the loop's p to a new array" in idle_lines(LoopVariableRebound)[0][2]
+    assert "rebinds params to a new object that is never returned" in idle_lines(CopyNeverReturned)[0][2]
+    assert idle_lines(InPlace) == []
+
+
+def test_an_unmapped_layer_class_is_refused_only_where_a_reference_would_take_its_place():
+    unmapped = unmapped_classes(vars(learner["dense_layer"]), [])
+    assert list(unmapped) == ["Dense"]
+    with pytest.raises(ParityInputError, match=r"defines Dense .* the reference Affine in its place"):
+        refuse_layer_substitutes(unmapped, {"Relu": object}, {"Affine", "Relu", "MeanSquaredError"}, "x", False)
+    # its forward takes x, not (y, t): it cannot be the loss the reference supplies
+    refuse_layer_substitutes(unmapped, {"Affine": object, "Relu": object}, {"Affine", "Relu", "MeanSquaredError"},
+                             "x", False)
+    refuse_layer_substitutes(unmapped, {"Relu": object}, {"Affine", "Relu"}, "x", explicit=True)  # the user mapped
+
+    class Dropout:  # the book's other layers are never candidates
+        def forward(self, x):
+            return x
+
+        def backward(self, dout):
+            return dout
+
+    assert unmapped_classes({"Dropout": Dropout, "TimeAffine": Dropout}, []) == {}

@@ -1,15 +1,19 @@
 """The run's optimizer on the NumPy side, and what the stepping run says about it (NumPy only).
 
-A check steps with the user's optimizer class of the run's name when their module has one, else with
-the book's (parity.book.optimizers), through one OptimizerDriver. After the stepping comparison, `judge`
-reads both sides' trajectories (parameters, state, the gradients each update was given):
+A check steps with the user's optimizer class of the run's name when their module has one (or the class
+mapped to that name), else with the book's (parity.book.optimizers), through one OptimizerDriver. Before any
+work, `run_optimizer` tries the user's class once (parity.user_code.optimizer_trial) and builds the run's
+settings from what it holds where the user set nothing, so that the Keras optimizer mirrors the class (its
+epsilon above all). After the stepping comparison, `judge` reads both sides' trajectories (parameters,
+state, the gradients each update was given):
 - the class computes the book's formula on its own gradients (a replay says so) and the formula is
   Keras's: nothing to say about the optimizer; whatever still differs is the layers'.
-- it computes the book's formula and Keras's differs by a convention (epsilon inside the root): the
-  diagnosis's `convention` finding, with its measured size, and the stepping rows it explains are
-  excused. The evidence: a replay of the book's formula reproduces the class, a replay of the
-  Keras-convention reference reproduces Keras, and the same layers stepped with that reference match
-  Keras row by row (so the layers are right along the trajectory). Never a widened tolerance.
+- it computes the book's formula, or a known convention of its own (the Adam paper's, another epsilon),
+  and Keras's differs by that convention (epsilon inside the root, ...): the diagnosis's `convention`
+  finding, with its measured size, and the stepping rows it explains are excused. The evidence: a replay
+  of that formula reproduces the class, a replay of a reference in Keras's formula reproduces Keras, and
+  the same layers stepped with that reference match Keras row by row (so the layers are right along the
+  trajectory). Never a widened tolerance.
 - otherwise the diagnosis names the cause (sign, lr twice, state reset, ...), an error on the
   optimizer class that the stepping mismatches follow from.
 """
@@ -27,23 +31,30 @@ from parity.user_code.guard import where_defined
 from parity.numpy_side.trace import Trace
 from parity.user_code.attributes import hyperparameter_differences, hyperparameters_of
 from parity.diagnosis.optimizer import Trajectory, computes, diagnose_optimizer, largest_difference
-from parity.settings.optimizer_registry import OptimizerSettings
+from parity.diagnosis.optimizer_variants import raises_alike, variants_for
+from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings, mirroring
 from parity.settings.tolerances import Tolerance
-from parity.user_code.optimizer_driver import OptimizerDriver, constructor_arguments, optimizer_class_in
+from parity.user_code.loader import UserCode
+from parity.user_code.optimizer_driver import OptimizerDriver, optimizer_class_in
+from parity.user_code.optimizer_trial import try_optimizer
+from parity.user_code.unmapped import refuse_optimizer_substitute
+from parity.user_code.update_source import idle_lines
 
 __all__ = ["RunOptimizer", "OptimizerVerdict", "run_optimizer", "judge"]
 
 # What the diagnosis may say about a class that computes the book's formula on its own gradients.
 _ABOUT_THE_BOOKS = ("convention", "state_mismatch")
+OPTIMIZER_BOOK_CLASSES = tuple(info.book_class for info in OPTIMIZERS.values())
 
 
 @dataclass(frozen=True)
 class RunOptimizer:
     """The optimizer a check steps the NumPy side with."""
 
-    settings: OptimizerSettings
+    settings: OptimizerSettings  # the run's, with what the user's class holds where the user set nothing
     cls: type | None = None  # the user's class; None: the book's reference
     source: str = ""  # where the user's class came from
+    mirrored: dict = field(default_factory=dict)  # keyword -> (the class's value, the default it replaced)
 
     @property
     def book_class(self) -> str:
@@ -64,21 +75,36 @@ class RunOptimizer:
         """What the NumPy side steps with: the learning rate for the reference's plain SGD, else a driver."""
         if self.cls is None and self.settings.name == "sgd":
             return self.settings.hyper["lr"]
-        return OptimizerDriver(self.cls or self.settings.info.reference, self.settings, params)
+        return OptimizerDriver(self.cls or self._at_run_epsilon(self.settings.info.reference), self.settings, params)
 
     def convention_stepper(self, params: dict[str, np.ndarray]) -> OptimizerDriver:
         """A driver for the reference written in Keras's convention, with the run's hyperparameters."""
-        return OptimizerDriver(self.settings.info.keras_reference, self.settings, params,
+        return OptimizerDriver(self._at_run_epsilon(self.settings.info.keras_reference), self.settings, params,
                                "the Keras-convention reference")
 
+    def _at_run_epsilon(self, cls: type) -> type:
+        """A reference class with the run's epsilon: the book's keep it as the class attribute `eps` (the
+        Keras-convention ones take `epsilon` in their constructor, which the driver passes)."""
+        if self.settings.epsilon is None or getattr(cls, "eps", self.settings.epsilon) == self.settings.epsilon:
+            return cls
+        return type(cls.__name__, (cls,), {"eps": self.settings.epsilon, "__doc__": cls.__doc__})
 
-def run_optimizer(classes: dict[str, type], settings: OptimizerSettings, source: str, label: str) -> RunOptimizer:
-    """The user's class of the run's optimizer among `classes`, else the book's; a class the run cannot drive is
-    a ParityInputError, before any work."""
-    cls = optimizer_class_in(classes, settings.name, label) if classes else None
-    if cls is not None:
-        constructor_arguments(cls, settings, label)  # a class the run cannot construct is refused here
-    return RunOptimizer(settings, cls, source if cls is not None else "")
+
+def run_optimizer(user: UserCode | None, settings: OptimizerSettings, shapes: dict[str, tuple],
+                  dtype: str) -> RunOptimizer:
+    """The user's class of the run's optimizer, else the book's, with the settings Keras is to mirror. Before any
+    work, ParityInputError for a class the run cannot construct or drive, and for a module whose optimizer-like
+    classes all go by names the tool does not map (the book's would silently step in their place)."""
+    if user is None:
+        return RunOptimizer(settings)
+    cls = optimizer_class_in(user.classes, settings.name, user.label)
+    if cls is None:
+        if not any(n in OPTIMIZER_BOOK_CLASSES for n in user.mapped):
+            refuse_optimizer_substitute(user.unmapped, settings.name, user.label, user.classes, bool(user.layers))
+        return RunOptimizer(settings)
+    trial = try_optimizer(cls, settings, shapes, dtype, user.label)  # refuses an update that cannot be driven
+    mirrored_settings, mirrored = mirroring(settings, trial.held)
+    return RunOptimizer(mirrored_settings, cls, user.source, mirrored)
 
 
 @dataclass
@@ -107,9 +133,10 @@ def judge(run: RunOptimizer, stepper, initial: dict[str, np.ndarray], ours: Trac
     record = _record(run, stepper, keras_record, ours, keras)
     if not isinstance(stepper, OptimizerDriver):  # the reference's plain SGD: Keras's formula, nothing to judge
         return OptimizerVerdict([], None, record)
-    findings = [_blamed(f, run) for f in stepper.findings]
+    findings = [_blamed(f, run) for f in [*_mirrored(run), *stepper.findings]]
     if not stepper.constructed:
         return OptimizerVerdict(findings, None, record)
+    findings = [_shared_state(f, run, initial, ours) for f in findings]
     failed = [f["step"] for f in stepper.findings if f["severity"] == "error"] + [e.row for e in ours.errors]
     steps = min(failed + [_first_non_finite(ours)], default=len(ours.loss))
     user = Trajectory(ours.params_after, ours.state_after, ours.grads)
@@ -117,14 +144,64 @@ def judge(run: RunOptimizer, stepper, initial: dict[str, np.ndarray], ours: Trac
     held = hyperparameter_differences(stepper.instance, settings)
     books = run.cls is None or (not held and steps > 0 and computes(settings.reference, initial, user, tol, steps))
     found = diagnose_optimizer(settings, initial, user, theirs, tol, run.class_name, held, steps)
-    excused = None
     if books:
         found = [f for f in found if f["code"] in _ABOUT_THE_BOOKS]
-        if any(f["code"] == "convention" for f in found):
-            excused = recheck(run.convention_stepper(initial))
         record["conventions"] = _conventions(settings, user, theirs, steps, tol, found)
-    findings += [_blamed({**f, "steps_compared": steps}, run) for f in found]
+    excused = None
+    if any(f["code"] == "convention" for f in found) and not any(f["severity"] == "error" for f in found):
+        # Evidence for the rows: the same layers stepped with Keras's formula match Keras's steps there.
+        excused = recheck(run.convention_stepper(initial))
+    findings += [_blamed({**f, "steps_compared": steps, **_in_source(f, run)}, run) for f in found]
     return OptimizerVerdict(findings, excused, record)
+
+
+def _mirrored(run: RunOptimizer) -> list[dict]:
+    """What the user's class holds in place of a value the user did not set: Keras was built with it. Epsilon is a
+    convention (frameworks and the papers use 1e-8 to 1e-5); another value is said as a hyperparameter warning."""
+    out, info = [], run.settings.info
+    for key, (theirs, run_value) in run.mirrored.items():
+        what = f"{run.class_name} holds {key} {theirs:g} where the run's is {run_value:g} (a default: you set " \
+               f"none), so the Keras optimizer was built with {theirs:g} to compare at yours"
+        if key == "epsilon":
+            out.append({"code": "convention", "severity": "warning", "method": "update", "cause": "epsilon_value",
+                        "fix": f"nothing to fix: set it for the whole run with --optimizer {info.name}:epsilon="
+                               f"{theirs:g} (optimizer=\"{info.name}:epsilon={theirs:g}\" in Python, epsilon in the "
+                               "TOML optimizer table)",
+                        "message": f"{what}: epsilon is a convention (the book's 1e-7, the Adam paper's 1e-8), "
+                                   f"not a bug", "held": {key: (theirs, run_value)}})
+        else:
+            out.append({"code": "hyperparameter", "severity": "warning", "method": "update",
+                        "fix": f"nothing to fix if {theirs:g} is what you meant; give {key} to compare at another "
+                               "value (a class that ignores a value you give is an error)",
+                        "message": what, "held": {key: (theirs, run_value)}})
+    return out
+
+
+def _shared_state(finding: dict, run: RunOptimizer, initial: dict[str, np.ndarray], ours: Trace) -> dict:
+    """An update that raised on the first step the way one state array shared by every parameter does (NumPy
+    refusing to broadcast one parameter's velocity into the next one's shape): said on its layer_error, since a
+    raising update leaves no trajectory to replay."""
+    if finding["code"] != "layer_error" or finding.get("method") != "update" or finding.get("step") != 0:
+        return finding
+    shapes = {k: v.shape for k, v in initial.items()}
+    grads = {k: v[0] for k, v in ours.grads.items()}
+    for variant in variants_for(run.settings, shapes):
+        if variant.cause == "shared_state" and raises_alike(variant.make, initial, grads, finding["message"]):
+            return {**finding, "cause": "shared_state", "fix": fix_for("shared_state", "optimizer"),
+                    "message": finding["message"] + f"; {variant.description} raises the same error at the same step: "
+                                                    "one state array for every parameter"}
+    return finding
+
+
+def _in_source(finding: dict, run: RunOptimizer) -> dict:
+    """For an update that changes nothing: the lines of the class's update that assign nothing, read from its source."""
+    if finding["code"] != "no_update" or run.cls is None:
+        return {}
+    lines = idle_lines(run.cls)
+    if not lines:
+        return {}
+    where, text, why = lines[0]
+    return {"where": where, "message": f"{finding['message']}; {where}: `{text}` {why}"}
 
 
 def _first_non_finite(trace: Trace) -> int:
@@ -172,8 +249,10 @@ def _record(run: RunOptimizer, stepper, keras_record: dict, ours: Trace, keras: 
     else:  # what the instance holds (the book's classes keep epsilon as a class attribute); {} if it never was
         numpy_side = hyperparameters_of(stepper.instance, settings.name) if stepper.constructed else {}
     return {"name": settings.name, "book_class": run.book_class, "class": run.whose(),
-            "hyperparameters": {"run": dict(settings.hyper), "given": list(settings.given), "numpy": numpy_side,
-                                "keras": dict(keras_record["arguments"])},
+            "hyperparameters": {"run": settings.values(), "given": list(settings.given), "numpy": numpy_side,
+                                "keras": dict(keras_record["arguments"]),
+                                **({"mirrored": {k: {"yours": v, "default": d} for k, (v, d) in run.mirrored.items()}}
+                                   if run.mirrored else {})},
             "keras": keras_record,
             "state_compared": sorted(s for s in ours.state_after if s in keras.state_after),
             "conventions": []}

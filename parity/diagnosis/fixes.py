@@ -94,6 +94,9 @@ FIXES: dict[tuple[str, str | None], str] = {
                                    "not lr**2 times it",
     ("scale_factor", "momentum"): "multiply by lr once: the velocity already holds lr * grad, so add it as it is",
     ("scale_factor", "nesterov"): "multiply by lr once: the velocity already holds lr * grad, so add it as it is",
+    ("no_update", "optimizer"): "change params[key] itself: params[key] -= step (`-+` makes an expression that "
+                                "assigns nothing; `p = p - step` rebinds a local name; a copy of params is not the "
+                                "caller's)",
     ("state_reset", "optimizer"): "create the state once, under `if self.h is None:`, and keep it on self",
     ("first_update_only", "optimizer"): "update every parameter on every call; only creating the state belongs "
                                         "under `if self.v is None:`",

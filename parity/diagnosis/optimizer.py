@@ -6,51 +6,30 @@ gradients each update was given. Out come findings (plain dicts):
 - nothing, when every parameter and shared state agree within the dtype's tolerance at every step;
 - `convention` (a warning, with its measured size) when the learner's parameters equal a replay of the
   book's formula on their gradients, Keras's equal a replay of the Keras-convention reference on
-  Keras's gradients, and so the only difference is that convention;
+  Keras's gradients, and so the only difference is that convention; an epsilon other than the run's
+  (held, or a literal found by replaying 1e-8, 1e-7, 1e-6 and 1e-5) is one such convention;
 - an error naming the cause whose replay (parity.diagnosis.optimizer_variants) reproduces the learner's
-  parameters at every step; `update_mismatch` when none does.
+  parameters at every step; `update_mismatch` when none does, with the factor between the two sides'
+  steps where they part.
 Every finding names the first step where the sides part and which quantity (state or parameter)
-parted first. CODES below is the table of what this module can say; the driver
-(parity.user_code.optimizer_driver) adds layer_error, shape_mismatch and input_mutation.
+parted first. CODES (parity.diagnosis.optimizer_codes) is the table of what this module can say; the
+driver (parity.user_code.optimizer_driver) adds layer_error, shape_mismatch and input_mutation.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from parity.diagnosis.mismatch import classify
+from parity.diagnosis.optimizer_codes import CODES, Code
 from parity.settings.optimizer_registry import OptimizerSettings
-from parity.diagnosis.optimizer_variants import base_makers, replay, variants_for
+from parity.diagnosis.optimizer_variants import base_makers, epsilon_candidates, replay, variants_for
 from parity.settings.tolerances import Tolerance
 
 __all__ = ["CODES", "Code", "Trajectory", "computes", "diagnose_optimizer", "first_parting", "largest_difference"]
-
-
-
-@dataclass(frozen=True)
-class Code:
-    severity: str  # error | warning ("hyperparameter" is a warning while the trajectories still agree)
-    meaning: str
-    new: bool = False  # added for optimizers (the rest are parity.diagnosis.mismatch's codes, used in the same sense)
-
-
-# What each code means here; what to try for it is parity.diagnosis.fixes's table (the "optimizer" rows).
-CODES = {
-    "sign_flip": Code("error", "the update moves the parameters the opposite way (a velocity of the wrong sign)"),
-    "scale_factor": Code("error", "the steps are those of lr**2: the learning rate is applied twice"),
-    "state_reset": Code("error", "the state is rebuilt on every update instead of carried between calls", True),
-    "first_update_only": Code("error", "only the first update changes the parameters", True),
-    "shared_state": Code("error", "one state array serves every parameter", True),
-    "bias_correction": Code("error", "Adam without its bias correction", True),
-    "epsilon_placement": Code("error", "epsilon somewhere other than the book's sqrt(h) + eps", True),
-    "hyperparameter": Code("error", "the class uses a value other than the run's (hard-coded)", True),
-    "update_mismatch": Code("error", "the parameters part from Keras's for a cause no replay reproduces"),
-    "convention": Code("warning", "a known formula (the book's, or the Adam paper's) that Keras's differs from by a "
-                       "convention no Keras argument changes"),
-    "state_mismatch": Code("warning", "the parameters agree at every step; the state the class exposes does not", True),
-}
 
 
 @dataclass
@@ -96,8 +75,8 @@ def _say(quantities: list) -> str:
     return words[0] + (f" (then {', '.join(rest)})" if rest else "")
 
 
-def _max_abs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
-    """Largest |a - b|, where entries that are the same non-finite value on both sides count as equal."""
+def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
+    """Largest |a - b| over the first `steps`, where the same non-finite value on both sides counts as equal."""
     worst = 0.0
     for k in a:
         x, y = np.asarray(a[k][:steps], np.float64), np.asarray(b[k][:steps], np.float64)
@@ -118,9 +97,7 @@ def computes(make, initial: dict[str, np.ndarray], trajectory: Trajectory, tol: 
     return _matches(trajectory.params, replay(make, initial, trajectory.grads, steps), tol, steps)
 
 
-def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], steps: int) -> float:
-    """Largest |a - b| over the first `steps` (the same non-finite value on both sides counts as equal)."""
-    return _max_abs(a, b, steps)
+_FIRST_STEPS = 8  # replayed before the whole run: where most candidates already part from the learner's
 
 
 @dataclass
@@ -133,19 +110,47 @@ class _Run:
     keras: Trajectory
     tol: Tolerance
     n: int
-    held: dict[str, float]  # book keyword -> the learner's value, where it differs from the run's
+    held: dict[str, float]  # book keyword -> the learner's value, where it differs from the run's (epsilon too)
     base: dict  # the fields every finding carries
     where: dict = field(default_factory=dict)  # step, param (and state) of the first parting
     parted: str = ""  # the same, in words
+    _keras_is: list = field(default_factory=list)  # keras_computes(), once: [] until asked
 
     def finding(self, code: str, severity: str, message: str, **extra) -> dict:
         return {**self.base, **self.where, "code": code, "severity": severity, "message": message, **extra}
 
     def user_is(self, make, grads=None, params=None) -> dict[str, np.ndarray] | None:
-        """The replay of `make` on the learner's gradients (or `grads`), if it reproduces `params` (theirs)."""
-        replayed = replay(make, self.initial, self.user.grads if grads is None else grads, self.n)
+        """The replay of `make` on the learner's gradients (or `grads`), if it reproduces `params` (theirs).
+        A replay that raises (a shared array NumPy cannot broadcast) reproduces nothing. The first few steps are
+        replayed first: most candidates part there, and the whole run is replayed only for one that does not."""
+        grads = self.user.grads if grads is None else grads
         target = self.user.params if params is None else params
-        return replayed if _matches(target, replayed, self.tol, self.n) else None
+        try:
+            for steps in dict.fromkeys((min(self.n, _FIRST_STEPS), self.n)):
+                replayed = replay(make, self.initial, grads, steps)
+                if not _matches(target, replayed, self.tol, steps):
+                    return None
+        except (ValueError, IndexError, TypeError):
+            return None
+        return replayed
+
+    def keras_computes(self) -> str | None:
+        """Which formula, at the run's settings, reproduces Keras's parameters on Keras's gradients: "the book's",
+        "Keras's" (its convention), or None without the evidence."""
+        if not self._keras_is:
+            self._keras_is.append(None if self.keras.grads is None else next(
+                (label for label, make in base_makers(self.settings)
+                 if self.user_is(make, self.keras.grads, self.keras.params) is not None), None))
+        return self._keras_is[0]
+
+    def epsilon_said(self, eps: float | None) -> str:
+        """", with epsilon 1e-08 (...)" where the class's epsilon is not the run's; "" where it is."""
+        if eps is None or math.isclose(eps, self.settings.epsilon, rel_tol=1e-9):
+            return ""
+        how = "which it holds" if math.isclose(eps, self.held.get("epsilon", -1.0), rel_tol=1e-9) else \
+            "a literal in its update, found by replaying the common values"
+        return (f", with epsilon {eps:g} ({how}) where the run's Keras optimizer was built with "
+                f"{self.settings.epsilon:g}")
 
 
 def diagnose_optimizer(settings: OptimizerSettings, initial: dict[str, np.ndarray], user: Trajectory,
@@ -155,8 +160,10 @@ def diagnose_optimizer(settings: OptimizerSettings, initial: dict[str, np.ndarra
 
     `initial` holds the parameters before the first update (both sides start there). `held` is
     user_optimizers.hyperparameter_differences(...) of the learner's instance: keyword -> (theirs, run's);
-    it is named in its own finding and applied to every replay. `steps` limits the comparison (to the
-    steps before the learner's update first raised, say).
+    it is applied to every replay, and named in its own finding, but for epsilon: an epsilon other than the
+    run's is a convention where the class is otherwise exact (the replays try the common values too, for
+    one written as a literal). `steps` limits the comparison (to the steps before the learner's update first
+    raised, say).
     """
     n = min(len(v) for v in user.params.values()) if steps is None else steps
     if n == 0:
@@ -170,26 +177,24 @@ def diagnose_optimizer(settings: OptimizerSettings, initial: dict[str, np.ndarra
         kind, state, name = quantities[0]
         run.where = {"step": step, "param": name, **({"state": state} if kind == "state" else {})}
         run.parted = f"they part from Keras's at step {step}, first in {_say(quantities)}"
-    out = []
-    if held:
+    out, values = [], {k: v for k, v in held.items() if k != "epsilon"}
+    if values:
         said = "; ".join(f"your {class_name} uses {k} {theirs:g}; the run's is {value:g}"
-                         for k, (theirs, value) in held.items())
+                         for k, (theirs, value) in values.items())
         tail = f"; {run.parted}" if parting else \
             f". Over these {n} steps its parameters still agree with Keras's within tolerance"
-        out.append(run.finding("hyperparameter", "error" if parting else "warning", said + tail, held=held))
+        out.append(run.finding("hyperparameter", "error" if parting else "warning", said + tail, held=values))
     if parting is None:
         return out
     if not _params_part(run):
         return out + [_state_mismatch(run, class_name)]
     if user.grads is not None:
-        convention = None if held else _convention(run, class_name)
-        if convention is not None:
-            return [convention]
-        if held and any(run.user_is(make) for _, make in base_makers(settings, run.held)):
+        if values and any(run.user_is(make) for _, make in base_makers(settings, run.held)):
             return out  # the values it holds explain everything
-        named = _named_cause(run, class_name)
-        if named is not None:
-            return out + [named]
+        for eps in epsilon_candidates(settings, run.held):
+            found = (None if values else _convention(run, class_name, eps)) or _named_cause(run, class_name, eps)
+            if found is not None:
+                return out + [found]
     return out + [run.finding(
         "update_mismatch", "error",
         f"{class_name}'s parameters part from Keras's {settings.info.keras_class} at step {parting[0]}, first in "
@@ -212,64 +217,79 @@ def _state_mismatch(run: _Run, class_name: str) -> dict:
                        f"but its state {state}['{name}'] does not, from step {step}{detail}")
 
 
-def _convention(run: _Run, class_name: str) -> dict | None:
-    """A convention finding when the learner's parameters are the book's formula on their gradients and Keras's
-    are the Keras-convention reference's on Keras's gradients; None without both pieces of evidence."""
+def _convention(run: _Run, class_name: str, eps: float | None) -> dict | None:
+    """A convention finding when the learner's parameters are the book's formula (with epsilon `eps`) on their
+    gradients and Keras's are a formula of the run's settings on Keras's gradients; None without both pieces of
+    evidence, or with nothing to name (the book's formula is Keras's, at Keras's epsilon)."""
     info = run.settings.info
-    if not info.conventions or run.keras.grads is None:
+    epsilon = run.epsilon_said(eps)
+    if not info.conventions and not epsilon:
         return None
-    (_, book), (_, convention) = base_makers(run.settings)
+    (_, book), *_ = base_makers(run.settings, run.held, eps)
     as_book = run.user_is(book)
-    as_keras = run.user_is(convention, run.keras.grads, run.keras.params)
-    if as_book is None or as_keras is None:
+    keras_is = run.keras_computes() if as_book is not None else None
+    if keras_is is None:
         return None
+    as_keras = run.user_is(dict(base_makers(run.settings))[keras_is], run.keras.grads, run.keras.params)
     n, user, keras = run.n, run.user.params, run.keras.params
-    size = _max_abs(user, keras, n)
+    size = largest_difference(user, keras, n)
     scale = max(float(np.max(np.abs(np.asarray(keras[k][:n], np.float64)))) for k in keras)
-    evidence = {"conventions": [f"{c.name}: {c.explanation}" for c in info.conventions], "size": size,
-                "size_relative": size / max(scale, run.tol.atol), "user_vs_book": _max_abs(user, as_book, n),
-                "keras_vs_convention_reference": _max_abs(keras, as_keras, n)}
+    named = [f"{c.name}: {c.explanation}" for c in info.conventions if keras_is == "Keras's"]
+    if epsilon:
+        named.append(f"epsilon_value: the class uses epsilon {eps:g}, Keras {run.settings.epsilon:g}")
+    evidence = {"conventions": named, "size": size, "size_relative": size / max(scale, run.tol.atol),
+                "user_vs_book": largest_difference(user, as_book, n),
+                "keras_vs_convention_reference": largest_difference(keras, as_keras, n),
+                **({"epsilon": eps} if epsilon else {})}
     return run.finding(
         "convention", "warning",
-        f"{class_name} computes the book's {info.book_class} (a replay on its gradients matches to "
+        f"{class_name} computes the book's {info.book_class}{epsilon} (a replay on its gradients matches to "
         f"{evidence['user_vs_book']:.2g}); Keras's {info.keras_class} differs by a convention: "
-        f"{'; '.join(evidence['conventions'])} (a reference in that convention matches Keras to "
+        f"{'; '.join(named)} (a reference in that convention matches Keras to "
         f"{evidence['keras_vs_convention_reference']:.2g}). Measured size over {n} steps: {size:.2g} at most; "
         f"{run.parted}", **evidence)
 
 
-def _named_cause(run: _Run, class_name: str) -> dict | None:
-    """The first candidate bug whose replay reproduces the learner's parameters at every step, as a finding."""
+def _named_cause(run: _Run, class_name: str, eps: float | None) -> dict | None:
+    """The first candidate bug whose replay (with epsilon `eps`) reproduces the learner's parameters at every step,
+    as a finding."""
     shapes = {k: v.shape[1:] for k, v in run.user.params.items()}
-    for variant in variants_for(run.settings, shapes, run.held):
+    epsilon = run.epsilon_said(eps)
+    for variant in variants_for(run.settings, shapes, run.held, eps):
         replayed = run.user_is(variant.make)
         if replayed is None:
             continue
-        extra = {}
-        if variant.code == "convention":  # a convention also needs the evidence that Keras computes the book's
-            keras_grads = run.keras.grads
-            if keras_grads is None or run.user_is(run.settings.reference, keras_grads, run.keras.params) is None:
+        extra = {**({"epsilon": eps} if epsilon else {})}
+        if variant.code == "convention":  # a convention also needs the evidence of what Keras computes
+            if run.keras_computes() is None:
                 continue
-            extra["size"] = _max_abs(run.user.params, run.keras.params, run.n)
-        evidence = _max_abs(run.user.params, replayed, run.n)
-        size = f"; measured size over {run.n} steps: {extra['size']:.2g} at most" if extra else ""
+            extra["size"] = largest_difference(run.user.params, run.keras.params, run.n)
+        evidence = largest_difference(run.user.params, replayed, run.n)
+        size = f"; measured size over {run.n} steps: {extra['size']:.2g} at most" if "size" in extra else ""
         return run.finding(variant.code, variant.severity,
-                           f"{class_name} behaves as {variant.description}: a replay of that on its gradients "
-                           f"reproduces its parameters at every step (to {evidence:.2g}){size}; {run.parted}",
-                           cause=variant.cause, evidence=evidence, **extra)
+                           f"{class_name} behaves as {variant.description}{epsilon}: a replay of that on its "
+                           f"gradients reproduces its parameters at every step (to {evidence:.2g}){size}; "
+                           f"{run.parted}", cause=variant.cause, evidence=evidence, **extra)
     return None
 
 
 def _increment_detail(run: _Run, quantities: list, step: int) -> str:
-    """What relates the two sides' steps at the first parting (a sign or a factor), when one thing does."""
+    """How the two sides' steps relate at the first parting: a sign, one factor, or the range of factors."""
     name = next((k for kind, _, k in quantities if kind == "param"), None)
     if name is None:
         return ""
     before = (lambda t: t.params[name][step - 1]) if step > 0 else (lambda t: run.initial[name])
-    ours = run.user.params[name][step] - before(run.user)
-    theirs = run.keras.params[name][step] - before(run.keras)
+    ours = np.asarray(run.user.params[name][step] - before(run.user), np.float64).ravel()
+    theirs = np.asarray(run.keras.params[name][step] - before(run.keras), np.float64).ravel()
     verdict = classify(ours, theirs, run.tol.rtol, run.tol.atol)
-    if verdict is None or verdict[0] not in ("sign_flip", "scale_factor"):
-        return ""
-    factor = "-1" if verdict[0] == "sign_flip" else f"{float(verdict[1]):.6g}"
-    return f"; at that step its step on {name} is {factor} x Keras's"
+    if verdict is not None and verdict[0] in ("sign_flip", "scale_factor"):
+        factor = "-1" if verdict[0] == "sign_flip" else f"{float(verdict[1]):.6g}"
+        return f"; at that step its step on {name} is {factor} x Keras's"
+    moving = (np.abs(theirs) > 0) & np.isfinite(ours) & np.isfinite(theirs)
+    if not moving.any():
+        return f"; at that step Keras's step on {name} is 0 where its is up to {float(np.max(np.abs(ours))):.3g}"
+    ratios = ours[moving] / theirs[moving]
+    low, high = float(ratios.min()), float(ratios.max())
+    if math.isclose(low, high, rel_tol=1e-3, abs_tol=1e-12):
+        return f"; at that step its step on {name} is {low:.4g} x Keras's"
+    return f"; at that step its step on {name} is {low:.3g} to {high:.3g} x Keras's, entry by entry: no one factor"

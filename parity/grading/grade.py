@@ -165,7 +165,8 @@ def _grade_one(submission: Submission, config: RunConfig, plots: str, fmt: str, 
     with _module_state(Path(submission.path).parent):
         try:
             with limit:
-                user = load(source)  # the layers and every class beside them: the run's optimizer is picked there
+                # the layers and every class beside them (the run's optimizer is picked there), mapped as configured
+                user = load(source, named=dict(config.classes))
         except ParityInputError as exc:
             return {"status": "bad_input", "first_error": str(exc), "seconds": limit.used}
         _warm(config)

@@ -33,6 +33,8 @@ def keras_arguments(settings: OptimizerSettings, dtype: str) -> dict:
     info = settings.info
     args = {info.keras_keywords[key]: typed_hyperparameter(value, dtype) for key, value in settings.hyper.items()}
     args.update({key: typed_hyperparameter(value, dtype) for key, value in info.keras_fixed.items()})
+    if settings.epsilon is not None:  # the run's epsilon (the book's 1e-7, a setting, or what the user's class holds)
+        args["epsilon"] = typed_hyperparameter(settings.epsilon, dtype)
     return args
 
 

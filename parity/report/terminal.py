@@ -53,11 +53,31 @@ def _verdict(result) -> list[str]:
                      + " at the ReLU kink: the sides' dead masks differ only where a pre-activation is within "
                        "rounding of 0 (atol), where either side may round across; everything else on them agrees")
     convention = {phase: s.verdicts["convention"] for phase, s in result.summaries.items() if s.verdicts["convention"]}
+    book = (result.optimizer or {}).get("book_class")
+    if convention.get("stepping") and any(f.code == "convention" and f.phase == "stepping" and f.layer == book
+                                          for f in result.findings):  # the optimizer's convention, not the log's
+        lines.append(f"excused: {_count(convention.pop('stepping'), 'stepping')} (stepping) by {book}'s convention "
+                     "named below: the same layers stepped with Keras's formula match Keras's steps on each of them")
     if convention:
         lines.append("excused: the loss on " + ", ".join(_count(n, p) + f" ({p})" for p, n in convention.items())
                      + ", by no more than the book's log(y + 1e-7) explains (1e-7 / y): a convention, not a bug; "
                        "predictions and gradients agree")
     return lines
+
+
+def _whose(result, used: set[str]) -> list[str]:
+    """A check's classes: the user's, and what the reference stands in for (a run of the reference says nothing)."""
+    if not result.layers:
+        return []
+    optimizer = result.optimizer or {}
+    yours = [n for n, w in result.layers.items() if n in used and w != "reference"]
+    reference = [n for n, w in result.layers.items() if n in used and w == "reference"]
+    if optimizer.get("class", "").startswith("yours"):
+        yours.append(optimizer["book_class"])
+    elif optimizer.get("book_class"):
+        reference.append(optimizer["book_class"])
+    stand_in = f"the reference stands in for {', '.join(reference)}" if reference else "no reference stands in"
+    return [f"checked: {'your ' + ', '.join(yours) if yours else 'none of your classes'}; {stand_in}"]
 
 
 def _differences(result) -> str:
@@ -212,16 +232,13 @@ def terminal_text(result, out: Path | None, files: list[str], verbose: bool = Fa
     if result.keras_side.get("source") == "recorded":
         lines.append(f"Keras side: {result.keras_side['summary']} ({result.keras_side['recording']})")
     lines += _verdict(result)
+    lines += _whose(result, used)
     lines.append(_differences(result))
     if result.optimizer and result.optimizer.get("name") != "sgd":
         o = result.optimizer
         mine = ", ".join(f"{k} {v:g}" for k, v in o["hyperparameters"]["run"].items())
         theirs = ", ".join(f"{k}={v}" for k, v in o["keras"]["arguments"].items())
         lines.append(f"optimizer: {o['name']} ({mine}), {o['class']}; Keras: {o['keras']['class']}({theirs})")
-    users = [name for name, whose in result.layers.items() if whose != "reference"]
-    if users:
-        lines.append(f"your layers: {', '.join(users)}; reference: "
-                     + (", ".join(n for n, w in result.layers.items() if w == "reference") or "none"))
     groups = [(root, followers) for root, followers in root_causes(result.findings) if root.severity != "info"]
     if verbose:
         for root, followers in groups:

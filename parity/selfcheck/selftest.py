@@ -14,7 +14,7 @@ import numpy as np
 
 from parity.book import layers as ref
 from parity.book import optimizers as book_optimizers
-from parity.selfcheck.planted import PLANTED_OPTIMIZERS, PlantedOptimizer
+from parity.selfcheck.planted import CORRECT_PLANTED_OPTIMIZERS, PLANTED_OPTIMIZERS, PlantedOptimizer
 from parity.selfcheck.planted_conv import PLANTED_CONV
 
 __all__ = ["PLANTED", "PLANTED_OPTIMIZERS", "Planted", "run_selftest"]
@@ -165,6 +165,7 @@ PLANTED = [
 CORRECT_OPTIMIZERS = [
     PlantedOptimizer("book's RMSprop (correct)", "rmsprop", book_optimizers.RMSprop, "",
                      "epsilon outside the root: convention warning only"),
+    *CORRECT_PLANTED_OPTIMIZERS,
 ]
 
 
@@ -185,7 +186,7 @@ def run_selftest(config_flags: dict | None = None) -> list[dict]:
         report = check(load(named=kit), images)
         rows.append(_row(f"chapter 7: {name}", description, expected, report, blamed=next(iter(kit))))
     for case in [*PLANTED_OPTIMIZERS, *CORRECT_OPTIMIZERS]:
-        stepping = resolve({"dtype": "float64", "optimizer": case.optimizer, **(config_flags or {})})
+        stepping = resolve({"dtype": "float64", "optimizer": case.settings, **(config_flags or {})})
         book_class = stepping.optimizer.info.book_class  # the class is given under the book's name, as a module would
         user = load(named={book_class: case.cls})
         rows.append(_row(f"optimizer: {case.name}", case.description, case.expected, check(user, stepping),

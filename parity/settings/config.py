@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from parity.errors import ParityInputError, arg
+from parity.errors import ParityInputError, arg, arg_given
+from parity.settings.classes import class_mapping, flag_pair
 from parity.settings.spec import ACTIVATIONS, LOSSES, ConvSpec, DenseSpec, PoolSpec
 from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings, optimizer_settings
 from parity.settings.scenarios import SCENARIOS
@@ -57,6 +58,7 @@ class RunConfig:
     quiet: bool = False
     config_path: Path | None = None
     reference: str | None = None  # a recorded Keras side (`parity record`: a file, or a shipped name) to compare with
+    classes: tuple[tuple[str, str], ...] = ()  # (book class, the user's class name): --class Affine=Dense, [classes]
 
     def as_dict(self) -> dict:
         """The settings as summary.json records them: what the run computed, not how it printed."""
@@ -73,6 +75,9 @@ class RunConfig:
         if self.features:
             d["features"] = feature_records(self.features)
         d["optimizer"] = self.optimizer.as_dict()
+        del d["classes"]
+        if self.classes:  # recorded where given, so a run without a mapping writes what it always wrote
+            d["classes"] = dict(self.classes)
         return d
 
 
@@ -139,6 +144,12 @@ def read_file(path: Path) -> dict:
         raise ParityInputError(f"{arg('config_path')} {path} is not valid TOML: {exc}") from None
     values = {}
     for key, value in raw.items():
+        if key == "classes":
+            if not isinstance(value, dict):
+                raise ParityInputError(f"{path.name}: [classes] must be a table such as Affine = \"Dense\" "
+                                       f"(received: classes = {value!r})")
+            values["classes"] = class_mapping(value, lambda k, v: f"{path.name}: [classes] {k} = {v!r}")
+            continue
         if key in _FILE_KEYS and not isinstance(value, dict):
             raise ParityInputError(f"{path.name}: [{key}] must be a table (received: {key} = {value!r})")
         if key in _FILE_KEYS:
@@ -156,7 +167,7 @@ def read_file(path: Path) -> dict:
             name, kind = _FILE_KEYS[None][key]
             values[name] = _typed(value, kind, _where(path, None, key))
         else:
-            sections = ", ".join(f"[{s}]" for s in _FILE_KEYS if s)
+            sections = ", ".join([*(f"[{s}]" for s in _FILE_KEYS if s), "[classes]"])
             raise ParityInputError(f"{path.name}: {key} is not a known key or section; allowed: "
                              f"{', '.join(_FILE_KEYS[None])}, {sections}")
     if "data_path" in values:
@@ -189,6 +200,9 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
         if flags.get("epochs") is None and "epochs" not in from_file:
             values["epochs"] = 0  # a user's model is compared as saved unless asked to fit
     values["optimizer"], values["lr"] = _optimizer(flags, from_file, base.lr, config_path)
+    given = class_mapping(dict(flag_pair(text) for text in flags.get("classes") or ()),
+                          lambda k, v: arg_given("classes", f"{k}={v}"))
+    values["classes"] = tuple({**dict(from_file.get("classes", ())), **dict(given)}.items())
     values["scenario"] = scenario
     values["config_path"] = config_path
     known = {f.name for f in fields(RunConfig)}
@@ -223,7 +237,7 @@ def _optimizer(flags: dict, from_file: dict, scenario_lr: float, path: Path | No
     given = optimizer_settings(flags["optimizer"], label=_flag_label) if flags.get("optimizer") is not None else None
     name = (given or in_file or optimizer_settings("sgd")).name
     tables = [t for t in (in_file, given) if t is not None and t.name == name]  # the file's first: flags win
-    hyper = {k: v for t in tables for k, v in t.hyper.items() if k in t.given and k != "lr"}
+    hyper = {k: v for t in tables for k, v in t.values().items() if k in t.given and k != "lr"}
     sources = (  # (lr, where it was said, the optimizer table of the same source), flags first
         (_learning_rate(flags.get("lr"), arg("lr")), arg("lr"), given if any(t is given for t in tables) else None),
         (_learning_rate(from_file.get("lr"), f"{train} lr"), f"{train} lr",

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIVATIONS", "LOSSES", "CROSS_ENTROPIES", "DenseSpec", "ConvSpec", "PoolSpec", "ModelSpec", "window_count"]
+__all__ = ["ACTIVATIONS", "LOSSES", "CROSS_ENTROPIES", "IMAGE_LAYERS", "LAYER_NAMES", "DenseSpec", "ConvSpec", "PoolSpec",
+           "ModelSpec", "window_count"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
 LOSSES = ("mean_squared_error", "categorical_crossentropy", "sparse_categorical_crossentropy")
 CROSS_ENTROPIES = LOSSES[1:]
+# The book classes a NumPy stack is built from (ModelSpec.classes picks a run's), in the book's order.
+IMAGE_LAYERS = ("Convolution", "Pooling")  # the book's chapter 7
+LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError", *IMAGE_LAYERS)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from numbers import Real
 import numpy as np
 
 from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings
-from parity.book.optimizers import BOOK_EPSILON
 
 __all__ = ["KEYWORD_ALIASES", "STATE_ALIASES", "COUNTER_ALIASES", "read_state", "read_counter",
            "hyperparameters_of", "hyperparameter_differences"]
@@ -90,7 +89,8 @@ def hyperparameters_of(instance, name: str) -> dict[str, float]:
     Adam's lr but RMSprop's decay rate (PyTorch's name) when the class also has `lr`.
     """
     out, used = {}, set()
-    for key in (*OPTIMIZERS[name].defaults, "epsilon"):
+    info = OPTIMIZERS[name]
+    for key in (*info.defaults, *(("epsilon",) if info.epsilon is not None else ())):
         for attr in KEYWORD_ALIASES[key]:
             value = getattr(instance, attr, None)
             if attr not in used and isinstance(value, Real) and not isinstance(value, bool):
@@ -102,6 +102,6 @@ def hyperparameters_of(instance, name: str) -> dict[str, float]:
 
 def hyperparameter_differences(instance, settings: OptimizerSettings) -> dict[str, tuple[float, float]]:
     """Book keyword -> (the instance's value, the run's) where they differ: values the class hard-codes."""
-    run = {**settings.hyper, "epsilon": BOOK_EPSILON}
+    run = settings.values()
     held = hyperparameters_of(instance, settings.name)
     return {k: (v, run[k]) for k, v in held.items() if not math.isclose(v, run[k], rel_tol=1e-12, abs_tol=0.0)}

@@ -7,15 +7,18 @@ user chose to run), a module, a dict or a namespace such as `globals()`, and cla
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 import types
 from dataclasses import dataclass, field
 
 from parity.errors import ParityInputError, arg, arg_given
-from parity.settings.optimizer_registry import OPTIMIZERS
+from parity.settings.classes import MAPPABLE
+from parity.settings.spec import LAYER_NAMES
 from parity.user_code.importer import import_layers
-from parity.user_code.protocol import LAYER_NAMES, classes_of, kit_from_namespace
+from parity.user_code.protocol import classes_of, kit_from_namespace
+from parity.user_code.unmapped import unmapped_classes
 
 __all__ = ["UserCode", "load", "LAYER_NAMES"]
 
@@ -28,11 +31,18 @@ class UserCode:
     source: str  # shown in reports: "tests/fixtures/book_layers.py", "the notebook", ...
     names: tuple[str, ...] = field(default=())  # the canonical names the user provided
     classes: dict[str, type] = field(default_factory=dict)  # every class given, by its own name: optimizers are picked here
+    unmapped: dict[str, type] = field(default_factory=dict)  # layer- or optimizer-like classes under names not mapped
+    mapped: tuple[str, ...] = field(default=())  # the book names the user mapped a class to explicitly
 
     def whose(self) -> dict[str, str]:
         """Per book layer: "reference", or "yours (Class from source)"."""
         return {n: f"yours ({self.layers[n].__name__} from {self.source})" if n in self.layers else "reference"
                 for n in LAYER_NAMES}
+
+    @property
+    def label(self) -> str:
+        """The argument that gave these classes, as a door spells it: `--layers x.py`, `layers=x.py`."""
+        return arg_given("layers", self.source)
 
 
 def _received(value) -> str:
@@ -58,34 +68,59 @@ def _namespace(given) -> tuple[dict, str, str]:
                            "parity.check(Affine=Affine, Relu=Relu)")
 
 
-def _by_name(named: dict, options: tuple[str, ...]) -> dict[str, type]:
-    """Classes given by keyword (`Affine=MyAffine`), checked: each key a book class, each value a class."""
-    canonical = {n.lower(): n for n in (*LAYER_NAMES, *(info.book_class for info in OPTIMIZERS.values()))}
+def _by_name(named: dict, options: tuple[str, ...], namespace: dict, label: str | None) -> dict[str, type]:
+    """Classes given by keyword (`Affine=MyAffine`) or mapped by name (`Affine="Dense"`, from --class or
+    [classes]): each key a book class (returned in the book's spelling), each value a class or the name of
+    one in the user's namespace."""
+    canonical = {n.lower(): n for n in MAPPABLE}
+    picked = {}
     for key, cls in named.items():
         if key.lower() not in canonical:
             raise ParityInputError(f"parity.check() got an unexpected keyword argument {key}=; class keywords are "
                                    f"{', '.join(canonical.values())} and options are {', '.join(options)}")
+        if isinstance(cls, str):
+            cls = _looked_up(namespace, cls, f"{key}={cls}", label)
         if not inspect.isclass(cls):
             raise ParityInputError(f"{key}= must be a class (received: {_received(cls)})")
-    return dict(named)
+        picked[canonical[key.lower()]] = cls
+    return picked
+
+
+def _looked_up(namespace: dict, name: str, pair: str, label: str | None) -> type:
+    """The class `name` in the user's namespace (any case, where only one matches), for the mapping `pair`."""
+    if label is None:
+        raise ParityInputError(f"{arg_given('classes', pair)} names a class of your module, but no module was "
+                               f"given: pass {arg('layers')} too")
+    classes = classes_of(namespace)
+    found = classes.get(name)
+    if found is None:
+        same = [c for k, c in classes.items() if k.lower() == name.lower()]
+        found = same[0] if len(same) == 1 else None
+    if found is None:
+        near = difflib.get_close_matches(name, list(classes), n=1)
+        hint = f"did you mean {near[0]}?" if near else "its classes: " + (", ".join(sorted(classes)) or "none")
+        raise ParityInputError(f"{arg_given('classes', pair)}: {label} has no class {name}; {hint}")
+    return found
 
 
 def load(given=None, named: dict | None = None, options: tuple[str, ...] = ()) -> UserCode | None:
     """The user's classes from `given` (a .py path, a dotted module name, a module, a dict or a namespace) with
-    the classes `named` by keyword on top; None when neither holds any. Problems are ParityInputError, before any
-    work: an import that fails, a class the harness cannot drive, a module with none of the book's classes.
-    `options` lists the door's other keywords, for the message about an unknown keyword."""
-    kit, source, every = {}, None, {}
+    the classes `named` on top: by keyword (`Affine=MyAffine`) or mapped by name (`Affine="Dense"`, as
+    --class and [classes] give them); None when neither holds any. Problems are ParityInputError, before any
+    work: an import that fails, a class the harness cannot drive, a module with none of the book's classes, a
+    mapped name the module lacks. `options` lists the door's other keywords, for the message about an unknown
+    keyword."""
+    namespace, source, label = {}, None, None
     if given is not None:
         namespace, source, label = _namespace(given)
-        kit, _ = kit_from_namespace(namespace, label)
-        every = classes_of(namespace)
-    if named:
-        picked = _by_name(named, options)
-        found, _ = kit_from_namespace(picked, "the classes given by name")
-        kit |= found
-        every = {k: v for k, v in every.items() if k.lower() not in {n.lower() for n in picked}} | picked
-        source = source or "the classes given by name"
+    picked = _by_name(named or {}, options, namespace, label)
+    if given is None and not picked:
+        return None
+    replaced = {n.lower() for n in picked}  # a mapped class plays the book class, whatever else has its name
+    kept = {k: v for k, v in namespace.items() if k.lower() not in replaced}
+    unmapped = unmapped_classes(kept, list(picked.values()))
+    kit, _ = kit_from_namespace({**kept, **picked}, label or "the classes given by name", unmapped)
+    every = {**classes_of(kept), **picked}
     if not kit and not every:
         return None
-    return UserCode(kit, source, tuple(kit), every)
+    return UserCode(kit, source or "the classes given by name", tuple(kit), every, unmapped, tuple(picked))

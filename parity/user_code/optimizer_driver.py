@@ -22,9 +22,10 @@ from parity.errors import ParityInputError, first_line
 from parity.user_code.guard import where_raised
 from parity.user_code.attributes import KEYWORD_ALIASES, read_counter, read_state
 from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings
+from parity.settings.spec import LAYER_NAMES
 from parity.book.optimizers import BOOK_EPSILON
 
-__all__ = ["find_optimizer_class", "optimizer_class_in", "constructor_arguments", "OptimizerDriver"]
+__all__ = ["find_optimizer_class", "optimizer_class_in", "constructor_arguments", "OptimizerDriver", "user_frame"]
 
 def find_optimizer_class(namespace, name: str, label: str) -> type:
     """The class for optimizer `name` (a registry name) in a namespace, its name matched case-insensitively."""
@@ -62,8 +63,6 @@ def optimizer_class_in(classes: dict[str, type], name: str, label: str) -> type 
     book = OPTIMIZERS[name].book_class.lower()
     if any(key.lower() == book for key in classes):
         return find_optimizer_class(classes, name, label)
-    from parity.user_code.loader import LAYER_NAMES
-
     known = {n.lower() for n in LAYER_NAMES} | {"relu"} | {info.book_class.lower() for info in OPTIMIZERS.values()}
     others = {key: cls for key, cls in classes.items() if key.lower() not in known}
     if difflib.get_close_matches(book, [key.lower() for key in others], n=1, cutoff=0.6):
@@ -87,10 +86,11 @@ def constructor_arguments(cls: type, settings: OptimizerSettings, label: str) ->
     """Keyword arguments for `cls(...)`: the run's hyperparameters under the names its signature uses.
 
     A hyperparameter the signature does not take is left out (the class may hard-code it: see
-    hyperparameter_differences). Epsilon is passed, as the book's 1e-7, where the signature takes one.
-    A parameter with no default that is none of the book's refuses the class, naming both signatures.
+    hyperparameter_differences). Epsilon is passed, the run's (the book's 1e-7 unless set), where the
+    signature takes one. A parameter with no default that is none of the book's refuses the class, naming both
+    signatures.
     """
-    run = {**settings.hyper, "epsilon": BOOK_EPSILON}
+    run = {**settings.hyper, "epsilon": BOOK_EPSILON, **settings.values()}
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
@@ -112,12 +112,13 @@ def constructor_arguments(cls: type, settings: OptimizerSettings, label: str) ->
                 f"{label}: {cls.__name__}{signature} cannot be constructed with the run's hyperparameters: "
                 f"its parameter {p.name!r} has no default and is not one of the book's keywords "
                 f"({', '.join(settings.info.defaults)}); expected {_book_call(settings)}")
-    if takes_any:  # **kwargs: the book's names for what no named parameter took (epsilon stays hard-coded)
-        kwargs.update({k: v for k, v in settings.hyper.items() if k not in taken})
+    if takes_any:  # **kwargs: the book's names for what no named parameter took (epsilon only when set)
+        kwargs.update({k: v for k, v in settings.values().items()
+                       if k not in taken and (k != "epsilon" or k in settings.given)})
     return kwargs
 
 
-def _user_frame(exc: BaseException, cls: type) -> str:
+def user_frame(exc: BaseException, cls: type) -> str:
     """'file:line' of the innermost frame in the class's own file; else of the innermost frame."""
     try:
         source = inspect.getsourcefile(cls)
@@ -246,7 +247,7 @@ class OptimizerDriver:
                 f["later"][kind] = f["later"].get(kind, 0) + 1
             return
         name = self.cls.__name__
-        where = _user_frame(exc, self.cls) if exc is not None else ""
+        where = user_frame(exc, self.cls) if exc is not None else ""
         if exc is not None:
             text = f"{name}.{method} raised {kind}: {first_line(exc)} ({where})"
         severity = "warning" if code == "input_mutation" else "error"  # fixes: parity.diagnosis.fixes

@@ -7,16 +7,15 @@ import difflib
 import inspect
 import re
 
-from parity.errors import ParityInputError
+from parity.errors import ParityInputError, arg_given
 from parity.settings.optimizer_registry import OPTIMIZERS
+from parity.settings.spec import IMAGE_LAYERS, LAYER_NAMES
 
 __all__ = ["LAYER_NAMES", "IMAGE_LAYERS", "CALLS", "classes_of", "kit_from_namespace", "construct"]
 
-IMAGE_LAYERS = ("Convolution", "Pooling")  # the book's chapter 7
-LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError", *IMAGE_LAYERS)
 
-
-def kit_from_namespace(namespace, label: str) -> tuple[dict[str, type], list[str]]:
+def kit_from_namespace(namespace, label: str,
+                       unmapped: dict[str, type] | None = None) -> tuple[dict[str, type], list[str]]:
     """The book's classes found in a namespace (a module's vars, a dict, `globals()`), checked before any work.
 
     A namespace with none of the layers but one of the book's optimizers is fine (its layers are the
@@ -24,7 +23,8 @@ def kit_from_namespace(namespace, label: str) -> tuple[dict[str, type], list[str
     (`ReLU` is `Relu`). Each class must have forward and backward, and the harness must be able to drive
     it: its constructor and methods must accept the calls the book's layers take (CALLS). Every class's
     problems are named in one ParityInputError, with the likely intended method name for a typo. `label`
-    names the argument (`--layers x.py`, `layers=`).
+    names the argument (`--layers x.py`, `layers=`); `unmapped` are the classes with the protocol under other
+    names (`Dense`), named with how to map one when the namespace has none of the book's.
     """
     classes = {name.lower(): obj for name, obj in dict(namespace).items() if inspect.isclass(obj)}
     kit, problems = {}, []
@@ -40,8 +40,16 @@ def kit_from_namespace(namespace, label: str) -> tuple[dict[str, type], list[str
     if not kit and not any(info.book_class.lower() in classes for info in OPTIMIZERS.values()):
         found = ", ".join(sorted(obj.__name__ for obj in classes.values())) or "no classes"
         optimizers = ", ".join(info.book_class for info in OPTIMIZERS.values())
+        hint = ""
+        if unmapped:
+            name, cls = next(iter(unmapped.items()))
+            book = "Affine" if callable(getattr(cls, "forward", None)) else "SGD"
+            hint = (f"; {', '.join(unmapped)} {'has' if len(unmapped) == 1 else 'have'} the protocol under a name "
+                    f"the tool does not map: map one to the book class it is, such as "
+                    f"{arg_given('classes', f'{book}={name}')}")
         raise ParityInputError(f"{label} has none of the classes {', '.join(LAYER_NAMES)} "
-                               f"(nor an optimizer: {optimizers}; names match case-insensitively; found: {found})")
+                               f"(nor an optimizer: {optimizers}; names match case-insensitively; found: {found})"
+                               + hint)
     return kit, list(kit)
 
 
