@@ -51,7 +51,7 @@ def summary(result: ParityResult, files: list[str]) -> dict:
                        "rule": "pass when |numpy - keras| <= atol + rtol * |keras| and both are finite"},
         "max_abs_diff": result.max_abs_diff(),
         "tolerance_used": result.tolerance_used(),
-        "rows": {phase: {"rows": s.rows, **s.verdicts} for phase, s in result.summaries.items()},
+        "rows": {phase: {"rows": s.rows, **_verdicts(s.verdicts, result.spec)} for phase, s in result.summaries.items()},
         "dead_units": result.dead_units,
         "saturated_units": result.saturated_units,
         **({"classes": probe.classes} if result.classifies else {}),
@@ -80,3 +80,8 @@ def _features(spec) -> dict:
         return {}
     return {"input_shape": list(spec.input_shape), "features": feature_records(spec.features),
             "parameters": {name: list(shape) for name, shape in spec.shapes().items()}}
+
+
+def _verdicts(counts: dict, spec) -> dict:
+    """Rows per verdict; `tie` (a max-pooling tie) only for a model that pools, so a Dense run's layout is unchanged."""
+    return {k: v for k, v in counts.items() if k != "tie" or spec.pooled_maps()}
