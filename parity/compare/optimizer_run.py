@@ -133,10 +133,12 @@ def judge(run: RunOptimizer, stepper, initial: dict[str, np.ndarray], ours: Trac
     record = _record(run, stepper, keras_record, ours, keras)
     if not isinstance(stepper, OptimizerDriver):  # the reference's plain SGD: Keras's formula, nothing to judge
         return OptimizerVerdict([], None, record)
-    findings = [_blamed(f, run) for f in [*_mirrored(run), *stepper.findings]]
+    raw = [*_mirrored(run), *stepper.findings]
+    if stepper.constructed:
+        raw = [_shared_state(f, run, initial, ours) for f in raw]
+    findings = [_blamed(f, run) for f in raw]
     if not stepper.constructed:
         return OptimizerVerdict(findings, None, record)
-    findings = [_shared_state(f, run, initial, ours) for f in findings]
     failed = [f["step"] for f in stepper.findings if f["severity"] == "error"] + [e.row for e in ours.errors]
     steps = min(failed + [_first_non_finite(ours)], default=len(ours.loss))
     user = Trajectory(ours.params_after, ours.state_after, ours.grads)
@@ -187,7 +189,7 @@ def _shared_state(finding: dict, run: RunOptimizer, initial: dict[str, np.ndarra
     grads = {k: v[0] for k, v in ours.grads.items()}
     for variant in variants_for(run.settings, shapes):
         if variant.cause == "shared_state" and raises_alike(variant.make, initial, grads, finding["message"]):
-            return {**finding, "cause": "shared_state", "fix": fix_for("shared_state", "optimizer"),
+            return {**finding, "cause": "shared_state",
                     "message": finding["message"] + f"; {variant.description} raises the same error at the same step: "
                                                     "one state array for every parameter"}
     return finding
@@ -220,7 +222,9 @@ def _blamed(finding: dict, run: RunOptimizer) -> Finding:
     out = {**finding, "phase": "stepping", "layer": run.book_class, "class_name": run.class_name}
     if run.cls is not None and not out.get("where"):
         out["where"] = where_defined(run.cls, "update")
-    out["fix"] = fix_for(out["code"], run.settings.name, "optimizer")
+    # A cause named on a finding of another code (shared_state on a layer_error) brings its own fix from the table.
+    out["fix"] = fix_for(out["cause"] if out.get("cause") == "shared_state" else out["code"], run.settings.name,
+                         "optimizer")
     return Finding.of({k: v for k, v in out.items() if v not in ("", None)})
 
 
