@@ -24,7 +24,8 @@ def failure_message(report: Report) -> str:
     for f in roots:
         stage = ", ".join(str(part) for part in (f.phase, f.location, f.param,
                                                   f"{f.layer}.{f.method}" if f.layer and f.method else f.layer) if part)
-        lines.append(f"  {f.code} [{stage}]: {f.message}")
+        at = f" ({f.where})" if f.where and f.where not in f.message else ""
+        lines.append(f"  {f.code} [{stage}]: {f.message}{at}")
         if f.fix:
             lines.append(f"      fix to try: {f.fix}")
     if follow:

@@ -126,6 +126,8 @@ def _where(f: dict) -> str:
         parts.append(f"Dense layer {f['layer_number']}")
     if f.get("param"):
         parts.append(f"quantity {f['param']}")
+    if f.get("where") and f["where"] not in str(f.get("message", "")):
+        parts.append(f"at {f['where']}")
     return ", ".join(esc(p) for p in parts)
 
 

@@ -2,7 +2,8 @@
 fixture, the grade worker, `selftest`) gets the user's classes from `load`, as one `UserCode` record.
 
 `load` takes what a person hands over: a .py path or a dotted module name (imported as is: code the
-user chose to run), a module, a dict or a namespace such as `globals()`, and classes by name on top.
+user chose to run), a .ipynb notebook (its definitions: user_code.notebook), a module, a dict or a namespace
+such as `globals()`, and classes by name on top. Only the learner's own classes count (user_code.ownership).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from parity.errors import ParityInputError, arg, arg_given
 from parity.settings.optimizer_registry import OPTIMIZERS
 from parity.user_code.importer import import_layers
+from parity.user_code.notebook import load_notebook
+from parity.user_code.ownership import learners_own
 from parity.user_code.protocol import LAYER_NAMES, classes_of, kit_from_namespace
 
 __all__ = ["UserCode", "load", "LAYER_NAMES"]
@@ -28,6 +31,7 @@ class UserCode:
     source: str  # shown in reports: "tests/fixtures/book_layers.py", "the notebook", ...
     names: tuple[str, ...] = field(default=())  # the canonical names the user provided
     classes: dict[str, type] = field(default_factory=dict)  # every class given, by its own name: optimizers are picked here
+    notes: tuple[dict, ...] = ()  # finding records from loading: statements skipped, imports failed, classes not theirs
 
     def whose(self) -> dict[str, str]:
         """Per book layer: "reference", or "yours (Class from source)"."""
@@ -46,14 +50,15 @@ def _namespace(given) -> tuple[dict, str, str]:
         return vars(given), source, arg_given("layers", source)
     if isinstance(given, (str, os.PathLike)):
         source = str(given)
-        return vars(import_layers(source)), source, arg_given("layers", source)
+        module = load_notebook(source) if source.endswith(".ipynb") else import_layers(source)
+        return vars(module), source, arg_given("layers", source)
     if isinstance(given, dict):
         source = "the notebook" if given.get("__name__") == "__main__" else "the dict given as layers="
         return given, source, arg_given("layers", source)
     if hasattr(given, "__dict__") and not inspect.isclass(given):
         source = f"the {type(given).__name__} given as layers="
         return vars(given), source, arg_given("layers", source)
-    raise ParityInputError(f"{arg('layers')} must be a module, a .py path, a dotted module name, a dict or a namespace "
+    raise ParityInputError(f"{arg('layers')} must be a module, a .py or .ipynb path, a dotted module name, a dict or a namespace "
                            f"such as globals() (received: {_received(given)}); pass single classes by name: "
                            "parity.check(Affine=Affine, Relu=Relu)")
 
@@ -75,9 +80,10 @@ def load(given=None, named: dict | None = None, options: tuple[str, ...] = ()) -
     the classes `named` by keyword on top; None when neither holds any. Problems are ParityInputError, before any
     work: an import that fails, a class the harness cannot drive, a module with none of the book's classes.
     `options` lists the door's other keywords, for the message about an unknown keyword."""
-    kit, source, every = {}, None, {}
+    kit, source, every, notes = {}, None, {}, []
     if given is not None:
         namespace, source, label = _namespace(given)
+        namespace, notes = learners_own(namespace, label)
         kit, _ = kit_from_namespace(namespace, label)
         every = classes_of(namespace)
     if named:
@@ -88,4 +94,4 @@ def load(given=None, named: dict | None = None, options: tuple[str, ...] = ()) -
         source = source or "the classes given by name"
     if not kit and not every:
         return None
-    return UserCode(kit, source, tuple(kit), every)
+    return UserCode(kit, source, tuple(kit), every, tuple(notes))
