@@ -58,16 +58,18 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
 
 
 OPTIONS = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
-           "config", "out", "plots", "all_gradients", "format")
+           "config", "out", "plots", "all_gradients", "format", "run_all")
 
 
 def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = None, seed: int | None = None,
           data_seed: int | None = None, samples: int | None = None, train: int | None = None, epochs: int | None = None, lr: float | None = None,
           optimizer=None, batch_size: int | None = None, model=None, data=None, config=None, out=None,
-          plots: bool | None = None, all_gradients: bool | None = None, format: str = "csv", **classes) -> Report:
+          plots: bool | None = None, all_gradients: bool | None = None, format: str = "csv", run_all: bool = False,
+          **classes) -> Report:
     """Compare your layers with Keras, sample by sample; returns a Report (nothing is written unless out= is given).
 
-    `layers`: a module, a .py path, a dotted module name, a dict or a namespace such as `globals()`;
+    `layers`: a module, a .py path, a .ipynb notebook (its definitions; with `run_all=True` every cell is executed
+    on a kernel first), a dotted module name, a dict or a namespace such as `globals()`;
     book class names (Affine, Relu, Sigmoid, SoftmaxWithLoss, MeanSquaredError, and the optimizers SGD,
     Momentum, Nesterov, AdaGrad, RMSprop, Adam) are picked out case-insensitively, and classes may also be
     given by name: `parity.check(Affine=Affine, Relu=Relu, Adam=MyAdam, optimizer="adam")`.
@@ -75,6 +77,7 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     (`{"name": "rmsprop", "lr": 0.01, "decay_rate": 0.9}`). The other keywords mean what the
     `parity check` flags mean and have the same defaults.
     """
+    from parity.keras_side.native_logs import library_warnings_quiet, native_logs_filtered
     from parity.pipeline import ReportFolder
     from parity.pipeline import check as pipeline_check
     from parity.settings.config import resolve
@@ -86,10 +89,14 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     try:
         if format not in FORMATS:
             raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")
+        if not isinstance(run_all, bool):
+            raise ParityInputError(f"run_all= must be True or False (received: {_received(run_all)})")
         flags, config_path = _settings(options)
-        user = load(layers, classes, OPTIONS)
+        user = load(layers, classes, OPTIONS, run_all=run_all)
         run_config = resolve(flags, config_path)
-        report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
+        # In a notebook's kernel nothing reaches stderr: TensorFlow's C++ log lines and its Python warnings stay out.
+        with native_logs_filtered(), library_warnings_quiet():
+            report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
     except ParityInputError as exc:
         raise exc.for_door("python")  # every message names keywords (seed=), not flags (--seed)
     report.fmt = format  # what report.save(path) writes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ParityInputError", "ReportWriteError", "arg", "arg_given", "spelled", "first_line"]
+__all__ = ["ParityInputError", "ReportWriteError", "CheckTimedOut", "arg", "arg_given", "spelled", "first_line"]
 
 DOORS = ("cli", "python")
 _MARK = "\x1f"  # wraps a canonical name inside a message until a door spells it; never typed by a person
@@ -71,6 +71,10 @@ class ParityInputError(ValueError):
 
 class ReportWriteError(OSError):
     """The report folder could not be written: what failed and where; the previous report is intact."""
+
+
+class CheckTimedOut(Exception):
+    """A check ran past its --timeout: what it was running then; nothing of the report was written."""
 
 
 def first_line(exc: BaseException, limit: int | None = None, empty: str = "") -> str:

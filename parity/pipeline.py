@@ -80,7 +80,9 @@ def _user_findings(result, user: UserCode | None):
         cls = user.layers.get(f.layer)
         if f.where or cls is None:
             return f.where
-        return (where_defined(cls, f.method) if f.method and hasattr(cls, f.method) else where_class(cls)) or None
+        # A gradient (dx, dW1, ...) comes from backward, an output or a loss from forward.
+        method = f.method or (("backward" if f.param.startswith("d") else "forward") if f.param else None)
+        return (where_defined(cls, method) if method and hasattr(cls, method) else where_class(cls)) or None
 
     result.findings = [Finding.of(n) for n in user.notes] + [replace(f, where=where(f)) for f in result.findings]
     return result

@@ -14,8 +14,9 @@ from parity.result import Report
 __all__ = ["assert_parity", "failure_message"]
 
 
-def failure_message(report: Report) -> str:
-    """The verdict line, then every error that is a root cause, with where it happened and its fix."""
+def failure_message(report: Report, show_fix: bool = True) -> str:
+    """The verdict line, then every error that is a root cause, with where it happened and its fix (unless
+    `show_fix` is False: what a student reads before the due date)."""
     c, tol = report.result.config, report.result.tolerance
     roots = [f for f in report.errors if not f.consequence_of]
     follow = len(report.errors) - len(roots)
@@ -26,19 +27,20 @@ def failure_message(report: Report) -> str:
                                                   f"{f.layer}.{f.method}" if f.layer and f.method else f.layer) if part)
         at = f" ({f.where})" if f.where and f.where not in f.message else ""
         lines.append(f"  {f.code} [{stage}]: {f.message}{at}")
-        if f.fix:
+        if f.fix and show_fix:
             lines.append(f"      fix to try: {f.fix}")
     if follow:
         lines.append(f"  ... and {follow} mismatch{'es' * (follow != 1)} in later phases that follow from these")
     return "\n".join(lines)
 
 
-def assert_parity(layers=None, /, **options) -> Report:
+def assert_parity(layers=None, /, *, show_fix: bool = True, **options) -> Report:
     """parity.check(layers, **options); raises AssertionError naming every error when the verdict is fail.
 
-    Returns the Report when it passes (warnings and all), so a test can look further.
+    Returns the Report when it passes (warnings and all), so a test can look further. `show_fix=False` leaves the
+    fixes to try out of the message: a grading test (Otter, nbgrader) shows students the cause and where it is.
     """
     report = check(layers, **options)
     if not report.passed:
-        raise AssertionError(failure_message(report))
+        raise AssertionError(failure_message(report, show_fix))
     return report

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from parity.errors import ParityInputError
+from parity.user_code.running import running_user_code
 
 __all__ = ["Outcome", "Limit", "cluster_client", "run_all", "CLUSTER_CONFIG"]
 
@@ -122,6 +123,7 @@ def _attempt(fn: Callable, item, seconds: float, topic: str):
     client, worker = get_client(), get_worker()
     if any(msg.get("event") == "started" for _, msg in client.get_events(topic)):
         return _REFUSED
+    thread = threading.get_ident()  # the thread that runs the item: at a timeout, what it runs is named
     memory_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
     alarm = worker.state.nthreads == 1 and signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
 
@@ -132,7 +134,8 @@ def _attempt(fn: Callable, item, seconds: float, topic: str):
                                  "host": socket.gethostname(), "pid": os.getpid(), "nanny": worker.nanny is not None})
 
     def expired():
-        client.log_event(topic, {"event": "timeout", "worker": worker.address, "seconds": seconds})
+        client.log_event(topic, {"event": "timeout", "worker": worker.address, "seconds": seconds,
+                                 "running": running_user_code(thread)})
 
     return fn(item, Limit(seconds, entered, expired, alarm))
 
@@ -177,9 +180,9 @@ def _death(exitcode: int | None) -> str:
     return f"its worker process died while checking it ({how}); the worker was replaced"
 
 
-def _timed_out(seconds: float) -> Outcome:
-    return Outcome("timeout", message=f"did not finish within the {seconds:g} s limit (--timeout); its worker "
-                                      "was stopped and replaced", seconds=seconds)
+def _timed_out(seconds: float, running: str = "") -> Outcome:
+    return Outcome("timeout", seconds=seconds, message=f"did not finish within the {seconds:g} s limit (--timeout)"
+                   f"{'; it was running ' + running if running else ''}; its worker was stopped and replaced")
 
 
 def _classify(client, topic: str, seconds: float, attempt: int, watched: bool) -> Outcome | None:
@@ -188,8 +191,8 @@ def _classify(client, topic: str, seconds: float, attempt: int, watched: bool) -
     from dask.utils import format_bytes
 
     events = [msg for _, msg in client.get_events(topic)]
-    if any(m.get("event") == "timeout" for m in events):
-        return _timed_out(seconds)
+    if timeouts := [m for m in events if m.get("event") == "timeout"]:  # `running`: the user's class and method
+        return _timed_out(seconds, timeouts[-1].get("running", ""))
     timed = [m for m in events if m.get("event") in ("started", "resumed")]
     if not timed:
         if attempt + 1 < ATTEMPTS:

@@ -43,14 +43,14 @@ def _received(value) -> str:
     return f"{value!r} of type {type(value).__name__}"
 
 
-def _namespace(given) -> tuple[dict, str, str]:
+def _namespace(given, run_all: float | bool = False) -> tuple[dict, str, str]:
     """(namespace, source shown in reports, label naming the argument in messages) of what was handed over."""
     if isinstance(given, types.ModuleType):
         source = getattr(given, "__file__", None) or given.__name__
         return vars(given), source, arg_given("layers", source)
     if isinstance(given, (str, os.PathLike)):
         source = str(given)
-        module = load_notebook(source) if source.endswith(".ipynb") else import_layers(source)
+        module = load_notebook(source, run_all) if source.endswith(".ipynb") else import_layers(source)
         return vars(module), source, arg_given("layers", source)
     if isinstance(given, dict):
         source = "the notebook" if given.get("__name__") == "__main__" else "the dict given as layers="
@@ -75,14 +75,15 @@ def _by_name(named: dict, options: tuple[str, ...]) -> dict[str, type]:
     return dict(named)
 
 
-def load(given=None, named: dict | None = None, options: tuple[str, ...] = ()) -> UserCode | None:
+def load(given=None, named: dict | None = None, options: tuple[str, ...] = (), run_all: float | bool = False) -> UserCode | None:
     """The user's classes from `given` (a .py path, a dotted module name, a module, a dict or a namespace) with
     the classes `named` by keyword on top; None when neither holds any. Problems are ParityInputError, before any
     work: an import that fails, a class the harness cannot drive, a module with none of the book's classes.
-    `options` lists the door's other keywords, for the message about an unknown keyword."""
+    `options` lists the door's other keywords, for the message about an unknown keyword. `run_all`: a notebook's
+    cells are all executed first on a kernel (True, or the seconds that may take)."""
     kit, source, every, notes = {}, None, {}, []
     if given is not None:
-        namespace, source, label = _namespace(given)
+        namespace, source, label = _namespace(given, run_all)
         namespace, notes = learners_own(namespace, label)
         kit, _ = kit_from_namespace(namespace, label)
         every = classes_of(namespace)

@@ -184,11 +184,16 @@ def _later_classes(cells: list[tuple[int, str]]) -> list[set[str]]:
     return out[::-1]
 
 
-def load_notebook(source: str) -> types.ModuleType:
-    """The notebook at `source` as a module of its definitions (see the module docstring); its notes under NOTES."""
+def load_notebook(source: str, run_all: float | bool = False) -> types.ModuleType:
+    """The notebook at `source` as a module of its definitions (see the module docstring); its notes under NOTES.
+    `run_all`: every cell is executed on a kernel first (True, or the seconds that may take; notebook_run)."""
     label = arg_given("layers", source)
     path = Path(source)
     cells = _code_cells(path, label)
+    if run_all:
+        from parity.user_code.notebook_run import run_all_cells
+
+        run_all_cells(path, source, run_all)
     tensorflow_env_defaults()
     folder = str(path.resolve().parent)
     if folder not in sys.path:
