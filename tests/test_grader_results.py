@@ -63,7 +63,7 @@ def test_a_failing_notebook_scores_its_tests_and_names_cause_and_cell_but_no_fix
     assert (fix["visibility"], fix["score"], fix["max_score"]) == ("after_due_date", 0.0, 0.0) and FIX in fix["output"]
     visible = json.dumps([t for t in gradescope["tests"] if t["visibility"] == "visible"] + [gradescope["output"]])
     assert FIX not in visible and "fix" not in visible.lower()
-    assert "cell 2, line 2: `from dataset.mnist import load_mnist` failed" in gradescope["output"]
+    assert f"{buggy}, cell 2, line 2: `from dataset.mnist import load_mnist` failed" in gradescope["output"]
     assert "whole network: stepping" in gradescope["output"] and "follow from what was found earlier (class Relu)" \
         in tests["whole network: stepping (one optimizer step per training sample)"]["output"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
+import sys
 import traceback
 
 import numpy as np
@@ -42,8 +43,16 @@ class UserCodeError(Exception):
 
 
 def place(filename: str, line: int) -> str:
-    """'file:line', or 'layers.ipynb, cell 5, line 3' for code compiled from a notebook's cell (user_code.notebook)."""
-    return f"{filename}, line {line}" if _CELL.search(filename) else f"{filename}:{line}"
+    """'file:line'; 'layers.ipynb, cell 5, line 3' for code compiled from a notebook's cell (user_code.notebook);
+    'Cell In[5], line 3', as IPython's tracebacks say it, for a cell run in this process's IPython kernel."""
+    if _CELL.search(filename):
+        return f"{filename}, line {line}"
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    try:
+        label = shell.compile.format_code_name(filename) if shell is not None else None
+    except Exception:  # another IPython's compiler: its file names stand as they are
+        label = None
+    return f"{label[0]} {label[1]}, line {line}" if label else f"{filename}:{line}"
 
 
 def where_raised(exc: BaseException, cls: type | None = None) -> str:

@@ -130,7 +130,7 @@ class _Loader:
                                     f"{needed[0]}, which the check needs: fix that cell ({self.where(cell, line)})")
         self.notes.append({"code": "cell_not_parsed", "severity": "warning", "phase": None,
                            "where": self.where(cell, line), "count": 1,
-                           "message": f"{self.name}: cell {cell} does not parse ({exc.msg}, line {line}); it was "
+                           "message": f"{self.where(cell, line)}: the cell does not parse ({exc.msg}); it was "
                                       "skipped, and nothing it defines was checked",
                            "fix": "fix the cell's syntax, or turn prose into a markdown cell or a # comment"})
 
@@ -159,7 +159,7 @@ class _Loader:
         self.notes.append({
             "code": "import_failed" if imports else "definition_failed", "severity": "warning", "phase": None,
             "where": self.where(cell, node.lineno), "count": 1,
-            "message": f"{self.name}: cell {cell}, line {node.lineno}: `{text}` failed ({why}); it was skipped",
+            "message": f"{self.where(cell, node.lineno)}: `{text}` failed ({why}); it was skipped",
             "fix": ("put the module beside the notebook (its folder is on the import path) or install it; "
                     "what the check needs must not depend on it") if imports else
                    "what the check needs must not depend on it"})

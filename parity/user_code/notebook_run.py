@@ -9,6 +9,7 @@ A cell that raises is bad input naming the cell, its line and the error; a run p
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -17,19 +18,17 @@ from parity.errors import CheckTimedOut, ParityInputError, arg, first_line
 __all__ = ["run_all_cells", "RUN_ALL_S"]
 
 RUN_ALL_S = 600.0  # the limit on executing a notebook when the door sets none
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
 
 
 def _error_of(cell) -> tuple[str, str, int | None]:
-    """(exception name, value, line within the cell) of a cell's error output."""
+    """(exception name, value, line within the cell) of a cell's error output: IPython's traceback names the
+    cell's own frame first, `Cell In[3], line 33`."""
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
-            line = None
-            for entry in output.get("traceback", []):
-                plain = "".join(ch for ch in entry if ch.isprintable())
-                if "---->" in plain:
-                    digits = "".join(ch for ch in plain.split("---->", 1)[1].lstrip()[:8] if ch.isdigit())
-                    line = int(digits) if digits else line
-            return output.get("ename", "Error"), output.get("evalue", ""), line
+            plain = _ANSI.sub("", "\n".join(output.get("traceback", [])))
+            found = re.search(r"Cell In\[\d*\], line (\d+)", plain)
+            return output.get("ename", "Error"), output.get("evalue", ""), int(found.group(1)) if found else None
     return "Error", "", None
 
 
