@@ -58,7 +58,7 @@ def _namespace(given, run_all: float | bool = False) -> tuple[dict, str, str]:
     if hasattr(given, "__dict__") and not inspect.isclass(given):
         source = f"the {type(given).__name__} given as layers="
         return vars(given), source, arg_given("layers", source)
-    raise ParityInputError(f"{arg('layers')} must be a module, a .py or .ipynb path, a dotted module name, a dict or a namespace "
+    raise ParityInputError(f"{arg('layers')} must be a module, a .py path, a .ipynb notebook, a dotted module name, a dict or a namespace "
                            f"such as globals() (received: {_received(given)}); pass single classes by name: "
                            "parity.check(Affine=Affine, Relu=Relu)")
 
