@@ -96,7 +96,8 @@ def _grader_options(parser: argparse.ArgumentParser, per_submission: bool) -> No
     if per_submission:
         for flag, name in (("--gradescope", "Gradescope"), ("--prairielearn", "PrairieLearn")):
             parser.add_argument(flag, action="store_true", help=f"also write {name}'s results.json for each "
-                                f"submission, as OUT/<submission>/{flag[2:]}.json")
+                                f"submission, as OUT/{flag[2:]}/<submission>.json (bad input, timeouts and "
+                                "crashes included)")
     else:
         parser.add_argument("--gradescope", type=Path, metavar="FILE", help="also write Gradescope's results.json "
                             "to FILE (its tests: one per class, one per phase; written for bad input, a timeout "

@@ -82,12 +82,16 @@ def _python(source: str) -> str | None:
             return None
         inner = _python(rest)
         return None if inner is None else "\n" + inner
+    dropped = "\n".join("" if _SHELL.search(line) else line for line in source.split("\n"))
     try:
         from IPython.core.inputtransformer2 import TransformerManager
     except ImportError:
-        return "\n".join("" if _SHELL.search(line) else line for line in source.split("\n"))
-    out = TransformerManager().transform_cell(source)
-    return out if out.count("\n") >= source.count("\n") else source  # lines kept, so line numbers hold
+        return dropped
+    try:
+        out = TransformerManager().transform_cell(source)
+    except Exception:  # IPython could not make sense of it either: as without IPython
+        return dropped
+    return out if out.count("\n") >= source.count("\n") else dropped  # lines kept, so line numbers hold
 
 
 def _keeps(node: ast.stmt) -> bool:
