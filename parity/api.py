@@ -58,17 +58,19 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
 
 
 OPTIONS = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
-           "config", "out", "plots", "all_gradients", "format", "reference")
+           "config", "out", "plots", "all_gradients", "format", "reference", "run_all")
 
 
 def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = None, seed: int | None = None,
           data_seed: int | None = None, samples: int | None = None, train: int | None = None, epochs: int | None = None, lr: float | None = None,
           optimizer=None, batch_size: int | None = None, model=None, data=None, config=None, out=None,
           plots: bool | None = None, all_gradients: bool | None = None, format: str = "csv", reference=None,
+          run_all: bool = False,
           **classes) -> Report:
     """Compare your layers with Keras, sample by sample; returns a Report (nothing is written unless out= is given).
 
-    `layers`: a module, a .py path, a dotted module name, a dict or a namespace such as `globals()`;
+    `layers`: a module, a .py path, a .ipynb notebook (its definitions; with `run_all=True` every cell is executed
+    on a kernel first), a dotted module name, a dict or a namespace such as `globals()`;
     book class names (Affine, Relu, Sigmoid, SoftmaxWithLoss, MeanSquaredError, and the optimizers SGD,
     Momentum, Nesterov, AdaGrad, RMSprop, Adam) are picked out case-insensitively, and classes may also be
     given by name: `parity.check(Affine=Affine, Relu=Relu, Adam=MyAdam, optimizer="adam")`, or mapped to a
@@ -78,6 +80,7 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     `parity check` flags mean and have the same defaults. `reference`: a recording (`parity record --out FILE`, or a
     shipped name such as "seed-float32") to compare with instead of computing the Keras side: no TensorFlow.
     """
+    from parity.keras_side.native_logs import library_warnings_quiet, native_logs_filtered
     from parity.pipeline import ReportFolder
     from parity.pipeline import check as pipeline_check
     from parity.prepare import resolve_recorded
@@ -89,13 +92,17 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     try:
         if format not in FORMATS:
             raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")
+        if not isinstance(run_all, bool):
+            raise ParityInputError(f"run_all= must be True or False (received: {_received(run_all)})")
         flags, config_path = _settings(options)
         if reference is not None and not isinstance(reference, (str, os.PathLike)):
             raise ParityInputError(f"reference= must be a path or a shipped recording's name (received: "
                                    f"{_received(reference)})")
         run_config = resolve_recorded(flags, config_path, None if reference is None else os.fspath(reference))
-        user = load(layers, {**dict(run_config.classes), **classes}, OPTIONS)  # the file's [classes], then keywords
-        report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
+        user = load(layers, {**dict(run_config.classes), **classes}, OPTIONS, run_all=run_all)  # [classes], keywords
+        # In a notebook's kernel nothing reaches stderr: TensorFlow's C++ log lines and its Python warnings stay out.
+        with native_logs_filtered(), library_warnings_quiet():
+            report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
     except ParityInputError as exc:
         raise exc.for_door("python")  # every message names keywords (seed=), not flags (--seed)
     report.fmt = format  # what report.save(path) writes

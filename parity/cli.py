@@ -2,7 +2,8 @@
 
 Exit 0 parity holds, 1 it fails, 2 bad input (nothing written), 3 the report could not be written (a full
 disk, a permission taken away: the previous report is left as it was) or the tool could not finish (a
-grading cluster left with no worker: what was graded is kept), 130 interrupted.
+grading cluster left with no worker: what was graded is kept), 124 `check --timeout` ran out, 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from pathlib import Path
 
 from parity.cli_parser import parser as build_parser
 from parity.settings.config import resolve
-from parity.errors import ParityInputError, ReportWriteError, ToolError
+from parity.errors import CheckTimedOut, ParityInputError, ReportWriteError, ToolError
 from parity.keras_side.native_logs import native_logs_filtered
 from parity.report.folder import check_out, check_writable
 from parity.settings.scenarios import SCENARIOS
 
 __all__ = ["main", "command", "few_full_collections"]
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED, EXIT_TIMEOUT = 0, 1, 2, 3, 130, 124
 
 
 def _flags(args: argparse.Namespace) -> dict:
@@ -60,23 +61,27 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, worker) -> int:
     """`run` and `check`: one pipeline call, then the terminal summary."""
+    from parity.grading.check_guard import CheckGuard
     from parity.pipeline import ReportFolder, check
     from parity.prepare import resolve_recorded
     from parity.user_code.loader import load
 
-    flags = _flags(args)
-    config = resolve_recorded(flags, args.config, args.reference)
-    if args.command == "run" and args.classes:
-        raise ParityInputError(f"--class maps classes of your module: it applies to parity check and parity grade "
-                               f"(parity run checks the reference layers) (received: --class {args.classes[0]})")
-    # The user's code is imported before any other work, with the classes the settings map.
-    user = load(args.layers, named=dict(config.classes)) if args.command == "check" else None
-    if config.out is not None:
-        check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
-    if args.sample is not None:
-        _check_sample(args.sample, config)  # a sample the run will not have is bad input, refused before any work
-    report = check(user, config, folder=ReportFolder(args.format, worker),
-                   progress=None if config.quiet else _progress)
+    with CheckGuard.of(args) as guard:  # grader results files whatever happens, and --timeout
+        flags = _flags(args)
+        config = guard.config = resolve_recorded(flags, args.config, args.reference)
+        if args.command == "run" and args.classes:
+            raise ParityInputError(f"--class maps classes of your module: it applies to parity check and parity grade "
+                                   f"(parity run checks the reference layers) (received: --class {args.classes[0]})")
+        # The user's code is imported before any other work, with the classes the settings map.
+        run_all = getattr(args, "run_all", False) and (args.timeout or True)
+        user = load(args.layers, named=dict(config.classes), run_all=run_all) if args.command == "check" else None
+        if config.out is not None:
+            check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
+        if args.sample is not None:
+            _check_sample(args.sample, config)  # a sample the run will not have is bad input, refused before any work
+        report = check(user, config, folder=ReportFolder(args.format, worker),
+                       progress=None if config.quiet else _progress)
+        guard.checked(report)
     if not config.quiet:
         from parity.report.writer import terminal_summary
 
@@ -166,6 +171,7 @@ def _required_out(args: argparse.Namespace, what: str) -> Path:
 
 def _grade(args: argparse.Namespace) -> int:
     from parity.grading.grade import find_submissions, grade
+    from parity.grading.grader_files import points_for
     from parity.prepare import prepare, resolve_recorded
 
     submissions = find_submissions(args.submissions)
@@ -176,12 +182,16 @@ def _grade(args: argparse.Namespace) -> int:
     out = _required_out(args, "gradebook")
     cluster = _cluster(args)
     prepare(config)  # the data file and the saved model, read before any worker starts
+    graders = tuple(name for name in ("gradescope", "prairielearn") if getattr(args, name))
+    points = points_for(args.config) if graders else None
     book = grade(submissions, config, out, plots="none" if args.no_plots else "all" if args.all_plots else "failing",
-                 fmt=args.format, progress=None if args.quiet else _submissions_bar, **cluster)
+                 fmt=args.format, progress=None if args.quiet else _submissions_bar, graders=graders, points=points,
+                 run_all=args.run_all, **cluster)
     if not args.quiet:
         counts = ", ".join(f"{n} {status}" for status, n in book.counts.items() if n)
         print(f"gradebook: {len(book.rows)} submissions: {counts}")
-        print(f"written: {out / 'gradebook.csv'}, {out / 'gradebook.html'} and one report folder per checked submission")
+        print(f"written: {out / 'gradebook.csv'}, {out / 'gradebook.html'} and one report folder per checked submission"
+              + "".join(f"; {out / name}/ (one results.json per submission)" for name in graders))
     return EXIT_PASS
 
 
@@ -284,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ReportWriteError, ToolError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_WRITE
+    except CheckTimedOut as exc:
+        print(f"error: {exc}; no report was written", file=sys.stderr)
+        return EXIT_TIMEOUT
     except KeyboardInterrupt:
         print("error: interrupted; no report was written", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -63,13 +63,18 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", allow_abbrev=False, help="the same comparison with your own layers, and the cause of each mismatch",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"{_examples('parity check')}\n\n{EXIT_STATUSES}")
-    check.add_argument("--layers", required=True, help="your layers: a .py file or a dotted module name "
+    check.add_argument("--layers", required=True, help="your layers: a .py file, a .ipynb notebook (its "
+                       "definitions only, unless --run-all) or a dotted module name "
                        "(classes Affine, Relu/ReLU, Sigmoid, SoftmaxWithLoss, MeanSquaredError; others from the "
                        "reference), and your optimizer: the class of --optimizer's name (SGD, Momentum, Nesterov, "
                        "AdaGrad, RMSprop, Adam), else the book's")
     _run_options(check)
     _report_options(check)
     _reference_option(check)
+    _grader_options(check, per_submission=False)
+    check.add_argument("--timeout", type=_typed(float, "--timeout", "a number of seconds"),
+                       help="wall-clock limit for the whole check, in seconds (default: none; with --run-all, 600 "
+                       "for executing the notebook): past it the check stops, the results files say so, exit 124")
     record = commands.add_parser("record", allow_abbrev=False, help="compute a configuration's Keras side with Keras and "
                                  "write it to one file, with its provenance; later checks --reference it without TensorFlow")
     _run_options(record)
@@ -89,8 +94,8 @@ def parser() -> argparse.ArgumentParser:
                        help="also run 10 million samples and record the peak memory (about a minute)")
     grade = commands.add_parser("grade", allow_abbrev=False, help="check many submissions, each in a Dask worker "
                                 "process; writes OUT/gradebook.csv, gradebook.html and one report per submission")
-    grade.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help=".py files, or folders of them "
-                       "(the .py files directly inside)")
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help=".py files or .ipynb notebooks, or "
+                       "folders of them (the files directly inside, and each student's folder inside as one submission)")
     _run_options(grade)
     _reference_option(grade)
     _describe(grade, "out", "the gradebook folder (required): gradebook.csv, gradebook.html, gradebook.json and a "
@@ -99,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
     _describe(grade, "quiet", "print nothing but errors; the exit status is 0 once the gradebook is written")
     grade.add_argument("--all-plots", action="store_true", help="draw the plots in every submission's report "
                        "(about 1 s each; default: only failing submissions get them)")
+    _grader_options(grade, per_submission=True)
     _cluster_options(grade)
     sweep = commands.add_parser("sweep", allow_abbrev=False, help="the reference layers over many seeds and "
                                 "configurations; writes OUT/sweep.csv and sweep.json, exits 1 on any false alarm")
@@ -135,6 +141,23 @@ def _reference_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", metavar="FILE", help="compare with a recorded Keras side (`parity record`; or a "
                         "shipped one: seed-float32, ...) instead of computing it: no TensorFlow is imported; the "
                         "options it was recorded with are its defaults, and one that contradicts it is an error")
+
+
+def _grader_options(parser: argparse.ArgumentParser, per_submission: bool) -> None:
+    """--gradescope, --prairielearn (a file for `check`; one per submission for `grade`) and --run-all."""
+    if per_submission:
+        for flag, name in (("--gradescope", "Gradescope"), ("--prairielearn", "PrairieLearn")):
+            parser.add_argument(flag, action="store_true", help=f"also write {name}'s results.json for each "
+                                f"submission, as OUT/{flag[2:]}/<submission>.json (bad input, timeouts and "
+                                "crashes included)")
+    else:
+        parser.add_argument("--gradescope", type=Path, metavar="FILE", help="also write Gradescope's results.json "
+                            "to FILE (its tests: one per class, one per phase; written for bad input, a timeout "
+                            "and a crash too)")
+        parser.add_argument("--prairielearn", type=Path, metavar="FILE", help="also write PrairieLearn's "
+                            "results.json to FILE (bad input: gradable false)")
+    parser.add_argument("--run-all", action="store_true", help="a notebook's every cell is executed first, on a "
+                        "Jupyter kernel (nbclient), as Restart & Run All does; then its definitions are checked")
 
 
 def _cluster_options(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ParityInputError", "ReportWriteError", "ToolError", "arg", "arg_given", "spelled", "first_line"]
+__all__ = ["ParityInputError", "ReportWriteError", "ToolError", "CheckTimedOut", "arg", "arg_given", "spelled",
+           "first_line"]
 
 DOORS = ("cli", "python")
 _MARK = "\x1f"  # wraps a canonical name inside a message until a door spells it; never typed by a person
@@ -81,6 +82,10 @@ class ReportWriteError(OSError):
 class ToolError(RuntimeError):
     """keras-parity itself could not finish (not the user's input, not their layers): what failed, and
     what was kept of the work done so far."""
+
+
+class CheckTimedOut(Exception):
+    """A check ran past its --timeout: what it was running then; nothing of the report was written."""
 
 
 def first_line(exc: BaseException, limit: int | None = None, empty: str = "") -> str:

@@ -85,6 +85,28 @@ def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, d
     return user.layers, probe_layers(full, list(user.names or user.layers), spec.loss, keras, bool(spec.features)), whose
 
 
+def _user_findings(result, user: UserCode | None):
+    """The loader's notes first (statements skipped, imports failed, classes not the learner's); then every
+    finding on one of the user's classes, pointed at its code where it does not say already (`where`)."""
+    if user is None:
+        return result
+    from dataclasses import replace
+
+    from parity.compare.findings import Finding
+    from parity.user_code.guard import where_class, where_defined
+
+    def where(f) -> str | None:
+        cls = user.layers.get(f.layer)
+        if f.where or cls is None:
+            return f.where
+        # A gradient (dx, dW1, ...) comes from backward, an output or a loss from forward.
+        method = f.method or (("backward" if f.param.startswith("d") else "forward") if f.param else None)
+        return (where_defined(cls, method) if method and hasattr(cls, method) else where_class(cls)) or None
+
+    result.findings = [Finding.of(n) for n in user.notes] + [replace(f, where=where(f)) for f in result.findings]
+    return result
+
+
 def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | None = None,
           progress: Callable | None = None) -> Report:
     """Compare the user's classes (the reference layers when None) with Keras under `config`.
@@ -111,11 +133,11 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
         kit, found, whose = _layer_probes(user, prepared)
         if folder is None:
             result = compare_numpy(prepared, reference, kit, found, whose, progress=progress, optimizer=optimizer)
-            return Report(result, prepared.data)
+            return Report(_user_findings(result, user), prepared.data)
         with atomic_folder(folder.place(config)) as scratch:
             writer = ReportWriter(scratch, prepared.data, config, prepared.spec, folder.fmt, config.plots,
                                   folder.plot_worker)
             result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
                                    progress=progress, optimizer=optimizer)
-            files = writer.finish(result)
+            files = writer.finish(_user_findings(result, user))
         return Report(result, prepared.data, fmt=folder.fmt, files=files, folder=folder.place(config))

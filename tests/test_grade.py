@@ -118,6 +118,11 @@ def test_each_planted_submission_gets_its_status(graded):
     assert float(rows["hangs"]["seconds"]) == TIMEOUT and "--timeout" in rows["hangs"]["first_error"]
 
 
+def test_a_timeout_row_names_the_class_and_method_that_was_running(graded):
+    said = graded["by_name"]["hangs"]["first_error"]
+    assert f"; it was running Relu.forward ({SUBMISSIONS / 'hangs.py'}:" in said, said
+
+
 @pytest.mark.parametrize("name", ["correct", "buggy_relu", "syntax_error"])
 def test_a_row_equals_a_single_parity_check_of_its_file(graded, name, tmp_path, capsys):
     row = graded["by_name"][name]
@@ -132,7 +137,9 @@ def test_a_row_equals_a_single_parity_check_of_its_file(graded, name, tmp_path, 
     errors = [f for f in single["findings"] if f["severity"] == "error"]
     assert row["error_codes"] == ";".join(dict.fromkeys(f["code"] for f in errors))
     assert row["warnings"] == ";".join(dict.fromkeys(f["code"] for f in single["findings"] if f["severity"] == "warning"))
-    assert row["first_error"] == (errors[0]["message"] if errors else "") and row["fix"] == (errors[0]["fix"] if errors else "")
+    first = errors[0]["message"] + (f" ({errors[0]['where']})" if errors and "where" in errors[0]
+                                     and errors[0]["where"] not in errors[0]["message"] else "") if errors else ""
+    assert row["first_error"] == first and row["fix"] == (errors[0]["fix"] if errors else "")
     # The report folder is the one `parity check` writes: same files, same tables byte for byte, same summary
     # but for the folder it names.
     folder = graded["out"] / row["report"]
@@ -377,9 +384,10 @@ def test_sweep_reports_false_alarms_and_tolerance_shares(tmp_path):
 
 BAD = [
     (["grade", "nope.py", "--out", "{tmp}/b"], "error: SUBMISSIONS: no such file or folder (received: nope.py)"),
-    (["grade", "{tmp}/empty", "--out", "{tmp}/b"], "error: SUBMISSIONS: the folder {tmp}/empty holds no .py files"),
+    (["grade", "{tmp}/empty", "--out", "{tmp}/b"],
+     "error: SUBMISSIONS: the folder {tmp}/empty holds no .py or .ipynb files, nor students' folders of them"),
     (["grade", "{tmp}/empty/notes.txt", "--out", "{tmp}/b"],
-     "error: SUBMISSIONS must be .py files or folders of them (received: {tmp}/empty/notes.txt)"),
+     "error: SUBMISSIONS must be .py or .ipynb files, or folders of them (received: {tmp}/empty/notes.txt)"),
     (["grade", "{ok}"], "error: grade needs --out, the gradebook folder (received: no --out)"),
     (["grade", "{ok}", "--out", "{tmp}/b", "--timeout", "0"],
      "error: --timeout must be a positive number of seconds (received: 0)"),

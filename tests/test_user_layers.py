@@ -91,8 +91,13 @@ def test_a_module_that_imports_its_own_package_is_imported_from_the_package_root
 
 
 def test_a_chapter_script_beside_the_package_is_imported_with_the_package_root_on_the_path(clean_imports):
-    user = load(str(BOOK / "ch05" / "layer_naive.py"))
-    assert user.names == ("Affine", "Relu")
+    # It imports (the package root is on the path), but the classes it imports are not its own: the refusal
+    # names them and the file that defines them (issue 24: only the learner's own classes count).
+    with pytest.raises(ParityInputError) as caught:
+        load(str(BOOK / "ch05" / "layer_naive.py"))
+    assert "it imports Affine (from common.layers), Relu (from common.layers)" in str(caught.value)
+    assert str(caught.value).endswith(f"(give the file that defines them: {BOOK / 'common' / 'layers.py'})")
+    assert sys.modules["common.layers"].__file__ == str(BOOK / "common" / "layers.py")
 
 
 def test_when_the_package_name_is_taken_the_refusal_gives_the_command_and_folder(clean_imports, monkeypatch):

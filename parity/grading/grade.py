@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from parity.grading.submissions import RESERVED, Submission, find_submissions
 from parity.settings.config import RunConfig
-from parity.errors import ParityInputError, ToolError
+from parity.errors import ToolError
 
 __all__ = ["STATUSES", "NOT_GRADED", "PLOTS", "Submission", "Row", "Gradebook", "find_submissions", "grade", "grade_one"]
 
@@ -29,14 +30,6 @@ STATUSES = ("pass", "fail", "bad_input", "timeout", "crashed")
 NOT_GRADED = "not_graded"  # only in a gradebook the cluster could not finish (exit 3): grade these again
 PLOTS = ("failing", "all", "none")  # which submissions' reports get the four plots (about 1 s each)
 COLUMNS = ("file", "status", "error_codes", "first_error", "fix", "warnings", "seconds", "report")
-RESERVED = {"gradebook.csv", "gradebook.html", "gradebook.json"}
-
-
-@dataclass(frozen=True)
-class Submission:
-    given: str  # the path as the teacher gave it (shown in the gradebook and recorded in the report)
-    path: str  # the same file, absolute: workers on this machine (or a shared filesystem) import it from here
-    folder: str  # its report folder's name in the gradebook
 
 
 @dataclass(frozen=True)
@@ -71,53 +64,6 @@ class Gradebook:
         return {s: sum(r.status == s for r in self.rows) for s in STATUSES} | ({NOT_GRADED: ungraded} if ungraded else {})
 
 
-# -- the boundary -------------------------------------------------------------------------------------
-
-def find_submissions(paths: list[str]) -> list[Submission]:
-    """The .py files named, and those directly inside the folders named (sorted), each once, in order."""
-    found: list[tuple[str, Path]] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix == ".py" and p.is_file() and p.name != "__init__.py")
-            if not files:
-                raise ParityInputError(f"SUBMISSIONS: the folder {given} holds no .py files (received: {given}); "
-                                       "give .py files, or folders that hold them")
-            found += [(str(path / p.name), p) for p in files]
-        elif path.is_file():
-            if path.suffix != ".py":
-                raise ParityInputError(f"SUBMISSIONS must be .py files or folders of them (received: {given})")
-            found.append((given, path))
-        else:
-            raise ParityInputError(f"SUBMISSIONS: no such file or folder (received: {given})")
-    seen, unique = set(), []
-    for given, path in found:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            unique.append((given, path.resolve()))
-    names = _folder_names([path for _, path in unique])
-    return [Submission(given, str(path), name) for (given, path), name in zip(unique, names)]
-
-
-def _folder_names(paths: list[Path]) -> list[str]:
-    """Each file's stem; where stems clash, as many parent folders as it takes ('alice--layers')."""
-    depth = [1] * len(paths)
-
-    def name(i: int) -> str:
-        parts = paths[i].with_suffix("").parts[-depth[i]:]
-        return "--".join(parts)
-
-    for _ in range(max(len(p.parts) for p in paths) if paths else 0):
-        names = [name(i) for i in range(len(paths))]
-        clash = [i for i, n in enumerate(names) if names.count(n) > 1 or n in RESERVED]
-        if not clash:
-            return names
-        for i in clash:
-            depth[i] = min(depth[i] + 1, len(paths[i].parts) - 1)
-    names = [name(i) for i in range(len(paths))]
-    return [n if names.count(n) == 1 and n not in RESERVED else f"{n}-{i + 1}" for i, n in enumerate(names)]
-
-
 # -- the worker side ----------------------------------------------------------------------------------
 
 _WARM: set = set()
@@ -144,19 +90,35 @@ def _codes(findings) -> tuple[str, ...]:
 
 def grade_one(item: tuple, limit) -> dict:
     """Worker side: import one submission and check it, under `limit`; returns its row's cells and its
-    report folder's files. What the submission prints goes nowhere: the teacher's terminal shows progress."""
+    report folder's files. What the submission prints goes nowhere: the teacher's terminal shows progress.
+    `item`: (submission, config, plots, fmt[, extra]); extra: {"graders": (formats), "points", "run_all"}."""
     import contextlib
     import os
 
+    submission, config, plots, fmt, *more = item
+    extra = more[0] if more else {}
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        return _grade_one(*item, limit)
+        row = _grade_one(submission, config, plots, fmt, limit, extra)
+    if extra.get("graders") and "grader" not in row:  # checked no further than bad input, or crashed
+        row["grader"] = grader_bytes(extra["graders"], failure=(row["status"], row.get("first_error", ""), config),
+                                     points=extra["points"])
+    return row
 
 
-def _grade_one(submission: Submission, config: RunConfig, plots: str, fmt: str, limit) -> dict:
+def grader_bytes(formats, *, points, report=None, failure: tuple | None = None) -> dict[str, bytes]:
+    """The grader results files (Gradescope's, PrairieLearn's) of one submission: of its Report, or of why it
+    could not be checked (`failure`: status, why, config)."""
+    from parity.grading.grader_files import encoded, failure_results, results_of
+
+    results = results_of(report, points) if report is not None else failure_results(*failure, points)
+    return {name: encoded(results[name]) for name in formats}
+
+
+def _grade_one(submission: Submission, config: RunConfig, plots: str, fmt: str, limit, extra: dict) -> dict:
     import shutil
     import tempfile
 
-    from parity.errors import ParityInputError
+    from parity.errors import CheckTimedOut, ParityInputError
     from parity.pipeline import ReportFolder, check
     from parity.user_code.loader import load
 
@@ -166,9 +128,11 @@ def _grade_one(submission: Submission, config: RunConfig, plots: str, fmt: str, 
         try:
             with limit:
                 # the layers and every class beside them (the run's optimizer is picked there), mapped as configured
-                user = load(source, named=dict(config.classes))
+                user = load(source, named=dict(config.classes), run_all=extra.get("run_all", False))
         except ParityInputError as exc:
             return {"status": "bad_input", "first_error": str(exc), "seconds": limit.used}
+        except CheckTimedOut as exc:  # --run-all's kernel ran out of its time
+            return {"status": "timeout", "first_error": str(exc), "seconds": limit.used}
         _warm(config)
         scratch = Path(tempfile.mkdtemp(prefix="parity-grade-"))
         try:
@@ -186,9 +150,12 @@ def _grade_one(submission: Submission, config: RunConfig, plots: str, fmt: str, 
                         "first_error": f"the check stopped with {type(exc).__name__}: {exc}"}
             errors = report.errors
             first = next(iter(errors), None)
+            at = f" ({first.where})" if first and first.where and first.where not in first.message else ""
             return {"status": report.verdict, "error_codes": _codes(errors), "warnings": _codes(report.warnings),
-                    "first_error": first.message if first else "", "fix": first.fix if first else "",
-                    "seconds": limit.used, "files": {p.name: p.read_bytes() for p in sorted(into.iterdir())}}
+                    "first_error": first.message + at if first else "", "fix": first.fix if first else "",
+                    "seconds": limit.used, "files": {p.name: p.read_bytes() for p in sorted(into.iterdir())},
+                    **({"grader": grader_bytes(extra["graders"], report=report, points=extra["points"])}
+                       if extra.get("graders") else {})}
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -216,25 +183,31 @@ class _module_state:
 
 # -- the gradebook ------------------------------------------------------------------------------------
 
-def _row(submission: Submission, outcome) -> tuple[Row, dict]:
+def _row(submission: Submission, outcome) -> tuple[Row, dict, dict]:
+    """(its row, its report folder's files, its grader results files' bytes by format)."""
     if outcome.status != "done":
-        return Row(submission.given, outcome.status, first_error=outcome.message, seconds=outcome.seconds), {}
+        return Row(submission.given, outcome.status, first_error=outcome.message, seconds=outcome.seconds), {}, {}
     cells = dict(outcome.value)
-    files = cells.pop("files", {})
-    return Row(submission.given, report=submission.folder if files else "", **cells), files
+    files, grader = cells.pop("files", {}), cells.pop("grader", {})
+    return Row(submission.given, report=submission.folder if files else "", **cells), files, grader
 
 
 def grade(submissions: list[Submission], config: RunConfig, out: Path, *, timeout: float, plots: str = "failing",
           fmt: str = "csv", scheduler: str | None = None, workers: int | None = None,
-          memory_limit: str | int | None = "auto", progress: Callable | None = None) -> Gradebook:
+          memory_limit: str | int | None = "auto", progress: Callable | None = None, graders: tuple[str, ...] = (),
+          points=None, run_all: bool = False) -> Gradebook:
     """Check every submission in a worker; write out/ (gradebook.csv, .html, .json, one report folder
-    per submission that has one) whole, or nothing. When the cluster cannot finish (ToolError), the
-    gradebook holds what was graded, the rest marked NOT_GRADED, and the ToolError is raised after it."""
+    per submission that has one, and with `graders` out/gradescope/NAME.json, out/prairielearn/NAME.json for
+    every submission) whole, or nothing. `run_all`: each notebook's cells run on a kernel first. When the cluster
+    cannot finish (ToolError), the gradebook holds what was graded, the rest marked NOT_GRADED, and the ToolError
+    is raised after it."""
     from parity.grading.gradebook_html import render_gradebook
     from parity.report.folder import atomic_folder
-    from parity.grading.workers import cluster_client, run_all
+    from parity.grading.workers import cluster_client
+    from parity.grading.workers import run_all as run_items
 
-    items = [(s, replace(config, out=Path(out) / s.folder), plots, fmt) for s in submissions]
+    extra = {"graders": tuple(graders), "points": points, "run_all": run_all}
+    items = [(s, replace(config, out=Path(out) / s.folder), plots, fmt, extra) for s in submissions]
     rows: list[Row | None] = [None] * len(submissions)
     written: dict[str, list[str]] = {}
     settings = {"scenario": config.scenario, "dtype": config.dtype, "seed": config.seed, "timeout_s": timeout,
@@ -243,10 +216,15 @@ def grade(submissions: list[Submission], config: RunConfig, out: Path, *, timeou
                 "config": config.as_dict() | {"out": None}}
     lost = None
     with cluster_client(scheduler, workers, memory_limit) as client, atomic_folder(out) as folder:
-        done = run_all(client, grade_one, items, timeout)
+        done = run_items(client, grade_one, items, timeout)
         try:
             for index, outcome in (progress(done, "grading", len(items)) if progress else done):
-                rows[index], files = _row(submissions[index], outcome)
+                rows[index], files, grader = _row(submissions[index], outcome)
+                if graders and not grader:  # a timeout, or a worker that died: its row says why
+                    grader = grader_bytes(graders, points=points, failure=(outcome.status, outcome.message, config))
+                for name, data in grader.items():
+                    (folder / name).mkdir(exist_ok=True)
+                    (folder / name / f"{submissions[index].folder}.json").write_bytes(data)
                 if files:
                     (folder / submissions[index].folder).mkdir()
                     for name, data in files.items():

@@ -16,7 +16,10 @@ import re
 import sys
 import threading
 
-__all__ = ["native_logs_filtered", "strip_native_logs"]
+__all__ = ["native_logs_filtered", "strip_native_logs", "library_warnings_quiet"]
+
+# Python warnings that TensorFlow's and Keras's own code issues (a deprecation inside Keras, say): not the user's news.
+_LIBRARIES = r"(tensorflow|keras|tf_keras|absl|ml_dtypes)(\.|$)"
 
 # An absl/glog record: severity, MMDD, time, thread id, file:line]  (e.g. "E0000 00:00:1795.5 13002 cuda_platform.cc:52]").
 # A record runs to the end of its line; TensorFlow sometimes leaves out the newline before the next one.
@@ -73,3 +76,17 @@ def native_logs_filtered():
         os.dup2(saved, 2)  # closes the pipe's last write end: the reader drains it and stops
         reader.join(timeout=5)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def library_warnings_quiet():
+    """Within this block, Python warnings issued from TensorFlow's and Keras's modules are not shown; the user's
+    own code's warnings still are. PARITY_TF_LOGS=1 shows them all."""
+    if os.environ.get("PARITY_TF_LOGS") == "1":
+        yield
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=_LIBRARIES)
+        yield

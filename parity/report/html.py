@@ -69,6 +69,10 @@ _EXCUSES = {
                        "at an exact 0, which real data almost never hit",
     "input_mutation": "your layer writes into an array it was given (the book's in-place style); the results were "
                       "still right, but it can change arrays the caller keeps",
+    "cell_not_parsed": "a cell of your notebook that does not parse was skipped; no class the check needs is in it",
+    "import_failed": "an import in your notebook failed and was skipped; the classes checked loaded without it",
+    "definition_failed": "a definition in your notebook raised and was skipped; the classes checked loaded without it",
+    "not_yours": "classes imported into your notebook or module are not yours, so they were not checked",
 }
 
 _CSS = """
@@ -126,6 +130,8 @@ def _where(f: dict) -> str:
         parts.append(f"Dense layer {f['layer_number']}")
     if f.get("param"):
         parts.append(f"quantity {f['param']}")
+    if f.get("where") and f["where"] not in str(f.get("message", "")):
+        parts.append(f"at {f['where']}")
     return ", ".join(esc(p) for p in parts)
 
 

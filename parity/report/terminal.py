@@ -96,8 +96,13 @@ def _differences(result) -> str:
     return text + f"; furthest beyond the tolerance{aside}: {name}, {used:.3g} times it"
 
 
+def _at(f: Finding) -> str:
+    """' (layers.ipynb, cell 5, line 3)': where the finding's class or statement is, unless its message says it."""
+    return f" ({f.where})" if f.where and f.where not in f.message else ""
+
+
 def _root_line(root: Finding, followers: list[Finding], used: set[str]) -> str:
-    line = f"  [{root.severity}] {root.code}: {root.message}"
+    line = f"  [{root.severity}] {root.code}: {root.message}{_at(root)}"
     if root.phase == "layer probe" and root.layer and root.layer not in used:
         other = scenario_using(root.layer)
         line += f" (this run never uses {root.layer}" + (f"; --scenario {other} does)" if other else ")")
@@ -244,10 +249,10 @@ def terminal_text(result, out: Path | None, files: list[str], verbose: bool = Fa
         for root, followers in groups:
             for k, f in enumerate([root, *followers]):
                 lead = "  " if k == 0 else "    follows from the above: "
-                lines.append(f"{lead}[{f.severity}] {f.code}: {f.message}")
+                lines.append(f"{lead}[{f.severity}] {f.code}: {f.message}{_at(f)}")
                 if f.fix and k == 0:
                     lines.append(f"      fix to try: {f.fix}")
-        lines += [f"  [info] {f.code}: {f.message}" for f in result.findings if f.severity == "info"]
+        lines += [f"  [info] {f.code}: {f.message}{_at(f)}" for f in result.findings if f.severity == "info"]
     else:
         lines += [_root_line(root, followers, used) for root, followers in groups]
     rows = result.summaries["probe"].rows

@@ -150,6 +150,8 @@ def read_file(path: Path) -> dict:
                                        f"(received: classes = {value!r})")
             values["classes"] = class_mapping(value, lambda k, v: f"{path.name}: [classes] {k} = {v!r}")
             continue
+        if key == "grading":
+            continue  # the grader results' points: parity.settings.grading reads and checks them
         if key in _FILE_KEYS and not isinstance(value, dict):
             raise ParityInputError(f"{path.name}: [{key}] must be a table (received: {key} = {value!r})")
         if key in _FILE_KEYS:
@@ -167,7 +169,7 @@ def read_file(path: Path) -> dict:
             name, kind = _FILE_KEYS[None][key]
             values[name] = _typed(value, kind, _where(path, None, key))
         else:
-            sections = ", ".join([*(f"[{s}]" for s in _FILE_KEYS if s), "[classes]"])
+            sections = ", ".join([*(f"[{s}]" for s in (*_FILE_KEYS, "grading") if s), "[classes]"])
             raise ParityInputError(f"{path.name}: {key} is not a known key or section; allowed: "
                              f"{', '.join(_FILE_KEYS[None])}, {sections}")
     if "data_path" in values:

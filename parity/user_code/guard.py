@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
+import sys
 import traceback
 
 import numpy as np
 
 from parity.errors import first_line
 
-__all__ = ["SCALAR", "UserCodeError", "call", "gradients", "held_array", "loss_backward_args", "where_defined",
-           "where_raised"]
+__all__ = ["SCALAR", "UserCodeError", "call", "gradients", "held_array", "loss_backward_args", "place", "where_class",
+           "where_defined", "where_raised"]
 
 SCALAR = "scalar"  # `expect` for a loss layer's forward: one real number
 # What a method that returned None most likely forgot, by method and by what it should return.
 _FORGOT = {("forward", SCALAR): "`return self.loss`", ("forward", None): "`return out`",
            ("backward", None): "`return dx`"}
 _MISSING = object()
+_CELL = re.compile(r"\.ipynb, cell \d+$")  # user_code.notebook.cell_file: where a notebook's cell is compiled from
 
 
 class UserCodeError(Exception):
@@ -39,27 +42,56 @@ class UserCodeError(Exception):
         super().__init__(f"{self.class_name}.{method} {message}")
 
 
+def place(filename: str, line: int) -> str:
+    """'file:line'; 'layers.ipynb, cell 5, line 3' for code compiled from a notebook's cell (user_code.notebook);
+    'Cell In[5], line 3', as IPython's tracebacks say it, for a cell run in this process's IPython kernel."""
+    if _CELL.search(filename):
+        return f"{filename}, line {line}"
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    try:
+        label = shell.compile.format_code_name(filename) if shell is not None else None
+    except Exception:  # another IPython's compiler: its file names stand as they are
+        label = None
+    return f"{label[0]} {label[1]}, line {line}" if label else f"{filename}:{line}"
+
+
 def where_raised(exc: BaseException, cls: type | None = None) -> str:
     """'file:line' of the innermost frame an exception passed through in `cls`'s file (else anywhere)."""
     frames = traceback.extract_tb(exc.__traceback__)
     own = _source_file(cls) if cls is not None else None
     mine = [f for f in frames if own and f.filename == own]
     frame = (mine or frames or [None])[-1]
-    return f"{frame.filename}:{frame.lineno}" if frame is not None else ""
+    return place(frame.filename, frame.lineno) if frame is not None else ""
 
 
 def where_defined(cls: type, method: str) -> str:
     """'file:line' of a method's definition ('' when Python cannot say, e.g. for a builtin)."""
     func = inspect.unwrap(getattr(cls, method, None) or (lambda: None))
     code = getattr(func, "__code__", None)
-    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+    return place(code.co_filename, code.co_firstlineno) if code is not None else ""
+
+
+def where_class(cls: type) -> str:
+    """'file:line' of a class's `class` statement ('' when Python cannot say)."""
+    line = getattr(cls, "__firstlineno__", None)  # set by Python 3.13, and by the notebook loader before it
+    filename = _source_file(cls)
+    if line is None:
+        try:
+            line = inspect.getsourcelines(cls)[1]
+        except (TypeError, OSError, IndexError):
+            return ""
+    return place(filename, line) if filename else ""
 
 
 def _source_file(cls: type) -> str | None:
+    """The file `cls`'s code was compiled from: for a notebook's class, the cell its methods came from."""
+    own = [f.__code__.co_filename for f in vars(cls).values() if hasattr(f, "__code__")]
+    if own and _CELL.search(own[0]):
+        return own[0]
     try:
         return inspect.getsourcefile(cls)
     except (TypeError, OSError):
-        return None
+        return own[0] if own else None
 
 
 def _what(value) -> str:

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from parity.errors import ParityInputError, arg, first_line
 
-__all__ = ["import_layers"]
+__all__ = ["import_layers", "tensorflow_env_defaults"]
+
+
+def tensorflow_env_defaults() -> None:
+    """The environment keras_side.backend sets before TensorFlow loads, set before a user's code runs too: a
+    notebook or module that imports Keras itself (`from keras.optimizers import SGD`) loads TensorFlow first,
+    and its C++ start-up lines would reach the terminal. A user's own setting wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 def _import_error(source: str, exc: BaseException) -> ParityInputError:
@@ -35,17 +44,18 @@ def import_layers(source: str):
     import *`) is imported again from the folder that holds that package.
     """
     path = Path(source)
+    tensorflow_env_defaults()
     if source.endswith(".py") or path.exists():
         if not path.is_file():
-            raise ParityInputError(f"{arg('layers')} file not found (received: {source}); give a .py file or a dotted module name")
+            raise ParityInputError(f"{arg('layers')} file not found (received: {source}); give a .py file, a .ipynb notebook or a dotted module name")
         if path.suffix != ".py":
-            raise ParityInputError(f"{arg('layers')} must be a .py file or a dotted module name (received: {source})")
+            raise ParityInputError(f"{arg('layers')} must be a .py file, a .ipynb notebook or a dotted module name (received: {source})")
         try:
             return _import_file(path, path.resolve().parent, source)
         except ModuleNotFoundError as exc:
             return _import_from_package_root(path, source, exc)
     if not all(part.isidentifier() for part in source.split(".")):
-        raise ParityInputError(f"{arg('layers')} must be a .py file or a dotted module name (received: {source})")
+        raise ParityInputError(f"{arg('layers')} must be a .py file, a .ipynb notebook or a dotted module name (received: {source})")
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # as `python -m` does
     try:

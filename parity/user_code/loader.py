@@ -2,7 +2,8 @@
 fixture, the grade worker, `selftest`) gets the user's classes from `load`, as one `UserCode` record.
 
 `load` takes what a person hands over: a .py path or a dotted module name (imported as is: code the
-user chose to run), a module, a dict or a namespace such as `globals()`, and classes by name on top.
+user chose to run), a .ipynb notebook (its definitions: user_code.notebook), a module, a dict or a namespace
+such as `globals()`, and classes by name on top. Only the learner's own classes count (user_code.ownership).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from parity.errors import ParityInputError, arg, arg_given
 from parity.settings.classes import MAPPABLE
 from parity.settings.spec import LAYER_NAMES
 from parity.user_code.importer import import_layers
+from parity.user_code.notebook import load_notebook
+from parity.user_code.ownership import learners_own
 from parity.user_code.protocol import classes_of, kit_from_namespace
 from parity.user_code.unmapped import unmapped_classes
 
@@ -33,6 +36,7 @@ class UserCode:
     classes: dict[str, type] = field(default_factory=dict)  # every class given, by its own name: optimizers are picked here
     unmapped: dict[str, type] = field(default_factory=dict)  # layer- or optimizer-like classes under names not mapped
     mapped: tuple[str, ...] = field(default=())  # the book names the user mapped a class to explicitly
+    notes: tuple = ()  # finding records from loading: statements skipped, imports failed, classes not theirs
 
     def whose(self) -> dict[str, str]:
         """Per book layer: "reference", or "yours (Class from source)"."""
@@ -49,21 +53,22 @@ def _received(value) -> str:
     return f"{value!r} of type {type(value).__name__}"
 
 
-def _namespace(given) -> tuple[dict, str, str]:
+def _namespace(given, run_all: float | bool = False) -> tuple[dict, str, str]:
     """(namespace, source shown in reports, label naming the argument in messages) of what was handed over."""
     if isinstance(given, types.ModuleType):
         source = getattr(given, "__file__", None) or given.__name__
         return vars(given), source, arg_given("layers", source)
     if isinstance(given, (str, os.PathLike)):
         source = str(given)
-        return vars(import_layers(source)), source, arg_given("layers", source)
+        module = load_notebook(source, run_all) if source.endswith(".ipynb") else import_layers(source)
+        return vars(module), source, arg_given("layers", source)
     if isinstance(given, dict):
         source = "the notebook" if given.get("__name__") == "__main__" else "the dict given as layers="
         return given, source, arg_given("layers", source)
     if hasattr(given, "__dict__") and not inspect.isclass(given):
         source = f"the {type(given).__name__} given as layers="
         return vars(given), source, arg_given("layers", source)
-    raise ParityInputError(f"{arg('layers')} must be a module, a .py path, a dotted module name, a dict or a namespace "
+    raise ParityInputError(f"{arg('layers')} must be a module, a .py path, a .ipynb notebook, a dotted module name, a dict or a namespace "
                            f"such as globals() (received: {_received(given)}); pass single classes by name: "
                            "parity.check(Affine=Affine, Relu=Relu)")
 
@@ -103,16 +108,18 @@ def _looked_up(namespace: dict, name: str, pair: str, label: str | None) -> type
     return found
 
 
-def load(given=None, named: dict | None = None, options: tuple[str, ...] = ()) -> UserCode | None:
+def load(given=None, named: dict | None = None, options: tuple[str, ...] = (), run_all: float | bool = False) -> UserCode | None:
     """The user's classes from `given` (a .py path, a dotted module name, a module, a dict or a namespace) with
     the classes `named` on top: by keyword (`Affine=MyAffine`) or mapped by name (`Affine="Dense"`, as
     --class and [classes] give them); None when neither holds any. Problems are ParityInputError, before any
     work: an import that fails, a class the harness cannot drive, a module with none of the book's classes, a
     mapped name the module lacks. `options` lists the door's other keywords, for the message about an unknown
-    keyword."""
-    namespace, source, label = {}, None, None
+    keyword. `run_all`: a notebook's cells are all executed first on a kernel (True, or the seconds that may
+    take); only the learner's own classes count (those a module or notebook defines, not those it imports)."""
+    namespace, source, label, notes = {}, None, None, []
     if given is not None:
-        namespace, source, label = _namespace(given)
+        namespace, source, label = _namespace(given, run_all)
+        namespace, notes = learners_own(namespace, label)
     picked = _by_name(named or {}, options, namespace, label)
     if given is None and not picked:
         return None
@@ -123,4 +130,5 @@ def load(given=None, named: dict | None = None, options: tuple[str, ...] = ()) -
     every = {**classes_of(kept), **picked}
     if not kit and not every:
         return None
-    return UserCode(kit, source or "the classes given by name", tuple(kit), every, unmapped, tuple(picked))
+    return UserCode(kit, source or "the classes given by name", tuple(kit), every, unmapped, tuple(picked),
+                    tuple(notes))

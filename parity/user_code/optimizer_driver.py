@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import traceback
 
 import numpy as np
 
@@ -119,13 +118,8 @@ def constructor_arguments(cls: type, settings: OptimizerSettings, label: str) ->
 
 
 def user_frame(exc: BaseException, cls: type) -> str:
-    """'file:line' of the innermost frame in the class's own file; else of the innermost frame."""
-    try:
-        source = inspect.getsourcefile(cls)
-    except TypeError:
-        source = None
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if source and f.filename == source]
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else where_raised(exc)
+    """'file:line' of the innermost frame in the class's own file (a notebook's cell); else of the innermost frame."""
+    return where_raised(exc, cls)
 
 
 class OptimizerDriver:
