@@ -27,7 +27,7 @@ LAYERS = [
     {"prepare", "result"},
     {"pipeline", "record"},
     {"api"},
-    {"grading", "selfcheck", "testing", "cli_parser"},
+    {"grading", "selfcheck", "testing", "cli_parser", "cli_commands"},
     {"cli", "pytest_plugin", "__main__", "__init__"},
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from parity.grading.submissions import RESERVED, Submission, find_submissions
+from parity.grading.submissions import Submission, find_submissions
 from parity.settings.config import RunConfig
 from parity.errors import ToolError
 

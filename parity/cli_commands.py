@@ -1,0 +1,188 @@
+"""The `parity` commands beyond run and check: grade, sweep, record, bench, selftest. Each translates its flags,
+calls one function and renders what it returns; exit statuses as parity.cli's."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from parity.errors import ParityInputError
+from parity.report.folder import check_out, check_writable
+from parity.settings.config import resolve
+from parity.settings.scenarios import SCENARIOS
+
+__all__ = ["flags_of", "progress_bar", "grade_command", "sweep_command", "record_command", "bench_command",
+           "selftest_command"]
+
+EXIT_PASS, EXIT_FAIL = 0, 1
+
+
+def _cluster(args: argparse.Namespace) -> dict:
+    """--timeout, --workers, --memory-limit, --scheduler, validated: grade's and sweep's keywords."""
+    import math
+
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ParityInputError(f"--timeout must be a positive number of seconds (received: {args.timeout:g})")
+    if args.scheduler is not None:
+        for flag, given in (("--workers", args.workers), ("--memory-limit", args.memory_limit)):
+            if given is not None:
+                raise ParityInputError(f"{flag} applies to the local cluster; a cluster at --scheduler has its own "
+                                       f"workers (set them with `dask worker --nworkers N --memory-limit SIZE`) "
+                                       f"(received: {flag} {given} with --scheduler {args.scheduler})")
+        return {"timeout": args.timeout, "scheduler": args.scheduler}
+    if args.workers is not None and args.workers < 1:
+        raise ParityInputError(f"--workers must be at least 1 (received: {args.workers})")
+    return {"timeout": args.timeout, "workers": args.workers, "memory_limit": _memory_limit(args.memory_limit)}
+
+
+def _memory_limit(text: str | None):
+    if text is None or text == "auto":
+        return "auto"
+    from dask.utils import parse_bytes
+
+    expected = f"auto or a size of at least 512MiB, such as 2GB or 1.5GiB (received: {text})"
+    try:
+        size = parse_bytes(text)
+    except (ValueError, TypeError):
+        raise ParityInputError(f"--memory-limit must be {expected}") from None
+    if size < 512 * 2**20:  # a worker holding TensorFlow needs about 0.8 GB before any submission
+        raise ParityInputError(f"--memory-limit must be {expected}")
+    return size
+
+
+def _required_out(args: argparse.Namespace, what: str) -> Path:
+    if args.out is None:
+        raise ParityInputError(f"{args.command} needs --out, the {what} folder (received: no --out)")
+    check_out(args.out)
+    return args.out
+
+
+def grade_command(args: argparse.Namespace) -> int:
+    from parity.grading.grade import find_submissions, grade
+    from parity.grading.grader_files import points_for
+    from parity.prepare import prepare, resolve_recorded
+
+    submissions = find_submissions(args.submissions)
+    if args.no_plots and args.all_plots:
+        raise ParityInputError("--no-plots and --all-plots contradict each other; give one of them")
+    flags = flags_of(args) | {"out": None}
+    config = resolve_recorded(flags, args.config, args.reference)
+    out = _required_out(args, "gradebook")
+    cluster = _cluster(args)
+    prepare(config)  # the data file and the saved model, read before any worker starts
+    graders = tuple(name for name in ("gradescope", "prairielearn") if getattr(args, name))
+    points = points_for(args.config) if graders else None
+    book = grade(submissions, config, out, plots="none" if args.no_plots else "all" if args.all_plots else "failing",
+                 fmt=args.format, progress=None if args.quiet else _submissions_bar, graders=graders, points=points,
+                 run_all=args.run_all, **cluster)
+    if not args.quiet:
+        counts = ", ".join(f"{n} {status}" for status, n in book.counts.items() if n)
+        print(f"gradebook: {len(book.rows)} submissions: {counts}")
+        print(f"written: {out / 'gradebook.csv'}, {out / 'gradebook.html'} and one report folder per checked submission"
+              + "".join(f"; {out / name}/ (one results.json per submission)" for name in graders))
+    return EXIT_PASS
+
+
+def _submissions_bar(items, label: str, total: int):
+    return progress_bar(items, label, total, unit="submission" if label == "grading" else "run")
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from parity.settings.config import DTYPES
+    from parity.prepare import prepare
+    from parity.grading.sweep import parse_choices, parse_seeds, sweep, sweep_configs
+
+    if args.seed is not None:
+        raise ParityInputError(f"sweep takes --seeds, a list or range such as 0-999 (received: --seed {args.seed})")
+    if args.no_plots or args.format != "csv":
+        raise ParityInputError("sweep writes no report folders, so --no-plots and --format do not apply "
+                               f"(received: {'--no-plots' if args.no_plots else '--format ' + args.format})")
+    seeds = parse_seeds(args.seeds)
+    scenarios = parse_choices(args.scenario, "--scenario", tuple(SCENARIOS), "seed") if args.scenario else [None]
+    dtypes = parse_choices(args.dtype, "--dtype", DTYPES, "float32") if args.dtype else [None]
+    flags = {k: v for k, v in flags_of(args).items() if k not in ("scenario", "dtype", "seed", "out", "plots")}
+    configs = sweep_configs(flags, args.config, seeds, scenarios, dtypes)
+    out = _required_out(args, "sweep")
+    cluster = _cluster(args)
+    for config in {(c.scenario, c.dtype): c for c in configs}.values():
+        prepare(config)  # each scenario's data file and saved model, read before any worker starts
+    result = sweep(configs, out, progress=None if args.quiet else _submissions_bar, **cluster)
+    if not args.quiet:
+        r = result.record
+        print(f"sweep: {r['runs']} runs ({r['seeds']['count']} seeds x {', '.join(map(str, r['scenarios']))} x "
+              f"{', '.join(map(str, r['dtypes']))}) in {result.wall_seconds:.0f} s: "
+              + ", ".join(f"{n} {s}" for s, n in r["counts"].items() if n))
+        print(f"false-alarm rate: {r['false_alarm_rate']:.4g} ({result.false_alarms} of {r['runs']} runs failed)")
+        for dtype, worst in r["largest_share"].items():
+            print(f"{dtype}: the largest share of its tolerance any run used: {worst['share']:.3g} "
+                  f"({worst['quantity']}, scenario {worst['scenario']}, seed {worst['seed']})")
+        print(f"written: {out / 'sweep.csv'}, {out / 'sweep.json'}")
+    return EXIT_PASS if result.clean else EXIT_FAIL
+
+
+def record_command(args: argparse.Namespace) -> int:
+    """`record --out FILE`: write the Keras side of the run options' configuration; `record --verify FILE`: recompute it."""
+    from parity import record
+
+    record.check_options(args)
+    if args.verify is not None:
+        outcome = record.verify(str(args.verify))
+        if not args.quiet:
+            print(outcome.text(args.verify))
+        return EXIT_PASS if outcome.holds else EXIT_FAIL
+    meta = record.record(resolve(flags_of(args) | {"out": None}, args.config), args.out)
+    if not args.quiet:
+        print(record.written(meta, args.out))
+    return EXIT_PASS
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    if args.samples < 1000 or not 200 <= args.steps <= args.samples:
+        raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
+                         f"(received: --samples {args.samples}, --steps {args.steps})")
+    check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
+    from parity.selfcheck.bench import run_bench, table
+
+    record = run_bench(args.out, args.samples, args.steps, args.memory_check)
+    print(table(record))
+    print(f"written: {args.out / 'bench.json'}")
+    return EXIT_PASS if all(row["met"] is not False for row in record["floors"].values()) else EXIT_FAIL
+
+
+def selftest_command(args: argparse.Namespace) -> int:
+    from parity.selfcheck.selftest import run_selftest
+
+    rows = run_selftest()
+    if not args.quiet:
+        width = max(len(r["case"]) for r in rows)
+        for r in rows:
+            mark = "caught" if r["caught"] else "MISSED"
+            found = ", ".join(r["errors"]) or "no errors"
+            if r["warnings"]:
+                found += f" (warnings: {', '.join(r['warnings'])})"
+            print(f"{mark:7} {r['case']:{width}}  expected {r['expected']:17} got {r['verdict']}: {found}")
+        missed = sum(not r["caught"] for r in rows)
+        print(f"selftest: {len(rows) - missed} of {len(rows)} planted cases caught with the right code")
+    return EXIT_PASS if all(r["caught"] for r in rows) else EXIT_FAIL
+
+
+def flags_of(args: argparse.Namespace) -> dict:
+    """The run options as RunConfig fields (None: not given)."""
+    if args.format not in ("csv", "parquet"):
+        raise ParityInputError(f"--format must be csv or parquet (received: {args.format})")
+    return {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "data_seed": args.data_seed,
+            "samples": args.samples, "all_gradients": True if args.all_gradients else None,
+            "train": args.train, "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
+            "batch_size": args.batch_size, "out": args.out, "data_path": args.data, "model_path": args.model,
+            "classes": args.classes,
+            "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
+
+
+def progress_bar(items, label: str, total: int, unit: str = "chunk"):
+    """A progress bar on a terminal for more than one chunk (or submission, or run); nothing otherwise."""
+    if total < 2 or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=label, total=total, unit=unit, leave=False)
