@@ -36,7 +36,8 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
     Dense layer's per-sample weight gradient is the outer product of its input and its output gradient.
     """
     n = len(x)
-    pred, loss, grads, dx, z = _record(_Plan(spec), weights, x, t)
+    with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings (a diverged fit's weights)
+        pred, loss, grads, dx, z = _record(_Plan(spec), weights, x, t)
     return Trace(pred=pred, loss=loss, grads=grads, dx=dx.reshape(n, -1), z=z)
 
 
@@ -102,9 +103,9 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
     grads = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     after = {k: np.empty((n, *params[k].shape), dtype=dtype) for k in names}
     z_rec = {i: np.empty((n, spec.layers[i - 1].units), dtype=dtype) for i in hidden}
-    lr_ = None if driver is not None else np.asarray(optimizer, dtype=dtype)
     preds, states = [], []
     with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings
+        lr_ = None if driver is not None else np.asarray(optimizer, dtype=dtype)  # fits: settings refuse one that doesn't
         for s in range(n):
             pred, loss, g, dx, z = _record(plan, params, x[s:s + 1], t[s:s + 1])
             preds.append(pred[0])
