@@ -8,7 +8,9 @@ from importlib.metadata import PackageNotFoundError, version as _version
 __all__ = ["TOOL", "SCHEMA_VERSION", "__version__"]
 
 TOOL = "keras-parity"
-SCHEMA_VERSION = 2  # summary.json's layout; 2 added tool, version, schema_version and typed findings
+# summary.json's layout (and gradebook.json's, sweep.json's, bench.json's); 2 added tool, version, schema_version and
+# typed findings; 3 added "kind" to summary.json and the tool's stamp to bench.json
+SCHEMA_VERSION = 3
 
 try:
     __version__ = _version("keras-parity")
