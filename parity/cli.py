@@ -1,26 +1,35 @@
 """`parity` command line: parse, call, render.
 
-Exit 0 parity holds, 1 it fails, 2 bad input (nothing written), 3 the report could not be written (a full
-disk, a permission taken away: the previous report is left as it was), 130 interrupted.
+Exit 0 parity holds, 1 it fails, 2 bad input (nothing written; user code that ends the check is one too),
+3 the report could not be written (a full disk, a permission taken away: the previous report is left as it
+was), 4 keras-parity itself failed (a bug: the traceback is printed), 130 interrupted. Exit 1 always means
+a verdict: never a crash.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 from parity.cli_parser import parser as build_parser
+from parity.grading.cluster_options import cluster_options
 from parity.settings.config import resolve
-from parity.errors import ParityInputError, ReportWriteError
+from parity.errors import ParityInputError, ReportWriteError, first_line
 from parity.keras_side.native_logs import native_logs_filtered
-from parity.report.folder import check_out, check_writable
+from parity.report.folder import check_out
 from parity.settings.scenarios import SCENARIOS
+from parity.user_code.fence import fenced
+from parity.user_code.guard import stopped_by_code
 
 __all__ = ["main", "command", "few_full_collections"]
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+PATH_FLAGS = ("--out", "--config", "--model", "--data", "--layers")  # a path given as '' is said as typed
 
 
 def _flags(args: argparse.Namespace) -> dict:
@@ -34,7 +43,11 @@ def _flags(args: argparse.Namespace) -> dict:
             "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, bars) -> int:
+    """The command; `bars` is the terminal's stream for progress, or None (not a terminal, or --quiet)."""
+    from parity.report.progress import TerminalProgress
+
+    args.progress = TerminalProgress(bars) if bars is not None and not getattr(args, "quiet", False) else None
     if args.command == "selftest":
         return _selftest(args)
     if args.command == "bench":
@@ -66,7 +79,7 @@ def _check(args: argparse.Namespace, worker) -> int:
     if config.out is not None:
         check_out(config.out)  # before the data and the model are read: a bad folder is refused at once
     report = check(user, config, folder=ReportFolder(args.format, worker),
-                   progress=None if config.quiet else _progress)
+                   progress=None if config.quiet else args.progress)
     if not config.quiet:
         from parity.report.writer import terminal_summary
 
@@ -74,52 +87,10 @@ def _check(args: argparse.Namespace, worker) -> int:
     return EXIT_PASS if report.passed else EXIT_FAIL
 
 
-def _progress(items, label: str, total: int, unit: str = "chunk"):
-    """A progress bar on a terminal for more than one chunk (or submission, or run); nothing otherwise."""
-    if total < 2 or not sys.stderr.isatty():
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=label, total=total, unit=unit, leave=False)
-
-
-def _cluster(args: argparse.Namespace) -> dict:
-    """--timeout, --workers, --memory-limit, --scheduler, validated: grade's and sweep's keywords."""
-    import math
-
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise ParityInputError(f"--timeout must be a positive number of seconds (received: {args.timeout:g})")
-    if args.scheduler is not None:
-        for flag, given in (("--workers", args.workers), ("--memory-limit", args.memory_limit)):
-            if given is not None:
-                raise ParityInputError(f"{flag} applies to the local cluster; a cluster at --scheduler has its own "
-                                       f"workers (set them with `dask worker --nworkers N --memory-limit SIZE`) "
-                                       f"(received: {flag} {given} with --scheduler {args.scheduler})")
-        return {"timeout": args.timeout, "scheduler": args.scheduler}
-    if args.workers is not None and args.workers < 1:
-        raise ParityInputError(f"--workers must be at least 1 (received: {args.workers})")
-    return {"timeout": args.timeout, "workers": args.workers, "memory_limit": _memory_limit(args.memory_limit)}
-
-
-def _memory_limit(text: str | None):
-    if text is None or text == "auto":
-        return "auto"
-    from dask.utils import parse_bytes
-
-    expected = f"auto or a size of at least 512MiB, such as 2GB or 1.5GiB (received: {text})"
-    try:
-        size = parse_bytes(text)
-    except (ValueError, TypeError):
-        raise ParityInputError(f"--memory-limit must be {expected}") from None
-    if size < 512 * 2**20:  # a worker holding TensorFlow needs about 0.8 GB before any submission
-        raise ParityInputError(f"--memory-limit must be {expected}")
-    return size
-
-
-def _required_out(args: argparse.Namespace, what: str) -> Path:
+def _required_out(args: argparse.Namespace, what: str, kind: str) -> Path:
     if args.out is None:
         raise ParityInputError(f"{args.command} needs --out, the {what} folder (received: no --out)")
-    check_out(args.out)
+    check_out(args.out, kind)
     return args.out
 
 
@@ -127,16 +98,18 @@ def _grade(args: argparse.Namespace) -> int:
     from parity.grading.grade import find_submissions, grade
     from parity.prepare import prepare
 
+    if "" in args.submissions:
+        raise ParityInputError("SUBMISSIONS must be .py files or folders of them (received: '')")
     submissions = find_submissions(args.submissions)
     if args.no_plots and args.all_plots:
         raise ParityInputError("--no-plots and --all-plots contradict each other; give one of them")
     flags = _flags(args) | {"out": None}
     config = resolve(flags, args.config)
-    out = _required_out(args, "gradebook")
-    cluster = _cluster(args)
+    out = _required_out(args, "gradebook", "gradebook")
+    cluster = cluster_options(args)
     prepare(config)  # the data file and the saved model, read before any worker starts
     book = grade(submissions, config, out, plots="none" if args.no_plots else "all" if args.all_plots else "failing",
-                 fmt=args.format, progress=None if args.quiet else _submissions_bar, **cluster)
+                 fmt=args.format, progress=_submissions_bar(args.progress), **cluster)
     if not args.quiet:
         counts = ", ".join(f"{n} {status}" for status, n in book.counts.items() if n)
         print(f"gradebook: {len(book.rows)} submissions: {counts}")
@@ -144,8 +117,11 @@ def _grade(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
-def _submissions_bar(items, label: str, total: int):
-    return _progress(items, label, total, unit="submission" if label == "grading" else "run")
+def _submissions_bar(progress):
+    """grade's and sweep's progress: a bar of submissions (or runs) on a terminal; None elsewhere."""
+    if progress is None:
+        return None
+    return lambda items, label, total: progress(items, label, total, "submission" if label == "grading" else "run")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -163,11 +139,11 @@ def _sweep(args: argparse.Namespace) -> int:
     dtypes = parse_choices(args.dtype, "--dtype", DTYPES, "float32") if args.dtype else [None]
     flags = {k: v for k, v in _flags(args).items() if k not in ("scenario", "dtype", "seed", "out", "plots")}
     configs = sweep_configs(flags, args.config, seeds, scenarios, dtypes)
-    out = _required_out(args, "sweep")
-    cluster = _cluster(args)
+    out = _required_out(args, "sweep", "sweep")
+    cluster = cluster_options(args)
     for config in {(c.scenario, c.dtype): c for c in configs}.values():
         prepare(config)  # each scenario's data file and saved model, read before any worker starts
-    result = sweep(configs, out, progress=None if args.quiet else _submissions_bar, **cluster)
+    result = sweep(configs, out, progress=_submissions_bar(args.progress), **cluster)
     if not args.quiet:
         r = result.record
         print(f"sweep: {r['runs']} runs ({r['seeds']['count']} seeds x {', '.join(map(str, r['scenarios']))} x "
@@ -185,7 +161,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.samples < 1000 or not 200 <= args.steps <= args.samples:
         raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
                          f"(received: --samples {args.samples}, --steps {args.steps})")
-    check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
+    check_out(args.out, "bench")  # bench adds bench.json to a new, empty or bench folder; it replaces nothing else
     from parity.selfcheck.bench import run_bench, table
 
     record = run_bench(args.out, args.samples, args.steps, args.memory_check)
@@ -213,14 +189,23 @@ def _selftest(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        _no_empty_paths(argv)
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:  # `parity` alone: what it can do, and exit 2 as for any incomplete command
             parser.print_help(sys.stderr)
             print("error: choose a command: run, check, selftest, bench, grade or sweep", file=sys.stderr)
             return EXIT_USAGE
-        with native_logs_filtered():
-            return _run(args)
+        interactive = _is_terminal(sys.stderr)  # asked now: inside the filter below, fd 2 is a pipe
+        with native_logs_filtered() as terminal, _own_warnings_hidden(), fenced():
+            try:
+                return _run(args, terminal if interactive else None)
+            except BaseException as exc:  # user code that ended the check outside any call the guard watches
+                stopped = stopped_by_code(exc)
+                if stopped is None:
+                    raise
+                raise stopped from None
     except ParityInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -230,6 +215,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; no report was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError as exc:
+        print(f"error: out of memory ({first_line(exc, 200, 'MemoryError')}); no report was written; use fewer "
+              "--samples or a smaller --train", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # our own bug: never exit 1, which means "your layers disagree with Keras"
+        traceback.print_exc()
+        print("error: keras-parity failed (a bug in keras-parity, not in your layers: the traceback above says "
+              "where; please report it); no report was written", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _no_empty_paths(argv: list[str]) -> None:
+    """A path given as '' is refused as typed (argparse would make it Path('.'), the current folder)."""
+    for i, word in enumerate(argv):
+        flag, equals, value = word.partition("=")
+        if flag in PATH_FLAGS and ((equals and value == "") or (not equals and i + 1 < len(argv) and argv[i + 1] == "")):
+            raise ParityInputError(f"{flag} must be a path (received: '')")
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _own_warnings_hidden():
+    """Our own numeric warnings (an overflow in a cast, say) never reach the terminal; what a user's code warns does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"parity(\.|$)")
+        yield
 
 
 def few_full_collections() -> None:
