@@ -82,6 +82,25 @@ def test_a_bar_counts_parts_and_a_status_line_shows_its_label():
     assert "\rKeras: fitting 20 epochs (00:00)" in screen.getvalue()
 
 
+def test_a_bar_shows_on_a_terminal_that_reports_no_width():
+    """A fresh pseudo-terminal says it is 0 columns wide; a bar that believes it draws as nothing (grade's did)."""
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w") as screen:
+        assert os.get_terminal_size(slave).columns == 0
+        assert list(TerminalProgress(screen)(range(2), "grading", 2, "submission")) == [0, 1]
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert b"\rgrading:   0%|          | 0/2 [00:00<?, ?submission/s]" in shown, shown
+
+
 def test_grade_and_sweep_count_submissions_and_runs():
     screen = Terminal()
     bar = cli._submissions_bar(TerminalProgress(screen))

@@ -11,6 +11,7 @@ stays on the screen is the run's summary.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterable
 from typing import TextIO
@@ -32,7 +33,15 @@ class TerminalProgress:
             return items
         from tqdm import tqdm
 
-        return tqdm(items, desc=label, total=total, unit=unit, leave=False, file=self.stream, dynamic_ncols=True)
+        return tqdm(items, desc=label, total=total, unit=unit, leave=False, file=self.stream, ncols=self._columns())
+
+    def _columns(self) -> int | None:
+        """The terminal's width; None (tqdm's fixed layout) where it reports none: a fresh pseudo-terminal says 0,
+        and a bar 0 columns wide is drawn as nothing at all."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or None
+        except (AttributeError, OSError, ValueError):
+            return None
 
     @contextlib.contextmanager
     def stage(self, label: str):
