@@ -13,6 +13,7 @@ import contextlib
 import gc
 import sys
 import traceback
+import types
 import warnings
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from parity.user_code.guard import stopped_by_code
 __all__ = ["main", "command", "few_full_collections"]
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+_terminal = types.SimpleNamespace(progress=None)  # the running command's TerminalProgress, or None: no terminal
 PATH_FLAGS = ("--out", "--config", "--model", "--data", "--layers")  # a path given as '' is said as typed
 
 
@@ -48,14 +50,15 @@ def _run(args: argparse.Namespace, bars) -> int:
     from parity.report.progress import TerminalProgress
 
     args.progress = TerminalProgress(bars) if bars is not None and not getattr(args, "quiet", False) else None
-    if args.command == "selftest":
-        return _selftest(args)
-    if args.command == "bench":
-        return _bench(args)
-    if args.command == "grade":
-        return _grade(args)
-    if args.command == "sweep":
-        return _sweep(args)
+    _terminal.progress = args.progress
+    try:
+        commands = {"selftest": _selftest, "bench": _bench, "grade": _grade, "sweep": _sweep}
+        return commands.get(args.command, _run_or_check)(args)
+    finally:
+        _terminal.progress = None  # the stream closes with the command
+
+
+def _run_or_check(args: argparse.Namespace) -> int:
     from parity.report.plot_worker import PlotWorker
 
     # Started first, so that its imports overlap TensorFlow's: it draws its share of the pictures at the end.
@@ -109,7 +112,7 @@ def _grade(args: argparse.Namespace) -> int:
     cluster = cluster_options(args)
     prepare(config)  # the data file and the saved model, read before any worker starts
     book = grade(submissions, config, out, plots="none" if args.no_plots else "all" if args.all_plots else "failing",
-                 fmt=args.format, progress=_submissions_bar(args.progress), **cluster)
+                 fmt=args.format, progress=None if args.quiet else _submissions_bar, **cluster)
     if not args.quiet:
         counts = ", ".join(f"{n} {status}" for status, n in book.counts.items() if n)
         print(f"gradebook: {len(book.rows)} submissions: {counts}")
@@ -117,11 +120,10 @@ def _grade(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
-def _submissions_bar(progress):
-    """grade's and sweep's progress: a bar of submissions (or runs) on a terminal; None elsewhere."""
-    if progress is None:
-        return None
-    return lambda items, label, total: progress(items, label, total, "submission" if label == "grading" else "run")
+def _submissions_bar(items, label: str, total: int):
+    """grade's and sweep's progress: a bar of submissions (or runs) on this command's terminal; nothing elsewhere."""
+    progress = _terminal.progress
+    return items if progress is None else progress(items, label, total, "submission" if label == "grading" else "run")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -143,7 +145,7 @@ def _sweep(args: argparse.Namespace) -> int:
     cluster = cluster_options(args)
     for config in {(c.scenario, c.dtype): c for c in configs}.values():
         prepare(config)  # each scenario's data file and saved model, read before any worker starts
-    result = sweep(configs, out, progress=_submissions_bar(args.progress), **cluster)
+    result = sweep(configs, out, progress=None if args.quiet else _submissions_bar, **cluster)
     if not args.quiet:
         r = result.record
         print(f"sweep: {r['runs']} runs ({r['seeds']['count']} seeds x {', '.join(map(str, r['scenarios']))} x "
@@ -231,7 +233,8 @@ def _no_empty_paths(argv: list[str]) -> None:
     for i, word in enumerate(argv):
         flag, equals, value = word.partition("=")
         if flag in PATH_FLAGS and ((equals and value == "") or (not equals and i + 1 < len(argv) and argv[i + 1] == "")):
-            raise ParityInputError(f"{flag} must be a path (received: '')")
+            expected = "a .py file or a dotted module name" if flag == "--layers" else "a path"
+            raise ParityInputError(f"{flag} must be {expected} (received: '')")
 
 
 def _is_terminal(stream) -> bool:

@@ -112,7 +112,7 @@ CASES = [
     ("out= empty", {}, ["run", "--out="], "--out must be a path (received: '')"),
     ("config empty", {}, ["run", "--config", ""], "--config must be a path (received: '')"),
     ("data path empty", {}, ["run", "--data", ""], "--data must be a path (received: '')"),
-    ("layers empty", {}, ["check", "--layers", ""], "--layers must be a path (received: '')"),
+    ("layers empty", {}, ["check", "--layers", ""], "--layers must be a .py file or a dotted module name (received: '')"),
     ("grade submission empty", {}, ["grade", "", "--out", "{tmp}/book"],
      "SUBMISSIONS must be .py files or folders of them (received: '')"),
     ("config is a folder", {"conf/c.toml": ""}, ["run", "--config", "{tmp}/conf"], "/conf is a folder, not a file"),

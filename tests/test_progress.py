@@ -101,12 +101,14 @@ def test_a_bar_shows_on_a_terminal_that_reports_no_width():
     assert b"\rgrading:   0%|          | 0/2 [00:00<?, ?submission/s]" in shown, shown
 
 
-def test_grade_and_sweep_count_submissions_and_runs():
+def test_grade_and_sweep_count_submissions_and_runs(monkeypatch):
     screen = Terminal()
-    bar = cli._submissions_bar(TerminalProgress(screen))
-    assert list(bar(range(2), "grading", 2)) == [0, 1] and "submission" in screen.getvalue()
-    assert list(bar(range(2), "sweeping", 2)) == [0, 1] and "run/s" in screen.getvalue()
-    assert cli._submissions_bar(None) is None  # not a terminal, or --quiet: grade and sweep draw nothing
+    monkeypatch.setattr(cli._terminal, "progress", TerminalProgress(screen))
+    assert list(cli._submissions_bar(range(2), "grading", 2)) == [0, 1] and "submission" in screen.getvalue()
+    assert list(cli._submissions_bar(range(2), "sweeping", 2)) == [0, 1] and "run/s" in screen.getvalue()
+    monkeypatch.setattr(cli._terminal, "progress", None)  # not a terminal, or --quiet: grade and sweep draw nothing
+    items = iter(range(2))
+    assert cli._submissions_bar(items, "grading", 2) is items
 
 
 def test_in_process_the_command_draws_nothing_when_stderr_is_no_terminal(tmp_path, capsys):
