@@ -43,6 +43,8 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
         value = options.get(name)
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise ParityInputError(f"{name}= must be a path (str or pathlib.Path) (received: {_received(value)})")
+        if isinstance(value, str) and value == "":  # Path("") is the current folder: say what was typed
+            raise ParityInputError(f"{name}= must be a path (received: '')")
         flags[field] = None if value is None else Path(value)
     optimizer = options.get("optimizer")
     if optimizer is not None and not isinstance(optimizer, (str, Mapping)):
@@ -84,25 +86,34 @@ def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = No
     from parity.pipeline import ReportFolder
     from parity.pipeline import check as pipeline_check
     from parity.prepare import resolve_recorded
+    from parity.user_code.fence import fenced
+    from parity.user_code.guard import stopped_by_code
     from parity.user_code.loader import load
 
     options = dict(scenario=scenario, dtype=dtype, seed=seed, data_seed=data_seed, samples=samples, train=train,
                    epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size, model=model, data=data,
                    config=config, out=out, plots=plots, all_gradients=all_gradients)
     try:
-        if format not in FORMATS:
-            raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")
-        if not isinstance(run_all, bool):
-            raise ParityInputError(f"run_all= must be True or False (received: {_received(run_all)})")
-        flags, config_path = _settings(options)
-        if reference is not None and not isinstance(reference, (str, os.PathLike)):
-            raise ParityInputError(f"reference= must be a path or a shipped recording's name (received: "
-                                   f"{_received(reference)})")
-        run_config = resolve_recorded(flags, config_path, None if reference is None else os.fspath(reference))
-        user = load(layers, {**dict(run_config.classes), **classes}, OPTIONS, run_all=run_all)  # [classes], keywords
-        # In a notebook's kernel nothing reaches stderr: TensorFlow's C++ log lines and its Python warnings stay out.
-        with native_logs_filtered(), library_warnings_quiet():
-            report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
+        with fenced():  # the user's code cannot end this process (a kernel, a script) or move its working directory
+            try:
+                if format not in FORMATS:
+                    raise ParityInputError(f"format= must be csv or parquet (received: {format!r})")
+                if not isinstance(run_all, bool):
+                    raise ParityInputError(f"run_all= must be True or False (received: {_received(run_all)})")
+                flags, config_path = _settings(options)
+                if reference is not None and not isinstance(reference, (str, os.PathLike)):
+                    raise ParityInputError(f"reference= must be a path or a shipped recording's name (received: "
+                                           f"{_received(reference)})")
+                run_config = resolve_recorded(flags, config_path, None if reference is None else os.fspath(reference))
+                user = load(layers, {**dict(run_config.classes), **classes}, OPTIONS, run_all=run_all)  # [classes], keywords
+                # In a notebook's kernel nothing reaches stderr: TensorFlow's C++ log lines and its Python warnings stay out.
+                with native_logs_filtered(), library_warnings_quiet():
+                    report = pipeline_check(user, run_config, folder=ReportFolder(format) if out is not None else None)
+            except BaseException as exc:  # a SystemExit from the user's code never reaches the caller
+                stopped = stopped_by_code(exc)
+                if stopped is None:
+                    raise
+                raise stopped from None
     except ParityInputError as exc:
         raise exc.for_door("python")  # every message names keywords (seed=), not flags (--seed)
     report.fmt = format  # what report.save(path) writes

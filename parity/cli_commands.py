@@ -4,57 +4,30 @@ calls one function and renders what it returns; exit statuses as parity.cli's.""
 from __future__ import annotations
 
 import argparse
-import sys
+import types
 from pathlib import Path
 
 from parity.errors import ParityInputError
-from parity.report.folder import check_out, check_writable
+from parity.grading.cluster_options import cluster_options
+from parity.report.folder import check_out
 from parity.settings.config import resolve
 from parity.settings.scenarios import SCENARIOS
 
-__all__ = ["flags_of", "progress_bar", "grade_command", "sweep_command", "record_command", "bench_command",
+__all__ = ["TERMINAL", "flags_of", "grade_command", "sweep_command", "record_command", "bench_command",
            "selftest_command"]
 
 EXIT_PASS, EXIT_FAIL = 0, 1
+TERMINAL = types.SimpleNamespace(progress=None)  # the running command's TerminalProgress, or None: no terminal
 
 
-def _cluster(args: argparse.Namespace) -> dict:
-    """--timeout, --workers, --memory-limit, --scheduler, validated: grade's and sweep's keywords."""
-    import math
-
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise ParityInputError(f"--timeout must be a positive number of seconds (received: {args.timeout:g})")
-    if args.scheduler is not None:
-        for flag, given in (("--workers", args.workers), ("--memory-limit", args.memory_limit)):
-            if given is not None:
-                raise ParityInputError(f"{flag} applies to the local cluster; a cluster at --scheduler has its own "
-                                       f"workers (set them with `dask worker --nworkers N --memory-limit SIZE`) "
-                                       f"(received: {flag} {given} with --scheduler {args.scheduler})")
-        return {"timeout": args.timeout, "scheduler": args.scheduler}
-    if args.workers is not None and args.workers < 1:
-        raise ParityInputError(f"--workers must be at least 1 (received: {args.workers})")
-    return {"timeout": args.timeout, "workers": args.workers, "memory_limit": _memory_limit(args.memory_limit)}
 
 
-def _memory_limit(text: str | None):
-    if text is None or text == "auto":
-        return "auto"
-    from dask.utils import parse_bytes
-
-    expected = f"auto or a size of at least 512MiB, such as 2GB or 1.5GiB (received: {text})"
-    try:
-        size = parse_bytes(text)
-    except (ValueError, TypeError):
-        raise ParityInputError(f"--memory-limit must be {expected}") from None
-    if size < 512 * 2**20:  # a worker holding TensorFlow needs about 0.8 GB before any submission
-        raise ParityInputError(f"--memory-limit must be {expected}")
-    return size
 
 
-def _required_out(args: argparse.Namespace, what: str) -> Path:
+def _required_out(args: argparse.Namespace, what: str, kind: str) -> Path:
     if args.out is None:
         raise ParityInputError(f"{args.command} needs --out, the {what} folder (received: no --out)")
-    check_out(args.out)
+    check_out(args.out, kind)  # a folder of another kind (a run's report, a sweep) is refused, never replaced
     return args.out
 
 
@@ -63,13 +36,15 @@ def grade_command(args: argparse.Namespace) -> int:
     from parity.grading.grader_files import points_for
     from parity.prepare import prepare, resolve_recorded
 
+    if "" in args.submissions:
+        raise ParityInputError("SUBMISSIONS must be .py files, notebooks or folders of them (received: '')")
     submissions = find_submissions(args.submissions)
     if args.no_plots and args.all_plots:
         raise ParityInputError("--no-plots and --all-plots contradict each other; give one of them")
     flags = flags_of(args) | {"out": None}
     config = resolve_recorded(flags, args.config, args.reference)
-    out = _required_out(args, "gradebook")
-    cluster = _cluster(args)
+    out = _required_out(args, "gradebook", "gradebook")
+    cluster = cluster_options(args)
     prepare(config)  # the data file and the saved model, read before any worker starts
     graders = tuple(name for name in ("gradescope", "prairielearn") if getattr(args, name))
     points = points_for(args.config) if graders else None
@@ -85,7 +60,9 @@ def grade_command(args: argparse.Namespace) -> int:
 
 
 def _submissions_bar(items, label: str, total: int):
-    return progress_bar(items, label, total, unit="submission" if label == "grading" else "run")
+    """grade's and sweep's progress: a bar of submissions (or runs) on this command's terminal; nothing elsewhere."""
+    progress = TERMINAL.progress
+    return items if progress is None else progress(items, label, total, "submission" if label == "grading" else "run")
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -103,8 +80,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     dtypes = parse_choices(args.dtype, "--dtype", DTYPES, "float32") if args.dtype else [None]
     flags = {k: v for k, v in flags_of(args).items() if k not in ("scenario", "dtype", "seed", "out", "plots")}
     configs = sweep_configs(flags, args.config, seeds, scenarios, dtypes)
-    out = _required_out(args, "sweep")
-    cluster = _cluster(args)
+    out = _required_out(args, "sweep", "sweep")
+    cluster = cluster_options(args)
     for config in {(c.scenario, c.dtype): c for c in configs}.values():
         prepare(config)  # each scenario's data file and saved model, read before any worker starts
     result = sweep(configs, out, progress=None if args.quiet else _submissions_bar, **cluster)
@@ -141,7 +118,7 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.samples < 1000 or not 200 <= args.steps <= args.samples:
         raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
                          f"(received: --samples {args.samples}, --steps {args.steps})")
-    check_writable(args.out)  # bench adds bench.json to the folder; it replaces nothing else
+    check_out(args.out, "bench")  # bench adds bench.json to a new, empty or bench folder; it replaces nothing else
     from parity.selfcheck.bench import run_bench, table
 
     record = run_bench(args.out, args.samples, args.steps, args.memory_check)
@@ -179,10 +156,3 @@ def flags_of(args: argparse.Namespace) -> dict:
             "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
 
 
-def progress_bar(items, label: str, total: int, unit: str = "chunk"):
-    """A progress bar on a terminal for more than one chunk (or submission, or run); nothing otherwise."""
-    if total < 2 or not sys.stderr.isatty():
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=label, total=total, unit=unit, leave=False)

@@ -112,7 +112,8 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
     """Compare the user's classes (the reference layers when None) with Keras under `config`.
 
     Nothing is written unless the door passes a `folder`: then the report folder is written whole
-    (atomically) as the run goes. `progress` wraps the probe's chunks (a bar on a terminal).
+    (atomically) as the run goes. `progress` wraps the probe's chunks (a bar on a terminal); when it has a
+    `stage(label)` context manager (parity.report.progress.TerminalProgress), each step shows a status line.
     """
     from parity.compare.run import compare_numpy
     from parity.keras_side.reference import reference_for
@@ -120,6 +121,8 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
     from parity.report.folder import check_out
     from parity.report.writer import ReportWriter, atomic_folder
 
+    shown = getattr(progress, "stage", None)  # a status line per step, where the door draws them
+    stage = shown or _silent
     with session_preserved():
         prepared = prepare(config)  # the boundary: data file, saved model; ParityInputError before any work
         _refuse_substitutes(user, prepared.spec)
@@ -129,15 +132,25 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
         config = prepared.config
         if folder is not None:
             check_out(folder.place(config))
-        reference = reference_for(prepared)
-        kit, found, whose = _layer_probes(user, prepared)
+        reference = reference_for(prepared, shown)
+        with stage("your classes, each alone against Keras") if user is not None and user.layers else _silent(""):
+            kit, found, whose = _layer_probes(user, prepared)
+        compared = f"comparing {config.samples} samples, then stepping {config.train}"
         if folder is None:
-            result = compare_numpy(prepared, reference, kit, found, whose, progress=progress, optimizer=optimizer)
+            with stage(compared):
+                result = compare_numpy(prepared, reference, kit, found, whose, progress=progress, optimizer=optimizer)
             return Report(_user_findings(result, user), prepared.data)
         with atomic_folder(folder.place(config)) as scratch:
             writer = ReportWriter(scratch, prepared.data, config, prepared.spec, folder.fmt, config.plots,
                                   folder.plot_worker)
-            result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
-                                   progress=progress, optimizer=optimizer)
-            files = writer.finish(_user_findings(result, user))
+            with stage(compared):
+                result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
+                                       progress=progress, optimizer=optimizer)
+            with stage("writing the report" + (" and drawing its plots" if config.plots else "")):
+                files = writer.finish(_user_findings(result, user))
         return Report(result, prepared.data, fmt=folder.fmt, files=files, folder=folder.place(config))
+
+
+def _silent(label: str):
+    """The stage of a door that shows none."""
+    return contextlib.nullcontext()

@@ -17,6 +17,7 @@ import numpy as np
 
 from parity.settings.config import RunConfig, with_defaults
 from parity.settings.data import Dataset, bars_data, blobs_data, linear_data, load_csv
+from parity.settings.resources import check_fits
 from parity.errors import ParityInputError, arg
 from parity.settings.spec import DenseSpec, ModelSpec
 
@@ -42,8 +43,16 @@ def _data(config: RunConfig, sparse_labels: bool) -> tuple[np.ndarray, np.ndarra
             x, y = x[:config.samples], y[:config.samples]
         return x, y
     make = {"linear": linear_data, "blobs": blobs_data, "bars": bars_data}[config.data_kind]
-    data = make(config.samples, 0, config.data_seed, config.noise)
+    with np.errstate(over="ignore", invalid="ignore"):  # a noise too large for float64 is refused just below
+        data = make(config.samples, 0, config.data_seed, config.noise)
+    largest = float(np.finfo(config.dtype).max)
+    if not (np.isfinite(data.y).all() and np.abs(data.y).max() <= largest):  # a huge [data] noise
+        raise ParityInputError(f"[data] noise = {config.noise:g} makes targets that do not fit in {config.dtype} (largest "
+                               f"magnitude {largest:.4g}); use a smaller noise, or {arg('dtype')} float64")
     return data.x, data.y
+
+
+_SYNTHETIC_WIDTHS = {"linear": (1, 1), "blobs": (2, 1)}  # (inputs, target columns) of the generated data
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -52,6 +61,9 @@ def prepare(config: RunConfig) -> Prepared:
         from parity.keras_side.recording import open_recording
 
         recording = open_recording(config.reference)
+    if config.data_kind in _SYNTHETIC_WIDTHS:  # before a saved model loads TensorFlow, and before the data are made
+        check_fits(config.samples, config.train, *_SYNTHETIC_WIDTHS[config.data_kind],
+                   [layer.units for layer in config.layers or ()])
     weights = None
     input_shape, features = config.input_shape, config.features
     if config.model_path is not None and config.layers is None and recording is not None:
@@ -75,6 +87,7 @@ def prepare(config: RunConfig) -> Prepared:
     images = {"input_shape": tuple(input_shape), "features": tuple(features)} if features else {}
     spec = ModelSpec(input_dim=x.shape[1] if input_dim is None else input_dim, layers=tuple(layers), loss=loss,
                      **images)
+    check_fits(len(x), config.train, x.shape[1], y.shape[1], [layer.units for layer in spec.layers])
     problems = spec.problems()
     if problems:
         raise ParityInputError(f"the model cannot be compared: {problems[0]}")

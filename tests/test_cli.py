@@ -99,6 +99,7 @@ def test_default_run_passes_and_writes_every_report_file(float32_runs):
     base, first = float32_runs
     assert first.returncode == 0, first.stderr
     assert "verdict: PASS" in first.stdout
+    assert "\r" not in first.stderr and "importing TensorFlow" not in first.stderr  # a pipe gets no progress bars
     files = {p.name for p in (base / "a").iterdir()}
     assert files == {"samples.csv", "steps.csv", "gradients.csv", "summary.json", "report.html", *PLOTS}
     assert all((base / "a" / name).stat().st_size > 1000 for name in PLOTS)

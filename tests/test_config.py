@@ -84,6 +84,24 @@ def test_missing_configuration_file(tmp_path):
         resolve({}, tmp_path / "nope.toml")
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Notepad saves UTF-8 with a byte-order mark, which TOML itself refuses ("Invalid statement (at line 1, column 1)")."""
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b"\xef\xbb\xbfseed = 7\r\n[train]\r\nepochs = 3\r\n")
+    config = resolve({}, path)
+    assert (config.seed, config.epochs) == (7, 3)
+
+
+def test_a_data_path_from_the_file_is_blamed_on_the_file_and_its_key_and_a_flag_overrides_it(tmp_path):
+    path = write(tmp_path, '[data]\npath = "points.csv"\n')
+    with pytest.raises(ParityInputError) as error:
+        resolve({}, path)
+    assert str(error.value) == (f'run.toml: [data] path = "points.csv" names no file (looked for {tmp_path}/points.csv: '
+                                "a relative path is relative to the TOML file)")
+    (tmp_path / "given.csv").write_text("x,y\n1,2\n3,4\n")
+    assert resolve({"data_path": tmp_path / "given.csv"}, path).data_path == tmp_path / "given.csv"
+
+
 # -- the optimizer and its learning rate ------------------------------------------------------------------
 def test_the_optimizer_defaults_to_the_scenarios_plain_sgd():
     assert (resolve({}).optimizer.name, resolve({}).lr) == ("sgd", 0.01)

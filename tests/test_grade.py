@@ -312,11 +312,14 @@ def test_gradebook_holds_csv_json_html_and_a_report_per_checked_submission(grade
     assert sorted(p.name for p in out.iterdir()) == ["buggy_relu", "correct", "gradebook.csv", "gradebook.html",
                                                      "gradebook.json"]
     assert not list(out.parent.glob(".book.tmp-*"))
-    # A gradebook is ours: grading again into it is allowed, and replaces it whole.
-    from parity.report.folder import check_out, is_report
+    # A gradebook is ours: grading again into it is allowed, and replaces it whole; a run may not replace it.
+    from parity.errors import ParityInputError
+    from parity.report.folder import check_out, folder_kind
 
-    assert is_report(out)
-    check_out(out)
+    assert folder_kind(out) == "gradebook"
+    check_out(out, "gradebook")
+    with pytest.raises(ParityInputError, match="holds a keras-parity gradebook"):
+        check_out(out, "report")
 
 
 def _browser() -> str | None:

@@ -49,6 +49,35 @@ def test_native_writes_to_fd_2_are_filtered_for_the_whole_block_and_python_outpu
     assert done.stderr == "error: ours\na native line that is no log record\n"
 
 
+def test_the_stream_it_yields_reaches_the_original_fd_2_at_once_without_a_newline():
+    """Progress bars are drawn there: a carriage return must not wait in the filter for the end of a line. The child
+    draws a bar and waits for this test to have seen it; through the filter it would wait for a newline, for ever."""
+    import select
+
+    code = textwrap.dedent(f"""
+        import os, sys
+        from parity.keras_side.native_logs import native_logs_filtered
+        with native_logs_filtered() as terminal:
+            os.write(2, {CUINIT!r} + b"\\n")
+            terminal.write("\\rprobe: 1/2")
+            terminal.flush()
+            sys.stdin.readline()
+            os.write(2, b"after\\n")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PARITY_TF_LOGS"}
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                             env=env)
+    try:
+        shown = b""
+        while not shown.endswith(b"1/2") and select.select([child.stderr], [], [], 30)[0]:
+            shown += os.read(child.stderr.fileno(), 1024)
+        assert shown == b"\rprobe: 1/2"
+    finally:
+        child.stdin.write(b"go\n")
+        child.stdin.close()
+    assert child.wait(timeout=60) == 0 and child.stderr.read() == b"after\n"
+
+
 QUIET_RUNS = {"short last batch": ["--samples", "40"], "saved model": ["--model", "MODEL"]}
 
 

@@ -5,7 +5,8 @@ when a saved model is loaded, `E0000 ... NodeDef mentions attribute use_unbounde
 the fit's last batch is short), at any point of a run and whatever TF_CPP_MIN_LOG_LEVEL says. So
 while a command runs, fd 2 goes through a pipe whose reader drops those records and passes
 everything else on: our own `error:` lines, Python tracebacks, and any native message that is not
-a log record. PARITY_TF_LOGS=1 leaves fd 2 alone.
+a log record. PARITY_TF_LOGS=1 leaves fd 2 alone. Progress bars are drawn on the stream fd 2 was
+before (see `native_logs_filtered`), not through the filter.
 """
 
 from __future__ import annotations
@@ -51,28 +52,34 @@ def _forward(read_fd: int, write_fd: int) -> None:
 
 @contextlib.contextmanager
 def native_logs_filtered():
-    """Within this block, TensorFlow's native log records written to fd 2 are dropped; nothing else is."""
+    """Within this block, TensorFlow's native log records written to fd 2 are dropped; nothing else is.
+
+    Yields a text stream on what fd 2 was before the block (the terminal, when there is one), for progress bars:
+    written there, a bar's carriage returns reach the screen at once instead of waiting in the filter for a
+    newline. Whether that is a terminal must be asked before the block: inside it, fd 2 is a pipe."""
     if os.environ.get("PARITY_TF_LOGS") == "1":
-        yield
+        yield sys.stderr
         return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (AttributeError, OSError, ValueError):  # no fd 2 to filter (no stream, a closed or replaced one)
-        yield
+        yield sys.stderr
         return
     read_fd, write_fd = os.pipe()
     reader = threading.Thread(target=_forward, args=(read_fd, saved), name="parity-native-logs", daemon=True)
     reader.start()
     os.dup2(write_fd, 2)
     os.close(write_fd)
+    original = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                         errors="replace")
     try:
-        yield
+        yield original
     finally:
-        try:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
             sys.stderr.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError, ValueError):
+            original.close()
         os.dup2(saved, 2)  # closes the pipe's last write end: the reader drains it and stops
         reader.join(timeout=5)
         os.close(saved)

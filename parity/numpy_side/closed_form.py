@@ -25,7 +25,8 @@ def per_sample_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: n
     Dense layer's per-sample weight gradient is the outer product of its input and its output gradient.
     """
     n = len(x)
-    pred, loss, grads, dx, z, maps = _record(_Plan(spec), weights, x, t)
+    with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings (a diverged fit's weights)
+        pred, loss, grads, dx, z, maps = _record(_Plan(spec), weights, x, t)
     return Trace(pred=pred, loss=loss, grads=grads, dx=dx.reshape(n, -1), z=z, maps=maps)
 
 
@@ -105,6 +106,7 @@ def steps_closed_form(spec: ModelSpec, weights: dict[str, np.ndarray], x: np.nda
     lr_ = None if driver is not None else np.asarray(optimizer, dtype=dtype)
     preds, states = [], []
     with np.errstate(all="ignore"):  # overflow and NaN are findings, not warnings
+        lr_ = None if driver is not None else np.asarray(optimizer, dtype=dtype)  # fits: settings refuse one that doesn't
         for s in range(n):
             pred, loss, g, dx, z, maps = _record(plan, params, x[s:s + 1], t[s:s + 1])
             preds.append(pred[0])

@@ -1,9 +1,13 @@
-"""The report folder: checked before any work, and never one that holds anything but our own report.
+"""The report folder: checked before any work, and never one that holds anything but our own output of its kind.
 
-A run replaces its folder whole, so the folder must be new, empty, or a folder this tool wrote: a
-report whose summary.json, a gradebook whose gradebook.json or a sweep whose sweep.json says
-`"tool": "keras-parity"` with a schema version. A file merely named summary.json (another tool's,
-say) does not make a folder ours.
+Each command writes one kind of folder, and says so in the record it writes there (its "kind"):
+`run` and `check` a report (summary.json), `grade` a gradebook (gradebook.json), `sweep` a sweep
+(sweep.json), `bench` a bench record (bench.json). A folder is ours when that record says `"tool":
+"keras-parity"` with a schema version (older folders, written before the kind was recorded, are
+known by which record they hold). `--out` may name a new folder, an empty one, or one of ours of
+the same kind; anything else, another kind of ours included, is refused before any work, and every
+file in it is left alone. A file merely named summary.json (another tool's, say) does not make a
+folder ours.
 """
 
 from __future__ import annotations
@@ -19,36 +23,84 @@ from pathlib import Path
 from parity.errors import ParityInputError, ReportWriteError, arg
 from parity.version import TOOL
 
-__all__ = ["OWN_FILES", "is_report", "check_out", "check_writable", "atomic_folder"]
+__all__ = ["KINDS", "OWN_FILES", "folder_kind", "is_report", "check_out", "check_writable", "atomic_folder"]
 
-OWN_FILES = ("summary.json", "gradebook.json", "sweep.json")  # a report, a gradebook (grade), a sweep
+# kind -> (the record that marks it, what it is called, the command that writes it)
+KINDS = {"report": ("summary.json", "report", "parity run or parity check"),
+         "gradebook": ("gradebook.json", "gradebook", "parity grade"),
+         "sweep": ("sweep.json", "sweep", "parity sweep"),
+         "bench": ("bench.json", "bench record", "parity bench")}
+OWN_FILES = tuple(record for record, _, _ in KINDS.values())
+
+
+def _record(folder: Path, name: str) -> dict | None:
+    try:
+        head = json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return head if isinstance(head, dict) else None
+
+
+def _kind_of(head: dict, kind: str) -> str | None:
+    """`kind` when the record that marks it is ours; None when it is another tool's or disagrees with its name."""
+    if head.get("tool") == TOOL and isinstance(head.get("schema_version"), int):
+        return kind if head.get("kind", kind) == kind else None
+    if kind == "bench" and isinstance(head.get("floors"), dict) and isinstance(head.get("probe"), dict):
+        return kind  # bench.json before it named its tool: its floors and its probe rates
+    return None
+
+
+def folder_kind(folder: Path) -> str | None:
+    """Which kind of keras-parity folder `folder` is (a key of KINDS); None when it is none of ours, or holds
+    the records of two kinds."""
+    found = {kind for kind, (name, _, _) in KINDS.items()
+             if (head := _record(Path(folder), name)) is not None and _kind_of(head, kind) == kind}
+    return found.pop() if len(found) == 1 else None
 
 
 def is_report(folder: Path) -> bool:
-    """A folder keras-parity wrote: its summary.json (or gradebook.json, sweep.json) names this tool and a schema version."""
-    for name in OWN_FILES:
-        try:
-            head = json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(head, dict) and head.get("tool") == TOOL and isinstance(head.get("schema_version"), int):
-            return True
-    return False
+    """A folder keras-parity wrote, of any kind."""
+    return folder_kind(folder) is not None
 
 
-def check_out(out: Path) -> None:
-    """The report folder must be creatable and writable, and replacing it must destroy nothing but an
-    earlier report of ours."""
+def _kind_holding(target: Path) -> tuple[Path, str] | None:
+    """The nearest folder above `target` that is one of ours, and its kind: a folder inside a gradebook is part of it."""
+    for above in target.parents:
+        kind = folder_kind(above) if above.is_dir() else None
+        if kind is not None:
+            return above, kind
+    return None
+
+
+def check_out(out: Path, kind: str = "report") -> None:
+    """The folder for a `kind` (a key of KINDS) must be creatable and writable, and writing it must destroy nothing
+    but an earlier folder of ours of the same kind."""
+    given = out
     out = Path(out)
+    if str(given) == "":
+        raise ParityInputError(f"{arg('out')} must be a folder path (received: '')")
     target = out.resolve()
     if target.exists() and not target.is_dir():
         raise ParityInputError(f"{arg('out')} must be a folder, and {out} is a file; choose another path")
     if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
         raise ParityInputError(f"{arg('out')} must be a folder of its own, not the current folder or one above it "
                                f"(received: {out})")
-    if target.is_dir() and any(target.iterdir()) and not is_report(target):
-        raise ParityInputError(f"{arg('out')} {out} holds files that are not a keras-parity report, and a run "
-                               "replaces its folder whole; choose a new or empty folder")
+    record, noun, _ = KINDS[kind]
+    allowed = f"{arg('out')} may name a new or empty folder, or an earlier {noun} ({record})"
+    if target.is_dir() and any(target.iterdir()):
+        found = folder_kind(target)
+        if found is None:
+            raise ParityInputError(f"{arg('out')} {out} holds files that are not a keras-parity {noun}; {allowed}; "
+                                   "choose another folder (nothing was changed)")
+        if found != kind:
+            theirs, their_noun, by = KINDS[found]
+            raise ParityInputError(f"{arg('out')} {out} holds a keras-parity {their_noun} ({theirs}, written by {by}), "
+                                   f"not a {noun}; {allowed}; choose another folder (nothing was changed)")
+    holder = _kind_holding(target)
+    if holder is not None:
+        _, theirs, by = KINDS[holder[1]]
+        raise ParityInputError(f"{arg('out')} {out} is inside {holder[0]}/, a keras-parity {theirs} written by {by}; "
+                               "choose a folder outside it (nothing was changed)")
     check_writable(out, "out")
 
 

@@ -44,6 +44,7 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "tool": TOOL,
         "version": __version__,
         "schema_version": SCHEMA_VERSION,
+        "kind": "report",  # what wrote the folder (parity.report.folder.KINDS): --out replaces only its own kind
         "verdict": result.verdict,
         "scenario": result.config.scenario,
         "dtype": result.config.dtype,

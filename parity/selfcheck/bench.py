@@ -197,6 +197,9 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
 
     record["machine"] = {"python": platform.python_version(), "processor": platform.machine(),
                          "cores": __import__("os").cpu_count()}
+    from parity.version import SCHEMA_VERSION, TOOL, __version__
+
+    record = {"tool": TOOL, "version": __version__, "schema_version": SCHEMA_VERSION, "kind": "bench", **record}
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -7,22 +7,24 @@ what was received and what is allowed.
 from __future__ import annotations
 
 import math
-import tomllib
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+import numpy as np
 
 from parity.errors import ParityInputError, arg, arg_given
 from parity.settings.classes import class_mapping, flag_pair
 from parity.settings.spec import ACTIVATIONS, LOSSES, ConvSpec, DenseSpec, PoolSpec
+from parity.settings.config_file import input_file, read_file
 from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings, optimizer_settings
 from parity.settings.scenarios import SCENARIOS
 
-__all__ = ["ParityInputError", "RunConfig", "DTYPES", "DATA_KINDS", "WORST_GRADIENTS", "resolve"]
+__all__ = ["ParityInputError", "RunConfig", "DTYPES", "DATA_KINDS", "WORST_GRADIENTS", "read_file", "resolve"]
 
 DTYPES = ("float32", "float64")
 DATA_KINDS = ("linear", "blobs", "bars", "csv")
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
+MAX_COUNT = 2**31 - 1  # epochs and batch size go to TensorFlow as int32; a larger one fails inside it
 # Gradient entries the long-form table keeps per gradient and phase besides the rows that do not pass
 # (unless all_gradients): enough to see the largest differences, few enough that 1M samples write in no time.
 WORST_GRADIENTS = 20
@@ -88,95 +90,6 @@ def feature_records(features) -> list[dict]:
             {"kind": "pooling", "pool": list(f.pool), "stride": f.stride, "pad": f.pad} for f in features]
 
 
-# TOML layout: section -> key -> (RunConfig field, expected type)
-_FILE_KEYS = {
-    None: {"scenario": ("scenario", str), "seed": ("seed", int), "dtype": ("dtype", str)},
-    "data": {"kind": ("data_kind", str), "samples": ("samples", int), "train": ("train", int),
-             "noise": ("noise", float), "path": ("data_path", str), "x_columns": ("x_columns", list),
-             "y_columns": ("y_columns", list), "seed": ("data_seed", int)},
-    "model": {"layers": ("layers", list), "loss": ("loss", str)},
-    "train": {"epochs": ("epochs", int), "batch_size": ("batch_size", int), "lr": ("lr", float),
-              "optimizer": ("optimizer", Mapping)},
-    "compare": {"rtol": ("rtol", float), "atol": ("atol", float)},
-}
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", list: "a list",
-               Mapping: 'a name or a table like {name = "adam", lr = 0.001}'}
-
-
-def _where(path: Path, section: str | None, key: str) -> str:
-    return f"{path.name}: " + (f"[{section}] {key}" if section else key)
-
-
-def _typed(value, kind, where: str):
-    # Mapping stands for the optimizer: a name, or a table of its name and hyperparameters (resolve checks them)
-    accepted = (str, Mapping) if kind is Mapping else kind
-    ok = (isinstance(value, accepted) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
-                                                                       and not isinstance(value, bool))
-    if not ok:
-        raise ParityInputError(f"{where} must be {_TYPE_WORDS[kind]} (received: {value!r})")
-    return float(value) if kind is float else value
-
-
-def _layers(value: list, where: str) -> tuple[DenseSpec, ...]:
-    out = []
-    for i, entry in enumerate(value):
-        at = f"{where}[{i}]"
-        if not isinstance(entry, dict):
-            raise ParityInputError(f"{at} must be a table like {{units = 2, activation = \"relu\"}} (received: {entry!r})")
-        unknown = sorted(set(entry) - {"units", "activation"})
-        if unknown:
-            raise ParityInputError(f"{at} has unknown key {unknown[0]!r}; allowed: units, activation")
-        if "units" not in entry:
-            raise ParityInputError(f"{at} needs units (received: {entry!r})")
-        units = _typed(entry["units"], int, f"{at}.units")
-        activation = _typed(entry.get("activation", "linear"), str, f"{at}.activation")
-        out.append(DenseSpec(units, activation))
-    return tuple(out)
-
-
-def read_file(path: Path) -> dict:
-    """The TOML file as RunConfig fields; unknown keys and wrong types are errors."""
-    if not path.is_file():
-        raise ParityInputError(f"{arg('config_path')} file not found (received: {path})")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ParityInputError(f"{arg('config_path')} {path} is not valid TOML: {exc}") from None
-    values = {}
-    for key, value in raw.items():
-        if key == "classes":
-            if not isinstance(value, dict):
-                raise ParityInputError(f"{path.name}: [classes] must be a table such as Affine = \"Dense\" "
-                                       f"(received: classes = {value!r})")
-            values["classes"] = class_mapping(value, lambda k, v: f"{path.name}: [classes] {k} = {v!r}")
-            continue
-        if key == "grading":
-            continue  # the grader results' points: parity.settings.grading reads and checks them
-        if key in _FILE_KEYS and not isinstance(value, dict):
-            raise ParityInputError(f"{path.name}: [{key}] must be a table (received: {key} = {value!r})")
-        if key in _FILE_KEYS:
-            for sub, item in value.items():
-                if sub not in _FILE_KEYS[key]:
-                    raise ParityInputError(f"{_where(path, key, sub)} is not a known key; "
-                                     f"allowed in [{key}]: {', '.join(_FILE_KEYS[key])}")
-                name, kind = _FILE_KEYS[key][sub]
-                values[name] = _typed(item, kind, _where(path, key, sub))
-                if name == "layers":
-                    values[name] = _layers(item, _where(path, key, sub))
-                elif kind is list:
-                    values[name] = tuple(_typed(c, str, f"{_where(path, key, sub)} entry") for c in item)
-        elif key in _FILE_KEYS[None]:
-            name, kind = _FILE_KEYS[None][key]
-            values[name] = _typed(value, kind, _where(path, None, key))
-        else:
-            sections = ", ".join([*(f"[{s}]" for s in (*_FILE_KEYS, "grading") if s), "[classes]"])
-            raise ParityInputError(f"{path.name}: {key} is not a known key or section; allowed: "
-                             f"{', '.join(_FILE_KEYS[None])}, {sections}")
-    if "data_path" in values:
-        values["data_path"] = (path.parent / values["data_path"]).resolve()  # relative to the file
-    return values
-
-
 def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     """Scenario defaults, then the file, then the flags that were given; validated."""
     from_file = read_file(config_path) if config_path is not None else {}
@@ -210,7 +123,27 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     known = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in values.items() if k in known})
     _validate(config)
+    _input_files(config, from_file.get("data_path_from") if flags.get("data_path") is None else None)
     return config
+
+
+def _input_files(c: RunConfig, data_from: tuple[str, str] | None) -> None:
+    """The data file and the saved model are files, checked here, before TensorFlow loads; a path from the TOML
+    file is named by the file and its key."""
+    if c.data_path is not None and c.data_kind == "csv" and data_from is None:
+        input_file(c.data_path, arg("data_path"))
+    elif c.data_path is not None and c.data_kind == "csv" and not c.data_path.is_file():
+        key, written = data_from
+        problem = "is a folder, not a file" if c.data_path.is_dir() else "names no file"
+        raise ParityInputError(f"{key} = \"{written}\" {problem} (looked for {c.data_path}: a relative path is "
+                               "relative to the TOML file)")
+    if c.model_path is not None:
+        if c.model_path.is_dir():
+            input_file(c.model_path, arg("model_path"))
+        if c.model_path.suffix != ".keras":
+            raise ParityInputError(f"{arg('model_path')} must be a .keras file saved by model.save (received: "
+                                   f"{c.model_path})")
+        input_file(c.model_path, arg("model_path"))
 
 
 def _flag_label(key: str) -> str:
@@ -275,7 +208,14 @@ def _validate(c: RunConfig) -> None:
     need(c.train is None or c.train >= 1, f"{arg('train')} must be at least 1 (received: {c.train})")
     need(math.isfinite(c.noise) and c.noise >= 0, f"[data] noise must be a finite number >= 0 (received: {c.noise})")
     need(c.epochs >= 0, f"{arg('epochs')} must be 0 (no fit) or more (received: {c.epochs})")
+    need(c.epochs <= MAX_COUNT, f"{arg('epochs')} must be at most {MAX_COUNT} (received: {c.epochs})")
+    need(c.batch_size <= MAX_COUNT, f"{arg('batch_size')} must be at most {MAX_COUNT} (received: {c.batch_size})")
     need(math.isfinite(c.lr) and c.lr > 0, f"{arg('lr')} must be a finite number above 0 (received: {c.lr})")
+    largest = float(np.finfo(c.dtype).max)  # as for a CSV value: the run's dtype must hold it
+    need(c.lr <= largest, f"{arg('lr')} {c.lr:g} does not fit in {c.dtype} (largest magnitude {largest:.4g}); use "
+         f"a smaller {arg('lr')}" + (f", or {arg('dtype')} float64" if c.dtype != "float64" else ""))
+    need(np.asarray(c.lr, dtype=c.dtype) > 0, f"{arg('lr')} {c.lr:g} is 0 in {c.dtype} (smallest step "
+         f"{float(np.finfo(c.dtype).smallest_subnormal):.4g}); use a larger {arg('lr')}")
     need(c.batch_size >= 1, f"{arg('batch_size')} must be at least 1 (received: {c.batch_size})")
     need(c.loss in LOSSES, f"[model] loss must be one of {', '.join(LOSSES)} (received: {c.loss})")
     for name in ("rtol", "atol"):

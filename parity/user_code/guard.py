@@ -1,7 +1,7 @@
 """The one door into a user's class: every call, attribute read and parameter lookup goes through here.
 
 Whatever a user's class does wrong (raises, returns None, a non-array or an array of another shape,
-keeps its gradient under another name) becomes a UserCodeError that names the book class, the
+keeps its gradient under another name, calls sys.exit or os._exit, raises KeyboardInterrupt) becomes a UserCodeError that names the book class, the
 method and the user's file:line; callers turn it into a finding on that class, never a traceback.
 NumPy only.
 """
@@ -13,12 +13,15 @@ import inspect
 import re
 import sys
 import traceback
+from pathlib import Path
 
 import numpy as np
 
 from parity.errors import first_line
+from parity.user_code.fence import ENDING, UserExit, is_fenced, real_interrupt
 
 __all__ = ["SCALAR", "UserCodeError", "call", "gradients", "held_array", "loss_backward_args", "place", "where_class",
+           "stopped_by_code",
            "where_defined", "where_raised"]
 
 SCALAR = "scalar"  # `expect` for a loss layer's forward: one real number
@@ -27,6 +30,7 @@ _FORGOT = {("forward", SCALAR): "`return self.loss`", ("forward", None): "`retur
            ("backward", None): "`return dx`"}
 _MISSING = object()
 _CELL = re.compile(r"\.ipynb, cell \d+$")  # user_code.notebook.cell_file: where a notebook's cell is compiled from
+_PACKAGE = str(Path(__file__).resolve().parents[1])  # parity/: frames here are ours, not the user's
 
 
 class UserCodeError(Exception):
@@ -98,6 +102,14 @@ def _what(value) -> str:
     return "None" if value is None else f"a {type(value).__name__}"
 
 
+def _raised_by_code(exc: BaseException) -> bool:
+    """A SystemExit or KeyboardInterrupt the user's code raised, while a door's check runs: not a Ctrl-C (outside a
+    door's check, as in a grade worker, they end the check as before)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return not real_interrupt()
+    return is_fenced()
+
+
 def call(owner, method: str, *args, book: str, expect=None, kwargs: dict | None = None):
     """owner.method(*args, **kwargs), or owner(*args, **kwargs) for "__init__", checked.
 
@@ -110,9 +122,16 @@ def call(owner, method: str, *args, book: str, expect=None, kwargs: dict | None 
         out = owner(*args, **kwargs) if method == "__init__" else getattr(owner, method)(*args, **kwargs)
     except UserCodeError:
         raise
+    except UserExit as exc:  # sys.exit, os._exit, os.chdir, ... while a door's check runs (parity.user_code.fence)
+        raise UserCodeError(book, cls, method, str(exc), where_raised(exc, cls), "UserExit") from exc
     except Exception as exc:  # the user's code raised: said once, with its line
         raise UserCodeError(book, cls, method, f"raised {type(exc).__name__}: {first_line(exc, 200)}",
                             where_raised(exc, cls), type(exc).__name__) from exc
+    except (SystemExit, KeyboardInterrupt) as exc:  # raised by the code itself, not a Ctrl-C: a finding too
+        if not _raised_by_code(exc):
+            raise
+        said = f"raised {type(exc).__name__}({exc.args[0]!r})" if exc.args else f"raised {type(exc).__name__}"
+        raise UserCodeError(book, cls, method, f"{said}: {ENDING}", where_raised(exc, cls), type(exc).__name__) from exc
     if method == "__init__" or (expect is None and out is not None):
         return out
     if out is None:
@@ -227,3 +246,26 @@ def _named_gradient(layer, name: str, held: tuple, book: str) -> np.ndarray:
     else:
         message = f"set no `{name}`; the harness reads dW and db (or grads[i] beside params[i])"
     raise UserCodeError(book, cls, "backward", message, where_defined(cls, "backward"), "gradient")
+
+
+def stopped_by_code(exc: BaseException):
+    """The ParityInputError a door raises for user code that ended the check outside any call this module guards
+    (a SystemExit, a KeyboardInterrupt that is no Ctrl-C, a fenced sys.exit or os._exit); None for anything else.
+    Call it inside the fence, where a real Ctrl-C can still be told apart."""
+    from parity.errors import ParityInputError
+
+    if isinstance(exc, UserExit):
+        said = str(exc)
+    elif isinstance(exc, SystemExit):
+        said = f"raised SystemExit({exc.code!r}): {ENDING}"
+    elif isinstance(exc, KeyboardInterrupt) and not real_interrupt():
+        said = f"raised KeyboardInterrupt: {ENDING}"
+    else:
+        return None
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _ours(f.filename)]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return ParityInputError(f"your code {said}{where}; the check stopped there and no report was written")
+
+
+def _ours(filename: str) -> bool:
+    return filename.startswith(_PACKAGE) or filename.startswith("<frozen")
