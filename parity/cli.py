@@ -1,40 +1,52 @@
 """`parity` command line: parse, call, render.
 
-Exit 0 parity holds, 1 it fails, 2 bad input (nothing written), 3 the report could not be written (a full
-disk, a permission taken away: the previous report is left as it was) or the tool could not finish (a
-grading cluster left with no worker: what was graded is kept), 124 `check --timeout` ran out, 130
-interrupted.
+Exit 0 parity holds, 1 it fails, 2 bad input (nothing written; user code that ends the check is one too),
+3 the report could not be written (a full disk, a permission taken away: the previous report is left as it
+was) or the tool could not finish (a grading cluster left with no worker: what was graded is kept),
+4 keras-parity itself failed (a bug: the traceback is printed), 124 `check --timeout` ran out, 130
+interrupted. Exit 1 always means a verdict: never a crash.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
+import traceback
+import warnings
 
 from parity import cli_commands
-from parity.cli_commands import flags_of as _flags, progress_bar as _progress
+from parity.cli_commands import flags_of as _flags
 from parity.cli_parser import parser as build_parser
-from parity.errors import CheckTimedOut, ParityInputError, ReportWriteError, ToolError
+from parity.errors import CheckTimedOut, ParityInputError, ReportWriteError, ToolError, first_line
 from parity.keras_side.native_logs import native_logs_filtered
 from parity.report.folder import check_out
+from parity.user_code.fence import fenced
+from parity.user_code.guard import stopped_by_code
 
 __all__ = ["main", "command", "few_full_collections"]
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_INTERRUPTED, EXIT_TIMEOUT = 0, 1, 2, 3, 130, 124
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 130, 124
+PATH_FLAGS = ("--out", "--config", "--model", "--data", "--layers", "--reference")  # a path given as '' is said as typed
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "selftest":
-        return cli_commands.selftest_command(args)
-    if args.command == "bench":
-        return cli_commands.bench_command(args)
-    if args.command == "grade":
-        return cli_commands.grade_command(args)
-    if args.command == "sweep":
-        return cli_commands.sweep_command(args)
-    if args.command == "record":
-        return cli_commands.record_command(args)
+def _run(args: argparse.Namespace, bars) -> int:
+    """The command; `bars` is the terminal's stream for progress, or None (not a terminal, or --quiet)."""
+    from parity.report.progress import TerminalProgress
+
+    args.progress = TerminalProgress(bars) if bars is not None and not getattr(args, "quiet", False) else None
+    cli_commands.TERMINAL.progress = args.progress
+    try:
+        commands = {"selftest": cli_commands.selftest_command, "bench": cli_commands.bench_command,
+                    "grade": cli_commands.grade_command, "sweep": cli_commands.sweep_command,
+                    "record": cli_commands.record_command}
+        return commands.get(args.command, _run_or_check)(args)
+    finally:
+        cli_commands.TERMINAL.progress = None  # the stream closes with the command
+
+
+def _run_or_check(args: argparse.Namespace) -> int:
     from parity.report.plot_worker import PlotWorker
 
     # Started first, so that its imports overlap TensorFlow's: it draws its share of the pictures at the end.
@@ -67,7 +79,7 @@ def _check(args: argparse.Namespace, worker) -> int:
         if args.sample is not None:
             _check_sample(args.sample, config)  # a sample the run will not have is bad input, refused before any work
         report = check(user, config, folder=ReportFolder(args.format, worker),
-                       progress=None if config.quiet else _progress)
+                       progress=None if config.quiet else args.progress)
         guard.checked(report)
     if not config.quiet:
         from parity.report.writer import terminal_summary
@@ -109,14 +121,23 @@ def _linked(text: str, report) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        _no_empty_paths(argv)
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:  # `parity` alone: what it can do, and exit 2 as for any incomplete command
             parser.print_help(sys.stderr)
             print("error: choose a command: run, check, record, selftest, bench, grade or sweep", file=sys.stderr)
             return EXIT_USAGE
-        with native_logs_filtered():
-            return _run(args)
+        interactive = _is_terminal(sys.stderr)  # asked now: inside the filter below, fd 2 is a pipe
+        with native_logs_filtered() as terminal, _own_warnings_hidden(), fenced():
+            try:
+                return _run(args, terminal if interactive else None)
+            except BaseException as exc:  # user code that ended the check outside any call the guard watches
+                stopped = stopped_by_code(exc)
+                if stopped is None:
+                    raise
+                raise stopped from None
     except ParityInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -129,6 +150,39 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; no report was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError as exc:
+        print(f"error: out of memory ({first_line(exc, 200, 'MemoryError')}); no report was written; use fewer "
+              "--samples or a smaller --train", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # our own bug: never exit 1, which means "your layers disagree with Keras"
+        traceback.print_exc()
+        print("error: keras-parity failed (a bug in keras-parity, not in your layers: the traceback above says "
+              "where; please report it); no report was written", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _no_empty_paths(argv: list[str]) -> None:
+    """A path given as '' is refused as typed (argparse would make it Path('.'), the current folder)."""
+    for i, word in enumerate(argv):
+        flag, equals, value = word.partition("=")
+        if flag in PATH_FLAGS and ((equals and value == "") or (not equals and i + 1 < len(argv) and argv[i + 1] == "")):
+            expected = "a .py file, a .ipynb notebook or a dotted module name" if flag == "--layers" else "a path"
+            raise ParityInputError(f"{flag} must be {expected} (received: '')")
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _own_warnings_hidden():
+    """Our own numeric warnings (an overflow in a cast, say) never reach the terminal; what a user's code warns does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"parity(\.|$)")
+        yield
 
 
 def few_full_collections() -> None:
