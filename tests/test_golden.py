@@ -9,8 +9,8 @@ from parity import cli
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "seed_float32"
 TABLES = ("samples.csv", "steps.csv", "gradients.csv")
-# Fields that name the tool's version, the report folder, the machine or the class's module path, not the numbers.
-UNCOMPARED = ("version",)
+# What schema 3 added since the golden copy (schema 2): what wrote the folder, and where the Keras side came from.
+ADDED = {"kind", "keras_side"}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,12 @@ def test_the_default_runs_table_is_byte_identical_to_before_the_redesign(written
 
 def test_the_default_runs_summary_is_the_same_apart_from_version_folder_and_machine(written):
     before, now = (json.loads((folder / "summary.json").read_text()) for folder in (GOLDEN, written))
-    assert now.pop("keras_side")["source"] == "computed"  # schema 3: where the Keras side came from (its versions)
+    # schema 3 added what wrote the folder, and where the Keras side came from (its versions)
+    assert (before["schema_version"], now["schema_version"]) == (2, 3)
+    assert set(now) - set(before) == {"kind", "keras_side"}
+    assert now.pop("kind") == "report" and now.pop("keras_side")["source"] == "computed"
     for summary in (before, now):
-        for key in UNCOMPARED:
+        for key in ("version", "schema_version"):
             summary.pop(key)
         summary["config"].pop("out")
         summary.pop("environment")
