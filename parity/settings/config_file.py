@@ -116,5 +116,8 @@ def read_file(path: Path) -> dict:
             raise ParityInputError(f"{path.name}: {key} is not a known key or section; allowed: "
                              f"{', '.join(_FILE_KEYS[None])}, {sections}")
     if "data_path" in values:
-        values["data_path"] = (path.parent / values["data_path"]).resolve()  # relative to the file
+        written = values["data_path"]
+        values["data_path"] = (path.parent / written).resolve()  # relative to the file
+        # where the path came from, for its messages: the file and the key, as written there
+        values["data_path_from"] = (f"{path.name}: [data] path", written)
     return values
