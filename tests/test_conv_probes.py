@@ -18,7 +18,8 @@ FIXTURES = "tests/fixtures"
 
 def probed(kit: dict) -> list[dict]:
     full = {**{n: getattr(ref, n) for n in LAYER_NAMES}, **kit}
-    return probe_layers(full, list(kit), "sparse_categorical_crossentropy", images=True)
+    found = probe_layers(full, list(kit), "sparse_categorical_crossentropy", images=True)
+    return [f.as_dict() for f in found]  # the JSON form: what summary.json says of each
 
 
 @pytest.mark.parametrize("case,kit,expected,planted", PLANTED_CONV, ids=[c[0] for c in PLANTED_CONV])
@@ -131,7 +132,7 @@ def test_the_tensor_input_affine_is_probed_only_where_the_model_has_convolutions
     flat = PLANTED_CONV[6][1]["Affine"]
     full = {**{n: getattr(ref, n) for n in LAYER_NAMES}, "Affine": flat}
     assert probe_layers(full, ["Affine"], "mean_squared_error", images=False) == []
-    assert any(f["code"] == "layer_error" for f in probe_layers(full, ["Affine"], "mean_squared_error", images=True))
+    assert any(f.code == "layer_error" for f in probe_layers(full, ["Affine"], "mean_squared_error", images=True))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -21,10 +21,10 @@ def failing():
 
 
 def test_repr_carries_the_verdict_and_every_root_cause_within_what_pytest_shows(failing):
-    from parity.report.terminal import root_causes
+    from parity.compare.root_causes import root_causes
 
     text = repr(failing)
-    groups = root_causes(failing.findings, failing.result.spec.classes())
+    groups = [(r, f) for r, f in root_causes(failing.findings) if r.severity != "info"]
     assert text.startswith("<parity Report FAIL (scenario seed, float32): ") and len(text) <= 240  # pytest cuts at 240
     for root, followers in groups:
         assert f"[{root.severity}] {root.code} ({root.phase}, {root.layer}, {root.param}) +{len(followers)} that follow" \
@@ -33,12 +33,12 @@ def test_repr_carries_the_verdict_and_every_root_cause_within_what_pytest_shows(
 
 
 def test_with_many_root_causes_repr_says_less_of_each_but_names_every_one():
-    from parity.report.terminal import root_causes
+    from parity.compare.root_causes import root_causes
     from parity.selfcheck.selftest import AffineTransposedDW, ReluWithoutMask, SigmoidWithoutOneMinus, SignFlipLoss
 
     report = parity.check(MeanSquaredError=SignFlipLoss, Affine=AffineTransposedDW, Relu=ReluWithoutMask,
                           Sigmoid=SigmoidWithoutOneMinus, plots=False)
-    groups = root_causes(report.findings, report.result.spec.classes())
+    groups = [(r, f) for r, f in root_causes(report.findings) if r.severity != "info"]
     text = repr(report)
     assert len(groups) >= 4 and len(text) <= 240
     assert all(f"[{root.severity}] {root.code} ({root.layer})" in text for root, _ in groups), text
