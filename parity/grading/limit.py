@@ -75,6 +75,7 @@ def attempt(fn: Callable, item, seconds: float, topic: str):
     if any(msg.get("event") == "started" for _, msg in client.get_events(topic)):
         return REFUSED
     memory_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    thread = threading.get_ident()  # the thread that runs the item: at a timeout, what it runs is named
     alarm = KERNEL_TIMER and worker.state.nthreads == 1 and signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
 
     def entered(used: float):  # "started" the first time; the clock then runs from `time`, `used` seconds spent
@@ -89,6 +90,9 @@ def attempt(fn: Callable, item, seconds: float, topic: str):
         worker.log_event(topic, {"event": "left", "worker": worker.address, "time": time.time(), "used": used})
 
     def expired():
-        client.log_event(topic, {"event": "timeout", "worker": worker.address, "seconds": seconds})
+        from parity.user_code.running import running_user_code
+
+        client.log_event(topic, {"event": "timeout", "worker": worker.address, "seconds": seconds,
+                                 "running": running_user_code(thread)})
 
     return fn(item, Limit(seconds, entered, expired, alarm, left))

@@ -46,7 +46,7 @@ class Outcome:
 
 
 def timed_out(seconds: float, by: str | None = None, untimed_s: float | None = None,
-              stopped: bool = True) -> Outcome:
+              stopped: bool = True, running: str = "") -> Outcome:
     """A `timeout`. `by`: where the grader found its worker overdue and stopped it from outside: inside
     the item's timed blocks ("timed"), or after `untimed_s` seconds of the grader's own work around them
     ("untimed"); `stopped` False: that failed, and the worker was left running it."""
@@ -56,7 +56,8 @@ def timed_out(seconds: float, by: str | None = None, untimed_s: float | None = N
         return Outcome("timeout", message=f"its worker spent more than {untimed_s:g} s in the grader's own untimed "
                                           f"work after importing it (the Keras warm-up, writing its report) and was "
                                           f"{fate}")
-    return Outcome("timeout", message=f"did not finish within the {seconds:g} s limit (--timeout); its worker "
+    return Outcome("timeout", message=f"did not finish within the {seconds:g} s limit (--timeout)"
+                                      f"{'; it was running ' + running if running else ''}; its worker "
                                       f"was {fate}", seconds=seconds)
 
 
@@ -108,7 +109,8 @@ def classify(client, topic: str, seconds: float, attempt: int, watched: bool) ->
     events = [msg for _, msg in client.get_events(topic)]
     stopped = [m for m in events if m.get("event") == "timeout"]
     if stopped:
-        return timed_out(seconds, stopped[0].get("by"), stopped[0].get("untimed_s"))
+        return timed_out(seconds, stopped[0].get("by"), stopped[0].get("untimed_s"),
+                         running=stopped[0].get("running", ""))
     timed = [m for m in events if m.get("event") in ("started", "resumed")]
     if not timed:
         if attempt + 1 < ATTEMPTS:
