@@ -20,6 +20,7 @@ import numpy as np
 
 from dataclasses import replace
 
+from parity.errors import ParityInputError, arg
 from parity.report.writer import ReportFolder
 from parity.result import Report
 from parity.settings.config import RunConfig
@@ -82,7 +83,9 @@ def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, d
     spec = prepared.spec
     # The chapter-7 layers are listed where the model has them or the user gave them: a Dense run's list is unchanged.
     whose = {n: w for n, w in user.whose().items() if n not in IMAGE_LAYERS or spec.features or w != "reference"}
-    return user.layers, probe_layers(full, list(user.names or user.layers), spec.loss, keras, bool(spec.features)), whose
+    # Only the classes this architecture uses: a Dense run does not probe a Convolution or a Pooling it never builds.
+    names = [n for n in (user.names or user.layers) if n not in IMAGE_LAYERS or spec.features]
+    return user.layers, probe_layers(full, names, spec.loss, keras, bool(spec.features)), whose
 
 
 def _user_findings(result, user: UserCode | None):
@@ -128,6 +131,11 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
         _refuse_substitutes(user, prepared.spec)
         optimizer = _optimizer(user, prepared)  # the user's optimizer class, tried and checked before any work
         if optimizer.settings != prepared.config.optimizer:  # Keras is built with what the user's class holds
+            if prepared.recording is not None:  # a recorded Keras side cannot be built again with them
+                raise ParityInputError(
+                    f"your optimizer class holds hyperparameters that the Keras side would mirror ({optimizer.settings}), "
+                    f"but {arg('reference')} was recorded with {prepared.config.optimizer}: record the Keras side with "
+                    f"the class's values ({arg('optimizer')} NAME:KEY=VALUE), or check without a recording")
             prepared.config = replace(prepared.config, optimizer=optimizer.settings, lr=optimizer.settings.hyper["lr"])
         config = prepared.config
         if folder is not None:

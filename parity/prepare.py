@@ -189,7 +189,7 @@ def resolve_recorded(flags: dict, config_path: Path | None, reference) -> RunCon
     said = {k for k, v in flags.items() if v is not None} | set(in_file)
     filled = {k: v for k, v in _recorded_flags(recorded).items()
               if k not in said and not (k == "train" and "samples" in said)}  # the split follows the samples given
-    config = replace(resolve({**flags, **filled}, config_path), reference=str(reference))
+    config = replace(resolve({**flags, **filled}, config_path, check_files=False), reference=str(reference))
     now = config.as_dict()
     for name in FIXED:
         ours, theirs = now[name], recorded[name]

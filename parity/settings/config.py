@@ -90,7 +90,7 @@ def feature_records(features) -> list[dict]:
             {"kind": "pooling", "pool": list(f.pool), "stride": f.stride, "pad": f.pad} for f in features]
 
 
-def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
+def resolve(flags: dict, config_path: Path | None = None, check_files: bool = True) -> RunConfig:
     """Scenario defaults, then the file, then the flags that were given; validated."""
     from_file = read_file(config_path) if config_path is not None else {}
     scenario = flags.get("scenario") or from_file.get("scenario") or "seed"
@@ -123,7 +123,8 @@ def resolve(flags: dict, config_path: Path | None = None) -> RunConfig:
     known = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in values.items() if k in known})
     _validate(config)
-    _input_files(config, from_file.get("data_path_from") if flags.get("data_path") is None else None)
+    if check_files:  # a recorded check reads neither file again (parity.prepare.resolve_recorded)
+        _input_files(config, from_file.get("data_path_from") if flags.get("data_path") is None else None)
     return config
 
 
