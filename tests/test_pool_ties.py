@@ -66,7 +66,7 @@ def test_a_tie_routed_to_another_cell_is_a_tie_row_not_a_failure():
                             pools=SPEC.pooled_maps())
     assert judged.verdicts.tolist() == ["tie", "tie"]
     found = findings_for(judged)
-    assert [f["code"] for f in found] == ["pool_tie"] and found[0]["severity"] == "warning"
+    assert [f.code for f in found] == ["pool_tie"] and found[0].severity == "warning"
 
 
 def test_a_tie_excuses_nothing_after_the_pooling():

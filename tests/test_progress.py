@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from parity import cli
+from parity import cli, cli_commands
 from parity.report.progress import TerminalProgress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,12 +103,12 @@ def test_a_bar_shows_on_a_terminal_that_reports_no_width():
 
 def test_grade_and_sweep_count_submissions_and_runs(monkeypatch):
     screen = Terminal()
-    monkeypatch.setattr(cli._terminal, "progress", TerminalProgress(screen))
-    assert list(cli._submissions_bar(range(2), "grading", 2)) == [0, 1] and "submission" in screen.getvalue()
-    assert list(cli._submissions_bar(range(2), "sweeping", 2)) == [0, 1] and "run/s" in screen.getvalue()
-    monkeypatch.setattr(cli._terminal, "progress", None)  # not a terminal, or --quiet: grade and sweep draw nothing
+    monkeypatch.setattr(cli_commands.TERMINAL, "progress", TerminalProgress(screen))
+    assert list(cli_commands._submissions_bar(range(2), "grading", 2)) == [0, 1] and "submission" in screen.getvalue()
+    assert list(cli_commands._submissions_bar(range(2), "sweeping", 2)) == [0, 1] and "run/s" in screen.getvalue()
+    monkeypatch.setattr(cli_commands.TERMINAL, "progress", None)  # not a terminal, or --quiet: grade and sweep draw nothing
     items = iter(range(2))
-    assert cli._submissions_bar(items, "grading", 2) is items
+    assert cli_commands._submissions_bar(items, "grading", 2) is items
 
 
 def test_in_process_the_command_draws_nothing_when_stderr_is_no_terminal(tmp_path, capsys):

@@ -186,8 +186,10 @@ def test_plots_aggregate_above_ten_thousand_samples_and_draw_each_sample_below()
 
 
 def test_progress_is_silent_when_not_a_terminal(capsys):
-    from parity.cli import _progress
+    from parity import cli_commands
 
     items = iter(range(5))
-    assert _progress(items, "probe", 5) is items  # pytest's stderr is not a terminal: no bar, same iterable
+    # in process, with stderr no terminal, no command draws: the same iterable comes back, nothing is written
+    assert cli_commands.TERMINAL.progress is None
+    assert cli_commands._submissions_bar(items, "grading", 5) is items
     assert capsys.readouterr().err == ""

@@ -17,7 +17,7 @@ from parity.report.graded_tests import GradedTest
 __all__ = ["prairielearn_results", "prairielearn_bad_input", "prairielearn_failure", "LIMIT_BYTES", "IMAGE_ORDER"]
 
 LIMIT_BYTES = 1_000_000  # "this file should be limited to 1 MB"
-IMAGE_ORDER = ("dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")  # as report.html shows them
+IMAGE_ORDER = ("lesson.png", "dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")  # as report.html shows them
 _CHECK = "keras-parity check"
 
 
