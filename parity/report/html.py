@@ -57,7 +57,7 @@ CAPTIONS = {
         "shading shows where each first-layer ReLU unit is active: the model is a straight line wherever the same "
         "units are alive, and bends only at a kink."),
 }
-_ORDER = ("lesson.png", "dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
+PICTURE_ORDER = ("lesson.png", "dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
 
 # Why a warning does not fail the run, per code: the verdict says what was excused and why.
 _EXCUSES = {
@@ -204,7 +204,7 @@ def _excused(rows: dict, warnings: list[dict]) -> str:
 def _plots(images: dict[str, bytes]) -> str:
     if not images:
         return "<p>No plots in this report (run without <code>--no-plots</code> to draw them).</p>"
-    names = [n for n in _ORDER if n in images] + sorted(n for n in images if n not in _ORDER)
+    names = [n for n in PICTURE_ORDER if n in images] + sorted(n for n in images if n not in PICTURE_ORDER)
     return "".join(f'<figure><img alt="{esc(n)}" src="data:image/png;base64,{base64.b64encode(images[n]).decode()}">'
                    f"<figcaption><b>{esc(n)}</b>: {esc(CAPTIONS.get(n, ''))}</figcaption></figure>" for n in names)
 
