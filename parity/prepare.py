@@ -140,7 +140,9 @@ def _check_recording(prepared: Prepared) -> None:
         differ = sorted(k for k in fixed if fixed[k] != recorded.get(k))
         raise ParityInputError(f"{arg_given('reference', recording.name)} was recorded for another configuration: "
                                f"{', '.join(differ) or 'its fingerprint'} differ; record it again with these settings")
-    every_keras_value(recording.layers())  # a RecordingMiss (bad input, one line) if this version asks for more
+    # A RecordingMiss (bad input, one line) if this version asks for more.
+    every_keras_value(recording.layers(), images=bool(prepared.spec.features))
+    recording.reference(prepared.spec, prepared.config.dtype)  # read before any work: it may lack what a check reads
 
 
 # The settings a recording fixes, in the order a contradiction is reported; those with a flag (or keyword) can be
