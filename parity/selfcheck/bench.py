@@ -23,7 +23,7 @@ import numpy as np
 from parity.selfcheck.bench_cnn import CNN_FLOOR, cnn_probe
 from parity.selfcheck.bench_commands import bare_import, command_cost, grade_class, recorded_check
 
-__all__ = ["FLOORS", "run_bench"]
+__all__ = ["FLOORS", "floors", "run_bench", "table"]
 
 FLOORS = {
     "probe_samples_per_s": 3_000_000,
@@ -145,6 +145,18 @@ def _recheck() -> dict:
     return {"first_check_s": first, "recheck_s": _best(edited)}
 
 
+LOWER_IS_BETTER = {"extra_sample_us", "default_run_beyond_imports_s", "csv_over_parquet_1M", "peak_rss_mb_10M",
+                   "recheck_s", "grade_extra_submission_s", "recorded_check_s"}  # the rest: higher is better
+
+
+def floors(measured: dict) -> dict:
+    """Each floor with what was measured and whether it was met (None: not measured)."""
+    return {name: {"floor": floor, "measured": measured[name],
+                   "met": None if measured[name] is None else
+                   (measured[name] <= floor if name in LOWER_IS_BETTER else measured[name] >= floor)}
+            for name, floor in FLOORS.items()}
+
+
 def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False) -> dict:
     """Measure everything, check the floors, write out/bench.json; returns the record."""
     record = _inner(samples, steps, eager_samples=200, eager_steps=200)
@@ -190,13 +202,7 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
         "recorded_speedup": record["recorded"]["recorded_speedup"],
         "cnn_probe_speedup": record["cnn_probe"]["speedup"],
     }
-    lower_is_better = {"extra_sample_us", "default_run_beyond_imports_s", "csv_over_parquet_1M", "peak_rss_mb_10M",
-                       "recheck_s", "grade_extra_submission_s", "recorded_check_s"}  # the rest: higher is better
-    record["floors"] = {
-        name: {"floor": floor, "measured": measured[name],
-               "met": None if measured[name] is None else
-               (measured[name] <= floor if name in lower_is_better else measured[name] >= floor)}
-        for name, floor in FLOORS.items()}
+    record["floors"] = floors(measured)
     import platform
 
     record["machine"] = {"python": platform.python_version(), "processor": platform.machine(),
