@@ -18,7 +18,7 @@ import numpy as np
 from parity.settings.config import RunConfig, with_defaults
 from parity.settings.data import Dataset, bars_data, blobs_data, linear_data, load_csv
 from parity.settings.resources import check_fits
-from parity.errors import ParityInputError, arg
+from parity.errors import SETTINGS, ParityInputError, arg
 from parity.settings.spec import DenseSpec, ModelSpec
 
 __all__ = ["Prepared", "prepare", "fingerprint"]
@@ -149,8 +149,7 @@ def _check_recording(prepared: Prepared) -> None:
 # left out and are then the recording's. `train` and `samples` follow from the data when neither says.
 FIXED = ("scenario", "dtype", "seed", "data_seed", "data_kind", "samples", "train", "noise", "x_columns", "y_columns",
          "layers", "loss", "epochs", "batch_size", "optimizer", "lr", "data_path", "model_path")
-FLAGGED = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "batch_size", "lr", "data_path",
-           "model_path")
+FLAGGED = tuple(n for n in FIXED if n in SETTINGS and SETTINGS[n].kind != "optimizer")  # the optimizer: below
 
 
 def _recorded_flags(recorded: dict) -> dict:
