@@ -8,13 +8,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from parity.errors import ParityInputError
+from parity.errors import SETTINGS, ParityInputError
 from parity.result import Report
 
 __all__ = ["check", "run"]
 
-_INTS = ("seed", "data_seed", "samples", "train", "epochs", "batch_size")
-_PATHS = {"model": "model_path", "data": "data_path", "config": "config_path", "out": "out"}
+_INTS = tuple(name for name, s in SETTINGS.items() if s.kind == "int")  # keyword and field are one name
+_PATHS = {s.keyword: name for name, s in SETTINGS.items() if s.kind == "path"}  # keyword -> field
+_TEXTS = tuple(name for name, s in SETTINGS.items() if s.kind == "text")
+_BOOLS = tuple(name for name, s in SETTINGS.items() if s.kind in ("switch", "off") and s.keyword)
 FORMATS = ("csv", "parquet")
 
 
@@ -34,7 +36,7 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))):
         raise ParityInputError(f"lr= must be a number (received: {_received(lr)})")
     flags["lr"] = None if lr is None else float(lr)
-    for name in ("scenario", "dtype"):
+    for name in _TEXTS:
         value = options.get(name)
         if value is not None and not isinstance(value, str):
             raise ParityInputError(f"{name}= must be a string (received: {_received(value)})")
@@ -51,7 +53,7 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
         raise ParityInputError(f"optimizer= must be a name or a dict such as {{'name': 'adam', 'lr': 0.001}} "
                                f"(received: {_received(optimizer)})")
     flags["optimizer"] = optimizer
-    for name in ("plots", "all_gradients"):
+    for name in _BOOLS:
         value = options.get(name)
         if value is not None and not isinstance(value, bool):
             raise ParityInputError(f"{name}= must be True or False (received: {_received(value)})")
@@ -59,8 +61,7 @@ def _settings(options: dict) -> tuple[dict, Path | None]:
     return flags, flags.pop("config_path")
 
 
-OPTIONS = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "lr", "optimizer", "batch_size", "model", "data",
-           "config", "out", "plots", "all_gradients", "format", "reference", "run_all")
+OPTIONS = (*(s.keyword for s in SETTINGS.values() if s.keyword), "format", "reference", "run_all")
 
 
 def check(layers=None, /, *, scenario: str | None = None, dtype: str | None = None, seed: int | None = None,

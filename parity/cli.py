@@ -19,7 +19,7 @@ import warnings
 from parity import cli_commands
 from parity.cli_commands import flags_of as _flags
 from parity.cli_parser import parser as build_parser
-from parity.errors import CheckTimedOut, ParityInputError, ReportWriteError, ToolError, first_line
+from parity.errors import SETTINGS, CheckTimedOut, ParityInputError, ReportWriteError, ToolError, first_line
 from parity.keras_side.native_logs import native_logs_filtered
 from parity.report.folder import check_out
 from parity.user_code.fence import fenced
@@ -28,7 +28,8 @@ from parity.user_code.guard import stopped_by_code
 __all__ = ["main", "command", "few_full_collections"]
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_WRITE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 130, 124
-PATH_FLAGS = ("--out", "--config", "--model", "--data", "--layers", "--reference")  # a path given as '' is said as typed
+# A path given as '' is said as typed.
+PATH_FLAGS = (*(s.flag for s in SETTINGS.values() if s.kind == "path"), "--layers", "--reference")
 
 
 def _run(args: argparse.Namespace, bars) -> int:

@@ -7,7 +7,7 @@ import argparse
 import types
 from pathlib import Path
 
-from parity.errors import ParityInputError
+from parity.errors import SETTINGS, ParityInputError
 from parity.grading.cluster_options import cluster_options
 from parity.report.folder import check_out
 from parity.settings.config import resolve
@@ -148,11 +148,14 @@ def flags_of(args: argparse.Namespace) -> dict:
     """The run options as RunConfig fields (None: not given)."""
     if args.format not in ("csv", "parquet"):
         raise ParityInputError(f"--format must be csv or parquet (received: {args.format})")
-    return {"scenario": args.scenario, "dtype": args.dtype, "seed": args.seed, "data_seed": args.data_seed,
-            "samples": args.samples, "all_gradients": True if args.all_gradients else None,
-            "train": args.train, "epochs": args.epochs, "lr": args.lr, "optimizer": args.optimizer,
-            "batch_size": args.batch_size, "out": args.out, "data_path": args.data, "model_path": args.model,
-            "classes": args.classes,
-            "plots": False if args.no_plots else None, "quiet": True if args.quiet else None}
+    flags = {}
+    for name, setting in SETTINGS.items():
+        if name == "config_path":
+            continue  # the command reads the file itself, under the flags
+        value = getattr(args, setting.dest)
+        if setting.kind in ("switch", "off"):  # a flag given says True (off: False); not given, the file or default
+            value = (setting.kind == "switch") if value else None
+        flags[name] = value
+    return flags
 
 

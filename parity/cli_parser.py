@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from parity.errors import ParityInputError
+from parity.errors import SETTINGS, ParityInputError
 from parity.settings.config import DTYPES, WORST_GRADIENTS, RunConfig
 from parity.settings.optimizer_registry import OPTIMIZER_NAMES
 from parity.settings.scenarios import SCENARIOS
@@ -194,7 +194,7 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--optimizer", help="the optimizer both sides fit and step with, with the book's defaults: "
                      f"{', '.join(OPTIMIZER_NAMES)} (default: sgd); settings after a colon, such as "
                      "adam:epsilon=1e-8,lr=0.002, or in the TOML file's [train] optimizer table")
-    run.add_argument("--class", dest="classes", action="append", metavar="BOOK=YOURS",
+    run.add_argument(SETTINGS["classes"].flag, dest=SETTINGS["classes"].dest, action="append", metavar="BOOK=YOURS",
                      help="use your class YOURS as the book's BOOK, such as --class Affine=Dense or "
                           "--class Nesterov=NesterovSGD (repeatable; a TOML file's [classes] table does the same)")
     run.add_argument("--batch-size", type=_typed(int, "--batch-size", "an integer"),

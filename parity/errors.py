@@ -13,20 +13,56 @@ A ToolError (keras-parity itself could not finish: a grading cluster left with n
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-__all__ = ["ParityInputError", "ReportWriteError", "ToolError", "CheckTimedOut", "arg", "arg_given", "spelled",
-           "first_line"]
+__all__ = ["ParityInputError", "ReportWriteError", "ToolError", "CheckTimedOut", "Setting", "SETTINGS", "arg",
+           "arg_given", "spelled", "first_line"]
 
 DOORS = ("cli", "python")
 _MARK = "\x1f"  # wraps a canonical name inside a message until a door spells it; never typed by a person
 _VALUE = "\x1e"  # after a name: its value follows (`--layers x.py` on the command line, `layers=x.py` in Python)
 _NAMED = re.compile(_MARK + r"([a-z_]+)" + _MARK + f"({_VALUE})?")
 
-# Fields whose flag or keyword is not simply the field's name.
-_FLAGS = {"data_path": "--data", "model_path": "--model", "config_path": "--config", "plots": "--no-plots",
-          "classes": "--class"}
-# A class mapping is a keyword of its own in Python (`Affine=Dense`): `classes` has no keyword to spell.
-_KEYWORDS = {"data_path": "data", "model_path": "model", "config_path": "config", "classes": ""}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How the doors spell one run setting (a RunConfig field) and what it takes."""
+
+    flag: str  # on the command line
+    keyword: str  # from Python; "" where Python has none
+    kind: str  # int | number | text | path | optimizer | classes | switch (its flag turns it on) | off (turns it off)
+
+    @property
+    def dest(self) -> str:
+        """argparse's name for the flag's value."""
+        return "classes" if self.kind == "classes" else self.flag.lstrip("-").replace("-", "_")
+
+
+# The one table of the run settings' names (parity.api, parity.cli_commands and the messages below derive theirs
+# from it), in the order the Python door checks them. Any other argument named in a message (layers, format,
+# reference) is spelled from its name: --format, format=.
+SETTINGS = {
+    "scenario": Setting("--scenario", "scenario", "text"),
+    "dtype": Setting("--dtype", "dtype", "text"),
+    "seed": Setting("--seed", "seed", "int"),
+    "data_seed": Setting("--data-seed", "data_seed", "int"),
+    "samples": Setting("--samples", "samples", "int"),
+    "train": Setting("--train", "train", "int"),
+    "epochs": Setting("--epochs", "epochs", "int"),
+    "lr": Setting("--lr", "lr", "number"),
+    "optimizer": Setting("--optimizer", "optimizer", "optimizer"),
+    "batch_size": Setting("--batch-size", "batch_size", "int"),
+    "model_path": Setting("--model", "model", "path"),
+    "data_path": Setting("--data", "data", "path"),
+    "config_path": Setting("--config", "config", "path"),
+    "out": Setting("--out", "out", "path"),
+    "plots": Setting("--no-plots", "plots", "off"),
+    "all_gradients": Setting("--all-gradients", "all_gradients", "switch"),
+    # A class mapping is a keyword of its own in Python (`Affine=Dense`): `classes` has no keyword to spell.
+    "classes": Setting("--class", "", "classes"),
+    "quiet": Setting("--quiet", "", "switch"),  # Python prints nothing anyway
+}
 
 
 def arg(name: str) -> str:
@@ -41,10 +77,11 @@ def arg_given(name: str, value) -> str:
 
 def spelled(name: str, door: str = "cli") -> str:
     """How `door` spells the argument `name`: `--batch-size` on the command line, `batch_size=` from Python."""
+    setting = SETTINGS.get(name)
     if door == "python":
-        keyword = _KEYWORDS.get(name, name)
+        keyword = name if setting is None else setting.keyword
         return f"{keyword}=" if keyword else ""
-    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+    return "--" + name.replace("_", "-") if setting is None else setting.flag
 
 
 class ParityInputError(ValueError):

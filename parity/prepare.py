@@ -18,7 +18,7 @@ import numpy as np
 from parity.settings.config import RunConfig, with_defaults
 from parity.settings.data import Dataset, bars_data, blobs_data, linear_data, load_csv
 from parity.settings.resources import check_fits
-from parity.errors import ParityInputError, arg
+from parity.errors import SETTINGS, ParityInputError, arg
 from parity.settings.spec import DenseSpec, ModelSpec
 
 __all__ = ["Prepared", "prepare", "fingerprint"]
@@ -140,15 +140,16 @@ def _check_recording(prepared: Prepared) -> None:
         differ = sorted(k for k in fixed if fixed[k] != recorded.get(k))
         raise ParityInputError(f"{arg_given('reference', recording.name)} was recorded for another configuration: "
                                f"{', '.join(differ) or 'its fingerprint'} differ; record it again with these settings")
-    every_keras_value(recording.layers())  # a RecordingMiss (bad input, one line) if this version asks for more
+    # A RecordingMiss (bad input, one line) if this version asks for more.
+    every_keras_value(recording.layers(), images=bool(prepared.spec.features))
+    recording.reference(prepared.spec, prepared.config.dtype)  # read before any work: it may lack what a check reads
 
 
 # The settings a recording fixes, in the order a contradiction is reported; those with a flag (or keyword) can be
 # left out and are then the recording's. `train` and `samples` follow from the data when neither says.
 FIXED = ("scenario", "dtype", "seed", "data_seed", "data_kind", "samples", "train", "noise", "x_columns", "y_columns",
          "layers", "loss", "epochs", "batch_size", "optimizer", "lr", "data_path", "model_path")
-FLAGGED = ("scenario", "dtype", "seed", "data_seed", "samples", "train", "epochs", "batch_size", "lr", "data_path",
-           "model_path")
+FLAGGED = tuple(n for n in FIXED if n in SETTINGS and SETTINGS[n].kind != "optimizer")  # the optimizer: below
 
 
 def _recorded_flags(recorded: dict) -> dict:

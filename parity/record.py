@@ -42,7 +42,8 @@ def _joined(parts: list[Trace]) -> Trace:
     return Trace(pred=np.concatenate([p.pred for p in parts]), loss=np.concatenate([p.loss for p in parts]),
                  dx=np.concatenate([p.dx for p in parts]),
                  grads={k: np.concatenate([p.grads[k] for p in parts]) for k in parts[0].grads},
-                 z={k: np.concatenate([p.z[k] for p in parts]) for k in parts[0].z})
+                 z={k: np.concatenate([p.z[k] for p in parts]) for k in parts[0].z},
+                 maps={k: np.concatenate([p.maps[k] for p in parts]) for k in parts[0].maps})
 
 
 def _build(prepared) -> tuple[dict, dict[str, np.ndarray]]:
@@ -68,7 +69,7 @@ def _build(prepared) -> tuple[dict, dict[str, np.ndarray]]:
             self.calls.append((what, inputs, out))
             return out
 
-    every_keras_value(Capture())
+    every_keras_value(Capture(), images=bool(prepared.spec.features))  # the chapter-7 probes where the model has them
     arrays = {"data/x": prepared.data.x, "data/y": prepared.data.y,
               **{f"saved/{i}": w for i, w in enumerate(prepared.weights or [])},
               **{f"fitted/{k}": v for k, v in reference.fitted.items()},

@@ -1,60 +1,33 @@
 """The user's Convolution, Pooling and tensor-input Affine each alone against Keras's Conv2D, MaxPooling2D and
 Flatten + Dense, in float64, at shapes that expose the chapter's traps: H != W, FN != FH, C > 1, stride 2, pad 1,
 overlapping windows (stride < filter), batch sizes 1 and 3, a square input and windows that do not overlap (the
-evidence parity.diagnosis.conv_traps reads), and max-pooling ties. Keras's side is parity.keras_side.layer_reference.
+evidence parity.diagnosis.conv_traps reads), and max-pooling ties: the cases and their seeded inputs are in
+parity.compare.probe_inputs. Keras's side is a parity.keras_side.layer_reference.KerasLayers (or a recording's).
 Pooling is probed without padding: the book's Pooling computes out_h without pad (it pools unpadded maps only).
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
 
 from parity.compare.diff import ERROR, WARNING
 from parity.compare.findings import Finding
-from parity.compare.probe import Probe as _Probe, rng as _rng
+from parity.compare.probe import Probe as _Probe
+from parity.compare.probe_inputs import Case, conv_inputs, pool_inputs, tensor_affine_inputs
 from parity.diagnosis import conv_traps as traps
 from parity.diagnosis.mismatch import classify
 from parity.diagnosis.referee import referee as by_differences
-from parity.keras_side import layer_reference as keras_probes
+from parity.keras_side.layer_reference import LIVE, KerasLayers
 from parity.settings.tolerances import within
 from parity.user_code import guard
 from parity.user_code.guard import UserCodeError
 from parity.user_code.protocol import construct
 
-__all__ = ["probe_image_layer", "probe_tensor_affine", "CONV_CASES", "POOL_CASES"]
+__all__ = ["probe_image_layer", "probe_tensor_affine"]
 
 RTOL, ATOL = traps.RTOL, traps.ATOL
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    x: tuple[int, int, int, int]  # (N, C, H, W)
-    window: tuple[int, ...]  # a kernel W (FN, C, FH, FW), or a pooling window (ph, pw)
-    stride: int
-    pad: int
-
-
-CONV_CASES = (
-    Case("overlapping windows, H != W, C > 1, batch 3", (3, 2, 7, 5), (4, 2, 3, 2), 1, 0),
-    Case("stride 2, pad 1, batch 3", (3, 2, 7, 5), (4, 2, 3, 2), 2, 1),
-    Case("stride 2, pad 1, batch 1", (1, 2, 7, 5), (4, 2, 3, 2), 2, 1),
-    Case("windows that do not overlap, batch 3", (3, 2, 6, 8), (4, 2, 2, 2), 2, 0),
-    Case("a square input, batch 3", (3, 2, 6, 6), (4, 2, 3, 3), 1, 0),
-)
-POOL_CASES = (
-    Case("2x2 windows at stride 2, H != W, C > 1, batch 3", (3, 2, 6, 8), (2, 2), 2, 0),
-    Case("3x2 windows at stride 1 (overlapping), batch 3", (3, 2, 7, 5), (3, 2), 1, 0),
-    Case("2x2 windows at stride 2, batch 1", (1, 2, 4, 6), (2, 2), 2, 0),
-    Case("a square input, batch 3", (3, 2, 6, 6), (2, 2), 2, 0),
-)
-
-
-def _size(n: int, w: int, stride: int, pad: int) -> int:
-    return (n + 2 * pad - w) // stride + 1
 
 
 def _drive(probe: _Probe, cls, name: str, args: tuple, run: traps.Run) -> None:
@@ -81,21 +54,14 @@ def _weighted(cls, name: str, args: tuple, x: np.ndarray, dout: np.ndarray) -> f
     return float(np.sum(guard.call(layer, "forward", x, book=name) * dout))
 
 
-def _conv_run(case: Case, rng) -> traps.Run:
-    n, c, h, w = case.x
-    fn, _, fh, fw = case.window
-    x, W, b = rng.normal(size=case.x), rng.normal(size=case.window), rng.normal(size=fn)
-    dout = rng.normal(size=(n, fn, _size(h, fh, case.stride, case.pad), _size(w, fw, case.stride, case.pad)))
-    out, theirs = keras_probes.conv2d(W, b, x, dout, case.stride, case.pad)
-    return traps.Run(case.name, x, dout, (fh, fw), case.stride, case.pad, theirs={"forward": out, **theirs}, W=W, b=b)
+def _conv_run(keras: KerasLayers, case: Case, x, W, b, dout) -> traps.Run:
+    out, theirs = keras.conv2d(W, b, x, dout, case.stride, case.pad)
+    return traps.Run(case.name, x, dout, case.window[2:], case.stride, case.pad, theirs={"forward": out, **theirs},
+                     W=W, b=b)
 
 
-def _pool_run(case: Case, rng) -> traps.Run:
-    n, c, h, w = case.x
-    ph, pw = case.window
-    x = rng.normal(size=case.x)
-    dout = rng.normal(size=(n, c, _size(h, ph, case.stride, case.pad), _size(w, pw, case.stride, case.pad)))
-    out, dx = keras_probes.max_pool(x, dout, case.window, case.stride, case.pad)
+def _pool_run(keras: KerasLayers, case: Case, x, dout) -> traps.Run:
+    out, dx = keras.max_pool(x, dout, case.window, case.stride, case.pad)
     return traps.Run(case.name, x, dout, case.window, case.stride, case.pad, theirs={"forward": out, "dx": dx})
 
 
@@ -130,21 +96,25 @@ def _generic(probe: _Probe, cls, name: str, runs: dict[str, traps.Run], quantiti
             break
 
 
-def probe_image_layer(cls, name: str) -> list[Finding]:
+def probe_image_layer(cls, name: str, keras: KerasLayers = LIVE) -> list[Finding]:
     """Findings for a user's Convolution or Pooling: the traps named where the evidence shows them, else what
-    differs, per quantity, at the first case that shows it."""
-    probe, rng = _Probe(name), _rng(name)
+    differs, per quantity, at the first case that shows it. `keras` answers for Keras (or a recording does)."""
+    probe = _Probe(name)
     conv = name == "Convolution"
-    runs = {}
-    for case in CONV_CASES if conv else POOL_CASES:
-        run = (_conv_run if conv else _pool_run)(case, rng)
+    runs, tied = {}, None
+    if conv:
+        made = [_conv_run(keras, *inputs) for inputs in conv_inputs()]
+    else:
+        cases, tied = pool_inputs()
+        made = [_pool_run(keras, *inputs) for inputs in cases]
+    for run in made:
         _drive(probe, cls, name, _args(name, run), run)
-        runs[case.name] = run
+        runs[run.case] = run
     quantities = ("forward", "dx", "dW", "db") if conv else ("forward", "dx")
     named = traps.hw_swapped(runs, quantities)
     if conv:
-        named += traps.kernel_layout(runs, lambda run, kernel: keras_probes.conv2d(kernel, run.b, run.x, run.dout,
-                                                                                   run.stride, run.pad)[0])
+        named += traps.kernel_layout(runs, lambda run, kernel: keras.conv2d(kernel, run.b, run.x, run.dout,
+                                                                            run.stride, run.pad)[0])
         named += traps.col2im_overwrite(runs) + traps.bias_missing(runs)
     else:
         named += traps.pool_routing(runs)
@@ -156,11 +126,11 @@ def probe_image_layer(cls, name: str) -> list[Finding]:
     elif not named and not failed:
         _generic(probe, cls, name, runs, quantities)
     if not conv and not probe.failed:
-        probe.findings += _pool_conventions(cls, rng, runs)
+        probe.findings += _pool_conventions(cls, keras, tied, runs)
     return probe.findings
 
 
-def _pool_conventions(cls, rng, runs: dict[str, traps.Run]) -> list[Finding]:
+def _pool_conventions(cls, keras: KerasLayers, tied_inputs: tuple, runs: dict[str, traps.Run]) -> list[Finding]:
     """The 2016 printing's stride default, and how the class routes a tie: conventions, warnings at most."""
     probe = _Probe("Pooling")
     stride = inspect.signature(cls).parameters.get("stride") if _has_signature(cls) else None
@@ -170,9 +140,8 @@ def _pool_conventions(cls, rng, runs: dict[str, traps.Run]) -> list[Finding]:
         probe.add("convention", WARNING, "Pooling's stride defaults to 1, as in the book's 2016 printing (2 since "
                   "2020; Keras's MaxPooling2D strides default to the pool size): Pooling(2, 2) alone would pool "
                   "overlapping windows. This run passes stride explicitly, so it is unaffected", param="stride")
-    tied = traps.Run("ties", np.round(rng.uniform(0, 2, size=(2, 2, 4, 6))), rng.normal(size=(2, 2, 2, 3)), (2, 2),
-                     2, 0)  # integers 0..2: most windows hold their maximum twice or more
-    tied.theirs["forward"], tied.theirs["dx"] = keras_probes.max_pool(tied.x, tied.dout, (2, 2), 2, 0)
+    tied = traps.Run("ties", *tied_inputs, (2, 2), 2, 0)  # integers 0..2: most windows hold their maximum twice or more
+    tied.theirs["forward"], tied.theirs["dx"] = keras.max_pool(tied.x, tied.dout, (2, 2), 2, 0)
     _drive(probe, cls, "Pooling", (2, 2, 2, 0), tied)
     if tied.error is None and not traps.agrees(tied.ours["dx"], tied.theirs["dx"]):
         totals = traps.agrees(traps.window_totals(tied.ours["dx"], tied), traps.window_totals(tied.theirs["dx"], tied))
@@ -193,13 +162,12 @@ def _has_signature(cls) -> bool:
     return True
 
 
-def probe_tensor_affine(cls) -> list[Finding]:
+def probe_tensor_affine(cls, keras: KerasLayers = LIVE) -> list[Finding]:
     """An Affine fed an (N, C, H, W) map, as after a convolution: it flattens channel-major and returns dx in the
     input's shape, as the book's does (original_x_shape)."""
-    probe, rng = _Probe("Affine"), _rng("Affine", 4)
-    x, W, b = rng.normal(size=(3, 2, 3, 4)), rng.normal(size=(24, 5)), rng.normal(size=5)
-    dout = rng.normal(size=(3, 5))
-    out, theirs = keras_probes.flatten_dense(W, b, x, dout)
+    probe = _Probe("Affine")
+    x, W, b, dout = tensor_affine_inputs()
+    out, theirs = keras.flatten_dense(W, b, x, dout)
     run = traps.Run("an (N, C, H, W) input of 3 x 2 x 3 x 4", x, dout, (1, 1), 1, 0, theirs={"forward": out, **theirs},
                     W=W, b=b)
     _drive(probe, cls, "Affine", (W.copy(), b.copy()), run)
@@ -209,7 +177,7 @@ def probe_tensor_affine(cls) -> list[Finding]:
         probe.add("layer_error", ERROR, f"{run.failure} with {run.case} ({run.failure.where}){hint}",
                   param="tensor input", method=run.failure.method, where=run.failure.where or None)
         return probe.findings
-    named = traps.flatten_order(run, lambda r, kernel: keras_probes.flatten_dense(kernel, r.b, r.x, r.dout)[0])
+    named = traps.flatten_order(run, lambda r, kernel: keras.flatten_dense(kernel, r.b, r.x, r.dout)[0])
     for code, severity, message, param in named:
         probe.add(code, severity, message, param=param)
     if not named:

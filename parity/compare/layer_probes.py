@@ -178,7 +178,7 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None, kera
     sparse_categorical_crossentropy, one-hot for categorical_crossentropy); without it, with whichever
     form the class accepts. `keras` answers for Keras (a layer_reference.KerasLayers): Keras itself when
     None, a recording's answers otherwise. `images`: the run's model has convolutions, so its Affine is also
-    fed an (N, C, H, W) map (parity.compare.conv_probes; their Keras side is always computed live).
+    fed an (N, C, H, W) map (parity.compare.conv_probes).
     """
     keras = keras_probes.LIVE if keras is None else keras
     out = []
@@ -190,9 +190,9 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None, kera
             found = _probe_affine(cls, keras)
             out += found
             if images and not any(f.severity == ERROR for f in found):
-                out += probe_tensor_affine(cls)
+                out += probe_tensor_affine(cls, keras)
         elif name in ("Convolution", "Pooling"):
-            out += probe_image_layer(cls, name)
+            out += probe_image_layer(cls, name, keras)
         else:
             out += _probe_loss(cls, name, loss, keras)
     return out

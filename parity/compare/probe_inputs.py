@@ -7,9 +7,14 @@ stops early (the user's class raised) has drawn a prefix of the same inputs, nev
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from parity.diagnosis.conv_traps import channels_last_rows, other_kernels
+
 __all__ = ["SEED", "FORMS", "FORM_OF_LOSS", "FORM_TRIAL", "rng", "activation_inputs", "affine_inputs", "loss_cases",
+           "Case", "CONV_CASES", "POOL_CASES", "conv_inputs", "pool_inputs", "tensor_affine_inputs",
            "every_keras_value"]
 
 SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
@@ -58,8 +63,69 @@ def loss_cases(name: str, form: str | None, draw: np.random.Generator, batches=L
     return cases
 
 
-def every_keras_value(keras) -> None:
-    """Ask `keras` (a keras_side.layer_reference.KerasLayers) for every value the probes can ask it for."""
+# -- the chapter-7 probes (parity.compare.conv_probes): shapes that expose the chapter's traps --------------
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    x: tuple[int, int, int, int]  # (N, C, H, W)
+    window: tuple[int, ...]  # a kernel W (FN, C, FH, FW), or a pooling window (ph, pw)
+    stride: int
+    pad: int
+
+
+CONV_CASES = (
+    Case("overlapping windows, H != W, C > 1, batch 3", (3, 2, 7, 5), (4, 2, 3, 2), 1, 0),
+    Case("stride 2, pad 1, batch 3", (3, 2, 7, 5), (4, 2, 3, 2), 2, 1),
+    Case("stride 2, pad 1, batch 1", (1, 2, 7, 5), (4, 2, 3, 2), 2, 1),
+    Case("windows that do not overlap, batch 3", (3, 2, 6, 8), (4, 2, 2, 2), 2, 0),
+    Case("a square input, batch 3", (3, 2, 6, 6), (4, 2, 3, 3), 1, 0),
+)
+POOL_CASES = (
+    Case("2x2 windows at stride 2, H != W, C > 1, batch 3", (3, 2, 6, 8), (2, 2), 2, 0),
+    Case("3x2 windows at stride 1 (overlapping), batch 3", (3, 2, 7, 5), (3, 2), 1, 0),
+    Case("2x2 windows at stride 2, batch 1", (1, 2, 4, 6), (2, 2), 2, 0),
+    Case("a square input, batch 3", (3, 2, 6, 6), (2, 2), 2, 0),
+)
+
+
+def _size(n: int, w: int, stride: int, pad: int) -> int:
+    return (n + 2 * pad - w) // stride + 1
+
+
+def conv_inputs() -> list[tuple[Case, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(case, x, W, b, dout) for each of CONV_CASES, in order."""
+    draw, out = rng("Convolution"), []
+    for case in CONV_CASES:
+        (n, _, h, w), (fn, _, fh, fw) = case.x, case.window
+        x, W, b = draw.normal(size=case.x), draw.normal(size=case.window), draw.normal(size=fn)
+        dout = draw.normal(size=(n, fn, _size(h, fh, case.stride, case.pad), _size(w, fw, case.stride, case.pad)))
+        out.append((case, x, W, b, dout))
+    return out
+
+
+def pool_inputs() -> tuple[list[tuple[Case, np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
+    """([(case, x, dout) for each of POOL_CASES], (x, dout) of the ties probe: 2x2 windows at stride 2 on integers
+    0..2, so that most windows hold their maximum twice or more)."""
+    draw, runs = rng("Pooling"), []
+    for case in POOL_CASES:
+        (n, c, h, w), (ph, pw) = case.x, case.window
+        x = draw.normal(size=case.x)
+        runs.append((case, x, draw.normal(size=(n, c, _size(h, ph, case.stride, case.pad),
+                                                _size(w, pw, case.stride, case.pad)))))
+    return runs, (np.round(draw.uniform(0, 2, size=(2, 2, 4, 6))), draw.normal(size=(2, 2, 2, 3)))
+
+
+def tensor_affine_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x (3, 2, 3, 4), W (24, 5), b, dout) for an Affine fed an (N, C, H, W) map."""
+    draw = rng("Affine", 4)
+    x, W, b = draw.normal(size=(3, 2, 3, 4)), draw.normal(size=(24, 5)), draw.normal(size=5)
+    return x, W, b, draw.normal(size=(3, 5))
+
+
+def every_keras_value(keras, images: bool = False) -> None:
+    """Ask `keras` (a keras_side.layer_reference.KerasLayers) for every value the probes can ask it for; `images`:
+    the chapter-7 probes' too (a model with convolutions)."""
     for name in keras.ACTIVATIONS:
         keras.activation(name, *activation_inputs(name))
     W, b, runs = affine_inputs()
@@ -74,3 +140,14 @@ def every_keras_value(keras) -> None:
             keras.loss(name, form, y, t)
             if name == "SoftmaxWithLoss":
                 keras.softmax(y)  # asked when the loss differs: is it the book's log(y + 1e-7)?
+    if images:
+        for case, x, W, b, dout in conv_inputs():
+            for kernel in (W, *(k for _, k in other_kernels(W))):  # other kernels: parity.diagnosis.conv_traps
+                keras.conv2d(kernel, b, x, dout, case.stride, case.pad)
+        runs, (tied_x, tied_dout) = pool_inputs()
+        for case, x, dout in runs:
+            keras.max_pool(x, dout, case.window, case.stride, case.pad)
+        keras.max_pool(tied_x, tied_dout, (2, 2), 2, 0)
+        x, W, b, dout = tensor_affine_inputs()
+        for kernel in (W, channels_last_rows(W, x.shape)):
+            keras.flatten_dense(kernel, b, x, dout)

@@ -15,8 +15,8 @@ import numpy as np
 from parity.book.functions import col2im, im2col
 from parity.settings.tolerances import within
 
-__all__ = ["Run", "KERNEL_LAYOUTS", "kernel_layout", "col2im_overwrite", "hw_swapped", "bias_missing",
-           "pool_routing", "flatten_order", "coverage", "window_totals", "agrees"]
+__all__ = ["Run", "KERNEL_LAYOUTS", "other_kernels", "kernel_layout", "channels_last_rows", "col2im_overwrite",
+           "hw_swapped", "bias_missing", "pool_routing", "flatten_order", "coverage", "window_totals", "agrees"]
 
 RTOL, ATOL = 1e-10, 1e-12  # the layer probes' float64 tolerance: both sides compute the same formulas
 
@@ -67,16 +67,21 @@ KERNEL_LAYOUTS = {
 }
 
 
+def other_kernels(W: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(layout, kernel) for each of KERNEL_LAYOUTS that gives W another kernel: what kernel_layout asks Keras about
+    (and so what a recording holds for it)."""
+    kernels = [(what, layout(W)) for what, layout in KERNEL_LAYOUTS.items()]
+    return [(what, k) for what, k in kernels if k is not None and not np.array_equal(k, W)]
+
+
 def kernel_layout(runs: dict[str, Run], keras_forward) -> list[tuple]:
     """A forward that is Keras's Conv2D with another kernel: which layout of W it used, and the fix.
     `keras_forward(run, kernel)` is Keras's output for that case with `kernel` in the book's layout."""
     for run in runs.values():
         if run.error is None and run.ours.get("forward") is not None and not agrees(run.ours["forward"],
                                                                                     run.theirs["forward"]):
-            for what, layout in KERNEL_LAYOUTS.items():
-                kernel = layout(run.W)
-                if kernel is not None and not np.array_equal(kernel, run.W) and \
-                        agrees(run.ours["forward"], keras_forward(run, kernel)):
+            for what, kernel in other_kernels(run.W):
+                if agrees(run.ours["forward"], keras_forward(run, kernel)):
                     return [("kernel_layout", "error", f"forward equals Keras's Conv2D with the kernel laid out "
                              f"otherwise ({run.case}): {what}", "forward")]
             return []
@@ -154,16 +159,21 @@ def pool_routing(runs: dict[str, Run]) -> list[tuple]:
     return []
 
 
+def channels_last_rows(W: np.ndarray, x_shape: tuple) -> np.ndarray:
+    """W's rows in the order an Affine that flattens (N, H, W, C) really uses them: x_cl @ W is x @ W[order]."""
+    from parity.keras_side.transfer import flatten_order as order  # the one written-down Flatten orientation
+
+    _, c, h, w = x_shape
+    return W[order(c, h, w)]
+
+
 def flatten_order(run: Run, keras_forward) -> list[tuple]:
     """A tensor-input Affine whose forward is Keras's once W's rows are put in channels-last order: it flattens
     (N, H, W, C) where the book flattens (N, C, H, W) (`x.reshape(N, -1)`)."""
-    from parity.keras_side.transfer import flatten_order as order  # the one written-down Flatten orientation
-
     ours = run.ours.get("forward")
     if run.error is not None or ours is None or agrees(ours, run.theirs["forward"]):
         return []
-    _, c, h, w = run.x.shape
-    if agrees(ours, keras_forward(run, run.W[order(c, h, w)])):  # x_cl @ W is x @ W[order]: the rows it really uses
+    if agrees(ours, keras_forward(run, channels_last_rows(run.W, run.x.shape))):
         return [("flatten_order", "error", "forward flattens the (N, C, H, W) input channels-last; the book's "
                  "Affine flattens it as it comes, x.reshape(x.shape[0], -1), and Keras's Flatten order is mapped "
                  "onto that by the weight transfer", "forward")]

@@ -25,11 +25,14 @@ CODES = {
     "state_reset": Code('error', 'the state is rebuilt on every update instead of carried between calls', True),
     "no_update": Code('error', 'the update changes no parameter the caller holds: its step is computed and lost', True),
     "first_update_only": Code('error', 'only the first update changes the parameters', True),
-    "shared_state": Code('error', 'one state array serves every parameter (where NumPy can broadcast it; where it cannot, the update raises: layer_error)', True),
+    "shared_state": Code('error', 'one state array serves every parameter (where NumPy can broadcast it; where it '
+                         'cannot, the update raises: layer_error)', True),
     "bias_correction": Code('error', 'Adam without its bias correction, or with half of it', True),
     "epsilon_placement": Code('error', "epsilon somewhere other than the book's sqrt(h) + eps", True),
-    "hyperparameter": Code('error', 'the class uses a value other than the one you set (hard-coded); a warning where it holds another than a default you left, which the Keras optimizer then mirrors', True),
+    "hyperparameter": Code('error', 'the class uses a value other than the one you set (hard-coded); a warning where '
+                           'it holds another than a default you left, which the Keras optimizer then mirrors', True),
     "update_mismatch": Code('error', "the parameters part from Keras's for a cause no replay reproduces"),
-    "convention": Code('warning', "a known formula (the book's, or the Adam paper's) that Keras's differs from by a convention no Keras argument changes, or an epsilon other than the run's"),
+    "convention": Code('warning', "a known formula (the book's, or the Adam paper's) that Keras's differs from by a "
+                       "convention no Keras argument changes, or an epsilon other than the run's"),
     "state_mismatch": Code('warning', 'the parameters agree at every step; the state the class exposes does not', True),
 }

@@ -78,6 +78,18 @@ def _loss_object(name: str, form: str | None):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64")
 
 
+def _nhwc(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def _nchw(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
+def _padded(h, pad: int):
+    return _backend()[0].layers.ZeroPadding2D(pad, dtype="float64")(h) if pad else h
+
+
 class KerasLayers:
     """The layer probes' Keras side: each method names what it computes and its exact inputs, and `results`
     answers. Here Keras computes (kept per exact input); a recording answers from its file instead
@@ -132,77 +144,64 @@ class KerasLayers:
         (probs,) = self.results(("softmax",), (y,), compute)
         return probs
 
+    def conv2d(self, W: np.ndarray, b: np.ndarray, x: np.ndarray, dout: np.ndarray, stride: int, pad: int) \
+            -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A Keras Conv2D (channels_last) after ZeroPadding2D(pad), kernel W.transpose(2, 3, 1, 0) of the book's W
+        (FN, C, FH, FW): its output at the NCHW batch x, and the gradients of sum(out * dout) w.r.t. input, W and b,
+        all in the book's layouts (parity.keras_side.transfer writes the orientation down)."""
+
+        def compute():
+            keras, tf = _backend()
+            layer = keras.layers.Conv2D(W.shape[0], W.shape[2:], strides=stride, padding="valid", dtype="float64")
+            layer.build((None, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad, x.shape[1]))
+            layer.set_weights([W.transpose(2, 3, 1, 0), b])
+            tx = tf.constant(_nhwc(x))
+            with tf.GradientTape() as tape:
+                tape.watch(tx)
+                out = layer(_padded(tx, pad))
+                weighted = tf.reduce_sum(out * _nhwc(dout))
+            dx, dk, db = tape.gradient(weighted, [tx, layer.kernel, layer.bias])
+            return _nchw(out.numpy()), _nchw(dx.numpy()), dk.numpy().transpose(3, 2, 0, 1), db.numpy()
+        out, dx, dW, db = self.results(("conv2d", stride, pad), (W, b, x, dout), compute)
+        return out, {"dx": dx, "dW": dW, "db": db}
+
+    def max_pool(self, x: np.ndarray, dout: np.ndarray, pool: tuple[int, int] | None, stride: int | None,
+                 pad: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keras's MaxPooling2D(pool, strides=stride) after ZeroPadding2D(pad) on the NCHW batch x: its output and
+        the gradient of sum(out * dout) w.r.t. x. `stride` None: Keras's own default (strides = pool_size)."""
+
+        def compute():
+            keras, tf = _backend()
+            layer = keras.layers.MaxPooling2D(pool, strides=stride, padding="valid", dtype="float64")
+            tx = tf.constant(_nhwc(x))
+            with tf.GradientTape() as tape:
+                tape.watch(tx)
+                out = layer(_padded(tx, pad))
+                weighted = tf.reduce_sum(out * _nhwc(dout)) if dout is not None else tf.reduce_sum(out)
+            return _nchw(out.numpy()), _nchw(tape.gradient(weighted, tx).numpy())
+        return self.results(("max_pool", pool, stride, pad), (x,) if dout is None else (x, dout), compute)
+
+    def flatten_dense(self, W: np.ndarray, b: np.ndarray, x: np.ndarray, dout: np.ndarray) \
+            -> tuple[np.ndarray, dict]:
+        """Keras's Flatten then Dense on a 4-axis batch x (flattened row-major: channel-major for NCHW, the book's
+        order): the output, and the gradients of sum(out * dout) w.r.t. the 4-axis input, the kernel and the bias."""
+
+        def compute():
+            keras, tf = _backend()
+            flatten, layer = keras.layers.Flatten(dtype="float64"), keras.layers.Dense(W.shape[1], dtype="float64")
+            layer.build((None, W.shape[0]))
+            layer.set_weights([W, b])
+            tx = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(tx)
+                out = layer(flatten(tx))
+                weighted = tf.reduce_sum(out * dout)
+            dx, dW, db = tape.gradient(weighted, [tx, layer.kernel, layer.bias])
+            return out.numpy(), dx.numpy(), dW.numpy(), db.numpy()
+        out, dx, dW, db = self.results(("flatten_dense",), (W, b, x, dout), compute)
+        return out, {"dx": dx, "dW": dW, "db": db}
+
 
 LIVE = KerasLayers()  # what the probes ask when no recording answers
 activation, dense, loss, softmax = LIVE.activation, LIVE.dense, LIVE.loss, LIVE.softmax
-
-
-def _nhwc(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
-
-
-def _nchw(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
-
-
-def _padded(h, pad: int):
-    return _backend()[0].layers.ZeroPadding2D(pad, dtype="float64")(h) if pad else h
-
-
-def conv2d(W: np.ndarray, b: np.ndarray, x: np.ndarray, dout: np.ndarray, stride: int, pad: int) \
-        -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A Keras Conv2D (channels_last) after ZeroPadding2D(pad), kernel W.transpose(2, 3, 1, 0) of the book's W (FN, C,
-    FH, FW): its output at the NCHW batch x, and the gradients of sum(out * dout) w.r.t. input, W and b, all in the
-    book's layouts (parity.keras_side.transfer writes the orientation down)."""
-
-    def compute():
-        keras, tf = _backend()
-        layer = keras.layers.Conv2D(W.shape[0], W.shape[2:], strides=stride, padding="valid", dtype="float64")
-        layer.build((None, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad, x.shape[1]))
-        layer.set_weights([W.transpose(2, 3, 1, 0), b])
-        tx = tf.constant(_nhwc(x))
-        with tf.GradientTape() as tape:
-            tape.watch(tx)
-            out = layer(_padded(tx, pad))
-            weighted = tf.reduce_sum(out * _nhwc(dout))
-        dx, dk, db = tape.gradient(weighted, [tx, layer.kernel, layer.bias])
-        return _nchw(out.numpy()), _nchw(dx.numpy()), dk.numpy().transpose(3, 2, 0, 1), db.numpy()
-    out, dx, dW, db = _cached(("conv2d", stride, pad), (W, b, x, dout), compute)
-    return out, {"dx": dx, "dW": dW, "db": db}
-
-
-def max_pool(x: np.ndarray, dout: np.ndarray, pool: tuple[int, int] | None, stride: int | None, pad: int) \
-        -> tuple[np.ndarray, np.ndarray]:
-    """Keras's MaxPooling2D(pool, strides=stride) after ZeroPadding2D(pad) on the NCHW batch x: its output and the
-    gradient of sum(out * dout) w.r.t. x. `stride` None: Keras's own default (strides = pool_size)."""
-
-    def compute():
-        keras, tf = _backend()
-        layer = keras.layers.MaxPooling2D(pool, strides=stride, padding="valid", dtype="float64")
-        tx = tf.constant(_nhwc(x))
-        with tf.GradientTape() as tape:
-            tape.watch(tx)
-            out = layer(_padded(tx, pad))
-            weighted = tf.reduce_sum(out * _nhwc(dout)) if dout is not None else tf.reduce_sum(out)
-        return _nchw(out.numpy()), _nchw(tape.gradient(weighted, tx).numpy())
-    return _cached(("max_pool", pool, stride, pad), (x,) if dout is None else (x, dout), compute)
-
-
-def flatten_dense(W: np.ndarray, b: np.ndarray, x: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Keras's Flatten then Dense on a 4-axis batch x (flattened row-major: channel-major for NCHW, the book's order):
-    the output, and the gradients of sum(out * dout) w.r.t. the 4-axis input, the kernel and the bias."""
-
-    def compute():
-        keras, tf = _backend()
-        flatten, layer = keras.layers.Flatten(dtype="float64"), keras.layers.Dense(W.shape[1], dtype="float64")
-        layer.build((None, W.shape[0]))
-        layer.set_weights([W, b])
-        tx = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(tx)
-            out = layer(flatten(tx))
-            weighted = tf.reduce_sum(out * dout)
-        dx, dW, db = tape.gradient(weighted, [tx, layer.kernel, layer.bias])
-        return out.numpy(), dx.numpy(), dW.numpy(), db.numpy()
-    out, dx, dW, db = _cached(("flatten_dense",), (W, b, x, dout), compute)
-    return out, {"dx": dx, "dW": dW, "db": db}
+conv2d, max_pool, flatten_dense = LIVE.conv2d, LIVE.max_pool, LIVE.flatten_dense

@@ -31,7 +31,7 @@ __all__ = ["Recording", "RecordedLayers", "RecordingMiss", "SHIPPED", "shipped_n
 
 KIND = "keras-side recording"
 SHIPPED = Path(__file__).parent / "recordings"  # the built-in scenarios, recorded: scripts/record_shipped.py
-NOT_SHIPPED = ("cnn",)  # its recordings are 3-6 MB: `parity record --scenario cnn --out FILE` makes one
+NOT_SHIPPED = ("cnn",)  # 3.9 MB (float32), 7.6 MB (float64), compressed: `parity record --scenario cnn --out FILE`
 
 
 def shipped_names() -> list[str]:
@@ -63,6 +63,7 @@ def trace_arrays(prefix: str, trace: Trace) -> dict[str, np.ndarray]:
     out = {f"{prefix}/pred": trace.pred, f"{prefix}/loss": trace.loss, f"{prefix}/dx": trace.dx}
     out |= {f"{prefix}/grads/{k}": v for k, v in trace.grads.items()}
     out |= {f"{prefix}/z/{k}": v for k, v in trace.z.items()}
+    out |= {f"{prefix}/maps/{k}": v for k, v in trace.maps.items()}  # a convolution's pre-activations, channel-major
     out |= {f"{prefix}/params_after/{k}": v for k, v in trace.params_after.items()}
     out |= {f"{prefix}/state_after/{book}/{k}": v for book, per in trace.state_after.items() for k, v in per.items()}
     return out
@@ -82,6 +83,7 @@ def _trace(prefix: str, arrays: dict[str, np.ndarray], names: list[str]) -> Trac
     return Trace(pred=arrays[f"{prefix}/pred"], loss=arrays[f"{prefix}/loss"], dx=arrays[f"{prefix}/dx"],
                  grads={n: grads[n] for n in names if n in grads},
                  z={int(k): v for k, v in sorted(under("z").items(), key=lambda kv: int(kv[0]))},
+                 maps={int(k): v for k, v in sorted(under("maps").items(), key=lambda kv: int(kv[0]))},
                  params_after={n: params[n] for n in names if n in params},
                  state_after={book: {n: per[n] for n in names if n in per} for book, per in states.items()})
 
@@ -155,6 +157,12 @@ class Recording:
     def reference(self, spec, dtype: str) -> KerasReference:
         """The recorded Keras side as compare_numpy reads a computed one; `spec` is the run's architecture."""
         if self._reference is None:
+            phases = ("probe", "stepping", *(("batch",) if self.meta["batch"] else ()))
+            lacking = [f"{phase}/maps/{i}" for i, *_ in spec.activated_maps() for phase in phases
+                       if f"{phase}/maps/{i}" not in self.arrays]
+            if lacking:  # recorded before maps were: its check would leave the convolutions' maps uncompared
+                raise _refused(self.name, f"holds no pre-activation maps of the convolutions ({lacking[0]}): it was "
+                                          "recorded by an older keras-parity; record it again")
             names = list(self.meta["fitted"])
             x, y = self.data()
             _, t = targets(spec, y, dtype)

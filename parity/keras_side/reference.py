@@ -71,7 +71,8 @@ class KerasReference:
             p = self.probe
             return Trace(pred=p.pred[start:stop], loss=p.loss[start:stop], dx=p.dx[start:stop],
                          grads={k: v[start:stop] for k, v in p.grads.items()},
-                         z={k: v[start:stop] for k, v in p.z.items()})
+                         z={k: v[start:stop] for k, v in p.z.items()},
+                         maps={k: v[start:stop] for k, v in p.maps.items()})
         key = (start, stop)
         if key not in self._cached:
             # The model is shared by every run of its architecture: put this run's weights back first.
