@@ -10,7 +10,7 @@ from parity.keras_side.backend import keras, tensor, tf
 from parity.settings.spec import ConvSpec, ModelSpec
 
 __all__ = ["LOSSES", "initial_weights", "build_model", "batches", "fit", "run_epochs", "steps_per_epoch", "dense_layers",
-           "parametric_layers", "weights_of", "linear"]
+           "parametric_layers", "weights_of", "linear", "pre_activations"]
 
 # Loss objects (not the bare functions, which return one value per sample): the reduction to
 # one scalar per batch is Keras's own, as in `fit`.
@@ -149,3 +149,32 @@ def linear(layer):
         yield
     finally:
         layer.activation = activation
+
+
+def pre_activations(model: keras.Model, spec: ModelSpec, watched: list[int], x) -> list:
+    """The pre-activations of the `watched` Dense and Conv2D layers (parameter numbers), as the model computes them:
+    each such layer's own call without its activation, the next layer's input that activation applied to it, as
+    their call does; the layers between them (reshape, padding, pooling, flatten, a BatchNormalization in test
+    mode) called as they are. A regularized Dense's pre-activation is the input of its Activation layer (after its
+    BatchNormalization). Stops after the last watched layer."""
+    z, h, number = [], x, 0
+    for layer in model.layers:
+        if len(z) == len(watched):
+            break
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Activation):
+            z += [h] if number in watched else []
+            h = layer(h)
+            continue
+        if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+            h = layer(h, training=False)
+            continue
+        number += 1
+        with linear(layer):
+            a = layer(h)
+        dense = spec.dense(number)
+        if number in watched and (dense is None or (dense.batch_norm is None and dense.dropout is None)):
+            z.append(a)
+        h = layer.activation(a)
+    return z

@@ -92,7 +92,7 @@ def keras_to_numpy(spec: ModelSpec, variables: list[tuple[str, np.ndarray]], dty
         norms = f" and {len(spec.batch_norms())} BatchNormalization (gamma, beta, moving mean and variance)" \
             if spec.batch_norms() else ""
         raise TransferError(
-            f"the Keras model has {len(variables)} weights, the NumPy stack expects "
+            f"the Keras model has {len(variables)} {'weights' if norms else 'trainable variables'}, the NumPy stack expects "
             f"{len(names)} ({', '.join(names)}): {kinds} with kernel and bias{norms}")
     weights = {}
     for name, (path, value) in zip(names, variables):

@@ -9,7 +9,6 @@ import numpy as np
 from parity.errors import first_line
 from parity.user_code import guard
 from parity.book import layers as reference_layers
-from parity.book import regularization
 from parity.numpy_side import mode_layers
 from parity.numpy_side.loss_output import loss_probabilities
 from parity.numpy_side.trace import RowError, Trace, stack_rows, stack_states
@@ -98,7 +97,7 @@ class Network:
     def _make(self, role: str, *args, epsilon: float | None = None) -> _Slot:
         """The slot of book class `role`: the user's class where the kit has one, else the reference (the only one
         told a BatchNormalization's epsilon: the book's class hard-codes its own); then its wrapper, if any."""
-        reference = getattr(regularization if role in MODE_LAYERS else reference_layers, role)
+        reference = getattr(reference_layers, role)
         cls = self.kit.get(role, reference)
         if cls is reference:
             slot = _Slot(role, cls(*args) if epsilon is None else cls(*args, epsilon=epsilon), False)
