@@ -82,3 +82,11 @@ def test_a_class_without_a_train_flag_is_refused_before_any_work(tmp_path, capsy
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "forward(self, x)" in err and "forward(x, train_flg=True)" in err
     assert not out.exists()
+
+
+def test_recording_such_a_model_is_refused_in_one_line_not_written(tmp_path, capsys):
+    out = tmp_path / "r.npz"
+    assert cli.main(["record", "--scenario", "regularized", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Dropout or BatchNormalization" in err
+    assert not out.exists()

@@ -158,7 +158,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     ours, stepper = step(run_optimizer.stepper)
     stepping = compare("stepping", step_rows, ours, reference.stepping)
     resynced = []
-    if config.optimizer.name == "sgd":  # stateless: Keras's parameters alone are where its next step starts
+    # stateless: Keras's parameters alone are where its next step starts (batch-wise steps record no kinks to excuse)
+    if config.optimizer.name == "sgd" and not spec.regularized:
         ours, stepping, resynced = _resync(ours, stepping, lambda w, s: step(run_optimizer.stepper, s, w)[0],
                                            lambda trace: compare("stepping", step_rows, trace, reference.stepping),
                                            reference.stepping)
