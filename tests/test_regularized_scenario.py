@@ -41,6 +41,8 @@ def test_a_learners_inverted_dropout_and_the_books_batch_normalization_pass_chec
     assert code == 0, [f["message"] for f in summary["findings"]]
     assert summary["layers"]["Dropout"].startswith("yours") and summary["layers"]["BatchNormalization"].startswith("yours")
     assert "modes:" in capsys.readouterr().out
+    html = (out / "report.html").read_text()
+    assert "<h2>Modes</h2>" in html and "test mode" in html and "layer 1: driven" in html
 
 
 def _spelled(flag: str | None):

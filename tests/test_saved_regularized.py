@@ -82,3 +82,27 @@ def test_what_the_numpy_side_cannot_mirror_is_refused_in_one_line_before_any_wor
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
         assert not out.exists()
+
+
+def test_transfer_maps_gamma_beta_and_moving_statistics_in_keras_order_and_counts_them():
+    from parity.keras_side.model import build_model, initial_weights, weights_of
+    from parity.keras_side.transfer import TransferError, keras_to_numpy, numpy_to_keras
+    from parity.settings.regularization_spec import BatchNormSpec
+    from parity.settings.spec import DenseSpec, ModelSpec
+
+    backend.configure("float64", 3)
+    spec = ModelSpec(2, (DenseSpec(4, "relu", BatchNormSpec(momentum=0.8, moving_variance=(1.0, 2.0, 3.0, 4.0)), 0.5),
+                         DenseSpec(3, "softmax")), "sparse_categorical_crossentropy")
+    model = build_model(spec)
+    model.set_weights(initial_weights(spec, 3, "float64"))
+    paths = [path for path, _ in weights_of(model)]
+    assert paths[2:6] == ["batch_norm_1/gamma", "batch_norm_1/beta", "batch_norm_1/moving_mean",
+                          "batch_norm_1/moving_variance"]
+    book = keras_to_numpy(spec, weights_of(model), "float64")
+    assert list(book) == spec.variables()
+    np.testing.assert_array_equal(book["running_var1"], [1.0, 2.0, 3.0, 4.0])  # the spec's start, not Keras's ones
+    np.testing.assert_array_equal(book["gamma1"], np.ones(4))
+    for ours, theirs in zip(numpy_to_keras(spec, book), model.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(TransferError, match="has 7 weights, the NumPy stack expects 8 .* and 1 BatchNormalization"):
+        keras_to_numpy(spec, weights_of(model)[:7], "float64")
