@@ -31,8 +31,7 @@ __all__ = ["Recording", "RecordedLayers", "RecordingMiss", "SHIPPED", "shipped_n
 
 KIND = "keras-side recording"
 SHIPPED = Path(__file__).parent / "recordings"  # the built-in scenarios, recorded: scripts/record_shipped.py
-# cnn: 3.9 MB (float32), 7.6 MB (float64), compressed (`parity record --scenario cnn --out FILE` makes one);
-# regularized: a recording has no place yet for its Dropout masks and running statistics (parity record refuses it)
+# cnn: 3.9 / 7.6 MB (float32 / 64), compressed; regularized: no place yet for Dropout masks and running statistics
 NOT_SHIPPED = ("cnn", "regularized")
 
 
