@@ -141,8 +141,11 @@ def judge(run: RunOptimizer, stepper, initial: dict[str, np.ndarray], ours: Trac
         return OptimizerVerdict(findings, None, record)
     failed = [f["step"] for f in stepper.findings if f["severity"] == "error"] + [e.row for e in ours.errors]
     steps = min(failed + [_first_non_finite(ours)], default=len(ours.loss))
-    user = Trajectory(ours.params_after, ours.state_after, ours.grads)
-    theirs = Trajectory(keras.params_after, keras.state_after, keras.grads)
+    # What the optimizer updates: a BatchNormalization's running statistics step with the run, not the optimizer.
+    initial = {k: v for k, v in initial.items() if k in ours.grads}
+    user = Trajectory({k: v for k, v in ours.params_after.items() if k in ours.grads}, ours.state_after, ours.grads)
+    theirs = Trajectory({k: v for k, v in keras.params_after.items() if k in ours.grads}, keras.state_after,
+                        keras.grads)
     held = hyperparameter_differences(stepper.instance, settings)
     books = run.cls is None or (not held and steps > 0 and computes(settings.reference, initial, user, tol, steps))
     found = diagnose_optimizer(settings, initial, user, theirs, tol, run.class_name, held, steps)

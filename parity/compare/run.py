@@ -15,6 +15,7 @@ import numpy as np
 
 from parity.compare.consequences import Blame, settle
 from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
+from parity.compare.cancelled_bias import Pinned, cancelled_biases, pinned_finding
 from parity.compare.diff import ERROR, INFO, WARNING, PhaseResult, compare_traces
 from parity.compare.phase_findings import findings_for
 from parity.compare.findings import Finding
@@ -157,6 +158,15 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
 
     ours, stepper = step(run_optimizer.stepper)
     stepping = compare("stepping", step_rows, ours, reference.stepping)
+    pinned = cancelled_biases(spec) if not isinstance(stepper, (int, float)) and np.any(stepping.verdicts == "fail") \
+        else []
+    if pinned:  # rounding only if the same layers, with Keras's cancelled biases after every step, match every step
+        again, wrapped = step(lambda p: Pinned(run_optimizer.stepper(p), reference.stepping.params_after, pinned))
+        rechecked = compare("stepping", step_rows, again, reference.stepping)
+        matched = bool(np.all(np.isin(rechecked.verdicts, ("pass", "kink"))))
+        pinned = [pinned_finding(pinned, config.optimizer.name, stepping)] if matched else []
+        if matched:
+            ours, stepper, stepping = again, wrapped._driver, rechecked
     resynced = []
     # stateless: Keras's parameters alone are where its next step starts (batch-wise steps record no kinks to excuse)
     if config.optimizer.name == "sgd" and not spec.regularized:
@@ -177,7 +187,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if phase is stepping and judged.excused is not None:  # the optimizer's convention finding speaks for its rows
             found = [f for f in found if f.code != "convention"]
         findings += found
-    findings += judged.findings
+    findings += judged.findings + pinned
     findings += [_resync_finding(s, stepping.verdicts[s]) for s in resynced]
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
         return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
