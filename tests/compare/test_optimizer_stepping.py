@@ -7,7 +7,6 @@ optimizer kind's compiled fit and stepping loop per process): the seed scenario'
 the float64 tests first, then the float32 ones."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,8 +23,8 @@ from parity.selfcheck.planted import PLANTED_OPTIMIZERS
 from parity.settings.scenarios import SCENARIOS
 from parity.settings.tolerances import tolerance_for
 from parity.user_code.optimizer_driver import OptimizerDriver
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 BOOK = FIXTURES / "book_network.py"  # the book's layers and its common/optimizer.py classes
 SHORT = {"epochs": 4, "plots": False}  # the seed scenario's 200 samples and 160 steps, after a short fit
 CONVENTIONS = ("adagrad", "rmsprop")  # epsilon inside the root on Keras's side

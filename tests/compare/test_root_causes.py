@@ -3,7 +3,6 @@ findings the same way, an optimizer bug is one root line, and what follows from 
 
 import html
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,8 @@ from parity.compare.findings import Finding
 from parity.compare.root_causes import followers_text, root_causes
 from parity.report.html import group_findings
 from parity.testing import failure_message
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def terminal_roots(report) -> list[str]:

@@ -3,7 +3,6 @@ class, in its own words (a forward in forward words, a loss value as a value), a
 forward that returns zeros a convention."""
 
 from importlib import import_module
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ from parity.diagnosis.fixes import FIXES, fix_for
 from parity.diagnosis.mismatch import scale_cause
 from parity.diagnosis.optimizer import CODES
 from parity.diagnosis.referee import referee
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 KIT = {name: getattr(ref, name) for name in ref.__all__}
 
 

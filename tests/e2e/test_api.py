@@ -5,7 +5,6 @@ import json
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,8 @@ import pytest
 
 import parity
 from parity import cli
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 BOOK = FIXTURES / "book_layers.py"
 BUGGY = FIXTURES / "relu_without_mask.py"
 

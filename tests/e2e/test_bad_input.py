@@ -1,12 +1,11 @@
 """Bad input, at every boundary, is one `error:` line and exit 2, with nothing written (issue 6's table)."""
 
-from pathlib import Path
 
 import pytest
 
 from parity import cli
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 LINEAR = "x,y\n" + "".join(f"{i / 10},{-i / 20}\n" for i in range(20))
 
 # (id, files to write into the test folder, argv after the command, text the error must contain)

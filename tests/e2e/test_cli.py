@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from parity import cli
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ["lesson.png", "gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
 BROKEN = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"
           "        return np.where(self.mask, 0, x)\n\n    def backward(self, dout):\n"
@@ -201,7 +201,7 @@ def test_same_seed_twice_gives_byte_identical_csvs_float64(processes, in_process
 
 
 def test_bad_input_from_a_real_process_is_one_line_and_exit_2(tmp_path):
-    """The full table is tests/test_bad_input.py, in process; this checks the real process and its streams."""
+    """The full table is tests/e2e/test_bad_input.py, in process; this checks the real process and its streams."""
     out = tmp_path / "report"
     done = parity("run", "--dtype", "float16", "--out", str(out))
     assert (done.returncode, done.stdout) == (2, "")

@@ -22,9 +22,9 @@ import parity
 from parity import cli
 from parity.settings.resources import check_fits, estimated_bytes
 from parity.user_code.importer import shadowing
+from helpers import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-BOOK = Path(__file__).parent / "fixtures" / "book_layers.py"
+BOOK = FIXTURES / "book_layers.py"
 RUN = ["--dtype", "float64", "--epochs", "1", "--no-plots", "--quiet"]  # in-process runs share one Keras side
 RELU = """
 import os, sys

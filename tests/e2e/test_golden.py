@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from parity import cli
+from helpers import FIXTURES
 
-GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "seed_float32"
+GOLDEN = FIXTURES / "golden" / "seed_float32"
 TABLES = ("samples.csv", "steps.csv", "gradients.csv")
 # What schema 3 added since the golden copy (schema 2): what wrote the folder, and where the Keras side came from.
 ADDED = {"kind", "keras_side"}

@@ -5,11 +5,12 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
+from helpers import TESTS
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOK = Path(__file__).parent / "notebooks" / "check_in_a_notebook.ipynb"
+NOTEBOOK = TESTS / "notebooks" / "check_in_a_notebook.ipynb"
 
 
 def execute(folder: Path):

@@ -12,8 +12,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 import parity
 from parity import cli
 from parity.testing import assert_parity
+from helpers import FIXTURES
 
-NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+NOTEBOOKS = FIXTURES / "notebooks"
 LEARNER = NOTEBOOKS / "learner_relu_fixed.ipynb"
 RELU = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"
         "        return np.where(self.mask, 0, x)\n\n    def backward(self, dout):\n        return np.where(self.mask, 0, dout)\n")

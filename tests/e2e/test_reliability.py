@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from parity import cli
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def start(out: Path, *extra: str) -> subprocess.Popen:

@@ -2,14 +2,12 @@
 
 import re
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
 
 import parity
 from parity.testing import assert_parity
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from helpers import FIXTURES
 
 
 def test_the_plugin_is_registered_under_pytest11():

@@ -5,7 +5,7 @@ No two grading runs share a cluster, so a run that kills workers can take no oth
 The planted class is graded on a scheduler and two worker processes started here on 127.0.0.1 and
 reached with --scheduler (as `dask scheduler` plus `dask worker --nthreads 1 --memory-limit 2GB` would,
 with Dask's default of retrying a task whose worker died); every other run starts grade's own local
-cluster. Dead workers, killed clusters and frozen ones: tests/test_grade_deadlines.py.
+cluster. Dead workers, killed clusters and frozen ones: tests/grading/test_grade_deadlines.py.
 """
 
 import contextlib
@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 
 from parity import cli
+from helpers import FIXTURES
 
 # Its tests start clusters whose workers import TensorFlow and fit Keras: the planted class's fixture took 230 s on
 # this 2-core machine at load 17 (40 s quiet), beyond the suite's 300 s a test (pyproject.toml).
 pytestmark = pytest.mark.timeout(600)
 
-SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
+SUBMISSIONS = FIXTURES / "submissions"
 TIMEOUT = 10  # seconds per submission: an honest check takes about 2 s here (the hang costs the whole of it)
 EXPECTED = {"buggy_relu": "fail", "correct": "pass", "exits": "crashed", "hangs": "timeout", "memory_hog": "crashed",
             "syntax_error": "bad_input"}

@@ -16,8 +16,9 @@ from parity.grading.grade import grade_one
 from parity.grading.grader_files import points_for
 from parity.grading.submissions import find_submissions
 from parity.settings.config import resolve
+from helpers import FIXTURES
 
-NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+NOTEBOOKS = FIXTURES / "notebooks"
 RELU = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"
         "        return np.where(self.mask, 0, x)\n\n    def backward(self, dout):\n        return np.where(self.mask, 0, dout)\n")
 AFFINE = "import numpy as np\nfrom helpers import Relu  # noqa: F401\nfrom parity.book.layers import Affine as Book\n\n\n" \

@@ -6,17 +6,16 @@ import inspect
 import re
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
 from parity.user_code.loader import load
+from helpers import FIXTURES, ROOT
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+NOTEBOOKS = FIXTURES / "notebooks"
 FIX = "np.where(mask, 0, dout)"
 
 STUDENT = '''import numpy as np

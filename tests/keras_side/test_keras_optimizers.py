@@ -1,7 +1,6 @@
 """The reference optimizers against Keras's own, the float32-cast trap, and learners' optimizers diagnosed
 against Keras: Keras steps the seed model with its optimizer's `apply`, 40 steps of one sample each."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,9 @@ from parity.settings.tolerances import tolerance_for
 from parity.user_code.attributes import hyperparameter_differences
 from parity.user_code.loader import import_layers
 from optimizer_runs import STEPS, keras_run, numpy_run
+from helpers import FIXTURES
 
-optimizers_learner = import_layers(str(Path(__file__).parent / "fixtures" / "optimizers_learner.py"))
+optimizers_learner = import_layers(str(FIXTURES / "optimizers_learner.py"))
 
 DTYPES = ("float32", "float64")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from parity.keras_side.native_logs import strip_native_logs
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CUINIT = (b"E0000 00:00:1795609771.557828   13002 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
           b"Failed call to cuInit: UNKNOWN ERROR (303)")
 NODEDEF = (b"E0000 00:00:1795609785.742723   14164 node_def_util.cc:682] NodeDef mentions attribute "

@@ -19,8 +19,8 @@ from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED
 from parity.settings.config import resolve
 from parity.testing import assert_parity
 from parity.user_code.loader import load
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ from parity import cli, pipeline
 from parity.keras_side.recording import open_recording, write_recording
 from parity.settings.config import resolve
 from parity.user_code.loader import load
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SUBMISSIONS = FIXTURES / "submissions"
 # The `parity` command in a process where importing TensorFlow or Keras fails, as in an image without them.
 WITHOUT_TENSORFLOW = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"

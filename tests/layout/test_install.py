@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = sorted(p.name for p in (ROOT / "parity").iterdir() if (p / "__init__.py").exists())
 
 

@@ -8,8 +8,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "parity"
+PACKAGE = ROOT / "parity"
 MAX_LINES = 300
 MAX_TOP_LEVEL = 14
 

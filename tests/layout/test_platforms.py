@@ -8,9 +8,8 @@ unimportable from our modules), as a stand-in for a Windows machine that CI does
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 WITHOUT_POSIX = """
 import builtins, signal

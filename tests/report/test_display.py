@@ -5,14 +5,13 @@ import io
 import sys
 import time
 import webbrowser
-from pathlib import Path
 
 import pytest
 
 import parity
 from parity import cli
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")

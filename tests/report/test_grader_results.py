@@ -16,9 +16,9 @@ import pytest
 from parity import cli, pipeline
 from parity.report.graded_tests import GradedTest
 from parity.report.prairielearn import LIMIT_BYTES, prairielearn_results
+from helpers import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+NOTEBOOKS = FIXTURES / "notebooks"
 LEARNER = NOTEBOOKS / "learner_relu_fixed.ipynb"
 FIX = "np.where(mask, 0, dout)"  # the mask_mismatch fix's words
 

@@ -10,8 +10,9 @@ from parity import cli
 from parity.errors import ParityInputError
 from parity.report.folder import KINDS, check_out, folder_kind
 from parity.version import SCHEMA_VERSION, TOOL
+from helpers import FIXTURES
 
-SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
+SUBMISSIONS = FIXTURES / "submissions"
 
 
 def stamp(kind: str, **extra) -> str:

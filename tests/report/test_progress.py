@@ -15,8 +15,8 @@ import pytest
 
 from parity import cli, cli_commands
 from parity.report.progress import TerminalProgress
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = ["run", "--dtype", "float64", "--epochs", "1", "--no-plots"]
 
 

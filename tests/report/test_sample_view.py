@@ -2,7 +2,6 @@
 
 import contextlib
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ import pytest
 import parity
 from parity import cli
 from parity.compare.phase_findings import one_line
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def row(text: str, name: str) -> str:

@@ -3,7 +3,6 @@
 import contextlib
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ from parity import cli
 from parity.diagnosis.mismatch import classify
 from parity.selfcheck.planted_conv import PLANTED_CONV
 from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED, PLANTED_OPTIMIZERS, run_selftest
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,7 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
     assert {"forward_mismatch", "gradient_mismatch", "sign_flip", "scale_factor", "shape_mismatch", "mask_mismatch",
             "batch_reduction", "input_mutation", "layer_error", "nan"} <= seen
     # zero_convention no longer rides on the planted mask bugs (their kink entries are part of the bug):
-    # tests/test_layer_probes.py plants the Relus that earn it
+    # tests/compare/test_layer_probes.py plants the Relus that earn it
     assert {"state_reset", "first_update_only", "bias_correction", "epsilon_placement", "hyperparameter", "no_update",
             "convention"} <= seen  # the optimizers' codes
     assert {"kernel_layout", "col2im_overwrite", "hw_swapped", "bias_missing", "pool_routing",

@@ -4,13 +4,12 @@ exit status, and every error on the class at fault (issue 10's patterns, one fix
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from parity import cli
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CATEGORICAL = 'scenario = "softmax"\n\n[model]\nloss = "categorical_crossentropy"\n'
 
 # (module, extra flags, exit status, codes of the errors that are no other's consequence, (class, method)

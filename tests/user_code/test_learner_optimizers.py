@@ -12,8 +12,8 @@ import pytest
 
 import parity
 from parity import cli
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SHORT = ["--epochs", "2", "--no-plots"]
 
 

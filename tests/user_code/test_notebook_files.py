@@ -15,8 +15,9 @@ from parity import cli
 from parity.errors import ParityInputError
 from parity.user_code.guard import where_class, where_defined
 from parity.user_code.loader import load
+from helpers import FIXTURES
 
-NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+NOTEBOOKS = FIXTURES / "notebooks"
 LEARNER = NOTEBOOKS / "learner_relu_fixed.ipynb"
 BOOK_STYLE = NOTEBOOKS / "book_style.ipynb"
 

@@ -1,7 +1,6 @@
 """Every door gets the user's classes from one loader, so every door checks the same classes: the grade worker
 steps with a submission's own Momentum, as `parity check` does."""
 
-from pathlib import Path
 
 import pytest
 
@@ -9,8 +8,9 @@ from parity import cli
 from parity.grading.grade import find_submissions, grade_one
 from parity.settings.config import resolve
 from parity.user_code import loader
+from helpers import FIXTURES
 
-SUBMISSIONS = Path(__file__).parent / "fixtures" / "momentum_submissions"
+SUBMISSIONS = FIXTURES / "momentum_submissions"
 
 
 class _NoLimit:

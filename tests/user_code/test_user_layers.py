@@ -3,15 +3,14 @@
 import sys
 import types
 from importlib import import_module
-from pathlib import Path
 
 import pytest
 
 from parity.errors import ParityInputError
 from parity.user_code.loader import load
 from parity.user_code.protocol import kit_from_namespace
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 BOOK = FIXTURES / "learner_book_layout"
 
 

@@ -1,7 +1,6 @@
 """Learners' optimizer classes: picked, constructed, driven and read, or refused with a sentence (NumPy only)."""
 
 import inspect
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,9 @@ from parity.settings.optimizer_registry import optimizer_settings
 from parity.user_code.attributes import hyperparameter_differences
 from parity.user_code.optimizer_driver import OptimizerDriver, constructor_arguments, find_optimizer_class
 from parity.user_code.loader import import_layers
+from helpers import FIXTURES
 
 # Imported as `--layers FILE` imports a learner's module.
-FIXTURES = Path(__file__).parent / "fixtures"
 optimizers_broken, optimizers_learner, optimizers_lists = (
     import_layers(str(FIXTURES / f"optimizers_{name}.py")) for name in ("broken", "learner", "lists"))
 
