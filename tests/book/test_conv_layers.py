@@ -6,20 +6,7 @@ import pytest
 
 from parity.book.functions import col2im, im2col, output_size
 from parity.book.layers import Affine, Convolution, Pooling
-
-
-def numerical_gradient(f, x, h=1e-6):
-    """Central differences of the scalar f at x (float64)."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        up = f()
-        x[idx] = old - h
-        down = f()
-        x[idx] = old
-        grad[idx] = (up - down) / (2 * h)
-    return grad
+from helpers import CENTRAL_DIFFERENCE, CONV_LOOPS, FLATTENED_AFFINE, assert_close, numerical_gradient
 
 
 def convolve_by_loops(x, W, b, stride, pad):
@@ -101,13 +88,13 @@ def test_convolution_matches_its_definition_and_central_differences(seed, stride
     W, b = rng.normal(size=(4, 2, 3, 2)), rng.normal(size=4)  # FN != FH != FW
     layer = Convolution(W, b, stride, pad)
     out = layer.forward(x)
-    np.testing.assert_allclose(out, convolve_by_loops(x, W, b, stride, pad), rtol=1e-13, atol=1e-13)
+    assert_close(out, convolve_by_loops(x, W, b, stride, pad), CONV_LOOPS)
     dout = rng.normal(size=out.shape)
     dx = layer.backward(dout)
     f = lambda: float(np.sum(Convolution(W, b, stride, pad).forward(x) * dout))  # noqa: E731
-    np.testing.assert_allclose(dx, numerical_gradient(f, x), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(layer.dW, numerical_gradient(f, W), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(layer.db, numerical_gradient(f, b), rtol=1e-7, atol=1e-8)
+    assert_close(dx, numerical_gradient(f, x), CENTRAL_DIFFERENCE)
+    assert_close(layer.dW, numerical_gradient(f, W), CENTRAL_DIFFERENCE)
+    assert_close(layer.db, numerical_gradient(f, b), CENTRAL_DIFFERENCE)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -121,7 +108,7 @@ def test_pooling_matches_central_differences_away_from_ties(seed, pool, stride, 
     dout = rng.normal(size=out.shape)
     dx = layer.backward(dout)
     f = lambda: float(np.sum(Pooling(*pool, stride=stride, pad=pad).forward(x) * dout))  # noqa: E731
-    np.testing.assert_allclose(dx, numerical_gradient(f, x), rtol=1e-7, atol=1e-8)
+    assert_close(dx, numerical_gradient(f, x), CENTRAL_DIFFERENCE)
 
 
 def test_affine_flattens_a_tensor_channel_major_and_returns_dx_in_its_shape():
@@ -131,13 +118,13 @@ def test_affine_flattens_a_tensor_channel_major_and_returns_dx_in_its_shape():
     layer = Affine(W, b)
     out = layer.forward(x)
     flat = np.stack([[x[n, c, h, w] for c in range(3) for h in range(2) for w in range(2)] for n in range(2)])
-    np.testing.assert_allclose(out, flat @ W + b, rtol=1e-14, atol=1e-14)
+    assert_close(out, flat @ W + b, FLATTENED_AFFINE)
     dout = rng.normal(size=(2, 4))
     dx = layer.backward(dout)
     assert dx.shape == x.shape
     f = lambda: float(np.sum(Affine(W, b).forward(x) * dout))  # noqa: E731
-    np.testing.assert_allclose(dx, numerical_gradient(f, x), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(layer.dW, numerical_gradient(f, W), rtol=1e-7, atol=1e-8)
+    assert_close(dx, numerical_gradient(f, x), CENTRAL_DIFFERENCE)
+    assert_close(layer.dW, numerical_gradient(f, W), CENTRAL_DIFFERENCE)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

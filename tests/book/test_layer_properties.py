@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 
 from parity.book.layers import Affine, MeanSquaredError, Relu, Sigmoid, SoftmaxWithLoss
 from parity.settings.tolerances import TOLERANCES
-from test_layers import numerical_gradient
+from helpers import CENTRAL_DIFFERENCE_DRAWN, CENTRAL_DIFFERENCE_DRAWN_LOSS, assert_close, numerical_gradient
 
 F32 = TOLERANCES["float32"]
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -40,7 +40,7 @@ def test_affine_backward_matches_differences_mutates_nothing_and_float32_agrees(
     out = layer.forward(x)
     dx = layer.backward(dout)
     for ours, wrt in ((dx, x), (layer.dW, W), (layer.db, b)):
-        np.testing.assert_allclose(ours, numerical_gradient(f, wrt), rtol=1e-6, atol=1e-8)
+        assert_close(ours, numerical_gradient(f, wrt), CENTRAL_DIFFERENCE_DRAWN)
     for before, after in zip(inputs, (x, W, b, dout)):
         np.testing.assert_array_equal(before, after)
     layer32 = Affine(W.astype(np.float32), b.astype(np.float32))
@@ -62,7 +62,7 @@ def test_activations_backward_matches_differences_and_mutate_nothing(x, data):
         dx = layer.backward(dout_in)
         np.testing.assert_array_equal(x_in, x)
         np.testing.assert_array_equal(dout_in, dout)
-        np.testing.assert_allclose(dx, numerical_gradient(f, x_in), rtol=1e-6, atol=1e-8)
+        assert_close(dx, numerical_gradient(f, x_in), CENTRAL_DIFFERENCE_DRAWN)
         layer32 = cls()
         close_in_float32(layer32.forward(x.astype(np.float32)), out)
         close_in_float32(layer32.backward(dout.astype(np.float32)), dx)
@@ -76,8 +76,8 @@ def test_mean_squared_error_matches_differences_and_float32(y, data):
     loss = layer.forward(y, t)
     dy = layer.backward()
     y_fd = y.copy()  # the differences perturb the very array the loss reads
-    np.testing.assert_allclose(dy, numerical_gradient(lambda: float(MeanSquaredError().forward(y_fd, t)), y_fd),
-                               rtol=1e-6, atol=1e-9)
+    assert_close(dy, numerical_gradient(lambda: float(MeanSquaredError().forward(y_fd, t)), y_fd),
+                 CENTRAL_DIFFERENCE_DRAWN_LOSS)
     layer32 = MeanSquaredError()
     close_in_float32(layer32.forward(y.astype(np.float32), t.astype(np.float32)), loss)
     close_in_float32(layer32.backward(), dy)
@@ -94,8 +94,8 @@ def test_softmax_with_loss_matches_differences_and_mutates_nothing(x, data):
     np.testing.assert_array_equal(x_in, x)
     np.testing.assert_array_equal(t_in, t)
     x_fd = x.copy()
-    np.testing.assert_allclose(dx, numerical_gradient(lambda: float(SoftmaxWithLoss().forward(x_fd, t)), x_fd),
-                               rtol=1e-6, atol=1e-9)
+    assert_close(dx, numerical_gradient(lambda: float(SoftmaxWithLoss().forward(x_fd, t)), x_fd),
+                 CENTRAL_DIFFERENCE_DRAWN_LOSS)
     layer32 = SoftmaxWithLoss()
     close_in_float32(layer32.forward(x.astype(np.float32), t), loss)
     close_in_float32(layer32.backward(), dx)

@@ -4,20 +4,7 @@ import numpy as np
 import pytest
 
 from parity.book.layers import Affine, MeanSquaredError, Relu, Sigmoid
-
-
-def numerical_gradient(f, x, h=1e-6):
-    """Central differences of the scalar f at x (float64)."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        up = f()
-        x[idx] = old - h
-        down = f()
-        x[idx] = old
-        grad[idx] = (up - down) / (2 * h)
-    return grad
+from helpers import CENTRAL_DIFFERENCE, CENTRAL_DIFFERENCE_LOSS, HAND_COMPUTED, SAME_PRODUCT, assert_close, numerical_gradient
 
 
 def test_affine_forward_backward_hand_computed():
@@ -38,7 +25,7 @@ def test_affine_accepts_tensor_input_and_returns_dx_in_its_shape():
     layer = Affine(rng.normal(size=(4, 5)), rng.normal(size=5))
     out = layer.forward(x)
     assert out.shape == (3, 5)
-    np.testing.assert_allclose(out, x.reshape(3, 4) @ layer.W + layer.b, rtol=0, atol=1e-15)
+    assert_close(out, x.reshape(3, 4) @ layer.W + layer.b, SAME_PRODUCT)
     assert layer.backward(np.ones((3, 5))).shape == (3, 2, 2)
 
 
@@ -52,8 +39,8 @@ def test_relu_hand_computed_and_no_gradient_at_exactly_zero():
 def test_sigmoid_hand_computed():
     layer = Sigmoid()
     out = layer.forward(np.array([[0.0, np.log(3.0)]]))
-    np.testing.assert_allclose(out, [[0.5, 0.75]], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(layer.backward(np.array([[2.0, 2.0]])), [[0.5, 2 * 0.75 * 0.25]], rtol=0, atol=1e-15)
+    assert_close(out, [[0.5, 0.75]], HAND_COMPUTED)
+    assert_close(layer.backward(np.array([[2.0, 2.0]])), [[0.5, 2 * 0.75 * 0.25]], HAND_COMPUTED)
 
 
 def test_mean_squared_error_matches_keras_convention_by_hand():
@@ -72,9 +59,9 @@ def test_affine_backward_matches_central_differences(seed):
     f = lambda: float(np.sum(layer.forward(x) * dout))  # noqa: E731
     layer.forward(x)
     dx = layer.backward(dout)
-    np.testing.assert_allclose(dx, numerical_gradient(f, x), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(layer.dW, numerical_gradient(f, W), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(layer.db, numerical_gradient(f, b), rtol=1e-7, atol=1e-8)
+    assert_close(dx, numerical_gradient(f, x), CENTRAL_DIFFERENCE)
+    assert_close(layer.dW, numerical_gradient(f, W), CENTRAL_DIFFERENCE)
+    assert_close(layer.db, numerical_gradient(f, b), CENTRAL_DIFFERENCE)
 
 
 @pytest.mark.parametrize("cls", [Relu, Sigmoid])
@@ -88,7 +75,7 @@ def test_activation_backward_matches_central_differences(cls, seed):
     f = lambda: float(np.sum(layer.forward(x) * dout))  # noqa: E731
     layer.forward(x)
     dx = layer.backward(dout)
-    np.testing.assert_allclose(dx, numerical_gradient(f, x), rtol=1e-7, atol=1e-8)
+    assert_close(dx, numerical_gradient(f, x), CENTRAL_DIFFERENCE)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -98,7 +85,7 @@ def test_mean_squared_error_backward_matches_central_differences(seed):
     layer = MeanSquaredError()
     layer.forward(y, t)
     dy = layer.backward()
-    np.testing.assert_allclose(dy, numerical_gradient(lambda: float(layer.forward(y, t)), y), rtol=1e-7, atol=1e-9)
+    assert_close(dy, numerical_gradient(lambda: float(layer.forward(y, t)), y), CENTRAL_DIFFERENCE_LOSS)
 
 
 @pytest.mark.parametrize("make", [lambda: Affine(np.ones((3, 2)), np.ones(2)), Relu, Sigmoid])

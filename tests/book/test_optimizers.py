@@ -9,6 +9,7 @@ from parity.diagnosis.optimizer import Trajectory, diagnose_optimizer, first_par
 from parity.settings.optimizer_registry import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_settings
 from parity.diagnosis.optimizer_variants import replay, variants_for
 from parity.settings.tolerances import tolerance_for
+from helpers import HAND_COMPUTED, HAND_COMPUTED_ADAM, HAND_COMPUTED_RELATIVE, STEPS_BY_HAND, assert_close
 
 G = {"W1": np.array([[0.5, -2.0]]), "b1": np.array([4.0])}
 
@@ -28,20 +29,20 @@ def test_sgd_first_step_by_hand():
 def test_momentum_first_two_steps_by_hand():
     p, opt = start(), ref.Momentum(lr=0.1, momentum=0.9)
     opt.update(p, G)  # v = -0.1 g
-    np.testing.assert_allclose(p["W1"], [[0.95, 1.2]], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(opt.v["b1"], [-0.4], rtol=0, atol=1e-15)
+    assert_close(p["W1"], [[0.95, 1.2]], HAND_COMPUTED)
+    assert_close(opt.v["b1"], [-0.4], HAND_COMPUTED)
     opt.update(p, G)  # v = 0.9 * (-0.1 g) - 0.1 g = -0.19 g
-    np.testing.assert_allclose(opt.v["W1"], [[-0.095, 0.38]], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(p["W1"], [[0.95 - 0.095, 1.2 + 0.38]], rtol=0, atol=1e-15)
+    assert_close(opt.v["W1"], [[-0.095, 0.38]], HAND_COMPUTED)
+    assert_close(p["W1"], [[0.95 - 0.095, 1.2 + 0.38]], HAND_COMPUTED)
 
 
 def test_nesterov_first_two_steps_by_hand():
     p, opt = start(), ref.Nesterov(lr=0.1, momentum=0.9)
     opt.update(p, G)  # v_old = 0: p -= 1.9 * 0.1 g; then v = -0.1 g
-    np.testing.assert_allclose(p["W1"], [[1.0 - 0.095, 1.0 + 0.38]], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(opt.v["W1"], [[-0.05, 0.2]], rtol=0, atol=1e-15)
+    assert_close(p["W1"], [[1.0 - 0.095, 1.0 + 0.38]], HAND_COMPUTED)
+    assert_close(opt.v["W1"], [[-0.05, 0.2]], HAND_COMPUTED)
     opt.update(p, G)  # p += 0.81 v_old - 0.19 g
-    np.testing.assert_allclose(p["W1"], [[0.905 - 0.0405 - 0.095, 1.38 + 0.162 + 0.38]], rtol=0, atol=1e-15)
+    assert_close(p["W1"], [[0.905 - 0.0405 - 0.095, 1.38 + 0.162 + 0.38]], HAND_COMPUTED)
 
 
 def test_nesterov_with_the_previous_velocity_equals_the_form_keras_documents():
@@ -54,7 +55,7 @@ def test_nesterov_with_the_previous_velocity_equals_the_form_keras_documents():
         opt.update(p, {"W": g})
         v = 0.9 * v - 0.1 * g
         w = w + 0.9 * v - 0.1 * g
-    np.testing.assert_allclose(p["W"], w, rtol=1e-13, atol=1e-13)
+    assert_close(p["W"], w, STEPS_BY_HAND)
     old = {"W": np.zeros(3)}
     pre = ref.NesterovVelocityFirst(lr=0.1, momentum=0.9)
     rng = np.random.default_rng(0)
@@ -66,30 +67,30 @@ def test_nesterov_with_the_previous_velocity_equals_the_form_keras_documents():
 def test_adagrad_first_step_by_hand_and_keras_convention():
     p = start()
     ref.AdaGrad(lr=0.1).update(p, G)  # h = g * g; step = 0.1 g / (|g| + 1e-7)
-    np.testing.assert_allclose(p["b1"], [-0.1 * 4.0 / (4.0 + 1e-7)], rtol=1e-15, atol=0)
+    assert_close(p["b1"], [-0.1 * 4.0 / (4.0 + 1e-7)], HAND_COMPUTED_RELATIVE)
     q = start()
     ref.AdaGradKerasConvention(lr=0.1).update(q, G)  # step = 0.1 g / sqrt(g * g + 1e-7)
-    np.testing.assert_allclose(q["b1"], [-0.4 / np.sqrt(16.0 + 1e-7)], rtol=1e-15, atol=0)
+    assert_close(q["b1"], [-0.4 / np.sqrt(16.0 + 1e-7)], HAND_COMPUTED_RELATIVE)
     assert p["b1"][0] != q["b1"][0]
 
 
 def test_rmsprop_first_step_by_hand_and_keras_convention():
     p, opt = start(), ref.RMSprop(lr=0.1, decay_rate=0.99)
     opt.update(p, G)  # h = 0.01 g * g; step = 0.1 g / (0.1 |g| + 1e-7)
-    np.testing.assert_allclose(opt.h["b1"], [0.16], rtol=1e-15, atol=0)
-    np.testing.assert_allclose(p["b1"], [-0.4 / (0.4 + 1e-7)], rtol=1e-15, atol=0)
+    assert_close(opt.h["b1"], [0.16], HAND_COMPUTED_RELATIVE)
+    assert_close(p["b1"], [-0.4 / (0.4 + 1e-7)], HAND_COMPUTED_RELATIVE)
     q = start()
     ref.RMSpropKerasConvention(lr=0.1, decay_rate=0.99).update(q, G)
-    np.testing.assert_allclose(q["b1"], [-0.4 / np.sqrt(0.16 + 1e-7)], rtol=1e-15, atol=0)
+    assert_close(q["b1"], [-0.4 / np.sqrt(0.16 + 1e-7)], HAND_COMPUTED_RELATIVE)
 
 
 def test_adam_first_step_by_hand():
     p, opt = start(), ref.Adam(lr=0.001, beta1=0.9, beta2=0.999)
     opt.update(p, G)  # m = 0.1 g, v = 0.001 g^2, lr_t = 0.001 sqrt(0.001) / 0.1
     lr_t = 0.001 * np.sqrt(0.001) / 0.1
-    np.testing.assert_allclose(opt.m["b1"], [0.4], rtol=1e-15, atol=0)
-    np.testing.assert_allclose(opt.v["b1"], [0.016], rtol=1e-13, atol=0)
-    np.testing.assert_allclose(p["b1"], [-lr_t * 0.4 / (np.sqrt(0.016) + 1e-7)], rtol=1e-13, atol=0)
+    assert_close(opt.m["b1"], [0.4], HAND_COMPUTED_RELATIVE)
+    assert_close(opt.v["b1"], [0.016], HAND_COMPUTED_ADAM)
+    assert_close(p["b1"], [-lr_t * 0.4 / (np.sqrt(0.016) + 1e-7)], HAND_COMPUTED_ADAM)
     assert opt.iter == 1
     assert abs(p["b1"][0] + 0.001) < 1e-8  # Adam's first step is lr in size, whatever the gradient
 

@@ -5,19 +5,19 @@ import pytest
 
 from parity.keras_side import backend  # noqa: F401  (TensorFlow backend first)
 from parity.book.layers import SoftmaxWithLoss
-from test_layers import numerical_gradient
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from helpers import CENTRAL_DIFFERENCE_LOSS, HAND_COMPUTED, KERAS_SOFTMAX_CROSSENTROPY, assert_close, numerical_gradient
 
 
 def test_softmax_with_loss_hand_computed():
     layer = SoftmaxWithLoss()
     x = np.array([[0.0, np.log(3.0)]])  # softmax = [0.25, 0.75]
     assert layer.forward(x, np.array([1])) == pytest.approx(-np.log(0.75), abs=1e-15)
-    np.testing.assert_allclose(layer.backward(), [[0.25, -0.25]], rtol=0, atol=1e-15)
+    assert_close(layer.backward(), [[0.25, -0.25]], HAND_COMPUTED)
     assert layer.forward(x, np.array([[1.0, 0.0]])) == pytest.approx(-np.log(0.25), abs=1e-15)
-    np.testing.assert_allclose(layer.backward(), [[-0.75, 0.75]], rtol=0, atol=1e-15)
+    assert_close(layer.backward(), [[-0.75, 0.75]], HAND_COMPUTED)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -27,7 +27,7 @@ def test_softmax_with_loss_backward_matches_central_differences(seed):
     layer = SoftmaxWithLoss()
     layer.forward(x, t)
     dx = layer.backward()
-    np.testing.assert_allclose(dx, numerical_gradient(lambda: float(layer.forward(x, t)), x), rtol=1e-7, atol=1e-9)
+    assert_close(dx, numerical_gradient(lambda: float(layer.forward(x, t)), x), CENTRAL_DIFFERENCE_LOSS)
 
 
 def test_softmax_with_loss_never_takes_log_of_zero():
@@ -57,4 +57,4 @@ def test_softmax_with_loss_matches_keras_softmax_dense_and_crossentropy(sparse, 
     loss, dz = keras_loss(tf.constant(scores), tf.constant(t))
     layer = SoftmaxWithLoss()
     assert layer.forward(scores, labels if sparse else t) == pytest.approx(loss.numpy(), rel=1e-13)
-    np.testing.assert_allclose(layer.backward(), dz.numpy(), rtol=1e-12, atol=1e-15)
+    assert_close(layer.backward(), dz.numpy(), KERAS_SOFTMAX_CROSSENTROPY)

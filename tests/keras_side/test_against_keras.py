@@ -11,6 +11,7 @@ from parity.settings.tolerances import TOLERANCES
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from helpers import KERAS_ELEMENTWISE, KERAS_MATMUL, SEEDS_DIFFER, assert_close, close
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_sigmoid_matches_keras_activation(seed, float64_keras):
     out, (tf_dx,) = tf_grad(lambda t: tf.reduce_sum(keras.activations.sigmoid(t)), x)
     layer = Sigmoid()
     assert np.sum(layer.forward(x)) == pytest.approx(out, rel=1e-14)
-    np.testing.assert_allclose(layer.backward(np.ones_like(x)), tf_dx, rtol=1e-13, atol=1e-16)
+    assert_close(layer.backward(np.ones_like(x)), tf_dx, KERAS_ELEMENTWISE)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -55,7 +56,7 @@ def test_mean_squared_error_matches_keras_loss_and_gradient(seed, float64_keras)
     loss, (tf_dy, _) = tf_grad(lambda a, b: keras.losses.MeanSquaredError()(b, a), y, t)
     layer = MeanSquaredError()
     assert layer.forward(y, t) == pytest.approx(loss, rel=1e-14)
-    np.testing.assert_allclose(layer.backward(), tf_dy, rtol=1e-13, atol=1e-16)
+    assert_close(layer.backward(), tf_dy, KERAS_ELEMENTWISE)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -73,9 +74,9 @@ def test_affine_matches_keras_dense_gradients(seed, float64_keras):
     tf_dx, tf_dW, tf_db = tape.gradient(out, [x, dense.kernel, dense.bias])
     layer = Affine(W, b)
     layer.forward(x.numpy())
-    np.testing.assert_allclose(layer.backward(dout), tf_dx.numpy(), rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(layer.dW, tf_dW.numpy(), rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(layer.db, tf_db.numpy(), rtol=1e-13, atol=1e-15)
+    assert_close(layer.backward(dout), tf_dx.numpy(), KERAS_MATMUL)
+    assert_close(layer.dW, tf_dW.numpy(), KERAS_MATMUL)
+    assert_close(layer.db, tf_db.numpy(), KERAS_MATMUL)
 
 
 def test_seed_data_reproduce_the_notebook(seed_run):
@@ -150,7 +151,7 @@ def test_weight_copy_round_trip_gives_keras_predictions():
     model = keras_model.build_model(spec)
     x = np.random.default_rng(0).normal(size=(10, 3))
     net = build_network(spec, keras_to_numpy(spec, keras_model.weights_of(model), "float64"))
-    np.testing.assert_allclose(net.predict(x), model.predict(x, verbose=0), rtol=1e-13, atol=1e-15)
+    assert_close(net.predict(x), model.predict(x, verbose=0), KERAS_MATMUL)
 
 
 class ReluWithoutMask(Relu):
@@ -214,4 +215,4 @@ def test_a_reused_fit_equals_a_fresh_compile_and_a_new_seed_shuffles_differently
     for a, b, c in zip(fitted[5][0], fitted[5][1], fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
-    assert not np.allclose(fitted[5][0][0], fitted[6][0][0], rtol=0, atol=1e-6)  # the seed orders the batches
+    assert not close(fitted[5][0][0], fitted[6][0][0], SEEDS_DIFFER)  # the seed orders the batches

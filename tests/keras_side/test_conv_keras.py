@@ -9,6 +9,7 @@ from parity.book.layers import Affine, Convolution, Pooling, Relu, SoftmaxWithLo
 from parity.keras_side.transfer import (TransferError, flatten_order, keras_shape, keras_to_numpy, numpy_to_keras,
                                         to_book, to_keras)
 from parity.settings.spec import ConvSpec, DenseSpec, ModelSpec, PoolSpec
+from helpers import KERAS_AGAINST_BOOK, assert_close
 
 SPEC = ModelSpec(input_dim=2 * 7 * 6, layers=(DenseSpec(5, "relu"), DenseSpec(3, "softmax")),
                  loss="sparse_categorical_crossentropy", input_shape=(2, 7, 6),
@@ -95,13 +96,13 @@ def test_keras_per_sample_gradients_equal_the_books_layers_in_float64(keras_side
     eager = keras_side.per_sample_eager(x, t.reshape(-1, 1).astype(np.float64))
     ours = book_record(weights, x, t)
     for trace in (theirs, eager):
-        np.testing.assert_allclose(trace.pred, [r["pred"] for r in ours], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(trace.loss, [r["loss"] for r in ours], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(trace.dx, [r["dx"] for r in ours], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(trace.maps[1], [r["map"] for r in ours], rtol=1e-12, atol=1e-12)
+        assert_close(trace.pred, [r["pred"] for r in ours], KERAS_AGAINST_BOOK)
+        assert_close(trace.loss, [r["loss"] for r in ours], KERAS_AGAINST_BOOK)
+        assert_close(trace.dx, [r["dx"] for r in ours], KERAS_AGAINST_BOOK)
+        assert_close(trace.maps[1], [r["map"] for r in ours], KERAS_AGAINST_BOOK)
         assert list(trace.z) == [2] and trace.z[2].shape == (6, 5)
         for name in SPEC.shapes():
-            np.testing.assert_allclose(trace.grads[name], [r["grads"][name] for r in ours], rtol=1e-12, atol=1e-12,
+            assert_close(trace.grads[name], [r["grads"][name] for r in ours], KERAS_AGAINST_BOOK,
                                        err_msg=name)
     assert np.abs(theirs.grads["W1"]).max() > 1e-3  # not a vacuous match
 
@@ -119,7 +120,7 @@ def test_keras_stepping_reports_parameters_in_the_books_layout(keras_side):
         grads = book_record(params, x[i:i + 1], t[i:i + 1])[0]["grads"]
         params = {k: params[k] - 0.1 * grads[k] for k in params}
         for name in params:
-            np.testing.assert_allclose(trace.params_after[name][i], params[name], rtol=1e-12, atol=1e-12)
+            assert_close(trace.params_after[name][i], params[name], KERAS_AGAINST_BOOK)
 
 
 def test_the_kernel_gradients_while_loop_inside_the_vectorized_map_is_said_not_logged(keras_side, caplog):

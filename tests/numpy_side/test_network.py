@@ -10,6 +10,7 @@ from parity.book.layers import Affine as ReferenceAffine
 from parity.book.layers import Relu
 from parity.numpy_side.network import build_network
 from parity.settings.spec import DenseSpec, ModelSpec
+from helpers import HAND_COMPUTED, REORDERED_ABSOLUTE, assert_close
 
 SPEC = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
 WEIGHTS = {"W1": np.array([[1.0, -1.0]]), "b1": np.array([0.0, 0.5]),
@@ -34,7 +35,7 @@ def test_per_sample_gradients_by_hand():
 def test_stepping_updates_with_plain_sgd_and_a_dead_unit_keeps_its_weights():
     net = build_network(SPEC, {k: v.copy() for k, v in WEIGHTS.items()})
     trace = net.step_through(np.array([[1.0]]), np.array([[0.0]]), 0.1, [1])
-    np.testing.assert_allclose(trace.params_after["W1"][0], [[1.0 - 0.9, -1.0]], rtol=0, atol=1e-15)
+    assert_close(trace.params_after["W1"][0], [[1.0 - 0.9, -1.0]], HAND_COMPUTED)
     np.testing.assert_array_equal(trace.params_after["b1"][0], [0.0 - 0.9, 0.5])  # unit 1 dead: unchanged
     np.testing.assert_array_equal(trace.params_after["W2"][0], [[2.0 - 0.45], [3.0]])
 
@@ -64,8 +65,8 @@ def test_sgd_steps_reach_an_affine_whatever_it_calls_its_weights(module):
     reference = steps_closed_form(SPEC, WEIGHTS, X, T, 0.1)
     assert not ours.errors
     for k in WEIGHTS:
-        np.testing.assert_allclose(ours.params_after[k], reference.params_after[k], rtol=0, atol=1e-12, err_msg=k)
-    np.testing.assert_allclose(ours.loss, reference.loss, rtol=0, atol=1e-12)  # later steps saw the updates
+        assert_close(ours.params_after[k], reference.params_after[k], REORDERED_ABSOLUTE, err_msg=k)
+    assert_close(ours.loss, reference.loss, REORDERED_ABSOLUTE)  # later steps saw the updates
 
 
 def test_a_constructor_that_raises_fails_every_row_on_that_class_without_a_traceback():
@@ -131,8 +132,8 @@ def test_predictions_come_from_the_attribute_holding_probabilities_not_from_y():
     ours = fresh({"SoftmaxWithLoss": fixture("learner_probs_in_p").SoftmaxWithLoss}, SOFTMAX, weights).per_sample(x, t, [1])
     reference = per_sample_closed_form(SOFTMAX, weights, x, t)
     assert not ours.errors
-    np.testing.assert_allclose(ours.pred, reference.pred, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(ours.loss, reference.loss, rtol=0, atol=1e-12)
+    assert_close(ours.pred, reference.pred, REORDERED_ABSOLUTE)
+    assert_close(ours.loss, reference.loss, REORDERED_ABSOLUTE)
 
 
 def test_reference_layers_are_not_wrapped_into_user_errors():

@@ -18,6 +18,7 @@ from parity.compare.run import compare_numpy
 from parity.keras_side.reference import keras_reference
 
 import tensorflow as tf  # noqa: E402
+from helpers import CSV_ROUND_TRIP, REORDERED_ABSOLUTE, Tol, assert_close
 
 NETS = [
     ModelSpec(1, (DenseSpec(2, "relu"), DenseSpec(1))),
@@ -41,15 +42,15 @@ def random_case(spec: ModelSpec, seed: int, n: int = 64):
     return weights, x, t
 
 
-def assert_traces_equal(a, b, tol=1e-12):
+def assert_traces_equal(a, b, tol: Tol = REORDERED_ABSOLUTE):
     for name in ("pred", "loss", "dx"):
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=tol, err_msg=name)
+        assert_close(getattr(a, name), getattr(b, name), tol, err_msg=name)
     for k in b.grads:
-        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=0, atol=tol, err_msg=k)
+        assert_close(a.grads[k], b.grads[k], tol, err_msg=k)
     for k in b.z:
-        np.testing.assert_allclose(a.z[k], b.z[k], rtol=0, atol=tol, err_msg=f"z{k}")
+        assert_close(a.z[k], b.z[k], tol, err_msg=f"z{k}")
     for k in b.params_after:
-        np.testing.assert_allclose(a.params_after[k], b.params_after[k], rtol=0, atol=tol, err_msg=k)
+        assert_close(a.params_after[k], b.params_after[k], tol, err_msg=k)
 
 
 @pytest.mark.parametrize("spec", NETS, ids=lambda s: "-".join(f"{d.units}{d.activation[0]}" for d in s.layers))
@@ -163,8 +164,8 @@ def test_parquet_tables_hold_the_csv_columns(tmp_path):
         csv = pd.read_csv(tmp_path / "csv" / f"{name}.csv")
         parquet = pd.read_parquet(tmp_path / "parquet" / f"{name}.parquet")
         assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet)
-        np.testing.assert_allclose(csv.select_dtypes("number").to_numpy(dtype=float),
-                                   parquet[csv.select_dtypes("number").columns].to_numpy(dtype=float), rtol=1e-15)
+        assert_close(csv.select_dtypes("number").to_numpy(dtype=float),
+                     parquet[csv.select_dtypes("number").columns].to_numpy(dtype=float), CSV_ROUND_TRIP)
 
 
 def test_plots_aggregate_above_ten_thousand_samples_and_draw_each_sample_below():

@@ -6,6 +6,7 @@ import pytest
 import parity
 from parity.settings.config import RunConfig, resolve
 from parity.prepare import prepare
+from helpers import FIT_FLOAT32_AGAINST_FLOAT64, assert_close
 
 
 def test_float32_and_float64_runs_of_one_seed_start_from_the_same_weights():
@@ -31,7 +32,7 @@ def test_the_fit_takes_the_same_path_in_both_dtypes(seed_run):
     only by float32 rounding (a different shuffle order moves them by about 1e-2)."""
     w32, w64 = seed_run("float32").fitted, seed_run("float64").fitted
     for name in w64:
-        np.testing.assert_allclose(w32[name], w64[name], rtol=0, atol=1e-5, err_msg=name)
+        assert_close(w32[name], w64[name], FIT_FLOAT32_AGAINST_FLOAT64, err_msg=name)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -11,7 +11,7 @@ from parity.settings.optimizer_registry import optimizer_settings
 from parity.user_code.attributes import hyperparameter_differences
 from parity.user_code.optimizer_driver import OptimizerDriver, constructor_arguments, find_optimizer_class
 from parity.user_code.loader import import_layers
-from helpers import FIXTURES
+from helpers import FIXTURES, HAND_COMPUTED, REORDERED, assert_close
 
 # Imported as `--layers FILE` imports a learner's module.
 optimizers_broken, optimizers_learner, optimizers_lists = (
@@ -44,7 +44,7 @@ def reference_run(settings, grads=GRADS):
 def assert_same_run(ours, theirs):
     for a, b in zip(ours, theirs, strict=True):
         for k in START:
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-12)
+            assert_close(a[k], b[k], REORDERED)
 
 
 # -- picking the class -------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_lazy_state_under_other_names_and_a_rebinding_update_are_read_as_the_boo
     driver, params, state = drive(optimizers_learner.momentum, s)
     optimizer, expected = reference_run(s)
     assert_same_run(params, expected)
-    np.testing.assert_allclose(state[-1]["v"]["W2"], optimizer.v["W2"], rtol=1e-12, atol=1e-12)  # `velocity`
+    assert_close(state[-1]["v"]["W2"], optimizer.v["W2"], REORDERED)  # `velocity`
     assert drive(optimizers_learner.RMSProp, optimizer_settings("rmsprop"))[2][-1]["h"].keys() == START.keys()  # `cache`
 
 
@@ -185,7 +185,7 @@ def test_an_update_that_writes_into_the_gradients_is_a_warning():
     for g, k in zip(grads, kept):  # the caller's arrays are untouched: the class got copies
         for name in START:
             np.testing.assert_array_equal(g[name], k[name])
-    np.testing.assert_allclose(params[0]["W1"], START["W1"] - 0.01 * np.clip(grads[0]["W1"], -1, 1), rtol=0, atol=1e-15)
+    assert_close(params[0]["W1"], START["W1"] - 0.01 * np.clip(grads[0]["W1"], -1, 1), HAND_COMPUTED)
 
 
 def test_float32_parameters_stay_float32_when_the_state_is_float64():
