@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import numpy as np
@@ -155,8 +156,9 @@ def test_a_layer_that_ends_the_check_is_a_finding_with_its_line_and_exit_1(tmp_p
     assert os.getcwd() == cwd
 
 
-def test_os_exit_and_exec_in_a_layer_are_findings_not_an_ended_process(tmp_path):
-    """In a process of its own: were the fence down, os._exit(0) would end it with status 0, "parity holds"."""
+def exit_and_exec_in_a_process(tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """`parity check` in a process of its own on layers that call os._exit(0) and os.execv: (its folder, the
+    finished process)."""
     path = tmp_path / "layers.py"
     path.write_text(RELU.format(forward="os._exit(0)", backward="pass") + textwrap.dedent("""
 
@@ -168,8 +170,25 @@ def test_os_exit_and_exec_in_a_layer_are_findings_not_an_ended_process(tmp_path)
             def backward(self, dout=1):
                 os.execv(sys.executable, [sys.executable, "-c", "pass"])
         """))
-    done = subprocess.run([sys.executable, "-m", "parity.cli", "check", "--layers", str(path), *RUN, "--out",
-                           str(tmp_path / "r")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return tmp_path, subprocess.run([sys.executable, "-m", "parity.cli", "check", "--layers", str(path), *RUN,
+                                     "--out", str(tmp_path / "r")], cwd=ROOT, capture_output=True, text=True,
+                                    timeout=600)
+
+
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The process of its own (mostly TensorFlow's import), queued with the session (conftest's started_early): it
+    runs on the machine's other core while other modules' tests run here."""
+    return lane.submit(exit_and_exec_in_a_process, folder)
+
+
+@pytest.fixture(scope="module")
+def ended_process(started_early) -> Future:
+    return started_early[__name__]
+
+
+def test_os_exit_and_exec_in_a_layer_are_findings_not_an_ended_process(ended_process):
+    """In a process of its own: were the fence down, os._exit(0) would end it with status 0, "parity holds"."""
+    tmp_path, done = ended_process.result()
     assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
     said = [f["message"] for f in findings(tmp_path / "r") if f["code"] == "layer_error"]
     assert any(m.startswith("Relu.forward called os._exit(0)") for m in said), said

@@ -6,6 +6,8 @@ import inspect
 import re
 import sys
 import types
+from concurrent.futures import Executor, Future
+from pathlib import Path
 
 import pytest
 
@@ -84,10 +86,8 @@ def _grade_cell(source: str):
     return cell
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory):
+def execute(folder: Path):
     """The notebook executed, and what its kernel process wrote on its own stderr (fd 2)."""
-    folder = tmp_path_factory.mktemp("nbgrader")
     test_cell = _readme_block("### nbgrader", "python")
     buggy = STUDENT.replace("return np.where(self.mask, 0, dout)", "return dout")
     cells = [nbformat.v4.new_code_cell(STUDENT), nbformat.v4.new_code_cell(PLANT),
@@ -98,6 +98,17 @@ def executed(tmp_path_factory):
         nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(folder)}}).execute(stderr=stderr)
     return nb, (folder / "kernel-stderr.txt").read_text(errors="replace")
+
+
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The kernel imports TensorFlow and runs three checks: queued with the session (conftest's started_early), it
+    runs on the machine's other core while other modules' tests run here."""
+    return lane.submit(execute, folder)
+
+
+@pytest.fixture(scope="module")
+def executed(started_early):
+    return started_early[__name__].result()
 
 
 def _outputs(cell, kind: str) -> list:

@@ -1,5 +1,9 @@
 """A non-editable install ships every subpackage: the wheel, installed into a fresh virtual environment, runs
-`parity run` from a folder that holds no source tree."""
+`parity run` from a folder that holds no source tree.
+
+All of it happens outside this process (pip, venvs, `parity` processes): the wheel and both installs are queued with
+the session (start_early, conftest's started_early) and run on the machine's other core while other modules' tests
+run here; each test waits for its part, and an assertion that failed there is raised here with its message."""
 
 import os
 import subprocess
@@ -7,6 +11,7 @@ import sys
 import sysconfig
 import venv
 import zipfile
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
@@ -15,14 +20,31 @@ from helpers import ROOT
 SUBPACKAGES = sorted(p.name for p in (ROOT / "parity").iterdir() if (p / "__init__.py").exists())
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+def build_wheel(out: Path) -> Path:
+    out.mkdir()
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     (found,) = out.glob("keras_parity-*.whl")
     return found
+
+
+def start_early(folder: Path, lane: Executor) -> dict[str, Future]:
+    """The wheel, then each install and what it runs, queued with the session (conftest's started_early). The lane
+    runs its jobs one after another, so the wheel is built before either install asks for it."""
+    wheel = lane.submit(build_wheel, folder / "wheel")
+    return {"wheel": wheel, "full": lane.submit(install_and_run, wheel, folder / "full"),
+            "light": lane.submit(install_light_and_check, wheel, folder / "light")}
+
+
+@pytest.fixture(scope="module")
+def installs(started_early) -> dict[str, Future]:
+    return started_early[__name__]
+
+
+@pytest.fixture(scope="module")
+def wheel(installs) -> Path:
+    return installs["wheel"].result()
 
 
 def test_the_wheel_holds_every_subpackage(wheel):
@@ -31,7 +53,10 @@ def test_the_wheel_holds_every_subpackage(wheel):
     assert not any(n.startswith("tests/") for n in names)
 
 
-def test_a_non_editable_install_in_a_fresh_venv_runs_parity_run(wheel, tmp_path):
+def install_and_run(wheel: Future, tmp_path: Path) -> None:
+    """The wheel with every dependency: `import parity` finds the installed copy and `parity run` writes a report."""
+    wheel = wheel.result()
+    tmp_path.mkdir()
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -55,6 +80,10 @@ def test_a_non_editable_install_in_a_fresh_venv_runs_parity_run(wheel, tmp_path)
                          capture_output=True, text=True, timeout=300, env=clean)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "report" / "summary.json").is_file()
+
+
+def test_a_non_editable_install_in_a_fresh_venv_runs_parity_run(installs):
+    installs["full"].result()  # its assertions ran in the lane; the first that failed is raised here
 
 
 # What a recorded check needs (pyproject's dependencies less TensorFlow, Keras and Dask), with what they require.
@@ -81,12 +110,14 @@ def _with_requirements(names) -> list:
     return list(found.values())
 
 
-def test_an_install_without_tensorflow_checks_against_a_recording(wheel, tmp_path):
+def install_light_and_check(wheel: Future, tmp_path: Path) -> None:
     """The README's light install: the package without its dependencies, then numpy, pandas, pyarrow, matplotlib and
     tqdm. Here they are borrowed from this environment, each distribution's own files linked into a fresh venv
     (what `pip install` would put there, without the download); TensorFlow, Keras and Dask are not among them."""
     from parity.keras_side.recording import shipped_names
 
+    wheel = wheel.result()
+    tmp_path.mkdir()
     assert {f"parity/keras_side/recordings/{n}.npz" for n in shipped_names()} <= set(zipfile.ZipFile(wheel).namelist())
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
@@ -120,3 +151,7 @@ def test_an_install_without_tensorflow_checks_against_a_recording(wheel, tmp_pat
                           text=True, timeout=300, env=clean)
     assert live.returncode == 2 and live.stderr.startswith("error: TensorFlow and Keras cannot be imported here")
     assert "--reference FILE" in live.stderr and live.stderr.count("\n") == 1
+
+
+def test_an_install_without_tensorflow_checks_against_a_recording(installs):
+    installs["light"].result()  # its assertions ran in the lane; the first that failed is raised here

@@ -8,6 +8,10 @@ unimportable from our modules), as a stand-in for a Windows machine that CI does
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Executor, Future
+from pathlib import Path
+
+import pytest
 from helpers import ROOT
 
 
@@ -37,8 +41,10 @@ def _run(code: str, timeout: float = 240) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
-def test_every_module_imports_and_grade_sweep_bench_parse_their_arguments_without_posix_only_names(tmp_path):
-    done = _run(f"""
+def every_module_and_the_doors(tmp_path: Path) -> subprocess.CompletedProcess:
+    """Every module imported (TensorFlow with them) and grade, sweep and bench parsed and validated, in one fresh
+    interpreter without the POSIX-only names."""
+    return _run(f"""
         import importlib, pkgutil
         import parity
 
@@ -67,6 +73,21 @@ def test_every_module_imports_and_grade_sweep_bench_parse_their_arguments_withou
 
         print("kernel timer:", KERNEL_TIMER, "peak rss:", _peak_rss_mb())
     """)
+
+
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The interpreter that imports every module (about 9 s, mostly TensorFlow), queued with the session (conftest's
+    started_early): it runs on the machine's other core while other modules' tests run here."""
+    return lane.submit(every_module_and_the_doors, folder)
+
+
+@pytest.fixture(scope="module")
+def every_module_run(started_early) -> Future:
+    return started_early[__name__]
+
+
+def test_every_module_imports_and_grade_sweep_bench_parse_their_arguments_without_posix_only_names(every_module_run):
+    done = every_module_run.result()
     assert done.returncode == 0, done.stderr[-3000:]
     every = [p for p in (ROOT / "parity").rglob("*.py") if p.parent.name != "parity" or p.stem not in ("__init__", "__main__")]
     lines = done.stdout.splitlines()

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import nbformat
@@ -25,12 +26,7 @@ FIX = "np.where(mask, 0, dout)"  # the mask_mismatch fix's words
 
 @pytest.fixture
 def buggy(tmp_path) -> Path:
-    """The learner notebook without its fix (cells 7 and 8): its first Relu, which forgets the mask, is the last."""
-    nb = nbformat.read(LEARNER, as_version=4)
-    del nb.cells[6:8]
-    path = tmp_path / "layers.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return buggy_notebook(tmp_path / "layers.ipynb")
 
 
 def check(*args) -> int:
@@ -171,18 +167,42 @@ def _readme_block(title: str) -> str:
     return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readmes_run_autograder_writes_results_in_a_scratch_autograder(tmp_path, buggy):
+def buggy_notebook(path: Path) -> Path:
+    """The learner notebook without its fix (cells 7 and 8): its first Relu, which forgets the mask, is the last."""
+    nb = nbformat.read(LEARNER, as_version=4)
+    del nb.cells[6:8]
+    nbformat.write(nb, path)
+    return path
+
+
+def run_autograder(tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """The README's run_autograder in a scratch /autograder, on the buggy notebook: (its root, the finished script)."""
     root = tmp_path / "autograder"
     for folder in ("source", "submission", "results"):
         (root / folder).mkdir(parents=True)
-    (root / "submission" / "layers.ipynb").write_bytes(buggy.read_bytes())
+    buggy_notebook(root / "submission" / "layers.ipynb")
     (root / "source" / "parity.toml").write_text("[grading]\nclass_points = 2\n")
     script = _readme_block("#### `run_autograder`").replace("/autograder", str(root))
     script = script.replace("parity check", f"{sys.executable} -m parity check")
     (root / "run_autograder").write_text(script)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(["bash", str(root / "run_autograder")], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return root, subprocess.run(["bash", str(root / "run_autograder")], cwd=root, env=env, capture_output=True,
+                                text=True, timeout=600)
+
+
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The autograder's `parity check` process (mostly TensorFlow's import), queued with the session (conftest's
+    started_early): it runs on the machine's other core while other modules' tests run here."""
+    return lane.submit(run_autograder, folder)
+
+
+@pytest.fixture(scope="module")
+def autograder_run(started_early) -> Future:
+    return started_early[__name__]
+
+
+def test_the_readmes_run_autograder_writes_results_in_a_scratch_autograder(autograder_run):
+    root, done = autograder_run.result()
     assert done.returncode == 0, done.stderr  # the script's own status: the results file carries the grade
     results = json.loads((root / "results" / "results.json").read_text())
     assert results["score"] == 2.0 and {t["name"]: t["max_score"] for t in results["tests"]}["class Relu"] == 2.0
