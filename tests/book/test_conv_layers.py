@@ -6,7 +6,7 @@ import pytest
 
 from parity.book.functions import col2im, im2col, output_size
 from parity.book.layers import Affine, Convolution, Pooling
-from helpers import CENTRAL_DIFFERENCE, CONV_LOOPS, FLATTENED_AFFINE, assert_close, numerical_gradient
+from testkit import CENTRAL_DIFFERENCE, CONV_LOOPS, FLATTENED_AFFINE, assert_close, numerical_gradient
 
 
 def convolve_by_loops(x, W, b, stride, pad):

@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 
 from parity.book.layers import Affine, MeanSquaredError, Relu, Sigmoid, SoftmaxWithLoss
 from parity.settings.tolerances import TOLERANCES
-from helpers import CENTRAL_DIFFERENCE_DRAWN, CENTRAL_DIFFERENCE_DRAWN_LOSS, assert_close, numerical_gradient
+from testkit import CENTRAL_DIFFERENCE_DRAWN, CENTRAL_DIFFERENCE_DRAWN_LOSS, assert_close, numerical_gradient
 
 F32 = TOLERANCES["float32"]
 SETTINGS = settings(max_examples=40, deadline=None)

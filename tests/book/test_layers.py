@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from parity.book.layers import Affine, MeanSquaredError, Relu, Sigmoid
-from helpers import CENTRAL_DIFFERENCE, CENTRAL_DIFFERENCE_LOSS, HAND_COMPUTED, SAME_PRODUCT, assert_close, numerical_gradient
+from testkit import CENTRAL_DIFFERENCE, CENTRAL_DIFFERENCE_LOSS, HAND_COMPUTED, SAME_PRODUCT, assert_close, numerical_gradient
 
 
 def test_affine_forward_backward_hand_computed():

@@ -9,7 +9,7 @@ from parity.diagnosis.optimizer import Trajectory, diagnose_optimizer, first_par
 from parity.settings.optimizer_registry import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_settings
 from parity.diagnosis.optimizer_variants import replay, variants_for
 from parity.settings.tolerances import tolerance_for
-from helpers import HAND_COMPUTED, HAND_COMPUTED_ADAM, HAND_COMPUTED_RELATIVE, STEPS_BY_HAND, assert_close
+from testkit import HAND_COMPUTED, HAND_COMPUTED_ADAM, HAND_COMPUTED_RELATIVE, STEPS_BY_HAND, assert_close
 
 G = {"W1": np.array([[0.5, -2.0]]), "b1": np.array([4.0])}
 

@@ -8,7 +8,7 @@ from parity.book.layers import SoftmaxWithLoss
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from helpers import CENTRAL_DIFFERENCE_LOSS, HAND_COMPUTED, KERAS_SOFTMAX_CROSSENTROPY, assert_close, numerical_gradient
+from testkit import CENTRAL_DIFFERENCE_LOSS, HAND_COMPUTED, KERAS_SOFTMAX_CROSSENTROPY, assert_close, numerical_gradient
 
 
 def test_softmax_with_loss_hand_computed():

@@ -23,7 +23,7 @@ from parity.selfcheck.planted import PLANTED_OPTIMIZERS
 from parity.settings.scenarios import SCENARIOS
 from parity.settings.tolerances import tolerance_for
 from parity.user_code.optimizer_driver import OptimizerDriver
-from helpers import COMPILED_AGAINST_EAGER, FIXTURES, REORDERED_ABSOLUTE, assert_close
+from testkit import COMPILED_AGAINST_EAGER, FIXTURES, REORDERED_ABSOLUTE, assert_close
 
 BOOK = FIXTURES / "book_network.py"  # the book's layers and its common/optimizer.py classes
 SHORT = {"epochs": 4, "plots": False}  # the seed scenario's 200 samples and 160 steps, after a short fit

@@ -14,7 +14,7 @@ from parity.numpy_side.closed_form import per_sample_closed_form
 from parity.numpy_side.network import build_network
 from parity.settings.spec import ConvSpec, DenseSpec, ModelSpec, PoolSpec
 from parity.settings.tolerances import TOLERANCES
-from helpers import REORDERED, assert_close
+from testkit import REORDERED, assert_close
 
 TOL = TOLERANCES["float64"]
 SPEC = ModelSpec(input_dim=36, layers=(DenseSpec(3, "softmax"),), loss="sparse_categorical_crossentropy",

@@ -11,7 +11,7 @@ from parity.compare.findings import Finding
 from parity.compare.root_causes import followers_text, root_causes
 from parity.report.html import group_findings
 from parity.testing import failure_message
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 
 

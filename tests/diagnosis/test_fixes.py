@@ -14,7 +14,7 @@ from parity.diagnosis.fixes import FIXES, fix_for
 from parity.diagnosis.mismatch import scale_cause
 from parity.diagnosis.optimizer import CODES
 from parity.diagnosis.referee import referee
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 KIT = {name: getattr(ref, name) for name in ref.__all__}
 

@@ -12,7 +12,7 @@ import pytest
 
 import parity
 from parity import cli
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 BOOK = FIXTURES / "book_layers.py"
 BUGGY = FIXTURES / "relu_without_mask.py"

@@ -4,7 +4,7 @@
 import pytest
 
 from parity import cli
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 LINEAR = "x,y\n" + "".join(f"{i / 10},{-i / 20}\n" for i in range(20))
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from parity import cli
-from helpers import ROOT
+from testkit import ROOT
 
 PLOTS = ["lesson.png", "gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
 BROKEN = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"

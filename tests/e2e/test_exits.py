@@ -23,7 +23,7 @@ import parity
 from parity import cli
 from parity.settings.resources import check_fits, estimated_bytes
 from parity.user_code.importer import shadowing
-from helpers import FIXTURES, ROOT
+from testkit import FIXTURES, ROOT
 
 BOOK = FIXTURES / "book_layers.py"
 RUN = ["--dtype", "float64", "--epochs", "1", "--no-plots", "--quiet"]  # in-process runs share one Keras side

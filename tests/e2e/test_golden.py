@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from parity import cli
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 GOLDEN = FIXTURES / "golden" / "seed_float32"
 TABLES = ("samples.csv", "steps.csv", "gradients.csv")

@@ -5,7 +5,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
-from helpers import TESTS
+from testkit import TESTS
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

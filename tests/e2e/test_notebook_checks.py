@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 import parity
 from parity import cli
 from parity.testing import assert_parity
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 NOTEBOOKS = FIXTURES / "notebooks"
 LEARNER = NOTEBOOKS / "learner_relu_fixed.ipynb"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from parity import cli
-from helpers import ROOT
+from testkit import ROOT
 
 
 

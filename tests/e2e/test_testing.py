@@ -7,7 +7,7 @@ import pytest
 
 import parity
 from parity.testing import assert_parity
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 
 def test_the_plugin_is_registered_under_pytest11():

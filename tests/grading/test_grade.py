@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from parity import cli
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 # Its tests start clusters whose workers import TensorFlow and fit Keras: the planted class's fixture took 230 s on
 # this 2-core machine at load 17 (40 s quiet), beyond the suite's 300 s a test (pyproject.toml).

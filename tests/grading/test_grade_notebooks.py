@@ -16,7 +16,7 @@ from parity.grading.grade import grade_one
 from parity.grading.grader_files import points_for
 from parity.grading.submissions import find_submissions
 from parity.settings.config import resolve
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 NOTEBOOKS = FIXTURES / "notebooks"
 RELU = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"

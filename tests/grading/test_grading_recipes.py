@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from parity.user_code.loader import load
-from helpers import FIXTURES, ROOT
+from testkit import FIXTURES, ROOT
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -11,7 +11,7 @@ from parity.settings.tolerances import TOLERANCES
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from helpers import KERAS_ELEMENTWISE, KERAS_MATMUL, SEEDS_DIFFER, assert_close, close
+from testkit import KERAS_ELEMENTWISE, KERAS_MATMUL, SEEDS_DIFFER, assert_close, close
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from parity.book.layers import Affine, Convolution, Pooling, Relu, SoftmaxWithLo
 from parity.keras_side.transfer import (TransferError, flatten_order, keras_shape, keras_to_numpy, numpy_to_keras,
                                         to_book, to_keras)
 from parity.settings.spec import ConvSpec, DenseSpec, ModelSpec, PoolSpec
-from helpers import KERAS_AGAINST_BOOK, assert_close
+from testkit import KERAS_AGAINST_BOOK, assert_close
 
 SPEC = ModelSpec(input_dim=2 * 7 * 6, layers=(DenseSpec(5, "relu"), DenseSpec(3, "softmax")),
                  loss="sparse_categorical_crossentropy", input_shape=(2, 7, 6),

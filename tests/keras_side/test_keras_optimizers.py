@@ -15,7 +15,7 @@ from parity.settings.tolerances import tolerance_for
 from parity.user_code.attributes import hyperparameter_differences
 from parity.user_code.loader import import_layers
 from optimizer_runs import STEPS, keras_run, numpy_run
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 optimizers_learner = import_layers(str(FIXTURES / "optimizers_learner.py"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from parity.keras_side.native_logs import strip_native_logs
-from helpers import ROOT
+from testkit import ROOT
 
 CUINIT = (b"E0000 00:00:1795609771.557828   13002 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
           b"Failed call to cuInit: UNKNOWN ERROR (303)")

@@ -19,7 +19,7 @@ from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED
 from parity.settings.config import resolve
 from parity.testing import assert_parity
 from parity.user_code.loader import load
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 
 

@@ -16,7 +16,7 @@ from parity import cli, pipeline
 from parity.keras_side.recording import open_recording, write_recording
 from parity.settings.config import resolve
 from parity.user_code.loader import load
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 SUBMISSIONS = FIXTURES / "submissions"
 # The `parity` command in a process where importing TensorFlow or Keras fails, as in an image without them.

@@ -15,7 +15,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from testkit import ROOT
 
 SUBPACKAGES = sorted(p.name for p in (ROOT / "parity").iterdir() if (p / "__init__.py").exists())
 

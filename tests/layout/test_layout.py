@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from testkit import ROOT
 
 PACKAGE = ROOT / "parity"
 MAX_LINES = 300

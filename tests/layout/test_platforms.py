@@ -12,7 +12,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from testkit import ROOT
 
 
 WITHOUT_POSIX = """

@@ -11,7 +11,7 @@ from parity.settings.data import bars_data
 from parity.settings.scenarios import SCENARIOS
 from parity.settings.spec import ModelSpec
 from parity.settings.tolerances import TOLERANCES
-from helpers import REORDERED, assert_close
+from testkit import REORDERED, assert_close
 
 CNN = SCENARIOS["cnn"]
 SPEC = ModelSpec(input_dim=144, layers=CNN.layers, loss=CNN.loss, input_shape=CNN.input_shape, features=CNN.features)

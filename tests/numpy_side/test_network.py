@@ -10,7 +10,7 @@ from parity.book.layers import Affine as ReferenceAffine
 from parity.book.layers import Relu
 from parity.numpy_side.network import build_network
 from parity.settings.spec import DenseSpec, ModelSpec
-from helpers import HAND_COMPUTED, REORDERED_ABSOLUTE, assert_close
+from testkit import HAND_COMPUTED, REORDERED_ABSOLUTE, assert_close
 
 SPEC = ModelSpec(input_dim=1, layers=(DenseSpec(2, "relu"), DenseSpec(1)))
 WEIGHTS = {"W1": np.array([[1.0, -1.0]]), "b1": np.array([0.0, 0.5]),

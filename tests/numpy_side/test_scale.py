@@ -18,7 +18,7 @@ from parity.compare.run import compare_numpy
 from parity.keras_side.reference import keras_reference
 
 import tensorflow as tf  # noqa: E402
-from helpers import CSV_ROUND_TRIP, REORDERED_ABSOLUTE, Tol, assert_close
+from testkit import CSV_ROUND_TRIP, REORDERED_ABSOLUTE, Tol, assert_close
 
 NETS = [
     ModelSpec(1, (DenseSpec(2, "relu"), DenseSpec(1))),

@@ -10,7 +10,7 @@ import pytest
 
 import parity
 from parity import cli
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 
 

@@ -17,7 +17,7 @@ import pytest
 from parity import cli, pipeline
 from parity.report.graded_tests import GradedTest
 from parity.report.prairielearn import LIMIT_BYTES, prairielearn_results
-from helpers import FIXTURES, ROOT
+from testkit import FIXTURES, ROOT
 
 NOTEBOOKS = FIXTURES / "notebooks"
 LEARNER = NOTEBOOKS / "learner_relu_fixed.ipynb"

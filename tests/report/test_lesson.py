@@ -6,7 +6,7 @@ import pytest
 import parity
 from parity.settings.config import RunConfig, resolve
 from parity.prepare import prepare
-from helpers import FIT_FLOAT32_AGAINST_FLOAT64, assert_close
+from testkit import FIT_FLOAT32_AGAINST_FLOAT64, assert_close
 
 
 def test_float32_and_float64_runs_of_one_seed_start_from_the_same_weights():

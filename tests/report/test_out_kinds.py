@@ -10,7 +10,7 @@ from parity import cli
 from parity.errors import ParityInputError
 from parity.report.folder import KINDS, check_out, folder_kind
 from parity.version import SCHEMA_VERSION, TOOL
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 SUBMISSIONS = FIXTURES / "submissions"
 

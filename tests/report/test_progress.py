@@ -15,7 +15,7 @@ import pytest
 
 from parity import cli, cli_commands
 from parity.report.progress import TerminalProgress
-from helpers import ROOT
+from testkit import ROOT
 
 RUN = ["run", "--dtype", "float64", "--epochs", "1", "--no-plots"]
 

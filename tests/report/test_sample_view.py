@@ -9,7 +9,7 @@ import pytest
 import parity
 from parity import cli
 from parity.compare.phase_findings import one_line
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 
 

@@ -9,7 +9,7 @@ import pytest
 import parity
 from parity.compare.phase_findings import one_line
 from parity.report.terminal import terminal_text
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 UNIT_AS_NUMBER = re.compile(r"\b\d+\.\d+ \d+%")  # "1.0 0%": the old unit label, read as a number
 STARTS = ("keras-parity:", "verdict:", "excused:", "largest differences:", "checked:", "  [", "dead ReLU units",

@@ -11,7 +11,7 @@ from parity import cli
 from parity.diagnosis.mismatch import classify
 from parity.selfcheck.planted_conv import PLANTED_CONV
 from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED, PLANTED_OPTIMIZERS, run_selftest
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from parity import cli
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 CATEGORICAL = 'scenario = "softmax"\n\n[model]\nloss = "categorical_crossentropy"\n'
 

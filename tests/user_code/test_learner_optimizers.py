@@ -12,7 +12,7 @@ import pytest
 
 import parity
 from parity import cli
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 SHORT = ["--epochs", "2", "--no-plots"]
 

@@ -15,7 +15,7 @@ from parity import cli
 from parity.errors import ParityInputError
 from parity.user_code.guard import where_class, where_defined
 from parity.user_code.loader import load
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 NOTEBOOKS = FIXTURES / "notebooks"
 LEARNER = NOTEBOOKS / "learner_relu_fixed.ipynb"

@@ -8,7 +8,7 @@ from parity import cli
 from parity.grading.grade import find_submissions, grade_one
 from parity.settings.config import resolve
 from parity.user_code import loader
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 SUBMISSIONS = FIXTURES / "momentum_submissions"
 

@@ -9,7 +9,7 @@ import pytest
 from parity.errors import ParityInputError
 from parity.user_code.loader import load
 from parity.user_code.protocol import kit_from_namespace
-from helpers import FIXTURES
+from testkit import FIXTURES
 
 BOOK = FIXTURES / "learner_book_layout"
 

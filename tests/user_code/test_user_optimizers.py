@@ -11,7 +11,7 @@ from parity.settings.optimizer_registry import optimizer_settings
 from parity.user_code.attributes import hyperparameter_differences
 from parity.user_code.optimizer_driver import OptimizerDriver, constructor_arguments, find_optimizer_class
 from parity.user_code.loader import import_layers
-from helpers import FIXTURES, HAND_COMPUTED, REORDERED, assert_close
+from testkit import FIXTURES, HAND_COMPUTED, REORDERED, assert_close
 
 # Imported as `--layers FILE` imports a learner's module.
 optimizers_broken, optimizers_learner, optimizers_lists = (

@@ -2,9 +2,11 @@
 
 Test files live in a folder per package (tests/book/, tests/grading/, ...); the data they read stay in
 tests/fixtures/, found through FIXTURES whatever folder the test sits in. The tests/ folder is on the import
-path (tests/conftest.py sits there, and pytest puts a conftest's folder first), so `from helpers import ...`,
+path (tests/conftest.py sits there, and pytest puts a conftest's folder first), so `from testkit import ...`,
 `import_module("fixtures.NAME")` and the other shared modules here import from any folder. The folders hold no
 __init__.py, so pytest imports each test file by its base name: a name is used once across all the folders.
+Not `helpers`: that is a learner's module name too (tests/grading/test_grade_notebooks.py grades a student's
+helpers.py in this process), and the first `helpers` imported would stand in for the other.
 """
 
 from dataclasses import dataclass
