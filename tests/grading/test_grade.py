@@ -15,13 +15,15 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
 
 from parity import cli
-from testkit import FIXTURES
+from testkit import FIXTURES, ROOT
 
 # Its tests start clusters whose workers import TensorFlow and fit Keras: the planted class's fixture took 230 s on
 # this 2-core machine at load 17 (40 s quiet), beyond the suite's 300 s a test (pyproject.toml).
@@ -367,12 +369,29 @@ def test_grade_starts_its_own_local_cluster_with_a_memory_limit(planted_log, tmp
     assert "memory limit (0.93 GiB)" in rows[1]["first_error"]
 
 
-def test_sweep_reports_false_alarms_and_tolerance_shares(tmp_path):
-    status = cli.main(["sweep", "--seeds", "3,4", "--out", str(tmp_path / "sweep"), "--workers", "1",
-                       "--memory-limit", "2GB", "--quiet"])
+def sweep_two_seeds(tmp_path: Path, env: dict) -> tuple[Path, subprocess.CompletedProcess]:
+    """`parity sweep` in a process of its own, on a local cluster of its own: (its folder, the finished process)."""
+    return tmp_path, subprocess.run([sys.executable, "-m", "parity.cli", "sweep", "--seeds", "3,4", "--out",
+                                     str(tmp_path / "sweep"), "--workers", "1", "--memory-limit", "2GB", "--quiet"],
+                                    cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The sweep (a worker that imports TensorFlow and fits two seeds), queued with the session (conftest's
+    started_early): it runs beside the other modules' tests instead of holding this process."""
+    return lane.submit(sweep_two_seeds, folder, dict(os.environ))  # the session's environment, not a test's
+
+
+@pytest.fixture(scope="module")
+def swept(started_early) -> tuple[Path, subprocess.CompletedProcess]:
+    return started_early[__name__].result()
+
+
+def test_sweep_reports_false_alarms_and_tolerance_shares(swept):
+    tmp_path, done = swept
+    assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     rows = list(csv.DictReader(open(tmp_path / "sweep" / "sweep.csv", newline="")))
-    assert status == 0
     assert [(r["scenario"], r["dtype"], r["seed"], r["status"]) for r in rows] == [
         ("seed", "float32", "3", "pass"), ("seed", "float32", "4", "pass")]
     assert record["runs"] == 2 and record["false_alarm_rate"] == 0.0 and record["counts"]["pass"] == 2

@@ -4,19 +4,22 @@ submission, and a timeout row that names the class and method that was running."
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from parity import cli
 from parity.grading.grade import grade_one
 from parity.grading.grader_files import points_for
 from parity.grading.submissions import find_submissions
 from parity.settings.config import resolve
-from testkit import FIXTURES
+from testkit import FIXTURES, ROOT
 
 NOTEBOOKS = FIXTURES / "notebooks"
 RELU = ("import numpy as np\n\n\nclass Relu:\n    def forward(self, x):\n        self.mask = x <= 0\n"
@@ -35,11 +38,9 @@ class _NoLimit:
         return None
 
 
-@pytest.fixture
-def handed_in(tmp_path) -> Path:
+def hand_in(root: Path) -> Path:
     """A class's downloads: a student's folder with layers.py and a helper, one with a notebook and its checkpoint,
     a notebook and a .py file at the top, and Jupyter's checkpoint folder beside them."""
-    root = tmp_path / "submissions"
     alice = root / "alice_1001_assignsubmission_file"
     alice.mkdir(parents=True)
     (alice / "helpers.py").write_text(RELU)
@@ -55,6 +56,35 @@ def handed_in(tmp_path) -> Path:
     (root / ".ipynb_checkpoints").mkdir()
     (root / ".ipynb_checkpoints" / "carol-checkpoint.ipynb").write_text("{}")
     return root
+
+
+@pytest.fixture
+def handed_in(tmp_path) -> Path:
+    return hand_in(tmp_path / "submissions")
+
+
+def grade_with_a_hang(folder: Path, env: dict) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """`parity grade` in a process of its own on the class's downloads and a notebook whose Relu hangs: (the
+    submissions, the gradebook, the finished process)."""
+    handed_in = hand_in(folder / "submissions")
+    hang = new_notebook(cells=[new_code_cell(RELU.replace("self.mask = x <= 0", "while True: pass"))])
+    nbformat.write(hang, handed_in / "erin.ipynb")
+    out = folder / "book"
+    done = subprocess.run([sys.executable, "-m", "parity.cli", "grade", str(handed_in), "--out", str(out), "--workers",
+                           "1", "--timeout", "15", "--no-plots", "--quiet", "--epochs", "2", "--gradescope",
+                           "--prairielearn"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return handed_in, out, done
+
+
+def start_early(folder: Path, lane: Executor) -> Future:
+    """The grade (a worker that imports TensorFlow, the hang's 15 s, a restarted worker): queued with the session
+    (conftest's started_early), it runs beside the other modules' tests instead of holding this process."""
+    return lane.submit(grade_with_a_hang, folder, dict(os.environ))  # the session's environment, not a test's
+
+
+@pytest.fixture(scope="module")
+def graded_with_a_hang(started_early) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    return started_early[__name__].result()
 
 
 def test_a_students_folder_is_one_submission_and_checkpoints_are_never_looked_into(handed_in):
@@ -77,14 +107,9 @@ def test_a_students_helper_module_is_part_of_the_submission(handed_in):
     assert gradescope["score"] == 5.0 and json.loads(row["grader"]["prairielearn"])["score"] == 1.0
 
 
-def test_grade_writes_a_results_file_per_submission_and_names_what_a_timeout_was_running(handed_in, tmp_path):
-    hang = new_notebook(cells=[new_code_cell(RELU.replace("self.mask = x <= 0", "while True: pass"))])
-    nbformat.write(hang, handed_in / "erin.ipynb")
-    out = tmp_path / "book"
-    # Two workers: the other submissions are graded beside the hang, not after it on a restarted worker that
-    # imports TensorFlow and warms up again.
-    assert cli.main(["grade", str(handed_in), "--out", str(out), "--workers", "2", "--timeout", "15", "--no-plots",
-                     "--quiet", "--epochs", "2", "--gradescope", "--prairielearn"]) == 0
+def test_grade_writes_a_results_file_per_submission_and_names_what_a_timeout_was_running(graded_with_a_hang):
+    handed_in, out, done = graded_with_a_hang
+    assert done.returncode == 0, done.stderr[-3000:]
     with open(out / "gradebook.csv", newline="") as f:
         rows = {Path(r["file"]).parent.name if "assignsubmission" in r["file"] else Path(r["file"]).stem: r
                 for r in csv.DictReader(f)}
