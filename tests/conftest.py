@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-pytest_plugins = ["pytester"]  # tests/test_testing.py runs user test files through pytest itself
+pytest_plugins = ["pytester"]  # tests/e2e/test_testing.py runs user test files through pytest itself
 
 from parity import pipeline
 from parity.keras_side import reference
