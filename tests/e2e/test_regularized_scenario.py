@@ -11,7 +11,7 @@ import pytest
 from parity import cli
 from parity.book.regularization import Dropout as InvertedDropout
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from testkit import FIXTURES
 REGULARIZED = {"scenario": "regularized"}
 
 
