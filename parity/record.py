@@ -78,7 +78,7 @@ def _build(prepared) -> tuple[dict, dict[str, np.ndarray]]:
     for i, (_, inputs, outputs) in enumerate(Capture.calls):
         arrays |= {f"layers/{i}/in/{j}": a for j, a in enumerate(inputs)}
         arrays |= {f"layers/{i}/out/{j}": np.asarray(a) for j, a in enumerate(outputs)}
-    env, spec = reference.environment, prepared.spec
+    env = reference.environment
     fixed, digest = fingerprint(prepared)
     meta = {"keras_parity": __version__, "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "keras": env["keras"], "tensorflow": env["tensorflow"], "numpy": np.__version__,

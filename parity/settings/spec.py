@@ -133,7 +133,7 @@ class ModelSpec:
 
     def variables(self) -> list[str]:
         """Every parameter and running statistic, in the order of the Keras model's weights (get_weights)."""
-        state, out = self.state_shapes(), []
+        out = []
         for name in self.shapes():
             out.append(name)
             if name.startswith("beta"):

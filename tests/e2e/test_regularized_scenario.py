@@ -3,7 +3,6 @@ Affine -> SoftmaxWithLoss): it passes in both dtypes with each phase in its mode
 their train flag however they spell it, and a class that takes none is refused before any work."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
