@@ -15,7 +15,9 @@ from matplotlib.lines import Line2D
 
 from parity.compare.dead_units import unit_label, unit_name
 from parity.compare.outcome import ParityResult
+from parity.report.pictures import PICTURE_NAMES
 from parity.report.plot_lesson import lesson
+from parity.report.plot_pooling import pool_routing
 from parity.report.plot_stepping import stepping
 from parity.report.plot_style import (KERAS_STYLE, NUMPY_STYLE, along, floor_and_atol, log_axis, new, panel_title, png,
                                       zero_floor)
@@ -194,13 +196,12 @@ def fit(result: ParityResult, curves: ProbeCurves) -> Figure:
     return fig
 
 
-PICTURES = {"lesson": lesson, "gradient_diffs": gradient_diffs, "dead_relu_map": dead_relu_map, "stepping": stepping,
-            "fit": fit}
+PICTURES = {name: globals()[name] for name in PICTURE_NAMES}  # each picture's drawing function bears its name
 
 
 def figure(name: str, result: ParityResult, curves: ProbeCurves) -> Figure | None:
-    """One picture as a Figure (lesson, gradient_diffs, dead_relu_map, stepping, fit); None where it does not
-    apply (no ReLU layer has no dead-ReLU map)."""
+    """One picture as a Figure (PICTURE_NAMES); None where it does not apply (no ReLU layer has no dead-ReLU map, no
+    pooling no pool_routing)."""
     return PICTURES[name](result, curves)
 
 
