@@ -32,6 +32,16 @@ __all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure
 # about what stepping does (CPU seconds on a loaded machine: lesson 0.36, stepping 0.53, gradient differences 0.50,
 # map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables.
 WORKER_SHARE = ("lesson", "stepping")
+# A run with convolutions draws a larger stepping (a panel per parameter, six on cnn) and pool_routing. CPU seconds
+# on cnn: stepping 1.28, lesson 0.75, pool_routing 0.48, gradient differences 0.34, map 0.29, fit 0.10; the worker
+# takes stepping and pool_routing (1.76) against this process's 1.48 and its tables, where the Dense share left
+# it 2.03 against 1.69.
+FEATURES_SHARE = ("stepping", "pool_routing")
+
+
+def worker_share(result: ParityResult) -> tuple[str, ...]:
+    """The pictures a PlotWorker draws for this run."""
+    return FEATURES_SHARE if result.spec.features else WORKER_SHARE
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
@@ -215,9 +225,9 @@ def draw(names, result: ParityResult, curves: ProbeCurves) -> dict[str, bytes | 
 
 
 def hand_over(worker, result: ParityResult, curves: ProbeCurves):
-    """Give a PlotWorker (parity.report.plot_worker) its share, WORKER_SHARE, to draw while this process goes
+    """Give a PlotWorker (parity.report.plot_worker) its share, worker_share(result), to draw while this process goes
     on; draw_all collects it. None without a worker."""
-    return None if worker is None else worker.draw(list(WORKER_SHARE), result, curves)
+    return None if worker is None else worker.draw(list(worker_share(result)), result, curves)
 
 
 def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=None) -> dict[str, bytes]:
@@ -225,7 +235,7 @@ def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=Non
 
     `handed` is what hand_over returned: those pictures come from the worker, the rest are drawn here,
     and whatever it fails to deliver is drawn here too, so the pictures never depend on it."""
-    drawn = draw([name for name in PICTURES if handed is None or name not in WORKER_SHARE], result, curves)
+    drawn = draw([name for name in PICTURES if handed is None or name not in worker_share(result)], result, curves)
     if handed is not None:
         drawn |= handed.result()
     drawn |= draw([name for name in PICTURES if name not in drawn], result, curves)  # the worker's failures
