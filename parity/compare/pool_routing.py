@@ -69,7 +69,7 @@ def _first_pool(spec) -> tuple[int, PoolSpec, int | None] | None:
     return None
 
 
-def _numpy_routes(network, x: np.ndarray, position: int, in_shape: tuple[int, ...]) -> np.ndarray | None:
+def _numpy_routes(network, x: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray | None:
     """The NumPy side's routing for one sample x (1, D): its forward, then its Pooling.backward of 1s; None when a
     layer raised (the run's findings say where)."""
     from parity.user_code import guard
@@ -118,7 +118,7 @@ def pool_routing(spec, reference, fresh, probe) -> PoolRouting | None:
     network = fresh()
     chosen, why = None, ""
     for k, row in enumerate(rows):
-        ours = _numpy_routes(network, reference.x[row:row + 1], position, in_shape)
+        ours = _numpy_routes(network, reference.x[row:row + 1], in_shape)
         if ours is None:
             continue
         tie = window_ties(values[k], pool.pool, pool.stride)
