@@ -118,10 +118,12 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.samples < 1000 or not 200 <= args.steps <= args.samples:
         raise ParityInputError(f"bench needs --samples >= 1000 and 200 <= --steps <= --samples "
                          f"(received: --samples {args.samples}, --steps {args.steps})")
-    check_out(args.out, "bench")  # bench adds bench.json to a new, empty or bench folder; it replaces nothing else
-    from parity.selfcheck.bench import run_bench, table
+    from parity.selfcheck.bench import ALONE, run_bench, table
 
-    record = run_bench(args.out, args.samples, args.steps, args.memory_check)
+    if args.only is not None and args.only not in ALONE:
+        raise ParityInputError(f"--only must be one of {', '.join(ALONE)} (received: --only {args.only})")
+    check_out(args.out, "bench")  # bench adds bench.json to a new, empty or bench folder; it replaces nothing else
+    record = run_bench(args.out, args.samples, args.steps, args.memory_check, args.only)
     print(table(record))
     print(f"written: {args.out / 'bench.json'}")
     return EXIT_PASS if all(row["met"] is not False for row in record["floors"].values()) else EXIT_FAIL

@@ -7,10 +7,11 @@ from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
+from parity.report.pictures import PICTURE_NAMES
+
 __all__ = ["Report"]
 
 REPR_LIMIT = 240  # pytest shows this much of an assertion's message object (its repr) unless run with -vv
-FIGURES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
 
 
 class Report:
@@ -93,14 +94,14 @@ class Report:
         return pd.concat([gradients_table(p) for p in phases], ignore_index=True)
 
     def figure(self, name: str):
-        """One plot as a matplotlib Figure: lesson, gradient_diffs, dead_relu_map, stepping or fit; None where it does
-        not apply (a model without ReLU has no lesson). Drawn once and kept: each call returns the same Figure, which a
+        """One plot as a matplotlib Figure: lesson, gradient_diffs, dead_relu_map, stepping, fit or pool_routing; None
+        where it does not apply (a model without ReLU has no lesson, one without pooling no pool_routing). Drawn once and kept: each call returns the same Figure, which a
         notebook shows as a picture (parity.report.plot_style.ReportFigure)."""
         stem = name.removesuffix(".png") if isinstance(name, str) else name
-        if stem not in FIGURES:
+        if stem not in PICTURE_NAMES:
             from parity.errors import ParityInputError
 
-            raise ParityInputError(f"figure name must be one of {', '.join(FIGURES)} (received: {name!r})")
+            raise ParityInputError(f"figure name must be one of {', '.join(PICTURE_NAMES)} (received: {name!r})")
         if stem not in self._figures:
             from parity.report.plots import figure
 
@@ -184,7 +185,7 @@ class Report:
             if self.result.probe is not None and self.result.config.plots:
                 from parity.report.plot_style import display_png
 
-                images = {f"{name}.png": display_png(fig) for name in FIGURES
+                images = {f"{name}.png": display_png(fig) for name in PICTURE_NAMES
                           if (fig := self.figure(name)) is not None}
             self._html = render_html(self.summary, images)
         return self._html

@@ -11,6 +11,7 @@ import numpy as np
 
 from parity.compare.diff import ERROR, PhaseResult
 from parity.compare.findings import Finding
+from parity.compare.pool_routing import PoolRouting
 from parity.compare.stats import PhaseSummary
 from parity.settings.config import RunConfig
 from parity.settings.data import Dataset
@@ -39,6 +40,7 @@ class ParityResult:
     optimizer: dict = field(default_factory=dict)  # summary.json's "optimizer" (optimizer_stepping.judge)
     keras_side: dict = field(default_factory=dict)  # where the Keras side came from: computed here, or recorded
     modes: dict = field(default_factory=dict)  # each phase's Dropout/BatchNormalization mode and why (compare.modes)
+    pool_routing: PoolRouting | None = None  # pool_routing.png's data: a run with plots and a pooling only
 
     @property
     def classifies(self) -> bool:

@@ -18,6 +18,7 @@ from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
 from parity.compare.cancelled_bias import Pinned, cancelled_biases, pinned_finding
 from parity.compare.diff import ERROR, INFO, WARNING, PhaseResult, compare_traces
 from parity.compare.phase_findings import findings_for
+from parity.compare.pool_routing import pool_routing
 from parity.compare.findings import Finding
 from parity.compare.modes import phase_modes
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
@@ -195,11 +196,12 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     kinks += kink_rows(stepping, data, spec, keras_weights_before, KINK_LEDGER_LIMIT - len(kinks))
     observation = [] if stepping.shape_errors else stepping_observation(stepping, fitted)
     findings += _dead_findings(summaries["probe"].dead_units(), observation)
+    routing = pool_routing(spec, reference, fresh, whole) if config.plots and spec.features else None
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
                         with_consequence_fixes(findings), {**reference.environment,
                                    "vectorized_map_fallback": reference.vectorized_map_fallback or "none"},
                         layers or {}, judged.record, keras_side=reference.source,
-                        modes=phase_modes(spec, config.batch_size, routes))
+                        modes=phase_modes(spec, config.batch_size, routes), pool_routing=routing)
 
 
 RESYNC_LIMIT = 8  # excused steps after which the NumPy side restarts from Keras's parameters, at most

@@ -86,6 +86,29 @@ class KerasReference:
         return self._cached[key]
 
 
+    def pool_routes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keras's first MaxPooling2D on these samples, at the fitted weights: its input h, and d(sum of its
+        outputs)/dh by Keras's autodiff, a gradient of 1 from every pooled output, not 0 where the layer routed it.
+        A sample's outputs depend on its own input alone, so one batch gives each sample's own routing.
+        (len(rows), C, H, W) each, NHWC transposed to the book's NCHW."""
+        from parity.keras_side.backend import keras, tensor, tf
+        from parity.keras_side.transfer import numpy_to_keras
+
+        model = self.side.model
+        model.set_weights(numpy_to_keras(self.side.spec, self.fitted))
+        with tf.GradientTape() as tape:
+            h = tensor(self.x[rows])
+            for layer in model.layers:  # the model's own layers, called as its call does, up to the pooling
+                if isinstance(layer, keras.layers.MaxPooling2D):
+                    tape.watch(h)
+                    total = tf.reduce_sum(layer(h))
+                    break
+                if not isinstance(layer, keras.layers.InputLayer):
+                    h = layer(h)
+        routed = tape.gradient(total, h)
+        return h.numpy().transpose(0, 3, 1, 2), routed.numpy().transpose(0, 3, 1, 2)
+
+
 def targets(spec: ModelSpec, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """(NumPy side's t, Keras side's t): integer labels (n,) for the book's SoftmaxWithLoss where
     the loss is sparse, else the targets in the run's dtype; Keras always gets (n, target_dim)."""

@@ -29,6 +29,19 @@ CAPTIONS = {
         "unit is dead (its pre-activation z = xW + b <= 0): there dW is exactly 0 on both sides, while W is not. Keras "
         "is an open circle, NumPy a dot inside it when the sides agree; a NumPy dot in red is a dW that is not 0 where "
         "Keras's is exactly 0, which is what a Relu whose backward forgets its mask does."),
+    "pool_routing.png": (
+        "Where max pooling sent the gradient, on one sample. Going forward, each window of the pooling's input "
+        "(the squares between the light blue lines) passes on only its largest value; going back, the window's "
+        "gradient goes to that one cell and every other cell of the window gets exactly 0. The middle row is the "
+        "pooling's input, one column per feature map (darker: larger). An orange square marks the cell Keras's autodiff "
+        "sent the gradient to, a blue dot the cell your Pooling.backward sent it to: with a correct Pooling every "
+        "dot sits inside a square. A red cell is one that only one side sent gradient to: a backward that picks the "
+        "wrong cell, or spreads the gradient over the window, shows red. A grey x marks a tie (a window whose maximum "
+        "appears twice, such as a window of zeros after a ReLU): either cell is right, so a tie is never red. The "
+        "top row is the filter that made each map, as Keras's fit learned it (both sides start from it); the bottom "
+        "row is how far the two sides' gradients for that filter, dW, are apart on this sample (its largest "
+        "difference above it, red when over the tolerance). The sample shown is one where the routing differs if "
+        "any does, else a failing one, else a typical one."),
     "dead_relu_map.png": (
         "Where each ReLU unit is dead, sample by sample (samples sorted by x), on each side. Grey: the unit is dead "
         "(z = xW + b <= 0) on that sample, and its dW (the gradient of the weights into it) is exactly 0 there; blue: "
@@ -57,7 +70,7 @@ CAPTIONS = {
         "shading shows where each first-layer ReLU unit is active: the model is a straight line wherever the same "
         "units are alive, and bends only at a kink."),
 }
-PICTURE_ORDER = ("lesson.png", "dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
+PICTURE_ORDER = ("lesson.png", "pool_routing.png", "dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
 
 # Why a warning does not fail the run, per code: the verdict says what was excused and why.
 _EXCUSES = {

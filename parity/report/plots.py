@@ -15,7 +15,9 @@ from matplotlib.lines import Line2D
 
 from parity.compare.dead_units import unit_label, unit_name
 from parity.compare.outcome import ParityResult
+from parity.report.pictures import PICTURE_NAMES
 from parity.report.plot_lesson import lesson
+from parity.report.plot_pooling import pool_routing
 from parity.report.plot_stepping import stepping
 from parity.report.plot_style import (KERAS_STYLE, NUMPY_STYLE, along, floor_and_atol, log_axis, new, panel_title, png,
                                       zero_floor)
@@ -30,6 +32,16 @@ __all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure
 # about what stepping does (CPU seconds on a loaded machine: lesson 0.36, stepping 0.53, gradient differences 0.50,
 # map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables.
 WORKER_SHARE = ("lesson", "stepping")
+# A run with convolutions draws a larger stepping (a panel per parameter, six on cnn) and pool_routing. CPU seconds
+# on cnn: stepping 1.28, lesson 0.75, pool_routing 0.48, gradient differences 0.34, map 0.29, fit 0.10; the worker
+# takes stepping and pool_routing (1.76) against this process's 1.48 and its tables, where the Dense share left
+# it 2.03 against 1.69.
+FEATURES_SHARE = ("stepping", "pool_routing")
+
+
+def worker_share(result: ParityResult) -> tuple[str, ...]:
+    """The pictures a PlotWorker draws for this run."""
+    return FEATURES_SHARE if result.spec.features else WORKER_SHARE
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
@@ -194,14 +206,13 @@ def fit(result: ParityResult, curves: ProbeCurves) -> Figure:
     return fig
 
 
-PICTURES = {"lesson": lesson, "gradient_diffs": gradient_diffs, "dead_relu_map": dead_relu_map, "stepping": stepping,
-            "fit": fit}
+PICTURES = {name: globals()[name] for name in PICTURE_NAMES}  # each picture's drawing function bears its name
 
 
 def figure(name: str, result: ParityResult, curves: ProbeCurves) -> Figure | None:
-    """One picture as a Figure (lesson, gradient_diffs, dead_relu_map, stepping, fit); None where it does not
-    apply: no ReLU layer has no dead-ReLU map; a model with Dropout or BatchNormalization has no lesson nor stepping
-    picture (its probe runs forward only, its steps go batch-wise)."""
+    """One picture as a Figure (PICTURE_NAMES); None where it does not apply: no ReLU layer has no dead-ReLU map, no
+    pooling no pool_routing; a model with Dropout or BatchNormalization has no lesson nor stepping picture (its probe
+    runs forward only, its steps go batch-wise)."""
     if name in ("lesson", "stepping") and result.modes:  # Dropout or BatchNormalization (parity.compare.modes):
         return None  # no per-sample dW in a test-mode probe; batch-wise steps have no per-sample dead units to halo
     return PICTURES[name](result, curves)
@@ -217,9 +228,9 @@ def draw(names, result: ParityResult, curves: ProbeCurves) -> dict[str, bytes | 
 
 
 def hand_over(worker, result: ParityResult, curves: ProbeCurves):
-    """Give a PlotWorker (parity.report.plot_worker) its share, WORKER_SHARE, to draw while this process goes
+    """Give a PlotWorker (parity.report.plot_worker) its share, worker_share(result), to draw while this process goes
     on; draw_all collects it. None without a worker."""
-    return None if worker is None else worker.draw(list(WORKER_SHARE), result, curves)
+    return None if worker is None else worker.draw(list(worker_share(result)), result, curves)
 
 
 def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=None) -> dict[str, bytes]:
@@ -227,7 +238,7 @@ def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=Non
 
     `handed` is what hand_over returned: those pictures come from the worker, the rest are drawn here,
     and whatever it fails to deliver is drawn here too, so the pictures never depend on it."""
-    drawn = draw([name for name in PICTURES if handed is None or name not in WORKER_SHARE], result, curves)
+    drawn = draw([name for name in PICTURES if handed is None or name not in worker_share(result)], result, curves)
     if handed is not None:
         drawn |= handed.result()
     drawn |= draw([name for name in PICTURES if name not in drawn], result, curves)  # the worker's failures

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.selfcheck.bench_cnn import CNN_FLOOR, cnn_probe
+from parity.selfcheck.bench_cnn import CNN_FLOOR, CNN_RUN_FLOOR, cnn_probe, cnn_run
 from parity.selfcheck.bench_commands import bare_import, command_cost, grade_class, recorded_check
 
-__all__ = ["FLOORS", "floors", "run_bench", "table"]
+__all__ = ["FLOORS", "ALONE", "floors", "run_bench", "table"]
 
 FLOORS = {
     "probe_samples_per_s": 3_000_000,
@@ -39,7 +39,13 @@ FLOORS = {
     "recorded_check_s": 1.0,  # a cold `parity check --reference seed-float32 --no-plots` process, imports and all
     "recorded_speedup": 4.0,  # the same check computing its Keras side, over the recorded one (issue 25)
     "cnn_probe_speedup": CNN_FLOOR,  # the cnn scenario's probe over eager per-sample GradientTape (bench_cnn)
+    "cnn_run_beyond_import_s": CNN_RUN_FLOOR,  # `parity run --scenario cnn`, plots and all, less a bare import
 }
+LOWER_IS_BETTER = {"extra_sample_us", "default_run_beyond_imports_s", "csv_over_parquet_1M", "peak_rss_mb_10M",
+                   "recheck_s", "grade_extra_submission_s", "recorded_check_s", "cnn_run_beyond_import_s"}
+# The lines `parity bench --only NAME` measures alone: the record's part, and the floor it is judged by.
+ALONE = {"cnn_probe": (cnn_probe, "cnn_probe_speedup", "speedup"),
+         "cnn_run": (cnn_run, "cnn_run_beyond_import_s", "cnn_run_beyond_import_s")}
 
 
 def _peak_rss_mb() -> float | None:
@@ -145,20 +151,22 @@ def _recheck() -> dict:
     return {"first_check_s": first, "recheck_s": _best(edited)}
 
 
-LOWER_IS_BETTER = {"extra_sample_us", "default_run_beyond_imports_s", "csv_over_parquet_1M", "peak_rss_mb_10M",
-                   "recheck_s", "grade_extra_submission_s", "recorded_check_s"}  # the rest: higher is better
-
-
 def floors(measured: dict) -> dict:
-    """Each floor with what was measured and whether it was met (None: not measured)."""
+    """Each floor of what was measured, with the value and whether it was met (None: not measured)."""
     return {name: {"floor": floor, "measured": measured[name],
                    "met": None if measured[name] is None else
                    (measured[name] <= floor if name in LOWER_IS_BETTER else measured[name] >= floor)}
-            for name, floor in FLOORS.items()}
+            for name, floor in FLOORS.items() if name in measured}
 
 
-def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False) -> dict:
-    """Measure everything, check the floors, write out/bench.json; returns the record."""
+def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_check: bool = False,
+              only: str | None = None) -> dict:
+    """Measure everything (or the one line of ALONE named `only`), check the floors, write out/bench.json; returns
+    the record."""
+    if only is not None:
+        measure, floor, key = ALONE[only]
+        record = {only: measure()}
+        return _finish(out, record, {floor: record[only][key]})
     record = _inner(samples, steps, eager_samples=200, eager_steps=200)
     record["cnn_probe"] = cnn_probe()
     record["notebook"] = _recheck()
@@ -189,6 +197,7 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
     record["grade"] = grade_class()
     record["grade_recorded"] = grade_class("seed-float32")
     record["recorded"] = recorded_check()
+    record["cnn_run"] = cnn_run()
     measured = {
         "probe_samples_per_s": record["probe"]["samples_per_s"], "probe_speedup": record["probe"]["speedup"],
         "stepping_steps_per_s": record["stepping"]["steps_per_s"], "stepping_speedup": record["stepping"]["speedup"],
@@ -201,7 +210,13 @@ def run_bench(out: Path, samples: int = 2_000_000, steps: int = 20_000, memory_c
         "recorded_check_s": record["recorded"]["recorded_check_s"],
         "recorded_speedup": record["recorded"]["recorded_speedup"],
         "cnn_probe_speedup": record["cnn_probe"]["speedup"],
+        "cnn_run_beyond_import_s": record["cnn_run"]["cnn_run_beyond_import_s"],
     }
+    return _finish(out, record, measured)
+
+
+def _finish(out: Path, record: dict, measured: dict) -> dict:
+    """The floors of what was measured, the machine and the stamps; out/bench.json written."""
     record["floors"] = floors(measured)
     import platform
 
@@ -222,13 +237,17 @@ def table(record: dict) -> str:
             else f"{row['measured']:,.1f}"
         met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
         lines.append(f"{name:24} {shown:>14} {row['floor']:>12,}  {met}")
+    if "cnn_run" in record:
+        c = record["cnn_run"]
+        lines.append(f"cnn run: {c['cnn_run_s']:.2f} s with plots, {c['cnn_run_no_plots_s']:.2f} s with --no-plots, bare "
+                     f"import {c['bare_import_s']:.2f} s (best of {c['repeats']} each, alternated); load average "
+                     f"{_load(c['load_average_before'])} before, {_load(c['load_average_after'])} after")
+    if "probe" not in record:  # one line measured alone (--only)
+        return "\n".join(lines + ([_cnn_probe_line(record["cnn_probe"])] if "cnn_probe" in record else []))
     p, s = record["probe"], record["stepping"]
     lines.append(f"probe: {p['samples']:,} samples at {p['samples_per_s']:,.0f}/s; eager {p['eager_samples_per_s']:,.0f}/s "
                  f"on {p['eager_samples']}; vectorized_map fallback: {p['vectorized_map_fallback']}")
-    c = record["cnn_probe"]
-    lines.append(f"cnn probe: {c['samples']:,} samples at {c['samples_per_s']:,.0f}/s; eager "
-                 f"{c['eager_samples_per_s']:,.1f}/s on {c['eager_samples']} ({c['speedup']:,.0f}x); vectorized_map: "
-                 f"{c['vectorized_map_fallback']}")
+    lines.append(_cnn_probe_line(record["cnn_probe"]))
     cmd = record["commands"]
     lines.append(f"default run: {cmd['default_run_s']:.2f} s, bare import {cmd['bare_import_s']:.2f} s (best of 3 each, "
                  f"alternated); 1M samples: CSV {cmd['run_1M_csv_s']:.2f} s, Parquet {cmd['run_1M_s']:.2f} s")
@@ -248,3 +267,12 @@ def table(record: dict) -> str:
                  f"check computing its Keras side {r['live_check_s']:.2f} s ({r['recorded_speedup']:.1f}x; cold "
                  f"processes, best of 3 each); with plots {r['recorded_check_with_plots_s']:.2f} s")
     return "\n".join(lines)
+
+
+def _cnn_probe_line(c: dict) -> str:
+    return (f"cnn probe: {c['samples']:,} samples at {c['samples_per_s']:,.0f}/s; eager {c['eager_samples_per_s']:,.1f}/s "
+            f"on {c['eager_samples']} ({c['speedup']:,.0f}x); vectorized_map: {c['vectorized_map_fallback']}")
+
+
+def _load(average) -> str:
+    return "not known" if average is None else " / ".join(f"{v:.2f}" for v in average)

@@ -1,17 +1,23 @@
-"""`parity bench`'s line for the cnn scenario's probe: samples per second of the whole per-sample comparison (Keras's
-compiled vectorized gradients, the NumPy side a chunk at once, the diffs, kinks, ties and the per-chunk summary),
-and its speedup over the notebook way, one eager GradientTape call and the layer objects per sample, measured in the
-same process on a subsample."""
+"""`parity bench`'s lines for the cnn scenario. Its probe: samples per second of the whole per-sample comparison
+(Keras's compiled vectorized gradients, the NumPy side a chunk at once, the diffs, kinks, ties and the per-chunk
+summary), and its speedup over the notebook way, one eager GradientTape call and the layer objects per sample,
+measured in the same process on a subsample. Its run: `parity run --scenario cnn` as a fresh process, beyond a bare
+import of its libraries."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 
 import numpy as np
 
-__all__ = ["CNN_FLOOR", "cnn_probe"]
+from parity.selfcheck.bench_commands import bare_import, command_cost
+
+__all__ = ["CNN_FLOOR", "CNN_RUN_FLOOR", "cnn_probe", "cnn_run"]
 
 CNN_FLOOR = 100  # the compiled cnn probe's speedup over eager per-sample GradientTape
+CNN_RUN_FLOOR = 3.0  # seconds `parity run --scenario cnn` (plots and all) may take beyond a bare import of its libraries
 
 
 def _best(fn, repeats: int = 3) -> float:
@@ -60,3 +66,22 @@ def cnn_probe(samples: int = 20_000, eager_samples: int = 100) -> dict:
     rate, eager_rate = samples / _best(compiled), eager_samples / _best(eager, repeats=1)
     return {"samples": samples, "samples_per_s": rate, "eager_samples": eager_samples,
             "eager_samples_per_s": eager_rate, "speedup": rate / eager_rate, "vectorized_map_fallback": reference.side.vectorized_map_fallback or "none"}
+
+
+def cnn_run(repeats: int = 3) -> dict:
+    """`parity run --scenario cnn`, with its plots and with --no-plots, each against a bare import of its libraries
+    (parity.selfcheck.bench_commands.BARE_IMPORT), alternated, best of `repeats` each: what the run costs beyond
+    importing, measured under the same load. The load average (1, 5, 15 minutes) is kept beside, before and after."""
+    runs, quiet, imports = [], [], []
+    before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(repeats):
+            runs.append(command_cost(["run", "--scenario", "cnn", "--quiet", "--out", f"{tmp}/plots{k}"])[0])
+            imports.append(bare_import())
+            quiet.append(command_cost(["run", "--scenario", "cnn", "--quiet", "--no-plots", "--out", f"{tmp}/bare{k}"])[0])
+    after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cnn_run_s": min(runs), "cnn_run_no_plots_s": min(quiet), "bare_import_s": min(imports),
+            "cnn_run_beyond_import_s": min(runs) - min(imports),
+            "cnn_run_no_plots_beyond_import_s": min(quiet) - min(imports), "repeats": repeats,
+            "load_average_before": None if before is None else list(before),
+            "load_average_after": None if after is None else list(after)}

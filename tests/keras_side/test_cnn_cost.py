@@ -1,0 +1,56 @@
+"""The cnn run's cost: the convolution's batch gradients traced give Keras's eager bits, and `parity bench --only`
+measures one line alone and judges its floor."""
+
+import json
+
+import numpy as np
+import pytest
+
+from parity import cli
+from parity.selfcheck import bench
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_convolutions_traced_batch_gradients_are_the_eager_ones_bit_for_bit(dtype):
+    from parity.keras_side.backend import tensor
+    from parity.keras_side.reference import reference_for
+    from parity.prepare import prepare
+    from parity.settings.config import resolve
+
+    prepared = prepare(resolve({"scenario": "cnn", "dtype": dtype}))
+    reference = reference_for(prepared)
+    side, x, t = reference.side, reference.x[:160], reference.t[:160]
+    from parity.keras_side.transfer import numpy_to_keras
+
+    side.model.set_weights(numpy_to_keras(prepared.spec, reference.fitted))
+    traced = side.per_batch(x, t, 10)
+    eager = side._trace([side._probe(tensor(x[i:i + 10]), tensor(t[i:i + 10])) for i in range(0, 160, 10)],
+                        with_z=False)
+    for name in traced.grads:
+        np.testing.assert_array_equal(traced.grads[name], eager.grads[name], err_msg=name)
+    for name in ("pred", "loss", "dx"):
+        np.testing.assert_array_equal(getattr(traced, name), getattr(eager, name), err_msg=name)
+    np.testing.assert_array_equal(traced.maps[1], eager.maps[1])
+    np.testing.assert_array_equal(traced.grads["W1"], reference.batch.grads["W1"])  # what the run compared with
+
+
+@pytest.mark.parametrize("beyond,met", [(2.4, True), (3.6, False)])
+def test_bench_only_cnn_run_measures_that_line_alone_and_judges_its_floor(tmp_path, monkeypatch, capsys, beyond, met):
+    line = {"cnn_run_s": 9.0 + beyond, "cnn_run_no_plots_s": 9.5, "bare_import_s": 9.0, "cnn_run_beyond_import_s": beyond,
+            "cnn_run_no_plots_beyond_import_s": 0.5, "repeats": 3, "load_average_before": [1.0, 1.5, 2.0],
+            "load_average_after": [1.2, 1.4, 1.9]}
+    monkeypatch.setitem(bench.ALONE, "cnn_run", (lambda: line, *bench.ALONE["cnn_run"][1:]))
+    code = cli.main(["bench", "--only", "cnn_run", "--out", str(tmp_path / "bench")])
+    record = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert code == (0 if met else 1)
+    assert record["floors"] == {"cnn_run_beyond_import_s": {"floor": 3.0, "measured": beyond, "met": met}}
+    assert record["cnn_run"] == line and "probe" not in record
+    out = capsys.readouterr().out
+    assert "load average 1.00 / 1.50 / 2.00 before" in out and "cnn_run_beyond_import_s" in out
+
+
+def test_bench_only_names_its_lines_when_given_another(tmp_path, capsys):
+    assert cli.main(["bench", "--only", "probe", "--out", str(tmp_path / "bench")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "error: --only must be one of cnn_probe, cnn_run (received: --only probe)"
+    assert not (tmp_path / "bench").exists()
