@@ -10,7 +10,7 @@ from pathlib import Path
 __all__ = ["Report"]
 
 REPR_LIMIT = 240  # pytest shows this much of an assertion's message object (its repr) unless run with -vv
-FIGURES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit")  # parity.report.plots.PICTURES, named without importing matplotlib
+FIGURES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit", "regularization")  # parity.report.plots.PICTURES, named without importing matplotlib
 
 
 class Report:
@@ -93,8 +93,9 @@ class Report:
         return pd.concat([gradients_table(p) for p in phases], ignore_index=True)
 
     def figure(self, name: str):
-        """One plot as a matplotlib Figure: lesson, gradient_diffs, dead_relu_map, stepping or fit; None where it does
-        not apply (a model without ReLU has no lesson). Drawn once and kept: each call returns the same Figure, which a
+        """One plot as a matplotlib Figure: lesson, gradient_diffs, dead_relu_map, stepping, fit or regularization; None
+        where it does not apply (a model without ReLU has no lesson, one without Dropout or BatchNormalization no
+        regularization picture). Drawn once and kept: each call returns the same Figure, which a
         notebook shows as a picture (parity.report.plot_style.ReportFigure)."""
         stem = name.removesuffix(".png") if isinstance(name, str) else name
         if stem not in FIGURES:

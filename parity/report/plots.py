@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from parity.compare.dead_units import unit_label, unit_name
 from parity.compare.outcome import ParityResult
 from parity.report.plot_lesson import lesson
+from parity.report.plot_regularization import regularization
 from parity.report.plot_stepping import stepping
 from parity.report.plot_style import (KERAS_STYLE, NUMPY_STYLE, along, floor_and_atol, log_axis, new, panel_title, png,
                                       zero_floor)
@@ -28,8 +29,10 @@ __all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure
 # pickled job the worker's share ends as this process's three do (the report 0.43-0.46 s), where stepping
 # and fit kept this process waiting 0.13 s for the worker (0.47-0.50 s). The lesson, added later, costs
 # about what stepping does (CPU seconds on a loaded machine: lesson 0.36, stepping 0.53, gradient differences 0.50,
-# map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables.
-WORKER_SHARE = ("lesson", "stepping")
+# map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables. The chapter-6
+# picture is drawn only where those two are not (a Dropout or BatchNormalization model) and costs most there (1.1 s,
+# warm, against gradient differences 0.30 and fit 0.10 on the regularized scenario), so the worker draws it too.
+WORKER_SHARE = ("lesson", "stepping", "regularization")
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
@@ -195,13 +198,14 @@ def fit(result: ParityResult, curves: ProbeCurves) -> Figure:
 
 
 PICTURES = {"lesson": lesson, "gradient_diffs": gradient_diffs, "dead_relu_map": dead_relu_map, "stepping": stepping,
-            "fit": fit}
+            "fit": fit, "regularization": regularization}
 
 
 def figure(name: str, result: ParityResult, curves: ProbeCurves) -> Figure | None:
-    """One picture as a Figure (lesson, gradient_diffs, dead_relu_map, stepping, fit); None where it does not
-    apply: no ReLU layer has no dead-ReLU map; a model with Dropout or BatchNormalization has no lesson nor stepping
-    picture (its probe runs forward only, its steps go batch-wise)."""
+    """One picture as a Figure (lesson, gradient_diffs, dead_relu_map, stepping, fit, regularization); None where it
+    does not apply: no ReLU layer has no dead-ReLU map; a model with Dropout or BatchNormalization has no lesson nor
+    stepping picture (its probe runs forward only, its steps go batch-wise) and any other model no regularization
+    picture."""
     if name in ("lesson", "stepping") and result.modes:  # Dropout or BatchNormalization (parity.compare.modes):
         return None  # no per-sample dW in a test-mode probe; batch-wise steps have no per-sample dead units to halo
     return PICTURES[name](result, curves)
