@@ -51,9 +51,9 @@ def _listening(layer, into: list):
 def _train_call(side, x, t):
     """One batch through the model's layers in training mode: (pred, loss, grads, dx, masks, moving statistics, batch
     statistics: each BatchNormalization's mean and variance of that batch, as Keras computed them)."""
-    model = side.model
     # a Keras without BatchNormalization._moments leaves the batch statistics unrecorded (the picture then has none)
-    norms, moments = [(k, bn) for k, bn in _numbered(side, keras.layers.BatchNormalization) if hasattr(bn, "_moments")], []
+    norms = [(k, bn) for k, bn in _numbered(side, keras.layers.BatchNormalization) if hasattr(bn, "_moments")]
+    moments: list = []
     for _, bn in norms:
         bn._moments = _listening(bn, moments)  # an instance attribute over the class's method, removed below
     try:
@@ -64,6 +64,7 @@ def _train_call(side, x, t):
 
 
 def _forward_backward(side, x, t, moments: list):
+    """_train_call's work, while each BatchNormalization's moments are listened to (into `moments`)."""
     model = side.model
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)

@@ -30,8 +30,9 @@ class Trace:
     # training mode: a Dropout's Dense number -> the units Keras kept, (n, batch * units) bool, one row per batch or step
     masks: dict[int, np.ndarray] = field(default_factory=dict)
     # training mode, one row per batch or step: batch_mean<k>, batch_var<k> (the batch statistics a BatchNormalization
-    # normalized with: Keras's from its own computation, the NumPy side's of the input its class received), and on the
-    # NumPy side kept<k> and passed<k> (the units a Dropout kept, read from its output, and let dout through in backward)
+    # normalized with: Keras's from its own computation, the NumPy side's of the input its class received), and on
+    # the NumPy side kept<k> and passed<k> (the units a Dropout kept, read from its output, and let dout through in
+    # backward). Drawn (regularization.png), never compared.
     observed: dict[str, np.ndarray] = field(default_factory=dict)
 
 

@@ -45,8 +45,8 @@ def norm_series(result: ParityResult, number: int) -> dict[str, tuple[np.ndarray
         name = f"running_{kind}{number}"
         if name in steps.numpy.params_after and name in steps.keras.params_after:
             out[f"running_{kind}"] = (steps.numpy.params_after[name], steps.keras.params_after[name])
-    return {k: (np.asarray(n, dtype=np.float64).reshape(len(n), -1), np.asarray(k_, dtype=np.float64).reshape(len(k_), -1))
-            for k, (n, k_) in out.items()}
+    as_rows = lambda a: np.asarray(a, dtype=np.float64).reshape(len(a), -1)  # noqa: E731  (steps, features)
+    return {name: (as_rows(ours), as_rows(theirs)) for name, (ours, theirs) in out.items()}
 
 
 def dropout_cells(result: ParityResult, number: int) -> dict | None:
@@ -110,7 +110,7 @@ def _norm_rows(fig, grid, result: ParityResult, number: int, series: dict) -> No
     for k, (name, (ours, theirs)) in enumerate(series.items()):
         with np.errstate(invalid="ignore"):
             worst = np.nanmax(np.where(np.isfinite(ours) & np.isfinite(theirs), np.abs(ours - theirs), np.inf), axis=1)
-        ax.plot(steps, np.maximum(worst, floor), marker="o", markersize=3, color=f"C{k + 2}",
+        ax.plot(steps, np.maximum(worst, floor), marker="o", markersize=3, color=f"C{(2, 4, 5, 8)[k % 4]}",
                 label=f"{name.replace('_', ' ')}: max over all {width} features")
     floor_and_atol(ax, result, floor)
     log_axis(ax)
@@ -161,8 +161,9 @@ def regularization(result: ParityResult, curves: ProbeCurves | None = None) -> F
                                     for *_, c in drops]  # inches per block
     top, bottom = 1.5, 0.45
     fig = ReportFigure(figsize=(13, sum(heights) + top + bottom + 0.55 * (len(heights) - 1)))
-    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights, left=0.13, right=0.98, bottom=bottom / fig.get_figheight(),
-                            top=1 - top / fig.get_figheight(), hspace=1.1 * len(heights) / sum(heights))
+    tall = fig.get_figheight()
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights, left=0.13, right=0.98, bottom=bottom / tall,
+                            top=1 - top / tall, hspace=1.1 * len(heights) / sum(heights))
     for row, (number, series) in enumerate(norms):
         _norm_rows(fig, grid[row], result, number, series)
     for row, (number, rate, cells) in enumerate(drops, start=len(norms)):
@@ -172,7 +173,8 @@ def regularization(result: ParityResult, curves: ProbeCurves | None = None) -> F
                Line2D([], [], marker="o", linestyle="", markersize=4, color="tab:blue", label="NumPy batch statistic"),
                Line2D([], [], color="tab:orange", linewidth=2.6, alpha=0.55, label="Keras running (moving) statistic"),
                Line2D([], [], color="tab:blue", label="NumPy running statistic"),
-               Line2D([], [], marker="x", linestyle="", color=RED, label="NumPy differs from Keras beyond the tolerance")]
+               Line2D([], [], marker="x", linestyle="", color=RED,
+                      label="NumPy differs from Keras beyond the tolerance")]
     if norms:
         fig.legend(handles=handles, loc="upper center", ncol=5, fontsize=8, frameon=False,
                    bbox_to_anchor=(0.5, 1 - 0.85 / fig.get_figheight()))
