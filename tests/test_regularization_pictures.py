@@ -86,6 +86,8 @@ def test_the_dropout_row_is_kerass_mask_of_that_sample_and_both_sides_agree(pass
     np.testing.assert_array_equal(cells["kept"], keras[0, 0])
     np.testing.assert_array_equal(cells["passed"], keras[0, 0])
     assert 0 < cells["keras"].sum() < len(cells["keras"])  # some kept and some dropped: a mask worth drawing
+    assert cells["kept_share"] == keras.mean() and 0.7 < cells["kept_share"] < 0.9  # about 1 - rate = 0.8
+    assert (cells["samples_differ"], cells["samples"]) == (0, keras.shape[0] * keras.shape[1])
     fig = regularization(passing)
     mask_ax = next(ax for ax in fig.axes if ax.get_title().startswith("Dropout"))
     drawn = np.asarray(mask_ax.collections[0].get_array()).reshape(3, -1)  # rows: Keras, NumPy forward, backward
@@ -112,6 +114,8 @@ def test_a_dropout_backward_without_the_mask_shows_red_where_keras_dropped(cache
     cells = dropout_cells(result, 1)
     np.testing.assert_array_equal(cells["kept"], cells["keras"])  # its forward kept what Keras kept
     assert cells["passed"].all() and not cells["keras"].all()  # its backward let dout through every unit
+    keras = result.stepping.keras.masks[1].reshape(len(result.stepping.rows), result.config.batch_size, -1)
+    assert cells["samples_differ"] == int((~keras).any(axis=2).sum()) > 0  # every sample on which Keras dropped a unit
     fig = regularization(result)
     mask_ax = next(ax for ax in fig.axes if ax.get_title().startswith("Dropout"))
     drawn = np.asarray(mask_ax.collections[0].get_array()).reshape(3, -1)

@@ -52,7 +52,8 @@ def norm_series(result: ParityResult, number: int) -> dict[str, tuple[np.ndarray
 def dropout_cells(result: ParityResult, number: int) -> dict | None:
     """One sample's Dropout cells on both sides: {"step", "sample" (its place in the batch), "keras" (kept, from
     Keras's autodiff), "kept" (the NumPy side's, from its output), "passed" (its backward let dout through)}, each
-    (units,) bool; the sample is the first whose cells differ anywhere, else the first. None without Keras's masks."""
+    (units,) bool; the sample is the first whose cells differ anywhere, else the first. Over every step's samples:
+    "kept_share" (of Keras's units), "samples_differ" of "samples". None without Keras's masks."""
     steps = result.stepping
     if number not in steps.keras.masks:
         return None
@@ -70,7 +71,8 @@ def dropout_cells(result: ParityResult, number: int) -> dict | None:
         differ |= (seen != keras).any(axis=2)  # NaN != anything: a failed step counts as differing
     step, sample = np.argwhere(differ)[0] if differ.any() else (0, 0)
     return {"step": int(step), "sample": int(sample), "keras": keras[step, sample],
-            **{name: seen[step, sample] for name, seen in sides.items()}}
+            **{name: seen[step, sample] for name, seen in sides.items()},
+            "kept_share": float(keras.mean()), "samples_differ": int(differ.sum()), "samples": int(differ.size)}
 
 
 def _feature_order(result: ParityResult, series: dict) -> np.ndarray:
@@ -144,9 +146,12 @@ def _dropout_row(fig, grid, result: ParityResult, number: int, rate: float, cell
                   "dropped, red where NumPy differs from Keras (Keras's from its autodiff; NumPy's forward from its "
                   "output, its backward from where it let dout through)", fontsize=8)
     differ = int((codes == 2).sum())
+    overall = (f"over all {cells['samples']} samples of the steps Keras kept {cells['kept_share']:.0%} of the units "
+               f"(1 - rate = {1 - rate:.0%}); NumPy differs on {cells['samples_differ']} of them")
     panel_title(ax, f"Dropout (rate {rate:g}) after Dense layer {number}: sample {cells['sample']} of step "
                     f"{cells['step'] + 1}'s batch; Keras kept {int(keras.sum())} of {len(keras)} units"
-                    + (f"; {differ} cells differ" if differ else "; both sides agree on every unit"), fontsize=9)
+                    + (f"; {differ} cells differ" if differ else "; both sides agree on every unit") + "\n" + overall,
+                fontsize=9)
 
 
 def regularization(result: ParityResult, curves: ProbeCurves | None = None) -> Figure | None:
@@ -159,7 +164,7 @@ def regularization(result: ParityResult, curves: ProbeCurves | None = None) -> F
         return None
     heights = [7.2] * len(norms) + [0.6 + 0.3 * sum(key in c for key in ("keras", "kept", "passed"))
                                     for *_, c in drops]  # inches per block
-    top, bottom = 1.5, 0.45
+    top, bottom = (1.8 if norms else 1.0), 0.45
     fig = ReportFigure(figsize=(13, sum(heights) + top + bottom + 0.55 * (len(heights) - 1)))
     tall = fig.get_figheight()
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights, left=0.13, right=0.98, bottom=bottom / tall,
@@ -177,11 +182,12 @@ def regularization(result: ParityResult, curves: ProbeCurves | None = None) -> F
                       label="NumPy differs from Keras beyond the tolerance")]
     if norms:
         fig.legend(handles=handles, loc="upper center", ncol=5, fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.5, 1 - 0.85 / fig.get_figheight()))
+                   bbox_to_anchor=(0.5, 1 - 1.08 / tall))
+    said = [("BatchNormalization normalizes with the batch's statistics and keeps running ones that follow them\n"
+             "(running = momentum * running + (1 - momentum) * batch)") if norms else "",
+            ("Dropout keeps a random share of the units, and its backward must let dout through exactly where its "
+             "forward kept a unit") if drops else ""]
     fig.suptitle(f"Chapter 6 on both sides, step by step ({result.config.dtype}, one training step per batch of "
-                 f"{result.config.batch_size}). BatchNormalization normalizes with the batch's statistics and keeps\n"
-                 "running ones that follow them (running = momentum * running + (1 - momentum) * batch); Dropout keeps "
-                 "a random share of the units,\nand its backward must let dout through exactly where its forward kept "
-                 "a unit",
-                 fontsize=10, y=1 - 0.1 / fig.get_figheight(), va="top")
+                 f"{result.config.batch_size})\n" + ";\n".join(text for text in said if text),
+                 fontsize=10, y=1 - 0.1 / tall, va="top")
     return fig
