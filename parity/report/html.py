@@ -65,8 +65,8 @@ CAPTIONS = {
         "Keras's mask as its autodiff shows it, then the NumPy class's forward (the units its output kept) and "
         "backward (the units it let dout through); red cells differ from Keras's mask. A Dropout whose backward "
         "ignores the mask shows a red backward row. The lesson and stepping pictures are not drawn for such a "
-        "model: its probe runs in test mode, forward only (no per-sample dW), and batch-wise steps have no step on "
-        "which a unit is dead for the whole batch."),
+        "model: its probe runs in test mode, forward only (no per-sample dW), and a ReLU after a BatchNormalization "
+        "is almost never dead on a whole batch, which is what stepping.png's lesson needs."),
     "fit.png": (
         "The data and what the fitted model predicts, NumPy and Keras over each other. For the 1-D regression the "
         "shading shows where each first-layer ReLU unit is active: the model is a straight line wherever the same "
