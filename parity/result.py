@@ -94,8 +94,10 @@ class Report:
         return pd.concat([gradients_table(p) for p in phases], ignore_index=True)
 
     def figure(self, name: str):
-        """One plot as a matplotlib Figure: lesson, gradient_diffs, dead_relu_map, stepping, fit or pool_routing; None
-        where it does not apply (a model without ReLU has no lesson, one without pooling no pool_routing). Drawn once and kept: each call returns the same Figure, which a
+        """One plot as a matplotlib Figure: lesson, gradient_diffs, dead_relu_map, stepping, fit, pool_routing or
+        regularization; None where it does not apply (a model without ReLU has no lesson, one without pooling no
+        pool_routing, one without Dropout or BatchNormalization no regularization). Drawn once and kept: each call
+        returns the same Figure, which a
         notebook shows as a picture (parity.report.plot_style.ReportFigure)."""
         stem = name.removesuffix(".png") if isinstance(name, str) else name
         if stem not in PICTURE_NAMES:

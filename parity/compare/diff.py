@@ -254,5 +254,6 @@ def _normalized(ours: Trace, theirs: Trace, diffs: dict[str, Diff]) -> Trace:
                  grads={k: pick(f"d{k}", v) for k, v in theirs.grads.items()}, dx=pick("dx", theirs.dx),
                  z={k: pick(f"z{k}", v) for k, v in theirs.z.items()},
                  params_after={k: pick(k, v) for k, v in theirs.params_after.items()}, state_after=ours.state_after,
-                 errors=ours.errors, maps={k: pick(f"z{k}", v) for k, v in theirs.maps.items()})
+                 errors=ours.errors, maps={k: pick(f"z{k}", v) for k, v in theirs.maps.items()},
+                 observed=ours.observed)  # not compared: what the pictures show (Trace.observed)
 

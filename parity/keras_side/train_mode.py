@@ -6,7 +6,8 @@ run on batches: each batch goes through the model's own layers in training mode,
 GradientTape, which gives the gradients and, for each Dropout, the mask Keras drew in that very forward pass. A
 Keras Dropout multiplies its input by mask / (1 - rate), so Keras's gradient of its output with respect to its
 input is nonzero exactly where it kept a unit: the mask comes from Keras's autodiff, for every unit (its output
-alone says nothing where the input is 0). A BatchNormalization's moving statistics are read after every step.
+alone says nothing where the input is 0). A BatchNormalization's moving statistics are read after every step, and
+the batch mean and variance it normalized with are the ones its own `_moments` returned in that call.
 """
 
 from __future__ import annotations
@@ -35,8 +36,35 @@ def reseed_dropouts(model, seed: int) -> None:
         state.assign(np.array([seed + 7919 * k, 0], dtype=state.dtype))
 
 
+def _listening(layer, into: list):
+    """A stand-in for a BatchNormalization's `_moments` that hands on what Keras's own returned, kept in `into`."""
+    own = layer._moments
+
+    def moments(*args, **kwargs):
+        mean, variance = own(*args, **kwargs)
+        into.extend((tf.identity(mean), tf.identity(variance)))
+        return mean, variance
+
+    return moments
+
+
 def _train_call(side, x, t):
-    """One batch through the model's layers in training mode: (pred, loss, grads, dx, masks, moving statistics)."""
+    """One batch through the model's layers in training mode: (pred, loss, grads, dx, masks, moving statistics, batch
+    statistics: each BatchNormalization's mean and variance of that batch, as Keras computed them)."""
+    # a Keras without BatchNormalization._moments leaves the batch statistics unrecorded (the picture then has none)
+    norms = [(k, bn) for k, bn in _numbered(side, keras.layers.BatchNormalization) if hasattr(bn, "_moments")]
+    moments: list = []
+    for _, bn in norms:
+        bn._moments = _listening(bn, moments)  # an instance attribute over the class's method, removed below
+    try:
+        return _forward_backward(side, x, t, moments)
+    finally:
+        for _, bn in norms:
+            del bn._moments
+
+
+def _forward_backward(side, x, t, moments: list):
+    """_train_call's work, while each BatchNormalization's moments are listened to (into `moments`)."""
     model = side.model
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
@@ -54,18 +82,23 @@ def _train_call(side, x, t):
     del tape
     moving = [tf.identity(v) for _, bn in _numbered(side, keras.layers.BatchNormalization)
               for v in (bn.moving_mean, bn.moving_variance)]
-    return h, loss, grads, dx, masks, moving
+    return h, loss, grads, dx, masks, moving, list(moments)
 
 
 def _trace(side, records: list) -> Trace:
-    """Per-batch records (pred, loss, grads, dx, masks) as a Trace in the book's layout, one row per batch."""
+    """Per-batch records (pred, loss, grads, dx, masks, ..., batch statistics) as a Trace in the book's layout, one row
+    per batch."""
     flat = lambda k: np.stack([np.asarray(r[k]).reshape(-1) for r in records])  # noqa: E731
     names = list(side.spec.shapes())
     grads = {name: to_book(side.spec, name, np.stack([np.asarray(r[2][k]) for r in records]), rows=True)
              for k, name in enumerate(names)}
     numbers = [number for number, _ in _numbered(side, keras.layers.Dropout)]
     masks = {number: np.stack([np.asarray(r[4][k]).reshape(-1) for r in records]) for k, number in enumerate(numbers)}
-    return Trace(pred=flat(0), loss=flat(1).reshape(-1), grads=grads, dx=flat(3), z={}, masks=masks)
+    statistics = [f"batch_{kind}{number}" for number, _ in _numbered(side, keras.layers.BatchNormalization)
+                  for kind in ("mean", "var")]
+    observed = {name: np.stack([np.asarray(r[6][k]).reshape(-1) for r in records]) for k, name in enumerate(statistics)
+                if all(len(r[6]) == len(statistics) for r in records)}
+    return Trace(pred=flat(0), loss=flat(1).reshape(-1), grads=grads, dx=flat(3), z={}, masks=masks, observed=observed)
 
 
 def per_batch(side, x: np.ndarray, t: np.ndarray, batch: int) -> Trace:

@@ -15,7 +15,7 @@ from parity.user_code.dropout_draw import drive
 from parity.user_code.guard import UserCodeError, where_defined
 from parity.user_code.train_flag import forward_call
 
-__all__ = ["bn_arguments", "mode_forward", "bn_gradients", "running_statistics"]
+__all__ = ["bn_arguments", "mode_forward", "observe_backward", "bn_gradients", "running_statistics"]
 
 
 def bn_arguments(weights: dict[str, np.ndarray], number: int) -> tuple:
@@ -35,12 +35,26 @@ def mode_forward(net, slot, x: np.ndarray, expect) -> np.ndarray:
     def forward(x_):
         return net._call(slot, "forward", x_, *args[1:], expect=expect, kwargs=kwargs)
 
+    if net.train and slot.role == "BatchNormalization":  # the statistics of the batch it received, for the picture
+        flat = np.asarray(x).reshape(len(x), -1)  # (batch, features): a 4-D input per activation
+        net.observed[f"batch_mean{slot.number}"], net.observed[f"batch_var{slot.number}"] = flat.mean(0), flat.var(0)
     keep = net.masks.get(slot.number) if net.train and slot.role == "Dropout" else None
     if keep is None:
         return forward(x)
-    out, _, route = drive(forward, x, np.asarray(keep, dtype=bool).reshape(np.shape(x)))
+    out, kept, route = drive(forward, x, np.asarray(keep, dtype=bool).reshape(np.shape(x)))
     net.routes.setdefault(slot.number, set()).add(route)
+    if kept is not None:
+        net.observed[f"kept{slot.number}"] = np.asarray(kept).reshape(-1)
     return out
+
+
+def observe_backward(net, slot, dout, dx) -> None:
+    """The units a training-mode Dropout's backward let dout through (dx nonzero where dout is; where dout is 0 it
+    says nothing, and Keras's choice stands there, as for the kept units in drive)."""
+    keep = net.masks.get(slot.number) if net.train and slot.role == "Dropout" else None
+    if keep is not None and np.shape(dx) == np.shape(dout):
+        keep = np.asarray(keep, dtype=bool).reshape(np.shape(dout))
+        net.observed[f"passed{slot.number}"] = np.where(np.asarray(dout) != 0, np.asarray(dx) != 0, keep).reshape(-1)
 
 
 def bn_gradients(slot) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,7 @@ class Network:
         self.train = False  # the mode a Dropout or BatchNormalization is told (the probe's is test mode)
         self.masks: dict[int, np.ndarray] = {}  # Dense number -> Keras's keep mask for its Dropout's next train call
         self.routes: dict[int, set[str]] = {}  # Dense number -> how its Dropout's draws were driven (dropout_draw)
+        self.observed: dict[str, np.ndarray] = {}  # this row's chapter-6 observations (Trace.observed)
         self.forward_only = False  # test mode: the book's chapter-6 layers define backward after a train-mode forward
         self.probabilities = spec.loss in CROSS_ENTROPIES  # the loss layer applies a softmax
         self.broken: UserCodeError | None = None  # the first user constructor that raised
@@ -151,7 +152,8 @@ class Network:
         """Backpropagate from the loss; returns ({W1: dW1, b1: db1, ...}, dx). Call after `loss`."""
         dout = self._call(self.loss_layer, "backward", *self._loss_args, expect=np.shape(self._output))
         for slot, shape in zip(reversed(self.layers), reversed(self._inputs)):
-            dout = self._call(slot, "backward", dout, expect=shape)
+            into, dout = dout, self._call(slot, "backward", dout, expect=shape)
+            mode_layers.observe_backward(self, slot, into, dout)
         grads = {}
         for (w, b), slot in self._parameters():
             if slot.role == "BatchNormalization":
@@ -256,7 +258,7 @@ class Network:
     def _mode(self, train: bool, masks: dict[int, np.ndarray] | None, row: int) -> None:
         """Tell the chapter-6 layers the next row's mode, and hand each Dropout Keras's mask for that row."""
         self.train = train
-        self.masks = {k: v[row] for k, v in (masks or {}).items()}
+        self.masks, self.observed = {k: v[row] for k, v in (masks or {}).items()}, {}
         self.forward_only = not train and any(s.role in MODE_LAYERS for s in self.layers)
 
     def _one(self, x: np.ndarray, t: np.ndarray) -> dict:
@@ -277,12 +279,11 @@ class Network:
         maps = [np.array(a, copy=True).reshape(-1) for a in self.map_activations]  # (FN * OH * OW,) channel-major
         grads, dx = ({}, np.empty(0)) if self.forward_only else self.gradient(x, t)
         return {"pred": np.array(pred, copy=True).reshape(-1), "loss": np.asarray(loss).reshape(()),
-                "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z, "maps": maps}
+                "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z, "maps": maps, "observed": dict(self.observed)}
 
 
 class GradientShapeError(ValueError):
     """A gradient whose shape is not its parameter's."""
-
 
 
 def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None, wrappers=None) -> Network:

@@ -29,6 +29,11 @@ class Trace:
     maps: dict[int, np.ndarray] = field(default_factory=dict)
     # training mode: a Dropout's Dense number -> the units Keras kept, (n, batch * units) bool, one row per batch or step
     masks: dict[int, np.ndarray] = field(default_factory=dict)
+    # training mode, one row per batch or step: batch_mean<k>, batch_var<k> (the batch statistics a BatchNormalization
+    # normalized with: Keras's from its own computation, the NumPy side's of the input its class received), and on
+    # the NumPy side kept<k> and passed<k> (the units a Dropout kept, read from its output, and let dout through in
+    # backward). Drawn (regularization.png), never compared.
+    observed: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +89,8 @@ def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowEr
         errors=list(errors),
         maps={} if not good else {layer: _filled([None if r is None else r["maps"][n] for r in records])
                                   for n, layer in enumerate(maps)},
+        observed={k: _filled([None if r is None else r.get("observed", {}).get(k) for r in records])
+                  for k in dict.fromkeys(k for r in good for k in r.get("observed", {}))},
     )
 
 
@@ -111,4 +118,4 @@ def splice(head: Trace, tail: Trace, at: int) -> Trace:
                  state_after={k: per_key(head.state_after[k], tail.state_after[k]) for k in head.state_after
                               if k in tail.state_after},
                  errors=[e for e in head.errors if e.row < at] + moved, maps=per_key(head.maps, tail.maps),
-                 masks=per_key(head.masks, tail.masks))
+                 masks=per_key(head.masks, tail.masks), observed=per_key(head.observed, tail.observed))

@@ -65,12 +65,28 @@ CAPTIONS = {
         "sample). A point under the dotted red line is within tolerance; points on the grey floor are exactly equal. "
         "Small nonzero differences in the batch phase are rounding: the two sides sum a batch in a different "
         "order."),
+    "regularization.png": (
+        "Chapter 6, step by step: the training steps run one batch each, in training mode, on both sides from the same "
+        "weights. Top rows, one panel per feature of each BatchNormalization: the batch mean and variance the layer "
+        "normalized with on that step (Keras an open circle, from its own layer; NumPy a dot, of the batch its class "
+        "received) and the running mean and variance after the step (Keras's moving statistics a thick orange line, "
+        "NumPy's a thin blue one inside it when they agree). The running statistics follow the batch ones: running = "
+        "momentum * running + (1 - momentum) * batch. A red x is a NumPy value further from Keras's than the "
+        "tolerance: a BatchNormalization whose running statistics never update draws a flat blue line and red x's "
+        "beside Keras's moving one. The log panel below shows how far apart the sides are after each step (the "
+        "dotted red line is the tolerance). Bottom, per Dropout: the units one sample kept (blue) or dropped (grey), "
+        "Keras's mask as its autodiff shows it, then the NumPy class's forward (the units its output kept) and "
+        "backward (the units it let dout through); red cells differ from Keras's mask. A Dropout whose backward "
+        "ignores the mask shows a red backward row. The lesson and stepping pictures are not drawn for such a "
+        "model: its probe runs in test mode, forward only (no per-sample dW), and a ReLU after a BatchNormalization "
+        "is almost never dead on a whole batch, which is what stepping.png's lesson needs."),
     "fit.png": (
         "The data and what the fitted model predicts, NumPy and Keras over each other. For the 1-D regression the "
         "shading shows where each first-layer ReLU unit is active: the model is a straight line wherever the same "
         "units are alive, and bends only at a kink."),
 }
-PICTURE_ORDER = ("lesson.png", "pool_routing.png", "dead_relu_map.png", "stepping.png", "gradient_diffs.png", "fit.png")
+PICTURE_ORDER = ("lesson.png", "pool_routing.png", "regularization.png", "dead_relu_map.png", "stepping.png",
+                 "gradient_diffs.png", "fit.png")
 
 # Why a warning does not fail the run, per code: the verdict says what was excused and why.
 _EXCUSES = {

@@ -3,4 +3,4 @@ name without importing it). Each name is also its drawing function's in parity.r
 
 __all__ = ["PICTURE_NAMES"]
 
-PICTURE_NAMES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit", "pool_routing")
+PICTURE_NAMES = ("lesson", "gradient_diffs", "dead_relu_map", "stepping", "fit", "pool_routing", "regularization")

@@ -18,6 +18,7 @@ from parity.compare.outcome import ParityResult
 from parity.report.pictures import PICTURE_NAMES
 from parity.report.plot_lesson import lesson
 from parity.report.plot_pooling import pool_routing
+from parity.report.plot_regularization import regularization
 from parity.report.plot_stepping import stepping
 from parity.report.plot_style import (KERAS_STYLE, NUMPY_STYLE, along, floor_and_atol, log_axis, new, panel_title, png,
                                       zero_floor)
@@ -30,8 +31,10 @@ __all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure
 # pickled job the worker's share ends as this process's three do (the report 0.43-0.46 s), where stepping
 # and fit kept this process waiting 0.13 s for the worker (0.47-0.50 s). The lesson, added later, costs
 # about what stepping does (CPU seconds on a loaded machine: lesson 0.36, stepping 0.53, gradient differences 0.50,
-# map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables.
-WORKER_SHARE = ("lesson", "stepping")
+# map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables. The chapter-6
+# picture is drawn only where those two are not (a Dropout or BatchNormalization model) and costs most there (1.1 s,
+# warm, against gradient differences 0.30 and fit 0.10 on the regularized scenario), so the worker draws it too.
+WORKER_SHARE = ("lesson", "stepping", "regularization")
 # A run with convolutions draws a larger stepping (a panel per parameter, six on cnn) and pool_routing. CPU seconds
 # on cnn: stepping 1.28, lesson 0.75, pool_routing 0.48, gradient differences 0.34, map 0.29, fit 0.10; the worker
 # takes stepping and pool_routing (1.76) against this process's 1.48 and its tables, where the Dense share left
@@ -211,8 +214,8 @@ PICTURES = {name: globals()[name] for name in PICTURE_NAMES}  # each picture's d
 
 def figure(name: str, result: ParityResult, curves: ProbeCurves) -> Figure | None:
     """One picture as a Figure (PICTURE_NAMES); None where it does not apply: no ReLU layer has no dead-ReLU map, no
-    pooling no pool_routing; a model with Dropout or BatchNormalization has no lesson nor stepping picture (its probe
-    runs forward only, its steps go batch-wise)."""
+    pooling no pool_routing, no Dropout or BatchNormalization no regularization; a model with Dropout or
+    BatchNormalization has no lesson nor stepping picture (its probe runs forward only, its steps go batch-wise)."""
     if name in ("lesson", "stepping") and result.modes:  # Dropout or BatchNormalization (parity.compare.modes):
         return None  # no per-sample dW in a test-mode probe; batch-wise steps have no per-sample dead units to halo
     return PICTURES[name](result, curves)
