@@ -96,8 +96,9 @@ def refused_models():
     inputs = keras.Input((1,))
     a, b = keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)
     branch = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Add(name="merge")([a, b])))
-    dropout = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3), keras.layers.Dropout(0.1, name="drop"),
-                                keras.layers.Dense(1)])
+    # A Dropout is mirrored (tests/keras_side/test_saved_regularized.py); one with a noise_shape is not.
+    dropout = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3),
+                                keras.layers.Dropout(0.1, noise_shape=(1, 3), name="drop"), keras.layers.Dense(1)])
     batchnorm = keras.Sequential([keras.Input((1,)), keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(1)])
     lam = keras.Sequential([keras.Input((1,)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Dense(1)])
     tanh = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="tanh", name="th"), keras.layers.Dense(1)])
@@ -106,8 +107,8 @@ def refused_models():
     wide_out = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2)])
     return [
         (branch, "layer 'merge' is a Add; only Dense layers"),
-        (dropout, "layer 'drop' is a Dropout"),
-        (batchnorm, "layer 'bn' is a BatchNormalization"),
+        (dropout, "noise_shape"),
+        (batchnorm, "layer 'bn' (BatchNormalization) follows no Dense layer"),
         (lam, "could not be loaded with safe mode on"),
         (tanh, "layer 'th' has activation 'tanh'"),
         (nobias, "layer 'nb' has no bias"),

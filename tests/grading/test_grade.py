@@ -435,7 +435,7 @@ BAD = [
     (["sweep", "--seeds", "0-9", "--seed", "3", "--out", "{tmp}/s"],
      "error: sweep takes --seeds, a list or range such as 0-999 (received: --seed 3)"),
     (["sweep", "--seeds", "0-9", "--scenario", "seed,nope", "--out", "{tmp}/s"],
-     "error: --scenario must be a comma-separated list of seed, sigmoid, softmax, deep, cnn (received: seed,nope)"),
+     "error: --scenario must be a comma-separated list of seed, sigmoid, softmax, deep, regularized, cnn (received: seed,nope)"),
     (["sweep", "--seeds", "0-9", "--dtype", "float32,half", "--out", "{tmp}/s"],
      "error: --dtype must be a comma-separated list of float32, float64 (received: float32,half)"),
     (["sweep", "--seeds", "0-9"], "error: sweep needs --out, the sweep folder (received: no --out)"),
