@@ -114,7 +114,7 @@ def prepare(config: RunConfig) -> Prepared:
 def fingerprint(prepared: Prepared) -> tuple[dict, str]:
     """(what the Keras side depends on, its sha256): the settings that reach Keras, the architecture, and the
     data and saved weights by digest; never the NumPy classes, the report or the tolerances."""
-    from parity.keras_side.recording import digest
+    from parity.keras_side.recording_file import digest
 
     c = prepared.config.as_dict()
     fixed = {key: c[key] for key in ("scenario", "dtype", "seed", "data_seed", "data_kind", "samples", "train",

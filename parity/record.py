@@ -146,7 +146,7 @@ def check_recording_out(out: Path | None) -> Path:
 
 def record(config: RunConfig, out: Path) -> dict:
     """Compute the Keras side of `config` with Keras and write it to `out` whole (or not at all); its provenance."""
-    from parity.keras_side.recording import write_recording
+    from parity.keras_side.recording_file import write_recording
     from parity.pipeline import session_preserved
     from parity.prepare import prepare
 

@@ -9,7 +9,7 @@ built-in scenario changes (a new Keras, a change to the model, the fit or the pr
 import sys
 
 from parity.cli import command
-from parity.keras_side.recording import NOT_SHIPPED, SHIPPED
+from parity.keras_side.recording_file import NOT_SHIPPED, SHIPPED
 from parity.settings.config import DTYPES
 from parity.settings.scenarios import SCENARIOS
 

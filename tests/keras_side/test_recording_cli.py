@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from parity import cli, pipeline
-from parity.keras_side.recording import open_recording, write_recording
+from parity.keras_side.recording import open_recording
+from parity.keras_side.recording_file import write_recording
 from parity.settings.config import resolve
 from parity.user_code.loader import load
 from testkit import FIXTURES
