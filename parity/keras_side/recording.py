@@ -43,6 +43,10 @@ def trace_arrays(prefix: str, trace: Trace) -> dict[str, np.ndarray]:
     out |= {f"{prefix}/maps/{k}": v for k, v in trace.maps.items()}  # a convolution's pre-activations, channel-major
     out |= {f"{prefix}/params_after/{k}": v for k, v in trace.params_after.items()}
     out |= {f"{prefix}/state_after/{book}/{k}": v for book, per in trace.state_after.items() for k, v in per.items()}
+    # training mode (a Dropout or BatchNormalization): the masks Keras drew, per Dropout's Dense number, and the batch
+    # statistics its BatchNormalizations normalized with (what regularization.png draws); nothing for other models
+    out |= {f"{prefix}/masks/{k}": v for k, v in trace.masks.items()}
+    out |= {f"{prefix}/observed/{k}": v for k, v in trace.observed.items()}
     return out
 
 
@@ -56,13 +60,15 @@ def _trace(prefix: str, arrays: dict[str, np.ndarray], names: list[str]) -> Trac
     for key, value in under("state_after").items():
         book, _, name = key.partition("/")
         states.setdefault(book, {})[name] = value
-    grads, params = under("grads"), under("params_after")
+    grads, params = under("grads"), under("params_after")  # in the order written (an .npz keeps it)
     return Trace(pred=arrays[f"{prefix}/pred"], loss=arrays[f"{prefix}/loss"], dx=arrays[f"{prefix}/dx"],
                  grads={n: grads[n] for n in names if n in grads},
                  z={int(k): v for k, v in sorted(under("z").items(), key=lambda kv: int(kv[0]))},
                  maps={int(k): v for k, v in sorted(under("maps").items(), key=lambda kv: int(kv[0]))},
-                 params_after={n: params[n] for n in names if n in params},
-                 state_after={book: {n: per[n] for n in names if n in per} for book, per in states.items()})
+                 params_after=params,  # as stepped: the parameters, then a BatchNormalization's running statistics
+                 state_after={book: {n: per[n] for n in names if n in per} for book, per in states.items()},
+                 masks={int(k): v for k, v in sorted(under("masks").items(), key=lambda kv: int(kv[0]))},
+                 observed=under("observed"))
 
 
 # -- the layer probes' Keras side, recorded ----------------------------------------------------------
