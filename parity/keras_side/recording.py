@@ -18,6 +18,7 @@ from parity.keras_side.layer_reference import KerasLayers
 from parity.keras_side.recording_file import digest, locate, read_recording, refused
 from parity.keras_side.reference import KerasReference, targets
 from parity.numpy_side.trace import Trace
+from parity.settings.regularization_spec import state_names
 
 __all__ = ["Recording", "RecordedLayers", "RecordingMiss", "open_recording", "trace_arrays", "layer_key",
            "summary_line"]
@@ -51,7 +52,7 @@ def trace_arrays(prefix: str, trace: Trace) -> dict[str, np.ndarray]:
 
 
 def _trace(prefix: str, arrays: dict[str, np.ndarray], names: list[str]) -> Trace:
-    """The Trace under `prefix`; `names` are the parameters in Keras's order (grads and params keep it)."""
+    """The Trace under `prefix`; `names` are the parameters in Keras's order (grads and optimizer states keep it)."""
     def under(part: str) -> dict[str, np.ndarray]:
         lead = f"{prefix}/{part}/"
         return {k[len(lead):]: v for k, v in arrays.items() if k.startswith(lead)}
@@ -146,6 +147,13 @@ class Recording:
             if lacking:  # recorded before maps were: its check would leave the convolutions' maps uncompared
                 raise refused(self.name, f"holds no pre-activation maps of the convolutions ({lacking[0]}): it was "
                                          "recorded by an older keras-parity; record it again")
+            trained = [phase for phase in phases if phase != "probe"]  # the training-mode phases
+            lacking = [f"{phase}/masks/{k}" for k, _ in spec.dropouts() for phase in trained] + \
+                [f"stepping/params_after/{name}" for k, _ in spec.batch_norms() for name in state_names(k)]
+            lacking = [key for key in lacking if key not in self.arrays]
+            if lacking:  # without them the NumPy side would draw its own masks, or skip the running statistics
+                raise refused(self.name, f"holds no {lacking[0]}, which a check of this model's Dropout or "
+                                         "BatchNormalization reads: it is incomplete; record it again")
             names = list(self.meta["fitted"])
             x, y = self.data()
             _, t = targets(spec, y, dtype)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from parity import cli, pipeline
+from parity.errors import ParityInputError
 from parity.keras_side.recording import open_recording
 from parity.keras_side.recording_file import write_recording
 from parity.keras_side.reference import reference_for
@@ -169,3 +170,14 @@ def test_verify_accepts_the_shipped_recordings_and_names_a_moved_mask(tmp_path, 
     write_recording(path, {k: v for k, v in shipped.meta.items() if k != "digests"}, arrays)
     outcome = verify(path)
     assert not outcome.holds and outcome.worst["key"] == "stepping/masks/1" and outcome.worst["index"] == [3, 5]
+
+
+@pytest.mark.parametrize("key", ["stepping/masks/1", "batch/masks/1", "stepping/params_after/running_mean1"])
+def test_a_recording_without_what_its_dropout_or_batchnormalization_reads_is_bad_input(key, tmp_path):
+    shipped = open_recording("regularized-float32")
+    path = tmp_path / "incomplete.npz"
+    write_recording(path, {k: v for k, v in shipped.meta.items() if k != "digests"},
+                    {k: v for k, v in shipped.arrays.items() if k != key})
+    with pytest.raises(ParityInputError, match=f"holds no {key}, which a check of this model's Dropout or "
+                                               "BatchNormalization reads: it is incomplete; record it again"):
+        prepare(resolve_recorded({}, None, str(path)))
