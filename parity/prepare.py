@@ -19,6 +19,7 @@ from parity.settings.config import RunConfig, with_defaults
 from parity.settings.data import Dataset, bars_data, blobs_data, linear_data, load_csv
 from parity.settings.resources import check_fits
 from parity.errors import SETTINGS, ParityInputError, arg
+from parity.settings.regularization_spec import options_data, options_from_data
 from parity.settings.spec import DenseSpec, ModelSpec
 
 __all__ = ["Prepared", "prepare", "fingerprint"]
@@ -69,7 +70,8 @@ def prepare(config: RunConfig) -> Prepared:
     if config.model_path is not None and config.layers is None and recording is not None:
         spec = recording.meta["spec"]  # the saved model as recorded: no Keras needed to read it again
         input_dim, weights = spec["input_dim"], recording.saved_weights()
-        layers = tuple(DenseSpec(layer["units"], layer["activation"]) for layer in spec["layers"])
+        layers = tuple(DenseSpec(layer["units"], layer["activation"], **options_from_data(layer))
+                       for layer in spec["layers"])
     elif config.model_path is not None and config.layers is None:
         from parity.keras_side.reference import keras_backend
 
@@ -114,7 +116,7 @@ def prepare(config: RunConfig) -> Prepared:
 def fingerprint(prepared: Prepared) -> tuple[dict, str]:
     """(what the Keras side depends on, its sha256): the settings that reach Keras, the architecture, and the
     data and saved weights by digest; never the NumPy classes, the report or the tolerances."""
-    from parity.keras_side.recording import digest
+    from parity.keras_side.recording_file import digest
 
     c = prepared.config.as_dict()
     fixed = {key: c[key] for key in ("scenario", "dtype", "seed", "data_seed", "data_kind", "samples", "train",
@@ -122,7 +124,8 @@ def fingerprint(prepared: Prepared) -> tuple[dict, str]:
     fixed["optimizer"] = {"name": c["optimizer"]["name"], "hyperparameters": c["optimizer"]["hyperparameters"]}
     spec = prepared.spec
     fixed["spec"] = {"input_dim": spec.input_dim, "loss": spec.loss,
-                     "layers": [{"units": s.units, "activation": s.activation} for s in spec.layers]}
+                     "layers": [{"units": s.units, "activation": s.activation, **options_data(s.batch_norm, s.dropout)}
+                                for s in spec.layers]}
     fixed["data"] = [digest(prepared.data.x), digest(prepared.data.y)]
     fixed["saved_weights"] = None if prepared.weights is None else [digest(w) for w in prepared.weights]
     return fixed, hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()

@@ -4,7 +4,9 @@ it again with the installed Keras and says whether the recording still holds.
 
 What a recording holds is exactly what a check reads from Keras: the data and saved weights it started from,
 the fitted weights, the probe (per sample, in the chunks compare_numpy reads), the batch probe, the stepping
-trajectory with the optimizer's state, and the layer probes' Keras values for every seeded input they use.
+trajectory with the optimizer's state, and the layer probes' Keras values for every seeded input they use; with
+Dropout or BatchNormalization, the masks Keras drew and the batch statistics it normalized with in each training-mode
+batch and step, and the running statistics after each step (parity.keras_side.train_mode).
 """
 
 from __future__ import annotations
@@ -146,19 +148,13 @@ def check_recording_out(out: Path | None) -> Path:
 
 def record(config: RunConfig, out: Path) -> dict:
     """Compute the Keras side of `config` with Keras and write it to `out` whole (or not at all); its provenance."""
-    from parity.keras_side.recording import write_recording
+    from parity.keras_side.recording_file import write_recording
     from parity.pipeline import session_preserved
     from parity.prepare import prepare
 
     check_recording_out(out)
     with session_preserved():
         prepared = prepare(replace(config, reference=None))
-        if prepared.spec.regularized:  # its masks and running statistics are not in a recording's layout yet
-            from parity.errors import ParityInputError
-
-            raise ParityInputError("parity record does not record a model with Dropout or BatchNormalization yet "
-                                   f"(received: {config.model_path or 'scenario ' + config.scenario}); check it with "
-                                   "Keras installed, without --reference")
         meta, arrays = _build(prepared)
     write_recording(out, meta, arrays)
     return meta

@@ -1,50 +1,27 @@
-"""A recorded Keras side: everything Keras contributes to a check of one configuration, in one .npz file with
-its provenance (which Keras, TensorFlow, NumPy and Python computed it, on which machine, when, for which
-resolved configuration), read back with NumPy and json alone: never TensorFlow, never pickle.
-
-Layout: `meta` is a one-element string array holding a JSON document; every other member is a plain numeric
-array (`data/x`, `fitted/W1`, `probe/grads/W1`, `stepping/state_after/m/W1`, `layers/3/out/0`, ...), each
-with its sha256 in `meta["digests"]`, so a file that was cut short or changed reads as corrupt, not as numbers.
+"""A recorded Keras side: everything Keras contributes to a check of one configuration, with its provenance (which
+Keras, TensorFlow, NumPy and Python computed it, on which machine, when, for which resolved configuration), read
+back with NumPy and json alone: never TensorFlow, never pickle. What is stored under which name, and how a check
+reads it back as a KerasReference; the file itself (reading, checking, writing): parity.keras_side.recording_file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from parity.errors import ParityInputError, arg_given, first_line
+from parity.errors import ParityInputError, arg_given
 from parity.keras_side.layer_reference import KerasLayers
+from parity.keras_side.recording_file import digest, locate, read_recording, refused
 from parity.keras_side.reference import KerasReference, targets
 from parity.numpy_side.trace import Trace
-from parity.version import RECORDING_SCHEMA, TOOL
+from parity.settings.regularization_spec import state_names
 
-__all__ = ["Recording", "RecordedLayers", "RecordingMiss", "SHIPPED", "shipped_names", "open_recording",
-           "write_recording", "trace_arrays", "layer_key", "digest", "summary_line"]
-
-KIND = "keras-side recording"
-SHIPPED = Path(__file__).parent / "recordings"  # the built-in scenarios, recorded: scripts/record_shipped.py
-# cnn: 3.9 / 7.6 MB (float32 / 64), compressed; regularized: no place yet for Dropout masks and running statistics
-NOT_SHIPPED = ("cnn", "regularized")
-
-
-def shipped_names() -> list[str]:
-    return sorted(p.stem for p in SHIPPED.glob("*.npz"))
-
-
-def digest(array: np.ndarray) -> str:
-    """sha256 of an array's dtype, shape and bytes."""
-    a = np.asarray(array, order="C")  # not ascontiguousarray: it makes a 0-d array 1-d
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
+__all__ = ["Recording", "RecordedLayers", "RecordingMiss", "open_recording", "trace_arrays", "layer_key",
+           "summary_line"]
 
 
 def layer_key(what: tuple, inputs: tuple[np.ndarray, ...]) -> str:
@@ -67,11 +44,15 @@ def trace_arrays(prefix: str, trace: Trace) -> dict[str, np.ndarray]:
     out |= {f"{prefix}/maps/{k}": v for k, v in trace.maps.items()}  # a convolution's pre-activations, channel-major
     out |= {f"{prefix}/params_after/{k}": v for k, v in trace.params_after.items()}
     out |= {f"{prefix}/state_after/{book}/{k}": v for book, per in trace.state_after.items() for k, v in per.items()}
+    # training mode (a Dropout or BatchNormalization): the masks Keras drew, per Dropout's Dense number, and the batch
+    # statistics its BatchNormalizations normalized with (what regularization.png draws); nothing for other models
+    out |= {f"{prefix}/masks/{k}": v for k, v in trace.masks.items()}
+    out |= {f"{prefix}/observed/{k}": v for k, v in trace.observed.items()}
     return out
 
 
 def _trace(prefix: str, arrays: dict[str, np.ndarray], names: list[str]) -> Trace:
-    """The Trace under `prefix`; `names` are the parameters in Keras's order (grads and params keep it)."""
+    """The Trace under `prefix`; `names` are the parameters in Keras's order (grads and optimizer states keep it)."""
     def under(part: str) -> dict[str, np.ndarray]:
         lead = f"{prefix}/{part}/"
         return {k[len(lead):]: v for k, v in arrays.items() if k.startswith(lead)}
@@ -80,13 +61,15 @@ def _trace(prefix: str, arrays: dict[str, np.ndarray], names: list[str]) -> Trac
     for key, value in under("state_after").items():
         book, _, name = key.partition("/")
         states.setdefault(book, {})[name] = value
-    grads, params = under("grads"), under("params_after")
+    grads, params = under("grads"), under("params_after")  # in the order written (an .npz keeps it)
     return Trace(pred=arrays[f"{prefix}/pred"], loss=arrays[f"{prefix}/loss"], dx=arrays[f"{prefix}/dx"],
                  grads={n: grads[n] for n in names if n in grads},
                  z={int(k): v for k, v in sorted(under("z").items(), key=lambda kv: int(kv[0]))},
                  maps={int(k): v for k, v in sorted(under("maps").items(), key=lambda kv: int(kv[0]))},
-                 params_after={n: params[n] for n in names if n in params},
-                 state_after={book: {n: per[n] for n in names if n in per} for book, per in states.items()})
+                 params_after=params,  # as stepped: the parameters, then a BatchNormalization's running statistics
+                 state_after={book: {n: per[n] for n in names if n in per} for book, per in states.items()},
+                 masks={int(k): v for k, v in sorted(under("masks").items(), key=lambda kv: int(kv[0]))},
+                 observed=under("observed"))
 
 
 # -- the layer probes' Keras side, recorded ----------------------------------------------------------
@@ -162,8 +145,15 @@ class Recording:
             lacking = [f"{phase}/maps/{i}" for i, *_ in spec.activated_maps() for phase in phases
                        if f"{phase}/maps/{i}" not in self.arrays]
             if lacking:  # recorded before maps were: its check would leave the convolutions' maps uncompared
-                raise _refused(self.name, f"holds no pre-activation maps of the convolutions ({lacking[0]}): it was "
-                                          "recorded by an older keras-parity; record it again")
+                raise refused(self.name, f"holds no pre-activation maps of the convolutions ({lacking[0]}): it was "
+                                         "recorded by an older keras-parity; record it again")
+            trained = [phase for phase in phases if phase != "probe"]  # the training-mode phases
+            lacking = [f"{phase}/masks/{k}" for k, _ in spec.dropouts() for phase in trained] + \
+                [f"stepping/params_after/{name}" for k, _ in spec.batch_norms() for name in state_names(k)]
+            lacking = [key for key in lacking if key not in self.arrays]
+            if lacking:  # without them the NumPy side would draw its own masks, or skip the running statistics
+                raise refused(self.name, f"holds no {lacking[0]}, which a check of this model's Dropout or "
+                                         "BatchNormalization reads: it is incomplete; record it again")
             names = list(self.meta["fitted"])
             x, y = self.data()
             _, t = targets(spec, y, dtype)
@@ -177,124 +167,20 @@ class Recording:
         return self._reference
 
 
-def _refused(name: str, why: str) -> ParityInputError:
-    return ParityInputError(f"{arg_given('reference', name)} {why}")
-
-
-def _locate(given) -> Path:
-    path = Path(given)
-    if path.is_file():
-        return path
-    if str(given) in shipped_names():
-        return SHIPPED / f"{given}.npz"
-    shipped = ", ".join(shipped_names()) or "none in this install"
-    if path.exists():
-        raise _refused(str(given), "is not a file: give a recording (.npz) made by `parity record`")
-    raise _refused(str(given), f"is neither a file nor a shipped recording ({shipped})")
-
-
-def _read(path: Path, name: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """The metadata and every array, checked against their digests; ParityInputError for anything else."""
-    foreign = "is not a keras-parity recording (make one with `parity record --out FILE`)"
-    try:
-        with open(path, "rb") as head:
-            zipped = head.read(4) == b"PK\x03\x04"
-    except OSError as exc:
-        raise _refused(name, f"cannot be read ({first_line(exc, 120)})") from None
-    if not zipped:  # a .npy, a pickle, text: nothing numpy would have to guess at
-        raise _refused(name, foreign)
-    try:
-        loaded = np.load(path, allow_pickle=False)  # a pickle, or a pickled member, raises ValueError: never unpickled
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
-            raise _refused(name, foreign)
-        with loaded as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except ParityInputError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as exc:
-        raise _refused(name, f"cannot be read as a recording ({first_line(exc, 120, type(exc).__name__)}): "
-                             "it is cut short, corrupt, or not a recording") from None
-    if "meta" not in arrays:
-        raise _refused(name, foreign)
-    text = arrays.pop("meta")
-    try:
-        meta = json.loads(str(text.reshape(-1)[0])) if text.dtype.kind == "U" and text.size == 1 else None
-    except (json.JSONDecodeError, UnicodeError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("tool") != TOOL or meta.get("kind") != KIND:
-        raise _refused(name, foreign)
-    schema = meta.get("recording_schema")
-    if not isinstance(schema, int) or schema > RECORDING_SCHEMA:
-        raise _refused(name, f"has recording schema {schema!r}, from a newer keras-parity "
-                             f"({meta.get('keras_parity', '?')}); this one ({RECORDING_SCHEMA}) cannot read it: "
-                             "upgrade keras-parity, or record it again with this one")
-    digests = meta.get("digests")
-    if not isinstance(digests, dict) or set(digests) != set(arrays):
-        raise _refused(name, "is corrupt: its arrays are not the ones its metadata lists")
-    lacking = _lacking(meta, arrays)
-    if lacking:
-        raise _refused(name, f"is corrupt: it has no {lacking}")
-    for key, value in arrays.items():
-        if value.dtype.kind not in "fiub" or digest(value) != digests[key]:
-            raise _refused(name, f"is corrupt: {key} does not match its recorded digest")
-    return meta, arrays
-
-
-# What a check reads from a recording's metadata, besides its digests.
-REQUIRED = ("keras_parity", "recorded_at", "keras", "tensorflow", "numpy", "python", "platform", "processor",
-            "op_determinism", "environment", "config", "fingerprint", "config_hash", "spec", "fitted", "saved_weights",
-            "batch", "optimizer", "vectorized_map_fallback", "layer_probes")
-
-
-def _lacking(meta: dict, arrays: dict) -> str | None:
-    """The first thing a check would read from the recording that it does not hold; None when it holds all."""
-    for key in REQUIRED:
-        if key not in meta:
-            return f"{key} in its metadata"
-    try:
-        needed = ["data/x", "data/y", *(f"{phase}/{q}" for phase in ("probe", "stepping") for q in ("pred", "loss", "dx")),
-                  *(f"fitted/{n}" for n in meta["fitted"]), *(f"saved/{i}" for i in range(meta["saved_weights"] or 0)),
-                  *(f"layers/{i}/{part}/{j}" for i, e in enumerate(meta["layer_probes"])
-                    for part in ("in", "out") for j in range(e["inputs" if part == "in" else "outputs"]))]
-    except (TypeError, KeyError, AttributeError):
-        return "readable list of its arrays in its metadata"
-    return next((key for key in needed if key not in arrays), None)
-
-
 _OPENED: dict[tuple, Recording] = {}
 KEPT = 8  # recordings kept read per process (a grader's worker reads one; each holds a few MB at most)
 
 
 def open_recording(given) -> Recording:
     """The recording `given` names (a path, or a shipped recording's name), read once per process and file version."""
-    path = _locate(given)
+    path = locate(given)
     stat = path.stat()
     key = (str(given), str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _OPENED:
-        meta, arrays = _read(path, str(given))
+        meta, arrays = read_recording(path, str(given))
         _OPENED[key] = Recording(path, str(given), meta, arrays)
         while len(_OPENED) > KEPT:
             del _OPENED[next(iter(_OPENED))]
     return _OPENED[key]
 
 
-def write_recording(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write the recording whole (a temporary file beside it, then one rename), or not at all."""
-    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}
-    meta = {**meta, "tool": TOOL, "kind": KIND, "recording_schema": RECORDING_SCHEMA,
-            "digests": {k: digest(v) for k, v in arrays.items()}}
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, meta=np.array([json.dumps(meta, allow_nan=False)]), **arrays)
-    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        umask = os.umask(0o22)
-        os.umask(umask)
-        os.chmod(scratch, 0o666 & ~umask)  # as open() would have made it, not mkstemp's owner-only mode
-        with os.fdopen(fd, "wb") as out:
-            out.write(buffer.getvalue())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise

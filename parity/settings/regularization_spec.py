@@ -9,9 +9,10 @@ statistics: state, not trained, compared after every step).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-__all__ = ["BatchNormSpec", "BN_EPSILON", "bn_problems", "dropout_problems", "bn_names", "state_names"]
+__all__ = ["BatchNormSpec", "BN_EPSILON", "bn_problems", "dropout_problems", "bn_names", "state_names",
+           "options_data", "options_from_data"]
 
 BN_EPSILON = 10e-7  # the book's literal (1e-6): parity.book.regularization.BN_EPSILON
 
@@ -60,3 +61,22 @@ def dropout_problems(i: int, rate: float | None) -> list[str]:
     if rate is not None and not 0 <= rate < 1:
         return [f"layer {i}'s Dropout rate must be in [0, 1) (received: {rate})"]
     return []
+
+
+def options_data(batch_norm: BatchNormSpec | None, dropout: float | None) -> dict:
+    """A Dense layer's BatchNormalization and Dropout as JSON data (a recording's spec and fingerprint); {} for a
+    layer with neither, so a model without them is fingerprinted as it was before they existed."""
+    out: dict = {}
+    if batch_norm is not None:
+        out["batch_norm"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(batch_norm).items()}
+    if dropout is not None:
+        out["dropout"] = dropout
+    return out
+
+
+def options_from_data(data: dict) -> dict:
+    """DenseSpec's batch_norm and dropout from options_data's JSON data, exactly as they were."""
+    bn = data.get("batch_norm")
+    return {"batch_norm": None if bn is None else BatchNormSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                                                   for k, v in bn.items()}),
+            "dropout": data.get("dropout")}

@@ -85,9 +85,12 @@ def test_a_class_without_a_train_flag_is_refused_before_any_work(tmp_path, capsy
     assert not out.exists()
 
 
-def test_recording_such_a_model_is_refused_in_one_line_not_written(tmp_path, capsys):
+def test_recording_such_a_model_writes_its_masks_and_running_statistics(tmp_path, capsys):
+    from parity.keras_side.recording import open_recording
+
     out = tmp_path / "r.npz"
-    assert cli.main(["record", "--scenario", "regularized", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Dropout or BatchNormalization" in err
-    assert not out.exists()
+    assert cli.main(["record", "--scenario", "regularized", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"recorded: {out} (")
+    arrays = open_recording(out).arrays  # what they hold: tests/keras_side/test_recording_regularized.py
+    assert {"batch/masks/1", "stepping/masks/1", "stepping/params_after/running_var1",
+            "stepping/observed/batch_mean1"} <= set(arrays)

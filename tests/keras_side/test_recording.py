@@ -12,7 +12,8 @@ from parity.errors import ParityInputError
 
 import parity
 from parity import pipeline
-from parity.keras_side.recording import SHIPPED, open_recording, shipped_names, write_recording
+from parity.keras_side.recording import open_recording
+from parity.keras_side.recording_file import SHIPPED, shipped_names, write_recording
 from parity.record import record, verify
 from parity.selfcheck.planted import PLANTED_OPTIMIZERS
 from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED
@@ -168,7 +169,7 @@ def test_the_shipped_recordings_are_the_built_in_scenarios_as_this_version_resol
     from parity.settings.config import DTYPES
     from parity.settings.scenarios import SCENARIOS
 
-    from parity.keras_side.recording import NOT_SHIPPED
+    from parity.keras_side.recording_file import NOT_SHIPPED
 
     assert shipped_names() == sorted(f"{s}-{d}" for s in SCENARIOS if s not in NOT_SHIPPED for d in DTYPES)
     for name in shipped_names():

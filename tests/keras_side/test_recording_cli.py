@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from parity import cli, pipeline
-from parity.keras_side.recording import open_recording, write_recording
+from parity.keras_side.recording import open_recording
+from parity.keras_side.recording_file import write_recording
 from parity.settings.config import resolve
 from parity.user_code.loader import load
 from testkit import FIXTURES
@@ -161,7 +162,8 @@ def test_a_bad_recording_from_a_real_process_has_no_traceback(tmp_path):
     (["record", "--verify", "seed-float32", "--seed", "3"], "error: record --verify FILE computes FILE's own "
                                                              "configuration again: give it alone (received: --seed"),
     (["record", "--verify", "{tmp}/none.npz"], "error: --reference {tmp}/none.npz is neither a file nor a shipped "
-                                                "recording (deep-float32, deep-float64, seed-float32"),
+                                                "recording (deep-float32, deep-float64, regularized-float32, "
+                                                "regularized-float64, seed-float32"),
     (["run", "--reference", "seed-float64", "--seed", "7"], "error: --seed 7 contradicts --reference seed-float64, "
                                                              "recorded with seed 44: leave it out, or record again"),
     (["sweep", "--seeds", "1", "--reference", "seed-float32", "--out", "{tmp}/s"], "error: unrecognized arguments: --reference"),

@@ -13,7 +13,8 @@ import pytest
 from parity import pipeline
 from parity.compare.probe_inputs import every_keras_value
 from parity.errors import ParityInputError
-from parity.keras_side.recording import open_recording, write_recording
+from parity.keras_side.recording import open_recording
+from parity.keras_side.recording_file import write_recording
 from parity.record import record
 from parity.selfcheck.planted_conv import PLANTED_CONV
 from parity.settings.config import resolve

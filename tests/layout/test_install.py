@@ -114,7 +114,7 @@ def install_light_and_check(wheel: Future, tmp_path: Path) -> None:
     """The README's light install: the package without its dependencies, then numpy, pandas, pyarrow, matplotlib and
     tqdm. Here they are borrowed from this environment, each distribution's own files linked into a fresh venv
     (what `pip install` would put there, without the download); TensorFlow, Keras and Dask are not among them."""
-    from parity.keras_side.recording import shipped_names
+    from parity.keras_side.recording_file import shipped_names
 
     wheel = wheel.result()
     tmp_path.mkdir()
