@@ -214,24 +214,28 @@ def _keras_with(keras, run: traps.BatchNormRun, momentum: float, epsilon: float)
         return {k: np.full(np.shape(v), np.nan) for k, v in run.theirs.items()}
 
 
+BN_QUANTITIES = ("forward", "dx", "dgamma", "dbeta", "running_mean", "running_var")
+
+
 def probe_batch_norm(cls, keras=None) -> list[Finding]:
     """Findings for a user's BatchNormalization: its traps where the evidence shows them, else what differs."""
     keras = keras_probes.LIVE if keras is None else keras
     probe = _Said("BatchNormalization", cls)
     runs = [_batch_norm_run(cls, keras, *case) for case in batch_norm_cases()]
+    layout = traps.bn_layout(runs, BN_QUANTITIES)  # a 4-D input that fails where every 2-D batch is right
     failed = [r for r in runs if r.error is not None]
-    if failed:
+    if failed and not layout:
         probe.error(failed[0].failure)
         return probe.findings
     by_epsilon = lambda run, epsilon: _keras_with(keras, run, run.momentum, epsilon)["forward"]  # noqa: E731
     by_momentum = lambda run, momentum: _keras_with(keras, run, momentum, BN_EPSILON)  # noqa: E731
-    named = traps.bn_forward(runs, by_epsilon, BN_EPSILONS) or traps.bn_epsilon_split(runs, by_epsilon, BN_EPSILONS)
+    named = layout or traps.bn_forward(runs, by_epsilon, BN_EPSILONS) or \
+        traps.bn_epsilon_split(runs, by_epsilon, BN_EPSILONS)
     named += traps.bn_backward(runs) + traps.bn_running_stats(runs, by_momentum)
     for code, severity, message, param in named:
         probe.add(code, severity, message, param=param, method="forward" if param.startswith("running") else None)
     if not named:
-        _generic(probe, runs, (("forward", "forward"), ("dx", "dx"), ("dgamma", "dgamma"), ("dbeta", "dbeta"),
-                               ("running_mean", "running_mean"), ("running_var", "running_var")))
+        _generic(probe, runs, tuple((q, q) for q in BN_QUANTITIES))
     return probe.findings
 
 

@@ -80,6 +80,8 @@ FIXES: dict[tuple[str, str | None], str] = {
                             "dbeta sum over the batch",
     ("bn_epsilon_split", None): "use one epsilon in both modes: std = np.sqrt(var + 10e-7) in training and in test "
                                 "mode",
+    ("bn_layout", None): "normalize a 4-D input per activation as it comes: x.reshape(x.shape[0], -1), then "
+                         "out.reshape(*self.input_shape) and dx.reshape(*self.input_shape)",
     ("bn_epsilon", None): "use the book's epsilon, 10e-7 (1e-6), or build the Keras side with yours",
     # Affine: the sums over the batch live here, the division by the batch size does not.
     ("forward_mismatch", "Affine"): "return np.dot(x, W) + b, with W of shape (in, out) as given (no transpose) and "

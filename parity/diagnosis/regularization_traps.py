@@ -18,7 +18,7 @@ from parity.diagnosis.conv_traps import ATOL, RTOL, agrees
 from parity.diagnosis.mismatch import classify
 
 __all__ = ["DropoutRun", "BatchNormRun", "factor", "dropout_mask_returned", "dropout_scales", "keep_rate",
-           "bn_forward", "bn_epsilon_split", "bn_backward", "bn_running_stats"]
+           "bn_forward", "bn_epsilon_split", "bn_backward", "bn_running_stats", "bn_layout"]
 
 ERROR, WARNING = "error", "warning"
 
@@ -267,4 +267,21 @@ def bn_running_stats(runs: list[BatchNormRun], keras_with_momentum) -> list[tupl
                 return [("bn_running_stats", ERROR, f"{name} moves with the momentum inverted ({run.case}): it is "
                          f"Keras's with momentum {1 - run.momentum:g}, not {run.momentum:g}; running = momentum * "
                          f"running + (1 - momentum) * batch", name)]
+    return []
+
+
+def bn_layout(runs: list[BatchNormRun], quantities: tuple[str, ...]) -> list[tuple]:
+    """Right on every 2-D batch, wrong on an (N, C, H, W) input: the 4-D path lays the activations out otherwise."""
+    flat = [r for r in runs if r.x.ndim == 2]
+    maps = [r for r in runs if r.x.ndim == 4]
+
+    def right(run) -> bool:
+        return run.error is None and all(agrees(run.ours.get(q), run.theirs[q]) for q in quantities
+                                         if q in run.theirs and (run.training or q == "forward"))
+    if flat and all(right(r) for r in flat) and maps and not any(right(r) for r in maps):
+        run = maps[0]
+        seen = f" ({run.error})" if run.error else ""
+        return [("bn_layout", ERROR, f"right on every 2-D batch, wrong on {run.case} {run.x.shape}{seen}: the 4-D path "
+                 "scrambles the layout; the book normalizes per activation: x.reshape(N, -1) as it comes, and "
+                 "the output and dx reshaped back with .reshape(*self.input_shape)", "forward")]
     return []

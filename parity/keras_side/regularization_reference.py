@@ -47,10 +47,10 @@ def dropout(layers: KerasLayers, x: np.ndarray, dout: np.ndarray, rate: float, s
         dx = tape.gradient(weighted, tx).numpy()
         del tape
         keep = factor != 0
-        return out.numpy(), dx, keep, np.array(factor[keep].max() if keep.any() else 1.0)
+        return out.numpy(), dx, keep.astype(np.float64), np.array(factor[keep].max() if keep.any() else 1.0)
 
     out, dx, keep, factor = layers.results(("dropout", float(rate), int(seed), bool(training)), (x, dout), compute)
-    return {"forward": out, "dx": dx, "keep": keep.astype(bool), "factor": float(factor)}
+    return {"forward": out, "dx": dx, "keep": keep != 0, "factor": float(factor)}  # kept 0/1: a recording holds numbers
 
 
 def batch_norm(layers: KerasLayers, x: np.ndarray, dout: np.ndarray, gamma: np.ndarray, beta: np.ndarray,

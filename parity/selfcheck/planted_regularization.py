@@ -161,6 +161,19 @@ class BatchNormEpsilonSplit(ref.BatchNormalization):
         return (self.gamma * xn + self.beta).reshape(*x.shape)
 
 
+class BatchNormChannelsLast(ref.BatchNormalization):
+    def forward(self, x, train_flg=True):
+        if x.ndim != 4:
+            return super().forward(x, train_flg)
+        out = super().forward(x.transpose(0, 2, 3, 1), train_flg)  # normalized channels-last...
+        return out.reshape(x.shape)  # ...and read back as if it were (N, C, H, W)
+
+    def backward(self, dout):
+        if dout.ndim != 4:
+            return super().backward(dout)
+        return super().backward(dout.reshape(self.input_shape)).reshape(dout.shape)
+
+
 # (case, kit, the code that must be found (an error, or "" for a correct kit), what was planted)
 PLANTED_REGULARIZATION = [
     ("randn mask", {"Dropout": DropoutRandnMask}, "keep_rate", "mask = randn(*x.shape) > ratio: keeps 38%"),
@@ -181,6 +194,8 @@ PLANTED_REGULARIZATION = [
     ("BN dgamma per sample", {"BatchNormalization": BatchNormDgammaPerSample}, "bn_batch_sum",
      "dgamma = xn * dout, not summed"),
     ("BN dx summed", {"BatchNormalization": BatchNormDxSummed}, "bn_dx_summed", "dx.sum(axis=0)"),
+    ("BN 4-D layout scrambled", {"BatchNormalization": BatchNormChannelsLast}, "bn_layout",
+     "x.transpose(0, 2, 3, 1) before the reshape"),
     ("BN epsilon split", {"BatchNormalization": BatchNormEpsilonSplit}, "bn_epsilon_split", "1e-7 at test, 1e-6 in training"),
     ("book's Dropout (correct)", {"Dropout": ref.BookDropout}, "", "(1 - r) at test: convention warning only"),
     ("generator draw (correct)", {"Dropout": DropoutDefaultRng}, "",
