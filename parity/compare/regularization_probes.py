@@ -92,7 +92,8 @@ def _dropout_run(cls, keras, case: str, x, dout, seed: int) -> traps.DropoutRun:
                                                                "test": test["forward"], "factor": train["factor"]})
     try:
         layer = guard.call(cls, "__init__", DROPOUT_RATE, book="Dropout")
-        out, kept, run.route = drive(lambda a: _forward(layer, cls, "Dropout", a.copy(), True), x, train["keep"])
+        out, kept, run.route = drive(lambda a: _forward(layer, cls, "Dropout", a.copy(), True), x, train["keep"],
+                                     holder=layer)
         failure = _misshapen(cls, "Dropout", "forward", out, x.shape)
         if failure is not None:
             raise failure
