@@ -19,7 +19,8 @@ from parity.book.regularization import BN_EPSILON
 from parity.compare.diff import ERROR, INFO
 from parity.compare.findings import Finding
 from parity.compare.probe import Probe as _Probe
-from parity.compare.probe_inputs import BN_EPSILONS, BN_MOMENTUM, DROPOUT_RATE, batch_norm_cases, dropout_cases
+from parity.compare.probe_inputs import (BN_EPSILONS, BN_MOMENTUM, DROPOUT_RATE, SEED, batch_norm_cases,
+                                         dropout_cases)
 from parity.diagnosis import regularization_traps as traps
 from parity.diagnosis.conv_traps import ATOL, RTOL, agrees
 from parity.diagnosis.mismatch import classify
@@ -109,12 +110,17 @@ def _dropout_run(cls, keras, case: str, x, dout, seed: int) -> traps.DropoutRun:
 
 
 def _keep_share(cls) -> np.ndarray | None:
-    """A train-mode output of an all-ones input, drawn by the class itself (nothing driven); None where it fails."""
+    """A train-mode output of an all-ones input, drawn by the class itself (nothing driven; np.random seeded, so the
+    share said is the same on every check, and put back as it was); None where it fails."""
+    state = np.random.get_state()
     try:
+        np.random.seed(SEED)
         layer = guard.call(cls, "__init__", DROPOUT_RATE, book="Dropout")
         out = _forward(layer, cls, "Dropout", np.ones(KEEP_RATE_DRAWS), True, expect=KEEP_RATE_DRAWS)
     except UserCodeError:
         return None  # the probe cases say why
+    finally:
+        np.random.set_state(state)
     return np.asarray(out, dtype=np.float64)
 
 
