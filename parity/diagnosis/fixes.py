@@ -65,7 +65,6 @@ FIXES: dict[tuple[str, str | None], str] = {
                                   "or the book's (training x * mask, test x * (1 - ratio))",
     ("keep_rate", None): "keep a unit where np.random.rand(*x.shape) > ratio: a uniform draw, compared with the ratio "
                          "(not randn, not the noise itself)",
-    ("dropout_route", None): "",
     ("convention", "Dropout"): "nothing to fix: the book's Dropout is Keras's times (1 - ratio) in both modes, so "
                                "the network's outputs agree; to match Keras value for value, divide by (1 - ratio) "
                                "in training and return x in test mode",
