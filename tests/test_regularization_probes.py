@@ -164,3 +164,20 @@ def test_the_planted_class_without_a_flag_is_the_one_the_refusal_names():
     from parity.user_code.train_flag import train_flag_problem
 
     assert "forward(self, x)" in train_flag_problem(DropoutWithoutTrainFlag, "Dropout")
+
+
+class InPlaceDropout(ref.Dropout):
+    """Correct numbers, written into the array it is given (as the book's Relu does)."""
+
+    def forward(self, x, train_flg=True):
+        if not train_flg:
+            return x
+        self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+        x *= self.mask / (1.0 - self.dropout_ratio)
+        return x
+
+
+def test_a_dropout_that_writes_into_its_input_is_a_warning_and_its_numbers_still_pass():
+    found = probed({"Dropout": InPlaceDropout})
+    assert [(f["code"], f["severity"], f["param"], f["method"]) for f in found] == [
+        ("input_mutation", "warning", "x", "forward")]

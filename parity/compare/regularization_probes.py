@@ -16,7 +16,7 @@ import inspect
 import numpy as np
 
 from parity.book.regularization import BN_EPSILON
-from parity.compare.diff import ERROR, INFO
+from parity.compare.diff import ERROR, INFO, WARNING
 from parity.compare.findings import Finding
 from parity.compare.probe import Probe as _Probe
 from parity.compare.probe_inputs import (BN_EPSILONS, BN_MOMENTUM, DROPOUT_RATE, SEED, batch_norm_cases,
@@ -61,6 +61,21 @@ def _forward(layer, cls, name: str, x, train: bool, expect=None):
     return guard.call(layer, "forward", *args, book=name, expect=expect, kwargs=kwargs)
 
 
+def _watched(run, method: str, arg: str, value: np.ndarray, call):
+    """call(a copy of value), noting in run.written when the class wrote into that copy."""
+    given = value.copy()
+    try:
+        return call(given)
+    finally:
+        if not np.array_equal(given, value, equal_nan=True):
+            run.written.add((method, arg))
+
+
+def _say_written(probe, runs: list) -> None:
+    for method, arg in sorted({w for run in runs for w in run.written}):
+        probe.add("input_mutation", WARNING, f"{method} wrote into its argument {arg}", param=arg, method=method)
+
+
 def _own(layer, names: tuple[str, ...]):
     """The first of `names` the instance holds (its own attribute: no property of the class runs), else None."""
     held = getattr(layer, "__dict__", {})
@@ -93,8 +108,8 @@ def _dropout_run(cls, keras, case: str, x, dout, seed: int) -> traps.DropoutRun:
                                                                "test": test["forward"], "factor": train["factor"]})
     try:
         layer = guard.call(cls, "__init__", DROPOUT_RATE, book="Dropout")
-        out, kept, run.route = drive(lambda a: _forward(layer, cls, "Dropout", a.copy(), True), x, train["keep"],
-                                     holder=layer)
+        out, kept, run.route = drive(lambda a: _watched(run, "forward", "x", a, lambda c: _forward(
+            layer, cls, "Dropout", c, True)), x, train["keep"], holder=layer)
         failure = _misshapen(cls, "Dropout", "forward", out, x.shape)
         if failure is not None:
             raise failure
@@ -102,8 +117,10 @@ def _dropout_run(cls, keras, case: str, x, dout, seed: int) -> traps.DropoutRun:
         if run.route == OWN_MASK:  # Keras's formula on the class's own mask, with the factor Keras applied
             run.theirs["forward"] = x * kept * train["factor"]
             run.theirs["dx"] = dout * kept * train["factor"]
-        run.ours["dx"] = guard.call(layer, "backward", dout.copy(), book="Dropout", expect=x.shape)
-        run.ours["test"] = _forward(layer, cls, "Dropout", x.copy(), False, expect=x.shape)
+        run.ours["dx"] = _watched(run, "backward", "dout", dout, lambda c: guard.call(
+            layer, "backward", c, book="Dropout", expect=x.shape))
+        run.ours["test"] = _watched(run, "forward", "x", x, lambda c: _forward(layer, cls, "Dropout", c, False,
+                                                                                  expect=x.shape))
     except UserCodeError as err:
         run.error, run.failure = str(err), err
     return run
@@ -133,6 +150,7 @@ def probe_dropout(cls, keras=None) -> list[Finding]:
     if failed:
         probe.error(failed[0].failure)
         return probe.findings
+    _say_written(probe, runs)
     named = traps.dropout_mask_returned(runs) + traps.keep_rate(DROPOUT_RATE, _keep_share(cls), KEEP_RATE_SLACK)
     named = named or traps.dropout_scales(runs)
     for code, severity, message, param in named:
@@ -199,10 +217,12 @@ def _batch_norm_run(cls, keras, case, training, x, dout, gamma, beta, mean, var)
         run.momentum = _momentum(layer)
         run.theirs = reference.batch_norm(keras, x, dout, gamma, beta, run.mean, run.var, run.momentum, BN_EPSILON,
                                           training)
-        run.ours["forward"] = _forward(layer, cls, "BatchNormalization", x.copy(), training, expect=x.shape)
+        run.ours["forward"] = _watched(run, "forward", "x", x, lambda c: _forward(
+            layer, cls, "BatchNormalization", c, training, expect=x.shape))
         if not training:
             return run  # the book's backward follows a train-mode forward only
-        dx = guard.call(layer, "backward", dout.copy(), book="BatchNormalization")
+        dx = _watched(run, "backward", "dout", dout, lambda c: guard.call(layer, "backward", c,
+                                                                            book="BatchNormalization"))
         run.ours["dx"] = _array(dx)
         for key, names in {**GRADIENTS, **RUNNING}.items():
             run.ours[key] = _array(_own(layer, names))
@@ -234,6 +254,7 @@ def probe_batch_norm(cls, keras=None) -> list[Finding]:
     if failed and not layout:
         probe.error(failed[0].failure)
         return probe.findings
+    _say_written(probe, runs)
     by_epsilon = lambda run, epsilon: _keras_with(keras, run, run.momentum, epsilon)["forward"]  # noqa: E731
     by_momentum = lambda run, momentum: _keras_with(keras, run, momentum, BN_EPSILON)  # noqa: E731
     named = layout or traps.bn_forward(runs, by_epsilon, BN_EPSILONS) or \

@@ -37,6 +37,7 @@ class DropoutRun:
     route: str | None = None  # parity.user_code.dropout_draw: driven, swapped, or its own mask
     error: str | None = None
     failure: object = None
+    written: set = field(default_factory=set)  # (method, argument) the class wrote into
 
 
 @dataclass
@@ -56,6 +57,7 @@ class BatchNormRun:
     ours: dict = field(default_factory=dict)
     error: str | None = None
     failure: object = None
+    written: set = field(default_factory=set)  # (method, argument) the class wrote into
 
 
 def factor(ours, theirs) -> float | None:
