@@ -181,3 +181,8 @@ def test_a_dropout_that_writes_into_its_input_is_a_warning_and_its_numbers_still
     found = probed({"Dropout": InPlaceDropout})
     assert [(f["code"], f["severity"], f["param"], f["method"]) for f in found] == [
         ("input_mutation", "warning", "x", "forward")]
+
+
+def test_a_returned_mask_says_it_is_boolean():
+    (f,) = probed({"Dropout": PLANTED_REGULARIZATION[2][1]["Dropout"]})
+    assert "forward returns the mask itself (a boolean array where a unit is kept" in f["message"]

@@ -113,7 +113,7 @@ def _dropout_run(cls, keras, case: str, x, dout, seed: int) -> traps.DropoutRun:
         failure = _misshapen(cls, "Dropout", "forward", out, x.shape)
         if failure is not None:
             raise failure
-        run.ours["forward"], run.kept = np.asarray(out, dtype=np.float64), kept
+        run.ours["forward"], run.kept, run.ours["boolean"] = np.asarray(out, dtype=np.float64), kept, out.dtype == bool
         if run.route == OWN_MASK:  # Keras's formula on the class's own mask, with the factor Keras applied
             run.theirs["forward"] = x * kept * train["factor"]
             run.theirs["dx"] = dout * kept * train["factor"]

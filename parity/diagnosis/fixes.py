@@ -65,9 +65,9 @@ FIXES: dict[tuple[str, str | None], str] = {
                                   "or the book's (training x * mask, test x * (1 - ratio))",
     ("keep_rate", None): "keep a unit where np.random.rand(*x.shape) > ratio: a uniform draw, compared with the ratio "
                          "(not randn, not the noise itself)",
-    ("convention", "Dropout"): "nothing to fix: the book's Dropout is Keras's times (1 - ratio) in both modes, so "
-                               "the network's outputs agree; to match Keras value for value, divide by (1 - ratio) "
-                               "in training and return x in test mode",
+    ("convention", "Dropout"): "nothing to fix: the book's Dropout is Keras's times (1 - ratio) in both modes, a "
+                               "convention the next layer's weights absorb; to match Keras value for value, divide by "
+                               "(1 - ratio) in training and return x in test mode",
     ("bn_variance_term", None): "add the gradient through the variance: dstd = -np.sum(dxn * xc / (std * std), "
                                 "axis=0), dvar = 0.5 * dstd / std, dxc += (2.0 / batch_size) * xc * dvar",
     ("bn_unbiased_variance", None): "use the biased variance of the batch: var = np.mean(xc**2, axis=0) (np.var's "

@@ -32,7 +32,7 @@ class DropoutRun:
     dout: np.ndarray
     rate: float
     theirs: dict  # forward, dx (train mode, on the units the class kept), test (test mode's output), factor
-    ours: dict = field(default_factory=dict)  # forward, dx, test
+    ours: dict = field(default_factory=dict)  # forward, dx, test (as float64), boolean (forward returned bools)
     kept: np.ndarray | None = None  # the units the class kept (bool), as its output shows them
     route: str | None = None  # parity.user_code.dropout_draw: driven, swapped, or its own mask
     error: str | None = None
@@ -86,7 +86,7 @@ def dropout_mask_returned(runs: list[DropoutRun]) -> list[tuple]:
         out = run.ours.get("forward")
         if run.error is None and out is not None and run.kept is not None and np.shape(out) == run.x.shape \
                 and np.array_equal(np.asarray(out, dtype=np.float64), run.kept.astype(np.float64)):
-            kind = "a boolean array" if np.asarray(out).dtype == bool else "0 and 1"
+            kind = "a boolean array" if run.ours.get("boolean") else "0 and 1"
             return [("dropout_mask_returned", ERROR, f"forward returns the mask itself ({kind} where a unit is kept, "
                      f"{run.case}), not the input through it: return x * self.mask", "forward")]
     return []
