@@ -186,3 +186,30 @@ def test_a_dropout_that_writes_into_its_input_is_a_warning_and_its_numbers_still
 def test_a_returned_mask_says_it_is_boolean():
     (f,) = probed({"Dropout": PLANTED_REGULARIZATION[2][1]["Dropout"]})
     assert "forward returns the mask itself (a boolean array where a unit is kept" in f["message"]
+
+
+class HeldRngBookDropout(ref.BookDropout):
+    """The book's convention, drawing from a generator it holds since its constructor."""
+
+    def __init__(self, dropout_ratio=0.5):
+        super().__init__(dropout_ratio)
+        self.rng = np.random.default_rng(0)
+
+    def forward(self, x, train_flg=True):
+        if not train_flg:
+            return x * (1.0 - self.dropout_ratio)
+        self.mask = self.rng.random(x.shape) > self.dropout_ratio
+        return x * self.mask
+
+
+def test_the_adapter_reads_each_layers_own_ratio_and_its_held_generator_is_still_driven():
+    from parity.user_code.dropout_draw import DRIVEN, drive
+
+    view = inverted_view()(HeldRngBookDropout(0.25))
+    assert view.ratio == 0.25
+    x = np.random.default_rng(4).normal(size=(3, 5))
+    keep = np.random.default_rng(5).random(x.shape) > 0.25
+    out, _, route = drive(lambda a: view.forward(a, True), x, keep, holder=view)
+    assert route == DRIVEN and np.allclose(out, x * keep / 0.75, rtol=1e-15, atol=0)
+    with pytest.raises(ValueError, match="holds no dropout ratio"):
+        inverted_view()(object())

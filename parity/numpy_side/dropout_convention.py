@@ -14,7 +14,7 @@ import numpy as np
 
 from parity.user_code.train_flag import forward_call
 
-__all__ = ["InvertedView", "inverted_view"]
+__all__ = ["InvertedView", "inverted_view", "held_ratio", "RATIO_NAMES"]
 
 
 class InvertedView:
@@ -25,6 +25,7 @@ class InvertedView:
         if not 0 <= ratio < 1:
             raise ValueError(f"a dropout ratio is in [0, 1) (received: {ratio!r})")
         self.layer, self.ratio = layer, float(ratio)
+        self.__wrapped__ = layer  # where parity.user_code.dropout_draw finds the generators the layer holds
 
     def forward(self, x: np.ndarray, train_flg: bool = True) -> np.ndarray:
         args, kwargs = forward_call(type(self.layer), x, train_flg)  # as the wrapped class takes its flag
@@ -34,11 +35,24 @@ class InvertedView:
         return self.layer.backward(dout) / (1.0 - self.ratio)
 
     def __getattr__(self, name: str):
-        if name in ("layer", "ratio"):  # not set yet (copy, pickle): no recursion through __getattr__
+        if name in ("layer", "ratio", "__wrapped__"):  # not set yet (copy, pickle): no recursion through __getattr__
             raise AttributeError(name)
         return getattr(self.layer, name)
 
 
-def inverted_view(ratio: float):
-    """The wrapper for a role -> wrapper mapping: layer -> InvertedView(layer, ratio)."""
-    return lambda layer: InvertedView(layer, ratio)
+RATIO_NAMES = ("dropout_ratio", "ratio", "rate", "dropout_rate", "drop_ratio", "drop_rate", "p")  # the book's first
+
+
+def held_ratio(layer) -> float:
+    """The ratio a Dropout object holds (its own attribute, the book's name first); ValueError when it holds none."""
+    held = getattr(layer, "__dict__", {})
+    for name in RATIO_NAMES:
+        if isinstance(held.get(name), (int, float)) and not isinstance(held.get(name), bool):
+            return float(held[name])
+    raise ValueError(f"{type(layer).__name__} holds no dropout ratio under {', '.join(RATIO_NAMES)}: give the ratio")
+
+
+def inverted_view(ratio: float | None = None):
+    """The wrapper for Network's role -> wrapper mapping: layer -> InvertedView(layer, ratio), the ratio the layer
+    holds where none is given (each Dropout of a stack its own)."""
+    return lambda layer: InvertedView(layer, held_ratio(layer) if ratio is None else ratio)

@@ -110,6 +110,8 @@ def drawn(keep: np.ndarray, swapped: bool = False, holder=None):
     patches = {name: getattr(module, name) for name in DRIVEN_DRAWS}
     patches["default_rng"] = lambda *args, **kwargs: _Driven(real["default_rng"](*args, **kwargs), values)
     held = getattr(holder, "__dict__", None)
+    if isinstance(held, dict) and "__wrapped__" in held:  # a wrapper (numpy_side.dropout_convention): the layer's own
+        held = getattr(held["__wrapped__"], "__dict__", None)
     kept = {k: v for k, v in held.items() if isinstance(v, _GENERATORS)} if isinstance(held, dict) else {}
     try:
         for name, fake in patches.items():
