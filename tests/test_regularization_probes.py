@@ -213,3 +213,15 @@ def test_the_adapter_reads_each_layers_own_ratio_and_its_held_generator_is_still
     assert route == DRIVEN and np.allclose(out, x * keep / 0.75, rtol=1e-15, atol=0)
     with pytest.raises(ValueError, match="holds no dropout ratio"):
         inverted_view()(object())
+
+
+def test_only_the_proven_book_convention_is_wrapped_for_the_network():
+    from parity.compare.findings import Finding
+    from parity.numpy_side.dropout_convention import wrappers_for
+
+    book = probe_mode_layer(ref.BookDropout, "Dropout")
+    assert list(wrappers_for(book)) == ["Dropout"]
+    assert isinstance(wrappers_for(book)["Dropout"](ref.BookDropout(0.3)), InvertedView)
+    assert wrappers_for(probe_mode_layer(ref.Dropout, "Dropout")) == {}
+    other = Finding("convention", "warning", "layer probe", "SoftmaxWithLoss: the book's log", layer="SoftmaxWithLoss")
+    assert wrappers_for([other]) == {}

@@ -14,7 +14,7 @@ import numpy as np
 
 from parity.user_code.train_flag import forward_call
 
-__all__ = ["InvertedView", "inverted_view", "held_ratio", "RATIO_NAMES"]
+__all__ = ["InvertedView", "inverted_view", "held_ratio", "RATIO_NAMES", "wrappers_for"]
 
 
 class InvertedView:
@@ -56,3 +56,10 @@ def inverted_view(ratio: float | None = None):
     """The wrapper for Network's role -> wrapper mapping: layer -> InvertedView(layer, ratio), the ratio the layer
     holds where none is given (each Dropout of a stack its own)."""
     return lambda layer: InvertedView(layer, held_ratio(layer) if ratio is None else ratio)
+
+
+def wrappers_for(findings) -> dict:
+    """Network's role -> wrapper mapping for what the layer probes proved: the book's Dropout convention (the
+    probe's `convention` warning on Dropout) is seen in Keras's; nothing else is wrapped."""
+    proven = any(f.code == "convention" and f.layer == "Dropout" and f.phase == "layer probe" for f in findings)
+    return {"Dropout": inverted_view()} if proven else {}
