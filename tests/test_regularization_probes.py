@@ -225,3 +225,31 @@ def test_only_the_proven_book_convention_is_wrapped_for_the_network():
     assert wrappers_for(probe_mode_layer(ref.Dropout, "Dropout")) == {}
     other = Finding("convention", "warning", "layer probe", "SoftmaxWithLoss: the book's log", layer="SoftmaxWithLoss")
     assert wrappers_for([other]) == {}
+
+
+class NaNBatchNorm(ref.BatchNormalization):
+    def backward(self, dout):
+        return super().backward(dout) * np.nan
+
+
+class SizedBatchNorm:
+    """Another library's protocol: built from a feature count, not from gamma and beta."""
+
+    def __init__(self, num_features: int):
+        self.gamma = np.ones(num_features)
+
+    def forward(self, x, train_flg=True):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def test_nan_from_a_batch_normalization_never_passes():
+    found = probed({"BatchNormalization": NaNBatchNorm})
+    assert [(f["code"], f["param"]) for f in found] == [("nan", "dx")]
+
+
+def test_a_batch_normalization_built_otherwise_is_a_finding_at_its_constructor():
+    (f,) = probed({"BatchNormalization": SizedBatchNorm})
+    assert (f["code"], f["method"]) == ("layer_error", "__init__") and "raised TypeError" in f["message"]
