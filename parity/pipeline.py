@@ -25,6 +25,7 @@ from parity.report.writer import ReportFolder
 from parity.result import Report
 from parity.settings.config import RunConfig
 from parity.user_code.loader import LAYER_NAMES, UserCode
+from parity.settings.spec import MODE_LAYERS
 from parity.user_code.mode_layers import mode_classes, refuse_without_train_flag
 from parity.user_code.protocol import IMAGE_LAYERS
 from parity.user_code.unmapped import refuse_layer_substitutes
@@ -86,10 +87,12 @@ def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, d
     keras = prepared.recording.layers() if prepared.recording is not None else None
     spec = prepared.spec
     # The chapter-7 layers are listed where the model has them or the user gave them: a Dense run's list is unchanged.
-    whose = {n: w for n, w in user.whose().items() if n not in IMAGE_LAYERS or spec.features or w != "reference"}
+    whose = {n: w for n, w in user.whose().items() if (n not in IMAGE_LAYERS or spec.features or w != "reference")
+             and (n not in MODE_LAYERS or spec.regularized or w != "reference")}
     # Only the classes this architecture uses: a Dense run does not probe a Convolution or a Pooling it never builds.
     names = [n for n in (user.names or user.layers) if n not in IMAGE_LAYERS or spec.features]
-    names += [n for n in modes if n not in names]
+    # A Dropout or BatchNormalization is probed alone whether or not the architecture has one (issue 22).
+    names = [n for n in names if n not in MODE_LAYERS] + list(modes)
     return user.layers or None, probe_layers(full, names, spec.loss, keras, bool(spec.features)), whose
 
 

@@ -152,6 +152,12 @@ def record(config: RunConfig, out: Path) -> dict:
     check_recording_out(out)
     with session_preserved():
         prepared = prepare(replace(config, reference=None))
+        if prepared.spec.regularized:  # its masks and running statistics are not in a recording's layout yet
+            from parity.errors import ParityInputError
+
+            raise ParityInputError("parity record does not record a model with Dropout or BatchNormalization yet "
+                                   f"(received: {config.model_path or 'scenario ' + config.scenario}); check it with "
+                                   "Keras installed, without --reference")
         meta, arrays = _build(prepared)
     write_recording(out, meta, arrays)
     return meta

@@ -253,3 +253,15 @@ def test_nan_from_a_batch_normalization_never_passes():
 def test_a_batch_normalization_built_otherwise_is_a_finding_at_its_constructor():
     (f,) = probed({"BatchNormalization": SizedBatchNorm})
     assert (f["code"], f["method"]) == ("layer_error", "__init__") and "raised TypeError" in f["message"]
+
+
+def test_the_books_dropout_passes_the_regularized_scenario_through_the_adapter_and_fails_without(monkeypatch):
+    from parity.compare import run
+
+    module = str(FIXTURES / "learner_dropout_book.py")
+    report = parity.check(module, scenario="regularized", dtype="float64", plots=False)
+    assert report.passed and [(f.code, f.layer) for f in report.warnings] == [("convention", "Dropout")]
+    assert max(report.result.max_abs_diff().values()) <= 1e-12
+    monkeypatch.setattr(run, "wrappers_for", lambda found: {})  # the stack without the adapter: the factor shows
+    unwrapped = parity.check(module, scenario="regularized", dtype="float64", plots=False)
+    assert not unwrapped.passed and unwrapped.result.summaries["batch"].verdicts["fail"] > 0

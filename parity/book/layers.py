@@ -20,8 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from parity.book.functions import col2im, im2col, output_size
+from parity.book.regularization import BatchNormalization, Dropout  # the chapter-6 layers, for lookup by book name
 
-__all__ = ["Affine", "Convolution", "Pooling", "Relu", "Sigmoid", "MeanSquaredError", "SoftmaxWithLoss"]
+__all__ = ["Affine", "Convolution", "Pooling", "Relu", "Sigmoid", "MeanSquaredError", "SoftmaxWithLoss", "Dropout",
+           "BatchNormalization"]
 
 
 class Affine:

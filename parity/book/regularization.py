@@ -63,8 +63,10 @@ class BatchNormalization:
     running statistics in test mode; dgamma and dbeta summed over the batch."""
 
     def __init__(self, gamma: np.ndarray, beta: np.ndarray, momentum: float = 0.9,
-                 running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None):
+                 running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
+                 epsilon: float = BN_EPSILON):
         self.gamma = gamma
+        self.epsilon = epsilon  # the book's 10e-7; a saved Keras model's own where the harness mirrors one
         self.beta = beta
         self.momentum = momentum
         self.input_shape = None  # 4-D for a convolution's output, 2-D after an Affine
@@ -87,13 +89,13 @@ class BatchNormalization:
             mu = x.mean(axis=0)
             xc = x - mu
             var = np.mean(xc ** 2, axis=0)  # biased, as Keras's
-            std = np.sqrt(var + BN_EPSILON)
+            std = np.sqrt(var + self.epsilon)
             xn = xc / std
             self.batch_size, self.xc, self.xn, self.std = x.shape[0], xc, xn, std
             self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
             self.running_var = self.momentum * self.running_var + (1 - self.momentum) * var
         else:
-            xn = (x - self.running_mean) / np.sqrt(self.running_var + BN_EPSILON)
+            xn = (x - self.running_mean) / np.sqrt(self.running_var + self.epsilon)
         return (self.gamma * xn + self.beta).reshape(*self.input_shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

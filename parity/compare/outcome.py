@@ -38,6 +38,7 @@ class ParityResult:
     layers: dict[str, str] = field(default_factory=dict)  # class name -> "reference" or "yours (...)"
     optimizer: dict = field(default_factory=dict)  # summary.json's "optimizer" (optimizer_stepping.judge)
     keras_side: dict = field(default_factory=dict)  # where the Keras side came from: computed here, or recorded
+    modes: dict = field(default_factory=dict)  # each phase's Dropout/BatchNormalization mode and why (compare.modes)
 
     @property
     def classifies(self) -> bool:

@@ -18,6 +18,7 @@ from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
 from parity.compare.diff import ERROR, INFO, WARNING, PhaseResult, compare_traces
 from parity.compare.phase_findings import findings_for
 from parity.compare.findings import Finding
+from parity.compare.modes import phase_modes
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
 from parity.compare.outcome import ParityResult
 from parity.compare.root_causes import with_consequence_fixes
@@ -26,6 +27,7 @@ from parity.diagnosis.fixes import fix_for
 from parity.diagnosis.mismatch import excuse_book_log
 from parity.keras_side.reference import KerasReference, targets
 from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
+from parity.numpy_side.dropout_convention import wrappers_for
 from parity.numpy_side.network import build_network
 from parity.numpy_side.trace import Trace, splice
 from parity.settings.config import RunConfig
@@ -80,10 +82,22 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     t, _ = targets(spec, data.y, config.dtype)
     n, fitted = config.train, reference.fitted
     blame = Blame.of(list(layer_findings), spec.classes())
+    wrappers = wrappers_for(layer_findings)  # a convention the layer probe proved is seen in Keras's by the stack
     classifies = spec.loss != "mean_squared_error"
+    # Dropout and BatchNormalization have two modes: the closed form has neither; stepping goes batch-wise in training
+    # mode (BatchNormalization couples a batch) with the Dropout masks Keras drew (parity.keras_side.train_mode).
+    closed = kit is None and not spec.regularized
+    step_batch = config.batch_size if spec.regularized else 1
+    step_rows = np.arange(len(reference.stepping.loss)) * step_batch
+    routes: dict[int, set[str]] = {}
 
     def fresh():
-        return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
+        return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit, wrappers)
+
+    def routed(net):
+        for k, seen in net.routes.items():
+            routes.setdefault(k, set()).update(seen)
+        return net
 
     def compare(phase, rows, ours, theirs):
         result = compare_traces(phase, rows, ours, theirs, tol, relu, sigmoid, relu_maps, spec.pooled_maps())
@@ -97,7 +111,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     bounds = [(start, min(start + chunk, len(data))) for start in range(0, len(data), chunk)]
     chunks = reference.probe_chunks(bounds)
     for start, stop, theirs in (progress(chunks, "probe", len(bounds)) if progress else chunks):
-        ours = per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]) if kit is None \
+        ours = per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]) if closed \
             else fresh().per_sample(x[start:stop], t[start:stop], hidden)
         part = compare("probe", np.arange(start, stop), ours, theirs)
         raw += findings_for(part)
@@ -118,32 +132,38 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     batch = None
     if reference.batch is not None:
         size = config.batch_size
-        batch = compare("batch", np.arange(len(reference.batch.loss)) * size,
-                        fresh().per_sample(x[:n], t[:n], [], batch=size), reference.batch)
+        net = fresh()
+        ours_batch = net.per_sample(x[:n], t[:n], [], batch=size, train=True, masks=reference.batch.masks)
+        batch = compare("batch", np.arange(len(reference.batch.loss)) * size, ours_batch, reference.batch)
+        routed(net)
     run_optimizer = optimizer or RunOptimizer(config.optimizer)
 
     def step(with_optimizer, start: int = 0, weights: dict | None = None) -> tuple[Trace, object]:
         """The training split from sample `start` stepped one sample at a time, from `weights` (the fitted ones by
         default): (the trace, what it stepped with)."""
         weights = fitted if weights is None else weights
-        if kit is None:
+        if closed:
             stepper = with_optimizer({k: v.copy() for k, v in weights.items()})
             return steps_closed_form(spec, weights, x[start:n], t[start:n], stepper), stepper
-        net = build_network(spec, {k: v.copy() for k, v in weights.items()}, kit)
+        net = build_network(spec, {k: v.copy() for k, v in weights.items()}, kit, wrappers)
         stepper = with_optimizer(net.params())
-        return net.step_through(x[start:n], t[start:n], stepper, hidden), stepper
+        masks = {k: v[start:] for k, v in reference.stepping.masks.items()}
+        trace = net.step_through(x[start:n], t[start:n], stepper, hidden, batch=step_batch, masks=masks)
+        routed(net)
+        return trace, stepper
 
     def matches_keras(with_optimizer) -> np.ndarray:
         """(n,) rows on which the same layers, stepped with another optimizer, match Keras's stepping."""
         again, _ = step(lambda params: with_optimizer)
-        return np.isin(compare("stepping", np.arange(n), again, reference.stepping).verdicts, ("pass", "kink"))
+        return np.isin(compare("stepping", step_rows, again, reference.stepping).verdicts, ("pass", "kink"))
 
     ours, stepper = step(run_optimizer.stepper)
-    stepping = compare("stepping", np.arange(n), ours, reference.stepping)
+    stepping = compare("stepping", step_rows, ours, reference.stepping)
     resynced = []
-    if config.optimizer.name == "sgd":  # stateless: Keras's parameters alone are where its next step starts
+    # stateless: Keras's parameters alone are where its next step starts (batch-wise steps record no kinks to excuse)
+    if config.optimizer.name == "sgd" and not spec.regularized:
         ours, stepping, resynced = _resync(ours, stepping, lambda w, s: step(run_optimizer.stepper, s, w)[0],
-                                           lambda trace: compare("stepping", np.arange(n), trace, reference.stepping),
+                                           lambda trace: compare("stepping", step_rows, trace, reference.stepping),
                                            reference.stepping)
     judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
     if judged.excused is not None:
@@ -170,7 +190,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
                         with_consequence_fixes(findings), {**reference.environment,
                                    "vectorized_map_fallback": reference.vectorized_map_fallback or "none"},
-                        layers or {}, judged.record, keras_side=reference.source)
+                        layers or {}, judged.record, keras_side=reference.source,
+                        modes=phase_modes(spec, config.batch_size, routes))
 
 
 RESYNC_LIMIT = 8  # excused steps after which the NumPy side restarts from Keras's parameters, at most

@@ -10,7 +10,7 @@ from parity.keras_side.backend import keras, tensor, tf
 from parity.settings.spec import ConvSpec, ModelSpec
 
 __all__ = ["LOSSES", "initial_weights", "build_model", "batches", "fit", "run_epochs", "steps_per_epoch", "dense_layers",
-           "parametric_layers", "weights_of", "linear"]
+           "parametric_layers", "weights_of", "linear", "pre_activations"]
 
 # Loss objects (not the bare functions, which return one value per sample): the reduction to
 # one scalar per batch is Keras's own, as in `fit`.
@@ -28,9 +28,12 @@ def initial_weights(spec: ModelSpec, seed: int, dtype: str) -> list[np.ndarray]:
     from parity.keras_side.transfer import keras_shape
 
     weights, shapes = [], spec.shapes()
-    for i in range(len(shapes) // 2):
+    for i in range(len(spec.convolutions()) + len(spec.layers)):
         kernel = keras.initializers.GlorotUniform(seed=seed + 7919 * i)(keras_shape(spec, f"W{i + 1}"), dtype="float64")
         weights += [np.asarray(kernel).astype(dtype), np.zeros(shapes[f"b{i + 1}"], dtype=dtype)]
+        dense = spec.dense(i + 1)
+        if dense is not None and dense.batch_norm is not None:  # the spec's start: the book's, or a saved model's
+            weights += [np.asarray(v, dtype=dtype) for v in dense.batch_norm.initial(dense.units).values()]
     return weights
 
 
@@ -52,13 +55,32 @@ def _features(spec: ModelSpec, h):
     return keras.layers.Flatten(name="flatten")(h)  # (H * W * C,): Keras's order; transfer permutes the next kernel
 
 
+def _regularized(layer, i: int, h):
+    """The book's MultiLayerNetExtend order: Dense (linear) -> BatchNormalization -> Activation -> Dropout. The
+    BatchNormalization normalizes the last (feature) axis; its weights are set from the spec (initial_weights), so
+    its moving variance starts at the book's 0 rather than Keras's default 1."""
+    h = keras.layers.Dense(layer.units, activation="linear", name=f"dense_{i}")(h)
+    if layer.batch_norm is not None:
+        bn = layer.batch_norm
+        h = keras.layers.BatchNormalization(momentum=bn.momentum, epsilon=bn.epsilon,
+                                            moving_variance_initializer="zeros", name=f"batch_norm_{i}")(h)
+    h = keras.layers.Activation(layer.activation, name=f"activation_{i}")(h)
+    if layer.dropout is not None:
+        # Seeded again from the run's seed before every fit and phase (KerasSide.reseed_dropouts).
+        h = keras.layers.Dropout(layer.dropout, seed=i, name=f"dropout_{i}")(h)
+    return h
+
+
 def build_model(spec: ModelSpec) -> keras.Model:
     inputs = keras.Input(shape=(spec.input_dim,))
     h = inputs if not spec.features else _features(spec, inputs)
     for i, layer in enumerate(spec.layers, start=1):
-        h = keras.layers.Dense(layer.units, activation=layer.activation, name=f"dense_{i}")(h)
+        if layer.batch_norm is None and layer.dropout is None:
+            h = keras.layers.Dense(layer.units, activation=layer.activation, name=f"dense_{i}")(h)
+        else:
+            h = _regularized(layer, i, h)
     model = keras.Model(inputs, h)
-    wrong = [(v.path, v.dtype) for v in model.variables if v.dtype != keras.config.floatx()]
+    wrong = [(v.path, v.dtype) for v in model.weights if v.dtype != keras.config.floatx()]  # not a Dropout's seed
     if wrong:
         raise RuntimeError(f"Keras built variables of the wrong dtype for a {keras.config.floatx()} run: {wrong}")
     return model
@@ -113,8 +135,9 @@ def parametric_layers(model: keras.Model) -> list:
 
 
 def weights_of(model: keras.Model) -> list[tuple[str, np.ndarray]]:
-    """(variable path, value) of each trainable variable, in the model's order."""
-    return [(v.path, np.array(v.numpy(), copy=True)) for v in model.trainable_variables]
+    """(variable path, value) of each weight, in the model's order (get_weights'): the trainable variables and a
+    BatchNormalization's moving statistics after its gamma and beta (parity.settings.spec.ModelSpec.variables)."""
+    return [(v.path, np.array(v.numpy(), copy=True)) for v in model.weights]
 
 
 @contextlib.contextmanager
@@ -126,3 +149,32 @@ def linear(layer):
         yield
     finally:
         layer.activation = activation
+
+
+def pre_activations(model: keras.Model, spec: ModelSpec, watched: list[int], x) -> list:
+    """The pre-activations of the `watched` Dense and Conv2D layers (parameter numbers), as the model computes them:
+    each such layer's own call without its activation, the next layer's input that activation applied to it, as
+    their call does; the layers between them (reshape, padding, pooling, flatten, a BatchNormalization in test
+    mode) called as they are. A regularized Dense's pre-activation is the input of its Activation layer (after its
+    BatchNormalization). Stops after the last watched layer."""
+    z, h, number = [], x, 0
+    for layer in model.layers:
+        if len(z) == len(watched):
+            break
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Activation):
+            z += [h] if number in watched else []
+            h = layer(h)
+            continue
+        if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+            h = layer(h, training=False)
+            continue
+        number += 1
+        with linear(layer):
+            a = layer(h)
+        dense = spec.dense(number)
+        if number in watched and (dense is None or (dense.batch_norm is None and dense.dropout is None)):
+            z.append(a)
+        h = layer.activation(a)
+    return z

@@ -139,7 +139,8 @@ def keras_reference(prepared: Prepared, stage=None) -> KerasReference:
         fitted = keras_to_numpy(spec, keras_model.weights_of(model), config.dtype)
     with stage(f"Keras: stepping {n} samples one by one"):
         batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
-        stepping = side.step_through(x[:n], t[:n], config.optimizer)
+        # BatchNormalization couples a batch: such a model steps batch-wise (parity.keras_side.train_mode)
+        stepping = side.step_through(x[:n], t[:n], config.optimizer, batch=config.batch_size if spec.regularized else 1)
     model.set_weights(numpy_to_keras(spec, fitted))  # back to the fitted weights, for the probe
     environment = backend.environment()
     source = {"source": "computed", "summary": f"computed by Keras {environment['keras']} / TensorFlow "

@@ -1,5 +1,7 @@
 """A user's saved Keras model: loaded with safe mode on, accepted only as a chain of Dense layers, after Conv2D,
-MaxPooling2D, ZeroPadding2D, Activation and one Flatten on an image input (channels_last). Anything the book's layers
+MaxPooling2D, ZeroPadding2D, Activation and one Flatten on an image input (channels_last); a Dense layer may be
+followed by a BatchNormalization, an Activation (or ReLU) and a Dropout, the book's MultiLayerNetExtend order
+(parity.keras_side.saved_regularization). Anything the book's layers
 cannot compute the same way (Conv1D, depthwise or separable convolutions, dilation, groups, uneven strides or
 padding, strides that leave a remainder) is refused by name before any work.
 
@@ -9,12 +11,14 @@ keras >= 3.13.2 is required because older releases have known safe-mode bypasses
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from parity.errors import ParityInputError, arg, first_line
 from parity.keras_side.backend import keras
+from parity.keras_side.saved_regularization import REGULARIZATION, RegularizationReader
 from parity.settings.spec import ACTIVATIONS, ConvSpec, DenseSpec, PoolSpec
 
 __all__ = ["MIN_KERAS", "load_dense_chain", "load_chain"]
@@ -37,10 +41,11 @@ def _chain(model) -> list:
     """The model's layers in call order, refusing branches and shared layers."""
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for layer in layers:  # the class first: it is the clearer reason
-        if type(layer).__name__ not in ("Dense", *_IMAGE) or not isinstance(layer, keras.layers.Layer):
+        if type(layer).__name__ not in ("Dense", *_IMAGE, *REGULARIZATION) or not isinstance(layer, keras.layers.Layer):
             raise ParityInputError(f"{arg('model_path')} layer {layer.name!r} is a {type(layer).__name__}; only Dense "
                              f"layers are supported, after {', '.join(_IMAGE[:-1])} and Activation layers on an image input "
-                             f"(activations: {', '.join(ACTIVATIONS)})")
+                             f"(activations: {', '.join(ACTIVATIONS)}), each Dense followed by "
+                             f"{', '.join(REGULARIZATION)} in the book's order")
     if isinstance(model, keras.Sequential) or len(layers) < 2:
         return layers
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -114,13 +119,14 @@ def _one(layer, what: str, value) -> int:
     return int(a)
 
 
-class _Reader:
+class _Reader(RegularizationReader):
     """Reads the chain layer by layer into specs; refuses, by name, what the book's layers do not compute."""
 
     def __init__(self, input_shape: tuple[int, int, int] | None):
         self.input_shape, self.map = input_shape, input_shape  # (C, H, W) as it goes
         self.features, self.dense, self.weights = [], [], []
         self.flat, self.pad, self.last = input_shape is None, 0, None
+        self.activated = False  # the last Conv2D or Dense has had its activation (its own or an Activation layer)
 
     def _fits(self, layer, window: tuple[int, int], stride: int, pad: int) -> tuple[int, int]:
         c, h, w = self.map
@@ -139,7 +145,8 @@ class _Reader:
         if kind in ("Conv2D", "MaxPooling2D", "ZeroPadding2D") and self.flat:
             _refuse(layer, "comes after Flatten (or on a flat input); convolutions need an image input (H, W, C)")
         getattr(self, "_" + kind.lower())(layer)
-        self.last = layer if kind in ("Conv2D", "Dense") else None if kind != "Activation" else self.last
+        self.last = layer if kind in ("Conv2D", "Dense") else self.last if kind in ("Activation", "ReLU",
+                                                                                    "BatchNormalization") else None
 
     def _zeropadding2d(self, layer) -> None:
         (top, bottom), (left, right) = layer.padding
@@ -182,16 +189,16 @@ class _Reader:
             _refuse(layer, "flattens an image no Conv2D or MaxPooling2D read; flatten the data instead")
         self.flat = True
 
-    def _activation(self, layer) -> None:
-        if self.last is None or _activation(self.last) != "linear":
+    def _activation(self, layer, name: str | None = None) -> None:
+        if self.last is None or _activation(self.last) != "linear" or self.activated:
             _refuse(layer, "follows no Conv2D or Dense without an activation of its own; the book applies an "
-                           "activation right after its Convolution or Affine")
-        name = _activation(layer)
+                           "activation right after its Convolution or Affine (or its BatchNormalization)")
+        name = name or _activation(layer)
         if type(self.last).__name__ == "Conv2D":
             self.features[-1] = ConvSpec(**{**self.features[-1].__dict__, "activation": name})
         else:
-            self.dense[-1] = DenseSpec(self.dense[-1].units, name)
-        self.last = None
+            self.dense[-1] = replace(self.dense[-1], activation=name)
+        self.activated = True
 
     def _dense(self, layer) -> None:
         if not self.flat:
@@ -201,6 +208,7 @@ class _Reader:
                                    "(use_bias=True)")
         self.dense.append(DenseSpec(int(layer.units), _activation(layer)))
         self.weights += [np.asarray(v.numpy()) for v in (layer.kernel, layer.bias)]
+        self.activated = _activation(layer) != "linear"
 
     def finish(self, path: Path) -> None:
         if self.pad:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.errors import first_line
+from parity.keras_side import train_mode
 from parity.keras_side.backend import keras, pfor_while_loops, tensor, tf
-from parity.keras_side.model import LOSSES, build_model, fit, linear, run_epochs, steps_per_epoch
+from parity.keras_side.model import LOSSES, build_model, fit, pre_activations, run_epochs, steps_per_epoch
 from parity.keras_side.transfer import map_to_book, to_book
 from parity.numpy_side.trace import Trace
 from parity.settings.spec import ModelSpec
@@ -84,38 +85,19 @@ class KerasSide:
             variable.assign(value)
         model.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
         keras.utils.set_random_seed(seed)  # the shuffles depend on nothing that ran before
+        for dropped in (model, self.model):  # so do the Dropouts' masks, in the fit and the phases after it
+            train_mode.reseed_dropouts(dropped, seed)
         run_epochs(model, x, y, epochs, batch_size, seed)
         self.model.set_weights(model.get_weights())
 
     # -- one sample or batch, as the model computes it ------------------------------------------
-    def _pre_activations(self, x):
-        """Each Dense or Conv2D layer's own call without its activation; the next layer's input is that
-        activation applied to it, as their call does; the layers between them (reshape, padding, pooling,
-        flatten) called as they are. Stops after the last watched layer."""
-        z, h, number = [], x, 0
-        for layer in self.model.layers:
-            if number == max(self.watched, default=0):
-                break
-            if isinstance(layer, keras.layers.InputLayer):
-                continue
-            if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
-                h = layer(h)
-                continue
-            number += 1
-            with linear(layer):
-                a = layer(h)
-            if number in self.watched:
-                z.append(a)
-            h = layer.activation(a)
-        return z
-
     def _probe(self, x, t):
         with tf.GradientTape() as tape:
             tape.watch(x)
             pred = self.model(x, training=False)
             loss = self.loss_fn(t, pred)
         *grads, dx = tape.gradient(loss, [*self.model.trainable_variables, x])
-        return pred, loss, grads, dx, self._pre_activations(x)
+        return pred, loss, grads, dx, pre_activations(self.model, self.spec, self.watched, x)
 
     def _one(self, args):
         x, t = args
@@ -128,8 +110,11 @@ class KerasSide:
         if self._per_sample is None:
             self._per_sample = self._compile_per_sample()
         pred, loss, grads, dx, z = self._per_sample(tensor(x), tensor(t))
-        return self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(),
-                              [a.numpy() for a in z])
+        trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(),
+                               [a.numpy() for a in z])
+        if self.spec.regularized:  # test mode, forward only: the book's layers define backward after training mode
+            trace.grads, trace.dx = {}, np.empty((len(x), 0), dtype=trace.pred.dtype)
+        return trace
 
     def _compile_per_sample(self):
         """tf.vectorized_map without its while-loop fallback if it can; else with it, and say why."""
@@ -161,18 +146,24 @@ class KerasSide:
     def per_batch(self, x: np.ndarray, t: np.ndarray, batch: int) -> Trace:
         """Gradients of consecutive batches of `batch` samples (remainder dropped; no pre-activations).
 
-        A few dozen batches run eagerly: that is quicker than tracing a function for them."""
+        A few dozen batches run eagerly: that is quicker than tracing a function for them. With BatchNormalization
+        or Dropout, in training mode (parity.keras_side.train_mode)."""
+        if self.spec.regularized:
+            return train_mode.per_batch(self, x, t, batch)
         starts = range(0, len(x) - batch + 1, batch)
         call = self._probe if len(starts) <= 64 else self._batch
         records = [call(tensor(x[i:i + batch]), tensor(t[i:i + batch])) for i in starts]
         return self._trace(records, with_z=False)
 
     # -- stepping -------------------------------------------------------------------------------
-    def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, compiled: bool = True) -> Trace:
+    def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, compiled: bool = True, batch: int = 1) -> Trace:
         """One Keras optimizer step per sample, in order, from a fresh optimizer state: gradients before and
         parameters after each step, and the optimizer's state after it under the book's names.
 
-        `optimizer` is the run's OptimizerSettings, or a learning rate for plain SGD."""
+        `optimizer` is the run's OptimizerSettings, or a learning rate for plain SGD. With BatchNormalization or
+        Dropout, one step per `batch` samples in training mode (parity.keras_side.train_mode)."""
+        if self.spec.regularized:
+            return train_mode.step_through(self, x, t, _settings(optimizer), batch)
         stepper = self._stepper(_settings(optimizer))
         names = list(self.spec.shapes())
         book = lambda name, a: to_book(self.spec, name, a, rows=True)  # noqa: E731

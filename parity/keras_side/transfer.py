@@ -6,6 +6,8 @@
 - Keras's Flatten reads a channels_last map (H, W, C) row-major, entry (h, w, c) at h*W*C + w*C + c; the book's
   Affine flattens (C, H, W), entry (c, h, w) at c*H*W + h*W + w. So the first Dense after the features gets its
   kernel rows permuted: W[i] = kernel[FLATTEN[i]] with FLATTEN = `flatten_order(C, H, W)`.
+- A BatchNormalization's gamma, beta, moving_mean and moving_variance are (units,) on both sides, the book's
+  gamma1, beta1, running_mean1, running_var1 (named by the Dense layer before it), in that order after b1.
 - Inputs: a data row is the book's NCHW image flattened; the Keras model reshapes it to (C, H, W) and permutes it
   to (H, W, C) with its own layers (parity.keras_side.model), so dL/dx comes back in the book's order.
 The count is checked first, then every shape, so a wrong architecture is an error instead of a silent broadcast.
@@ -34,8 +36,10 @@ def flatten_order(c: int, h: int, w: int) -> np.ndarray:
 
 def _role(spec: ModelSpec, name: str) -> str:
     """conv_kernel | first_dense_kernel (rows permuted) | plain."""
+    if not name.startswith("W"):
+        return "plain"
     number, convs = int(name[1:]), len(spec.convolutions())
-    if name.startswith("W") and number <= convs:
+    if number <= convs:
         return "conv_kernel"
     if name.startswith("W") and spec.features and number == spec.dense_number(1):
         return "first_dense_kernel"
@@ -44,7 +48,7 @@ def _role(spec: ModelSpec, name: str) -> str:
 
 def keras_shape(spec: ModelSpec, name: str) -> tuple[int, ...]:
     """The shape Keras's variable for the book parameter `name` has."""
-    shape = spec.shapes()[name]
+    shape = {**spec.shapes(), **spec.state_shapes()}[name]
     return (shape[2], shape[3], shape[1], shape[0]) if _role(spec, name) == "conv_kernel" else shape
 
 
@@ -78,16 +82,20 @@ def map_to_book(value: np.ndarray) -> np.ndarray:
 
 
 def keras_to_numpy(spec: ModelSpec, variables: list[tuple[str, np.ndarray]], dtype: str) -> dict[str, np.ndarray]:
-    """Map Keras's (path, value) trainable variables onto W1, b1, W2, b2, ... (copies, in `dtype`, book layout)."""
-    shapes = spec.shapes()
-    if len(variables) != len(shapes):
+    """Map Keras's (path, value) weights onto W1, b1, [gamma1, beta1, running_mean1, running_var1,] W2, b2, ...
+    (copies, in `dtype`, book layout)."""
+    shapes = {**spec.shapes(), **spec.state_shapes()}
+    names = spec.variables()
+    if len(variables) != len(names):
         kinds = f"{len(spec.convolutions())} Conv2D and {len(spec.layers)} Dense layers" if spec.features \
             else f"{len(spec.layers)} Dense layers"
+        norms = f" and {len(spec.batch_norms())} BatchNormalization (gamma, beta, moving mean and variance)" \
+            if spec.batch_norms() else ""
         raise TransferError(
-            f"the Keras model has {len(variables)} trainable variables, the NumPy stack expects "
-            f"{len(shapes)} ({', '.join(shapes)}): {kinds} with kernel and bias")
+            f"the Keras model has {len(variables)} {'weights' if norms else 'trainable variables'}, the NumPy stack expects "
+            f"{len(names)} ({', '.join(names)}): {kinds} with kernel and bias{norms}")
     weights = {}
-    for name, (path, value) in zip(shapes, variables):
+    for name, (path, value) in zip(names, variables):
         expected = keras_shape(spec, name)
         if value.shape != expected:
             orientation = "(FH, FW, C, FN)" if _role(spec, name) == "conv_kernel" else "(in, out)"
@@ -98,5 +106,5 @@ def keras_to_numpy(spec: ModelSpec, variables: list[tuple[str, np.ndarray]], dty
 
 
 def numpy_to_keras(spec: ModelSpec, weights: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The book's W1, b1, ... as the list `model.set_weights` takes, each in its Keras layout."""
-    return [to_keras(spec, name, weights[name]) for name in spec.shapes()]
+    """The book's W1, b1, ... (and running statistics) as the list `model.set_weights` takes, in Keras's layout."""
+    return [to_keras(spec, name, weights[name]) for name in spec.variables()]

@@ -9,8 +9,10 @@ import numpy as np
 from parity.errors import first_line
 from parity.user_code import guard
 from parity.book import layers as reference_layers
+from parity.numpy_side import mode_layers
+from parity.numpy_side.loss_output import loss_probabilities
 from parity.numpy_side.trace import RowError, Trace, stack_rows, stack_states
-from parity.settings.spec import CROSS_ENTROPIES, ConvSpec, ModelSpec
+from parity.settings.spec import CROSS_ENTROPIES, MODE_LAYERS, ConvSpec, DenseSpec, ModelSpec
 from parity.user_code.guard import UserCodeError, held_array, where_defined
 from parity.user_code.protocol import construct
 
@@ -21,11 +23,13 @@ __all__ = ["Network", "GradientShapeError", "build_network"]
 class _Slot:
     """One layer of the stack: its object, the book class it plays, and whether the class is the user's."""
 
-    role: str  # Affine | Convolution | Pooling | Relu | Sigmoid | SoftmaxWithLoss | MeanSquaredError
+    role: str  # Affine | Convolution | Pooling | Relu | Sigmoid | SoftmaxWithLoss | MeanSquaredError | Dropout | ...
     obj: object  # None when a user's constructor raised (the network is then broken)
     user: bool
-    W: np.ndarray | None = None  # an Affine's or Convolution's parameters, the arrays the layer holds: updated in place
+    # an Affine's or Convolution's W and b, a BatchNormalization's gamma and beta: the arrays it holds, updated in place
+    W: np.ndarray | None = None
     b: np.ndarray | None = None
+    number: int = 0  # a BatchNormalization's or Dropout's Dense layer (its parameter number)
     feeds_activation: bool = False  # an Affine or Convolution whose output is a pre-activation (z, or a map)
     out: tuple[int, ...] | None = None  # a Convolution's or Pooling's output per sample (C, H, W)
 
@@ -37,8 +41,15 @@ class Network:
     """The book's layers in order, then a loss layer. Every call into a user's class goes through
     `parity.user_code.guard`: what it does wrong becomes a UserCodeError naming that class and method."""
 
-    def __init__(self, spec: ModelSpec, weights: dict[str, np.ndarray], kit: dict | None = None):
+    def __init__(self, spec: ModelSpec, weights: dict[str, np.ndarray], kit: dict | None = None,
+                 wrappers: dict | None = None):
         self.kit = kit or {}
+        # book class -> a callable taking the built object and returning the one the stack uses (an adapter)
+        self.wrappers = wrappers or {}
+        self.train = False  # the mode a Dropout or BatchNormalization is told (the probe's is test mode)
+        self.masks: dict[int, np.ndarray] = {}  # Dense number -> Keras's keep mask for its Dropout's next train call
+        self.routes: dict[int, set[str]] = {}  # Dense number -> how its Dropout's draws were driven (dropout_draw)
+        self.forward_only = False  # test mode: the book's chapter-6 layers define backward after a train-mode forward
         self.probabilities = spec.loss in CROSS_ENTROPIES  # the loss layer applies a softmax
         self.broken: UserCodeError | None = None  # the first user constructor that raised
         self.layers: list[_Slot] = []
@@ -51,7 +62,7 @@ class Network:
             else:
                 self._add(self._make("Pooling", *f.pool, f.stride, f.pad)).out = maps[k]
         for dense in spec.layers:
-            self._parametric("Affine", weights, dense.activation)
+            self._parametric("Affine", weights, dense.activation, dense=dense)
         self.loss_layer = self._make("SoftmaxWithLoss" if self.probabilities else "MeanSquaredError")
         self._loss_args = (1,) if self.loss_layer.obj is None else guard.loss_backward_args(self.loss_layer.obj)
         self.pre_activations: list[np.ndarray] = []
@@ -61,38 +72,54 @@ class Network:
         self.layers.append(slot)
         return slot
 
-    def _parametric(self, role: str, weights: dict[str, np.ndarray], activation: str, *more) -> _Slot:
-        """The next Affine or Convolution, built with its W and b (and stride, pad), then its activation layer."""
+    def _parametric(self, role: str, weights: dict[str, np.ndarray], activation: str, *more,
+                    dense: DenseSpec | None = None) -> _Slot:
+        """The next Affine or Convolution, built with its W and b (and stride, pad), then its activation layer; a
+        Dense's BatchNormalization before the activation and its Dropout after it (MultiLayerNetExtend's order)."""
         i = sum(s.role in PARAMETRIC for s in self.layers) + 1
         W, b = weights[f"W{i}"], weights[f"b{i}"]
         slot = self._add(self._make(role, W, b, *more))
         # Parameters are the arrays handed to the constructor, whatever the layer calls them.
         slot.W, slot.b = (W, b) if slot.obj is None else (held_array(slot.obj, W), held_array(slot.obj, b))
         slot.feeds_activation = activation in ("relu", "sigmoid")
+        if dense is not None and dense.batch_norm is not None:
+            gamma, beta, mean, var = mode_layers.bn_arguments(weights, i)
+            bn = self._add(self._make("BatchNormalization", gamma, beta, dense.batch_norm.momentum, mean, var,
+                                      epsilon=dense.batch_norm.epsilon))
+            bn.W, bn.b = (gamma, beta) if bn.obj is None else (held_array(bn.obj, gamma), held_array(bn.obj, beta))
+            bn.number, bn.feeds_activation, slot.feeds_activation = i, slot.feeds_activation, False
         if activation in ("relu", "sigmoid"):
             self._add(self._make(activation.capitalize()))
+        if dense is not None and dense.dropout is not None:
+            self._add(self._make("Dropout", dense.dropout)).number = i
         return slot
 
-    def _make(self, role: str, *args) -> _Slot:
+    def _make(self, role: str, *args, epsilon: float | None = None) -> _Slot:
+        """The slot of book class `role`: the user's class where the kit has one, else the reference (the only one
+        told a BatchNormalization's epsilon: the book's class hard-codes its own); then its wrapper, if any."""
         reference = getattr(reference_layers, role)
         cls = self.kit.get(role, reference)
         if cls is reference:
-            return _Slot(role, cls(*args), False)
-        args, kwargs = construct(cls, role, *args)  # an image layer's stride and pad by name where it names them
-        try:
-            return _Slot(role, guard.call(cls, "__init__", *args, book=role, kwargs=kwargs), True)
-        except UserCodeError as err:
-            self.broken = self.broken or err
-            return _Slot(role, None, True)
+            slot = _Slot(role, cls(*args) if epsilon is None else cls(*args, epsilon=epsilon), False)
+        else:
+            args, kwargs = construct(cls, role, *args)  # an image layer's stride and pad by name where it names them
+            try:
+                slot = _Slot(role, guard.call(cls, "__init__", *args, book=role, kwargs=kwargs), True)
+            except UserCodeError as err:
+                self.broken = self.broken or err
+                return _Slot(role, None, True)
+        if role in self.wrappers:
+            slot.obj = self.wrappers[role](slot.obj)
+        return slot
 
-    def _call(self, slot: _Slot, method: str, *args, expect=None):
+    def _call(self, slot: _Slot, method: str, *args, expect=None, kwargs: dict | None = None):
         """slot.obj.method(*args); a reference layer that raises on a user layer's output blames that layer."""
         if slot.user:
-            out = guard.call(slot.obj, method, *args, book=slot.role, expect=expect)
+            out = guard.call(slot.obj, method, *args, book=slot.role, expect=expect, kwargs=kwargs)
             self._last_user = (slot, method)
             return out
         try:
-            return getattr(slot.obj, method)(*args)
+            return getattr(slot.obj, method)(*args, **(kwargs or {}))
         except Exception as exc:
             if self._last_user is None:
                 raise
@@ -110,7 +137,8 @@ class Network:
             self._inputs.append(np.shape(x))
             expect = (len(x), slot.W.shape[1]) if slot.role == "Affine" else (len(x), *slot.out) if slot.out \
                 else np.shape(x)
-            x = self._call(slot, "forward", x, expect=expect)
+            x = mode_layers.mode_forward(self, slot, x, expect) if slot.role in MODE_LAYERS \
+                else self._call(slot, "forward", x, expect=expect)
             if slot.feeds_activation:
                 (self.map_activations if slot.role == "Convolution" else self.pre_activations).append(x)
         self._output = x
@@ -125,16 +153,34 @@ class Network:
         for slot, shape in zip(reversed(self.layers), reversed(self._inputs)):
             dout = self._call(slot, "backward", dout, expect=shape)
         grads = {}
-        for i, slot in enumerate([s for s in self.layers if s.role in PARAMETRIC], start=1):
-            dW, db = guard.gradients(slot.obj, slot.W, slot.b, slot.role) if slot.user else (slot.obj.dW, slot.obj.db)
-            grads[f"W{i}"], grads[f"b{i}"] = np.array(dW, copy=True), np.array(db, copy=True)
+        for (w, b), slot in self._parameters():
+            if slot.role == "BatchNormalization":
+                dW, db = mode_layers.bn_gradients(slot)
+            else:
+                dW, db = guard.gradients(slot.obj, slot.W, slot.b, slot.role) if slot.user else (slot.obj.dW, slot.obj.db)
+            grads[w], grads[b] = np.array(dW, copy=True), np.array(db, copy=True)
         return grads, dout
+
+    def _parameters(self) -> list[tuple[tuple[str, str], _Slot]]:
+        """((W1, b1), slot), ((gamma1, beta1), slot), ...: each slot's parameter names, in Keras's variable order."""
+        out, i = [], 0
+        for slot in self.layers:
+            if slot.role in PARAMETRIC:
+                i += 1
+                out.append(((f"W{i}", f"b{i}"), slot))
+            elif slot.role == "BatchNormalization":
+                out.append(((f"gamma{slot.number}", f"beta{slot.number}"), slot))
+        return out
 
     def params(self) -> dict[str, np.ndarray]:
         out = {}
-        for i, slot in enumerate([s for s in self.layers if s.role in PARAMETRIC], start=1):
-            out[f"W{i}"], out[f"b{i}"] = slot.W, slot.b
+        for (w, b), slot in self._parameters():
+            out[w], out[b] = slot.W, slot.b
         return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Each BatchNormalization's running statistics (running_mean1, running_var1, ...), copied."""
+        return mode_layers.running_statistics([s for s in self.layers if s.role == "BatchNormalization"])
 
     def sgd_step(self, grads: dict[str, np.ndarray], lr: float) -> None:
         """Plain SGD, as keras.optimizers.SGD without momentum: p <- p - lr * g, in place, so that the
@@ -159,30 +205,37 @@ class Network:
                 raise GradientShapeError(f"d{name} has shape {np.shape(grads[name])}, {name} is {param.shape}")
         return params
 
-    def per_sample(self, x: np.ndarray, t: np.ndarray, hidden: list[int], batch: int = 1) -> Trace:
+    def per_sample(self, x: np.ndarray, t: np.ndarray, hidden: list[int], batch: int = 1, train: bool = False,
+                   masks: dict[int, np.ndarray] | None = None) -> Trace:
         """Forward and backward on consecutive batches (one sample each by default, as the notebook does).
 
         A batch larger than 1 drops the remainder and records no Dense pre-activations (a convolution's maps, all
         the batch's in one row, it does). An exception in a
         layer does not stop the run: the row is recorded as failed, with the error, and filled with NaN.
+        `train` is the mode Dropout and BatchNormalization run in (test mode: forward only, no gradients); `masks`
+        maps a Dropout's Dense number to Keras's keep masks, one row (batch * units) per batch.
         """
         records, errors = [], []
         for row, i in enumerate(range(0, len(x) - batch + 1, batch)):
             try:
+                self._mode(train, masks, row)
                 records.append(self._one(x[i:i + batch], t[i:i + batch]))
             except Exception as exc:  # the user's layer raised: a finding, not a crash
                 records.append(None)
                 errors.append(RowError.of(row, exc, self))
         return stack_rows(records, hidden if batch == 1 else [], errors, self.map_numbers)
 
-    def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, hidden: list[int]) -> Trace:
-        """One optimizer step per sample, in order; records gradients before and parameters (and the
-        optimizer's state) after. `optimizer` is a learning rate (plain SGD) or an OptimizerDriver."""
+    def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, hidden: list[int], batch: int = 1,
+                     masks: dict[int, np.ndarray] | None = None) -> Trace:
+        """One optimizer step per sample (or per consecutive `batch`, the remainder dropped), in order, in training
+        mode (Dropouts driven by `masks`, as per_sample); records gradients before and parameters, running
+        statistics (and the optimizer's state) after. `optimizer` is a learning rate (plain SGD) or an OptimizerDriver."""
         driver = None if isinstance(optimizer, (int, float)) else optimizer
         rows, params, states, errors = [], [], [], []
-        for i in range(len(x)):
+        for i, start in enumerate(range(0, len(x) - batch + 1, batch)):
             try:
-                record = self._one(x[i:i + 1], t[i:i + 1])
+                self._mode(True, masks, i)
+                record = self._one(x[start:start + batch], t[start:start + batch])
                 with np.errstate(all="ignore"):
                     if driver is None:
                         self.sgd_step(record["grads"], optimizer)
@@ -192,13 +245,19 @@ class Network:
                 record = None
                 errors.append(RowError.of(i, exc, self))
             rows.append(record)
-            params.append({k: np.array(v, copy=True) for k, v in self.params().items()})
+            params.append({k: np.array(v, copy=True) for k, v in {**self.params(), **self.state()}.items()})
             if driver is not None:
                 states.append(driver.state())
-        trace = stack_rows(rows, hidden, errors, self.map_numbers)
+        trace = stack_rows(rows, hidden if batch == 1 else [], errors, self.map_numbers)
         trace.params_after = {k: np.stack([p[k] for p in params]) for k in params[0]}
         trace.state_after = stack_states(states)
         return trace
+
+    def _mode(self, train: bool, masks: dict[int, np.ndarray] | None, row: int) -> None:
+        """Tell the chapter-6 layers the next row's mode, and hand each Dropout Keras's mask for that row."""
+        self.train = train
+        self.masks = {k: v[row] for k, v in (masks or {}).items()}
+        self.forward_only = not train and any(s.role in MODE_LAYERS for s in self.layers)
 
     def _one(self, x: np.ndarray, t: np.ndarray) -> dict:
         if self.broken is not None:  # a constructor raised: no row can run
@@ -213,30 +272,12 @@ class Network:
         before = dict(getattr(loss_layer.obj, "__dict__", {})) if self.probabilities and loss_layer.user else None
         loss = self.loss(x, t)
         scores = self._output
-        pred = self._probabilities(before, scores, t) if self.probabilities else scores
+        pred = loss_probabilities(self.loss_layer.obj, before, scores, t) if self.probabilities else scores
         z = [np.array(a, copy=True).reshape(-1) for a in self.pre_activations]
         maps = [np.array(a, copy=True).reshape(-1) for a in self.map_activations]  # (FN * OH * OW,) channel-major
-        grads, dx = self.gradient(x, t)
+        grads, dx = ({}, np.empty(0)) if self.forward_only else self.gradient(x, t)
         return {"pred": np.array(pred, copy=True).reshape(-1), "loss": np.asarray(loss).reshape(()),
                 "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z, "maps": maps}
-
-    def _probabilities(self, before: dict | None, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """A user's loss layer's probabilities where exactly one attribute its forward just set holds
-        them (rows on the simplex, neither the scores nor the labels: its name says nothing, `.y` may be
-        the labels); else the softmax of the scores."""
-        if before is not None:
-            found = [v for k, v in getattr(self.loss_layer.obj, "__dict__", {}).items()
-                     if isinstance(v, np.ndarray) and v.shape == scores.shape and before.get(k) is not v
-                     and not np.array_equal(v, scores) and not np.array_equal(v, t) and _on_simplex(v)]
-            if len(found) == 1:
-                return found[0]
-        return reference_layers.softmax(scores)
-
-
-def _on_simplex(p: np.ndarray) -> bool:
-    """Rows of non-negative numbers summing to 1: probabilities (a loose test: it only picks an attribute)."""
-    with np.errstate(all="ignore"):
-        return bool(np.isfinite(p).all() and (p >= 0).all() and np.allclose(p.sum(axis=-1), 1.0, rtol=0, atol=1e-3))
 
 
 class GradientShapeError(ValueError):
@@ -244,11 +285,13 @@ class GradientShapeError(ValueError):
 
 
 
-def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None) -> Network:
-    """Lay out Convolution/Pooling/Affine/activation layers for `spec` and hand each its weights.
+def build_network(spec: ModelSpec, weights: dict[str, np.ndarray], kit=None, wrappers=None) -> Network:
+    """Lay out Convolution/Pooling/Affine/[BatchNormalization]/activation/[Dropout] layers for `spec` and hand each its
+    weights (and a BatchNormalization its running statistics).
 
-    `kit` maps class names (Affine, Convolution, Pooling, Relu, Sigmoid, MeanSquaredError, SoftmaxWithLoss) to classes;
-    missing names fall back to the reference layers. A user's constructor that raises leaves the
-    network broken: every row it runs is then that error.
+    `kit` maps class names (Affine, ..., SoftmaxWithLoss, Dropout, BatchNormalization) to classes; missing names fall
+    back to the reference layers. `wrappers` maps class names to a callable that takes the built object and returns
+    the one the stack uses (an adapter). A user's constructor that raises leaves the network broken: every row it
+    runs is then that error.
     """
-    return Network(spec, weights, kit)
+    return Network(spec, weights, kit, wrappers)

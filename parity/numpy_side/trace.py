@@ -27,6 +27,8 @@ class Trace:
     errors: list = field(default_factory=list)  # RowError per row on which a NumPy layer raised
     # convolution number -> its pre-activation maps (n, FN * OH * OW), channel-major as the book holds them
     maps: dict[int, np.ndarray] = field(default_factory=dict)
+    # training mode: a Dropout's Dense number -> the units Keras kept, (n, batch * units) bool, one row per batch or step
+    masks: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,4 +110,5 @@ def splice(head: Trace, tail: Trace, at: int) -> Trace:
                  params_after=per_key(head.params_after, tail.params_after),
                  state_after={k: per_key(head.state_after[k], tail.state_after[k]) for k in head.state_after
                               if k in tail.state_after},
-                 errors=[e for e in head.errors if e.row < at] + moved, maps=per_key(head.maps, tail.maps))
+                 errors=[e for e in head.errors if e.row < at] + moved, maps=per_key(head.maps, tail.maps),
+                 masks=per_key(head.masks, tail.masks))

@@ -13,7 +13,7 @@ import base64
 
 from parity.compare.findings import Finding
 from parity.compare.root_causes import followers_text, root_causes
-from parity.report.html_tables import PHASES, dead_units_table, differences_table, esc, key_values, message, number
+from parity.report.html_tables import PHASES, dead_units_table, differences_table, esc, key_values, message, modes_paragraph, number
 
 __all__ = ["CAPTIONS", "group_findings", "render_html"]
 
@@ -222,7 +222,7 @@ def render_html(summary: dict, images: dict[str, bytes]) -> str:
     s = summary
     groups = group_findings(s.get("findings", []))  # errors, then warnings, then info, each in the run's order
     title = f"keras-parity: {s.get('scenario', 'run')}, {s.get('dtype', '')}"
-    body = [f"<h1>{esc(title)}</h1>", _verdict(s, groups), _keras_side(s.get("keras_side")),
+    body = [f"<h1>{esc(title)}</h1>", _verdict(s, groups), _keras_side(s.get("keras_side")), modes_paragraph(s.get("modes")),
             "<h2>Findings, by root cause</h2>"]
     notes = [g for g in groups if g[0].get("severity") == "info"]
     body += [_finding(root, consequences) for root, consequences in groups if root.get("severity") != "info"] \

@@ -164,3 +164,15 @@ def key_values(values: dict) -> str:
         return "" if v is None else str(v)
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(show(v))}</td></tr>" for k, v in values.items())
     return f"<table>{rows}</table>"
+
+
+def modes_paragraph(modes: dict | None) -> str:
+    """Which mode each phase ran Dropout and BatchNormalization in, and why, and each Dropout's mask route
+    (summary.json's `modes`); nothing for a model without them."""
+    if not modes:
+        return ""
+    rows = "".join(f"<li><b>{esc(phase)}</b>: {esc(modes[phase])}</li>" for phase in ("probe", "batch", "stepping")
+                   if phase in modes)
+    routes = "; ".join(f"{layer}: {', '.join(r) or 'not run'}" for layer, r in modes.get("dropout_routes", {}).items())
+    return f"<h2>Modes</h2><ul>{rows}</ul>" + (f"<p>Dropout masks (Keras's, driven into yours): {esc(routes)}</p>"
+                                               if routes else "")

@@ -200,7 +200,10 @@ PICTURES = {"lesson": lesson, "gradient_diffs": gradient_diffs, "dead_relu_map":
 
 def figure(name: str, result: ParityResult, curves: ProbeCurves) -> Figure | None:
     """One picture as a Figure (lesson, gradient_diffs, dead_relu_map, stepping, fit); None where it does not
-    apply (no ReLU layer has no dead-ReLU map)."""
+    apply: no ReLU layer has no dead-ReLU map; a model with Dropout or BatchNormalization has no lesson nor stepping
+    picture (its probe runs forward only, its steps go batch-wise)."""
+    if name in ("lesson", "stepping") and result.modes:  # Dropout or BatchNormalization (parity.compare.modes):
+        return None  # no per-sample dW in a test-mode probe; batch-wise steps have no per-sample dead units to halo
     return PICTURES[name](result, curves)
 
 

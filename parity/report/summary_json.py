@@ -9,6 +9,7 @@ import numpy as np
 from parity.compare.outcome import ParityResult
 from parity.settings.config import feature_records
 from parity.user_code.loader import LAYER_NAMES
+from parity.settings.spec import MODE_LAYERS
 from parity.user_code.protocol import IMAGE_LAYERS
 from parity.version import SCHEMA_VERSION, TOOL, __version__
 
@@ -60,19 +61,30 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "zero_patterns": {phase: s.zero_patterns for phase, s in result.summaries.items()},
         "kinks": result.kinks,
         "layers": result.layers or {name: "reference" for name in LAYER_NAMES
-                                    if name not in IMAGE_LAYERS or result.spec.features},
+                                    if (name not in IMAGE_LAYERS or result.spec.features)
+                                    and (name not in MODE_LAYERS or result.spec.regularized)},
+        # each phase's Dropout/BatchNormalization mode and why, and each Dropout's mask route (regularized models)
+        **({"modes": result.modes} if result.modes else {}),
         "optimizer": result.optimizer,
         "findings": [f.as_dict() for f in result.findings],
         "config": result.config.as_dict(),
         "model": {"input_dim": result.spec.input_dim, "loss": result.spec.loss, "source": (
                       str(result.config.model_path) if result.config.model_path else f"scenario {result.config.scenario}"),
-                  "layers": [{"units": s.units, "activation": s.activation} for s in result.spec.layers],
+                  "layers": [_layer(s) for s in result.spec.layers],
                   **_features(result.spec)},
         "fitted_weights": {k: v.tolist() for k, v in result.fitted.items()},
         "environment": {**result.environment, "pandas": _version("pandas"), "matplotlib": _version("matplotlib")},
         "keras_side": result.keras_side,  # computed in this process, or recorded: by which Keras, where and when
         "files": files,
     })
+
+
+def _layer(s) -> dict:
+    """A Dense layer's record: units and activation, and its BatchNormalization and Dropout where it has them."""
+    out = {"units": s.units, "activation": s.activation}
+    if s.batch_norm is not None:
+        out["batch_norm"] = {"momentum": s.batch_norm.momentum, "epsilon": s.batch_norm.epsilon}
+    return out | ({"dropout": s.dropout} if s.dropout is not None else {})
 
 
 def _features(spec) -> dict:

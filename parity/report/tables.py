@@ -186,7 +186,9 @@ def steps_table(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[s
 
 
 def steps_columns(result: PhaseResult, x: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray]) -> dict:
-    cols = {"step": np.arange(len(result.rows)), "sample": result.rows, **_columns("x", x), **_columns("y", y)}
+    # a batch-wise step (BatchNormalization) is shown by its first sample
+    cols = {"step": np.arange(len(result.rows)), "sample": result.rows, **_columns("x", x[result.rows]),
+            **_columns("y", y[result.rows])}
     cols |= {"loss_numpy": result.numpy.loss, "loss_keras": result.keras.loss,
              "loss_abs_diff": result.diffs["loss"].max_abs}
     cols |= {k: v for k, v in _gradient_columns(result).items() if k.endswith("_max_abs_diff")}
@@ -229,12 +231,14 @@ def gradient_columns(*results: PhaseResult, keep: dict | None = None) -> dict:
     phases = ["probe", "batch", "stepping"]
     gradients = [(result, d) for result in results for d in result.diffs.values() if d.kind == "gradient"]
     labels = _entry_labels([d for _, d in gradients])
+    # a BatchNormalization's gamma and beta (dgamma1) after the book's W, b and x, only where a run has them
+    params = ["W", "b", "x"] + (["gamma", "beta"] if any(d.name.startswith("dgamma") for _, d in gradients) else [])
     for result, d in gradients:
         name = d.name
         n, shape = len(d.numpy), d.numpy.shape[1:]
         entries = int(np.prod(shape))
         codes = np.array([labels[",".join(map(str, np.unravel_index(k, shape)))] for k in range(entries)])
-        layer, param = (0, "x") if name == "dx" else (int(name[2:]), name[1])
+        layer, param = (0, "x") if name == "dx" else (int(name.lstrip("dgammbetaWb")), name[1:].rstrip("0123456789"))
         at = None if keep is None else np.asarray(keep.get((result.phase, name), ()), dtype=np.int64)
         total = n * entries if at is None else len(at)
         row = np.repeat(np.arange(n), entries) if at is None else at // max(entries, 1)
@@ -249,7 +253,7 @@ def gradient_columns(*results: PhaseResult, keep: dict | None = None) -> dict:
             "sample": result.rows[row],
             # the step number, empty outside stepping: a masked integer column, built without coercion
             "step": Masked(row, np.full(total, result.phase != "stepping")),
-            "layer": np.full(total, layer), "param": _category(["W", "b", "x"], np.full(total, "Wbx".index(param))),
+            "layer": np.full(total, layer), "param": _category(params, np.full(total, params.index(param))),
             "index": _category(list(labels), np.tile(codes, n) if at is None else codes[at % max(entries, 1)]),
             "numpy": numpy, "keras": keras,
             "abs_diff": flat(d.abs_diff), "rel_diff": flat(d.rel_diff),

@@ -228,6 +228,13 @@ def _files(out: Path | None, files: list[str]) -> str:
     return f"report: {folder / 'report.html'} (beside it: {', '.join(shown)})"
 
 
+def _modes(modes: dict) -> str:
+    """One line: the mode each phase ran Dropout and BatchNormalization in (parity.compare.modes), and the masks' route."""
+    routes = "; ".join(f"{layer}: {', '.join(r) or 'not run'}" for layer, r in modes.get("dropout_routes", {}).items())
+    return ("modes: probe in test mode, batch and stepping in training mode (batch-wise): " + modes["batch"].split(": ", 1)[1]
+            + (f"; Dropout masks {routes}" if routes else ""))
+
+
 def terminal_text(result, out: Path | None, files: list[str], verbose: bool = False) -> str:
     """The run as a person reads it at the terminal: at most about 15 lines for a passing run."""
     c = result.config
@@ -237,6 +244,7 @@ def terminal_text(result, out: Path | None, files: list[str], verbose: bool = Fa
     if result.keras_side.get("source") == "recorded":
         lines.append(f"Keras side: {result.keras_side['summary']} ({result.keras_side['recording']})")
     lines += _verdict(result)
+    lines += [_modes(result.modes)] if result.modes else []
     lines += _whose(result, used)
     lines.append(_differences(result))
     if result.optimizer and result.optimizer.get("name") != "sgd":

@@ -107,7 +107,9 @@ class ReportWriter:
         rows, data = part.rows, self.data
         self.samples.write(self._samples_table(part, data.x[rows], data.y[rows], data.split(rows),
                                                classes=self.classifies))
-        if self.worst is None:
+        if not any(d.kind == "gradient" for d in part.diffs.values()):  # a test-mode probe: forward only
+            pass
+        elif self.worst is None:
             self.gradients.write(self._gradients_table(part))
         elif len(part.rows) == len(data):  # the whole probe at once: its rows in order
             self._write_gradients(part)
@@ -123,6 +125,8 @@ class ReportWriter:
 
     def _write_gradients(self, phase) -> None:
         """A whole phase's gradient rows that matter (all of them with all_gradients), in row order."""
+        if not any(d.kind == "gradient" for d in phase.diffs.values()):  # a test-mode probe: forward only
+            return
         if self.worst is None:
             self.gradients.write(self._gradients_table(phase))
             return

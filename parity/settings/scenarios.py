@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from parity.settings.regularization_spec import BatchNormSpec
 from parity.settings.spec import ConvSpec, DenseSpec, PoolSpec
 
 __all__ = ["Scenario", "SCENARIOS"]
@@ -50,6 +51,18 @@ SCENARIOS = {
     "deep": Scenario(
         description="Dense(16, relu) -> Dense(16, relu) -> Dense(1), MSE, on the seed's data",
         layers=(DenseSpec(16, "relu"), DenseSpec(16, "relu"), DenseSpec(1, "linear")),
+    ),
+    # The book's chapter 6 (MultiLayerNetExtend's shape): Affine -> BatchNormalization -> Relu -> Dropout -> Affine ->
+    # SoftmaxWithLoss with the book's BatchNormalization defaults (momentum 0.9, epsilon 1e-6, running statistics from 0).
+    "regularized": Scenario(
+        description="Dense(8) -> BatchNormalization -> relu -> Dropout(0.2) -> Dense(3, softmax), sparse "
+                    "cross-entropy, on the softmax scenario's 3 Gaussian blobs",
+        layers=(DenseSpec(8, "relu", batch_norm=BatchNormSpec(), dropout=0.2), DenseSpec(3, "softmax")),
+        loss="sparse_categorical_crossentropy",
+        data_kind="blobs",
+        noise=0.6,
+        samples=300,
+        lr=0.05,
     ),
     # The book's chapter 7 (SimpleConvNet, smaller): FN = 6 differs from FH = FW = 5, so a kernel whose axes are
     # mixed up cannot pass by symmetry; 12x12 images keep the probe and stepping a second or two. lr 0.01, not 0.05:

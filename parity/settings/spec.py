@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIVATIONS", "LOSSES", "CROSS_ENTROPIES", "IMAGE_LAYERS", "LAYER_NAMES", "DenseSpec", "ConvSpec", "PoolSpec",
-           "ModelSpec", "window_count"]
+from parity.settings.regularization_spec import BatchNormSpec, bn_names, bn_problems, dropout_problems, state_names
+
+__all__ = ["ACTIVATIONS", "LOSSES", "CROSS_ENTROPIES", "IMAGE_LAYERS", "MODE_LAYERS", "LAYER_NAMES", "DenseSpec",
+           "ConvSpec", "PoolSpec", "BatchNormSpec", "ModelSpec", "window_count"]
 
 ACTIVATIONS = ("relu", "sigmoid", "linear", "softmax")
 # The book fuses softmax into its loss layer, so the cross-entropies go with a softmax output layer.
@@ -19,13 +21,18 @@ LOSSES = ("mean_squared_error", "categorical_crossentropy", "sparse_categorical_
 CROSS_ENTROPIES = LOSSES[1:]
 # The book classes a NumPy stack is built from (ModelSpec.classes picks a run's), in the book's order.
 IMAGE_LAYERS = ("Convolution", "Pooling")  # the book's chapter 7
-LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError", *IMAGE_LAYERS)
+MODE_LAYERS = ("Dropout", "BatchNormalization")  # the book's chapter 6: forward takes a train flag
+LAYER_NAMES = ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "MeanSquaredError", *IMAGE_LAYERS, *MODE_LAYERS)
 
 
 @dataclass(frozen=True)
 class DenseSpec:
+    """Dense(units) -> [BatchNormalization] -> activation -> [Dropout(rate)] (parity.settings.regularization_spec)."""
+
     units: int
     activation: str = "linear"
+    batch_norm: BatchNormSpec | None = None
+    dropout: float | None = None  # the Dropout's rate after the activation; None: no Dropout
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,37 @@ class ModelSpec:
             i = self.dense_number(k)
             shapes[f"W{i}"] = (fan_in, layer.units)
             shapes[f"b{i}"] = (layer.units,)
+            if layer.batch_norm is not None:
+                shapes |= {name: (layer.units,) for name in bn_names(i)}
             fan_in = layer.units
         return shapes
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Running statistics (running_mean1, running_var1, ...) of each BatchNormalization: state, not trained."""
+        return {name: (s.units,) for k, s in enumerate(self.layers, start=1) if s.batch_norm is not None
+                for name in state_names(self.dense_number(k))}
+
+    def variables(self) -> list[str]:
+        """Every parameter and running statistic, in the order of the Keras model's weights (get_weights)."""
+        state, out = self.state_shapes(), []
+        for name in self.shapes():
+            out.append(name)
+            if name.startswith("beta"):
+                out += list(state_names(int(name[4:])))
+        return out
+
+    @property
+    def regularized(self) -> bool:
+        """Some Dense layer carries a BatchNormalization or a Dropout: their train and test modes differ."""
+        return any(s.batch_norm is not None or s.dropout is not None for s in self.layers)
+
+    def batch_norms(self) -> list[tuple[int, DenseSpec]]:
+        """(parameter number, spec) of each Dense layer with a BatchNormalization."""
+        return [(self.dense_number(k), s) for k, s in enumerate(self.layers, start=1) if s.batch_norm is not None]
+
+    def dropouts(self) -> list[tuple[int, float]]:
+        """(parameter number, rate) of each Dense layer followed by a Dropout."""
+        return [(self.dense_number(k), s.dropout) for k, s in enumerate(self.layers, start=1) if s.dropout is not None]
 
     @property
     def target_dim(self) -> int:
@@ -126,6 +162,8 @@ class ModelSpec:
         """The book classes a NumPy stack of this architecture is built from (see build_network)."""
         used = {"Affine", "SoftmaxWithLoss" if self.loss in CROSS_ENTROPIES else "MeanSquaredError"}
         used |= {"Convolution" if isinstance(f, ConvSpec) else "Pooling" for f in self.features}
+        used |= {"BatchNormalization"} if self.batch_norms() else set()
+        used |= {"Dropout"} if self.dropouts() else set()
         return used | {{"relu": "Relu", "sigmoid": "Sigmoid"}[s.activation] for s in (*self.layers, *self.features)
                        if getattr(s, "activation", None) in ("relu", "sigmoid")}
 
@@ -153,6 +191,12 @@ class ModelSpec:
                 out.append(f"layer {i} has a softmax activation; softmax is supported on the output layer only")
             if layer.units < 1:
                 out.append(f"layer {i} has {layer.units} units; at least 1 is needed")
+            elif layer.batch_norm is not None:
+                out += bn_problems(i, layer.units, layer.batch_norm)
+            out += dropout_problems(i, layer.dropout)
+            if (layer.batch_norm is not None or layer.dropout is not None) and i == len(self.layers):
+                out.append(f"layer {i} is the output layer: BatchNormalization and Dropout go on hidden layers, as in "
+                           "the book's MultiLayerNetExtend")
         if self.loss not in LOSSES:
             out.append(f"loss {self.loss!r} is not supported; supported: {', '.join(LOSSES)}")
         elif self.layers and (self.loss in CROSS_ENTROPIES) != (self.layers[-1].activation == "softmax"):

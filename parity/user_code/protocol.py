@@ -9,7 +9,8 @@ import re
 
 from parity.errors import ParityInputError, arg_given
 from parity.settings.optimizer_registry import OPTIMIZERS
-from parity.settings.spec import IMAGE_LAYERS, LAYER_NAMES
+from parity.settings.spec import IMAGE_LAYERS, LAYER_NAMES, MODE_LAYERS
+from parity.user_code.train_flag import train_flag_problem
 
 __all__ = ["LAYER_NAMES", "IMAGE_LAYERS", "CALLS", "classes_of", "kit_from_namespace", "construct"]
 
@@ -68,6 +69,10 @@ CALLS = {
     "Sigmoid": ((), ("x",), ("dout",)),
     "SoftmaxWithLoss": ((), ("x", "t"), ("dout=1",)),
     "MeanSquaredError": ((), ("y", "t"), ("dout=1",)),
+    # The book's chapter 6, constructed as its MultiLayerNetExtend does; forward's flag as train_flag.forward_call
+    # finds it (train_flg, training, ..., or a second positional argument).
+    "Dropout": (("dropout_ratio",), ("x", "train_flg"), ("dout",)),
+    "BatchNormalization": (("gamma", "beta", "momentum", "running_mean", "running_var"), ("x", "train_flg"), ("dout",)),
 }
 # An image layer's stride and pad go by name where its constructor names them (Pooling(pool_h, pool_w, pad=0,
 # stride=2) is driven too), by position otherwise: the first two arguments always by position.
@@ -99,7 +104,11 @@ def _problems(cls: type, canonical: str) -> list[str]:
     out = [_missing_methods(cls, missing)] if missing else []
     out += _constructor_problem(cls, canonical)
     for method in ("forward", "backward"):
-        if method not in missing:
+        if method in missing:
+            continue
+        if method == "forward" and canonical in MODE_LAYERS:  # told its mode: refused when forward takes no flag
+            out += [p for p in [train_flag_problem(cls, canonical)] if p]
+        else:
             out += _method_problem(cls, canonical, method)
     return out
 

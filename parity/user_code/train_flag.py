@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import inspect
 
+from parity.settings.spec import MODE_LAYERS  # the book classes whose forward takes a train flag (re-exported)
+
 __all__ = ["MODE_LAYERS", "SPELLINGS", "train_argument", "forward_call", "train_flag_problem"]
 
-MODE_LAYERS = ("Dropout", "BatchNormalization")  # the book classes whose forward takes a train flag
 SPELLINGS = ("train_flg", "train_flag", "training", "is_training", "train", "is_train", "train_mode", "trainable")
 EXPECTED = "forward(x, train_flg=True)"
 
