@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
-def probed(kit: dict) -> list[dict]:
-    found = [f for name, cls in kit.items() for f in probe_mode_layer(cls, name)]
+def probed(kit: dict, images: bool = True) -> list[dict]:
+    found = [f for name, cls in kit.items() for f in probe_mode_layer(cls, name, images=images)]
     return [f.as_dict() for f in found]  # the JSON form: what summary.json says of each
 
 
@@ -101,6 +101,21 @@ def test_a_class_that_raises_or_returns_the_wrong_thing_is_a_finding_not_a_trace
     (f,) = probed({name: cls})
     assert (f["code"], f["layer"]) == ("layer_error", name) and said in f["message"]
     assert "test_regularization_probes.py:" in f["where"]
+
+
+class FlatBatchNorm(ref.BatchNormalization):
+    """Written for 2-D input only, as a Dense network feeds it (D = x.shape[1], no reshape)."""
+
+    def forward(self, x, train_flg=True):
+        if x.ndim != 2:
+            raise ValueError(f"expected (N, D), got {x.shape}")
+        return super().forward(x, train_flg)
+
+
+def test_a_2d_only_batch_normalization_is_right_for_a_dense_run_and_named_where_the_model_has_convolutions():
+    assert probed({"BatchNormalization": FlatBatchNorm}, images=False) == []
+    (f,) = probed({"BatchNormalization": FlatBatchNorm}, images=True)
+    assert f["code"] == "bn_layout" and "raised ValueError: expected (N, D)" in f["message"]
 
 
 def test_the_layer_probes_dispatch_chapter_6_classes_by_their_book_names():

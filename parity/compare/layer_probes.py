@@ -195,7 +195,7 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None, kera
         elif name in ("Convolution", "Pooling"):
             out += probe_image_layer(cls, name)
         elif name in MODE_PROBES:  # chapter 6: Dropout, BatchNormalization (in training and in test mode)
-            out += probe_mode_layer(cls, name, keras)
+            out += probe_mode_layer(cls, name, keras, images)
         else:
             out += _probe_loss(cls, name, loss, keras)
     return out

@@ -6,7 +6,7 @@ reversed, or, where its draw can't be driven, compared on the mask its own outpu
 test mode is compared as it is; the keep rate is measured on the class's own draws. BatchNormalization couples the
 samples of a batch: training mode runs on batches of 3 and 5 (a batch of one normalizes to 0) and compares the
 output, dx, dgamma, dbeta and the running statistics after the call; test mode runs at batch 1 and 3 with given
-running statistics. Each layer's traps are named by parity.diagnosis.regularization_traps.
+running statistics. Where the run's model has convolutions, both are also fed an (N, C, H, W) map. Each layer's traps are named by parity.diagnosis.regularization_traps.
 """
 
 from __future__ import annotations
@@ -141,11 +141,11 @@ def _keep_share(cls) -> np.ndarray | None:
     return np.asarray(out, dtype=np.float64)
 
 
-def probe_dropout(cls, keras=None) -> list[Finding]:
+def probe_dropout(cls, keras=None, images: bool = False) -> list[Finding]:
     """Findings for a user's Dropout: its traps where the evidence shows them, else what differs from Keras's."""
     keras = keras_probes.LIVE if keras is None else keras
     probe = _Said("Dropout", cls)
-    runs = [_dropout_run(cls, keras, *case) for case in dropout_cases()]
+    runs = [_dropout_run(cls, keras, *case) for case in dropout_cases() if images or case[1].ndim == 2]
     failed = [r for r in runs if r.error is not None]
     if failed:
         probe.error(failed[0].failure)
@@ -244,11 +244,11 @@ def _keras_with(keras, run: traps.BatchNormRun, momentum: float, epsilon: float)
 BN_QUANTITIES = ("forward", "dx", "dgamma", "dbeta", "running_mean", "running_var")
 
 
-def probe_batch_norm(cls, keras=None) -> list[Finding]:
+def probe_batch_norm(cls, keras=None, images: bool = False) -> list[Finding]:
     """Findings for a user's BatchNormalization: its traps where the evidence shows them, else what differs."""
     keras = keras_probes.LIVE if keras is None else keras
     probe = _Said("BatchNormalization", cls)
-    runs = [_batch_norm_run(cls, keras, *case) for case in batch_norm_cases()]
+    runs = [_batch_norm_run(cls, keras, *case) for case in batch_norm_cases() if images or case[2].ndim == 2]
     layout = traps.bn_layout(runs, BN_QUANTITIES)  # a 4-D input that fails where every 2-D batch is right
     failed = [r for r in runs if r.error is not None]
     if failed and not layout:
@@ -293,6 +293,8 @@ def _generic(probe: _Probe, runs: list, quantities: tuple[tuple[str, str], ...])
 MODE_PROBES = {"Dropout": probe_dropout, "BatchNormalization": probe_batch_norm}
 
 
-def probe_mode_layer(cls, name: str, keras=None) -> list[Finding]:
-    """Findings for a user's chapter-6 class (`name` is Dropout or BatchNormalization)."""
-    return MODE_PROBES[name](cls, keras)
+def probe_mode_layer(cls, name: str, keras=None, images: bool = False) -> list[Finding]:
+    """Findings for a user's chapter-6 class (`name` is Dropout or BatchNormalization). `images`: the run's model has
+    convolutions, so the class is also fed an (N, C, H, W) map (a Dense network never gives it one, and a class
+    written for 2-D input is right there)."""
+    return MODE_PROBES[name](cls, keras, images)

@@ -7,7 +7,9 @@ import numpy as np
 
 from parity.book import regularization as ref
 
-__all__ = ["PLANTED_REGULARIZATION", "DropoutWithoutTrainFlag"]
+__all__ = ["PLANTED_REGULARIZATION", "IMAGE_CODES", "DropoutWithoutTrainFlag"]
+
+IMAGE_CODES = ("bn_layout",)  # their evidence is an (N, C, H, W) input: probed where the run has convolutions
 
 
 class DropoutRandnMask(ref.Dropout):
