@@ -26,6 +26,7 @@ from parity.result import Report
 from parity.settings.config import RunConfig
 from parity.user_code.loader import LAYER_NAMES, UserCode
 from parity.settings.spec import MODE_LAYERS
+from parity.user_code.mode_layers import mode_classes, refuse_without_train_flag
 from parity.user_code.protocol import IMAGE_LAYERS
 from parity.user_code.unmapped import refuse_layer_substitutes
 
@@ -62,10 +63,12 @@ def _optimizer(user: UserCode | None, prepared):
 
 
 def _refuse_substitutes(user: UserCode | None, spec) -> None:
-    """No reference stands in silently for a layer class the user's module has under another name (before any work)."""
+    """No reference stands in silently for a layer class the user's module has under another name, and every
+    Dropout or BatchNormalization can be told its mode (before any work)."""
     if user is not None:
         refuse_layer_substitutes(user.unmapped, user.layers, spec.classes(), user.label,
                                  explicit=any(n in LAYER_NAMES for n in user.mapped))
+        refuse_without_train_flag(mode_classes(user.layers, user.classes), user.label)
 
 
 def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, dict | None]:
@@ -74,12 +77,13 @@ def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, d
     Keras answers the probes, or the run's recording does for it."""
     if user is None:
         return None, [], None
-    if not user.layers:
+    modes = mode_classes(user.layers, user.classes)  # probed alone whether or not the architecture has them
+    if not user.layers and not modes:
         return None, [], user.whose()
     from parity.book import layers as reference_layers
     from parity.compare.layer_probes import probe_layers
 
-    full = {**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **user.layers}
+    full = {**{n: getattr(reference_layers, n) for n in LAYER_NAMES}, **user.layers, **modes}
     keras = prepared.recording.layers() if prepared.recording is not None else None
     spec = prepared.spec
     # The chapter-7 layers are listed where the model has them or the user gave them: a Dense run's list is unchanged.
@@ -87,8 +91,9 @@ def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, d
              and (n not in MODE_LAYERS or spec.regularized or w != "reference")}
     # Only the classes this architecture uses: a Dense run does not probe a Convolution or a Pooling it never builds.
     names = [n for n in (user.names or user.layers) if n not in IMAGE_LAYERS or spec.features]
-    names = [n for n in names if n not in MODE_LAYERS]  # issue 22's Dropout/BatchNormalization probes come separately
-    return user.layers, probe_layers(full, names, spec.loss, keras, bool(spec.features)), whose
+    # A Dropout or BatchNormalization is probed alone whether or not the architecture has one (issue 22).
+    names = [n for n in names if n not in MODE_LAYERS] + list(modes)
+    return user.layers or None, probe_layers(full, names, spec.loss, keras, bool(spec.features)), whose
 
 
 def _user_findings(result, user: UserCode | None):

@@ -133,7 +133,7 @@ def fingerprint(prepared: Prepared) -> tuple[dict, str]:
 
 def _check_recording(prepared: Prepared) -> None:
     """The recording is of this configuration, and holds every Keras value this version's layer probes ask for."""
-    from parity.compare.probe_inputs import every_keras_value
+    from parity.compare.keras_values import every_keras_value
     from parity.errors import arg_given
 
     recording = prepared.recording

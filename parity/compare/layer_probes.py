@@ -23,6 +23,7 @@ from parity.compare.findings import Finding
 from parity.diagnosis.mismatch import classify, said_scale, scale_cause
 from parity.diagnosis.referee import referee as by_differences
 from parity.compare.conv_probes import probe_image_layer, probe_tensor_affine
+from parity.compare.regularization_probes import MODE_PROBES, probe_mode_layer
 from parity.compare.probe import ATOL, RTOL, Probe as _Probe
 from parity.user_code.guard import UserCodeError
 
@@ -193,6 +194,8 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None, kera
                 out += probe_tensor_affine(cls, keras)
         elif name in ("Convolution", "Pooling"):
             out += probe_image_layer(cls, name, keras)
+        elif name in MODE_PROBES:  # chapter 6: Dropout, BatchNormalization (in training and in test mode)
+            out += probe_mode_layer(cls, name, keras, images)
         else:
             out += _probe_loss(cls, name, loss, keras)
     return out

@@ -1,5 +1,5 @@
-"""The layer probes' inputs: seeded per book class, the same for every submission; and every Keras value the
-probes can ask for with them, which is what a recording of the Keras side must hold (`parity record`).
+"""The layer probes' inputs: seeded per book class, the same for every submission (every Keras value the probes can
+ask for with them, what a recording must hold, is parity.compare.keras_values; chapter 6's are regularization_inputs).
 
 Each class draws from its own generator, seeded with SEED and its book name, in a fixed order; a probe that
 stops early (the user's class raised) has drawn a prefix of the same inputs, never others.
@@ -11,11 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parity.diagnosis.conv_traps import channels_last_rows, other_kernels
 
 __all__ = ["SEED", "FORMS", "FORM_OF_LOSS", "FORM_TRIAL", "rng", "activation_inputs", "affine_inputs", "loss_cases",
-           "Case", "CONV_CASES", "POOL_CASES", "conv_inputs", "pool_inputs", "tensor_affine_inputs",
-           "every_keras_value"]
+           "Case", "CONV_CASES", "POOL_CASES", "conv_inputs", "pool_inputs", "tensor_affine_inputs"]
 
 SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 ACTIVATION_X = ((-2.0, -0.5, 0.0, 0.5, 2.0), (1e-3, -1e-3, 3.0, -3.0, 0.0))  # with two exact kinks
@@ -121,33 +119,3 @@ def tensor_affine_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     draw = rng("Affine", 4)
     x, W, b = draw.normal(size=(3, 2, 3, 4)), draw.normal(size=(24, 5)), draw.normal(size=5)
     return x, W, b, draw.normal(size=(3, 5))
-
-
-def every_keras_value(keras, images: bool = False) -> None:
-    """Ask `keras` (a keras_side.layer_reference.KerasLayers) for every value the probes can ask it for; `images`:
-    the chapter-7 probes' too (a model with convolutions)."""
-    for name in keras.ACTIVATIONS:
-        keras.activation(name, *activation_inputs(name))
-    W, b, runs = affine_inputs()
-    for _, x, dout in runs:
-        keras.dense(W, b, x, dout)
-    trials = [("MeanSquaredError", None, rng("MeanSquaredError"), LOSS_BATCHES)]
-    for form in FORMS:
-        trials += [("SoftmaxWithLoss", form, rng("SoftmaxWithLoss", FORM_TRIAL), (4,)),
-                   ("SoftmaxWithLoss", form, rng("SoftmaxWithLoss"), LOSS_BATCHES)]
-    for name, form, draw, batches in trials:
-        for _, y, _, t, _ in loss_cases(name, form, draw, batches):
-            keras.loss(name, form, y, t)
-            if name == "SoftmaxWithLoss":
-                keras.softmax(y)  # asked when the loss differs: is it the book's log(y + 1e-7)?
-    if images:
-        for case, x, W, b, dout in conv_inputs():
-            for kernel in (W, *(k for _, k in other_kernels(W))):  # other kernels: parity.diagnosis.conv_traps
-                keras.conv2d(kernel, b, x, dout, case.stride, case.pad)
-        runs, (tied_x, tied_dout) = pool_inputs()
-        for case, x, dout in runs:
-            keras.max_pool(x, dout, case.window, case.stride, case.pad)
-        keras.max_pool(tied_x, tied_dout, (2, 2), 2, 0)
-        x, W, b, dout = tensor_affine_inputs()
-        for kernel in (W, channels_last_rows(W, x.shape)):
-            keras.flatten_dense(kernel, b, x, dout)

@@ -29,6 +29,7 @@ from parity.diagnosis.fixes import fix_for
 from parity.diagnosis.mismatch import excuse_book_log
 from parity.keras_side.reference import KerasReference, targets
 from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
+from parity.numpy_side.dropout_convention import wrappers_for
 from parity.numpy_side.network import build_network
 from parity.numpy_side.trace import Trace, splice
 from parity.settings.config import RunConfig
@@ -83,6 +84,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     t, _ = targets(spec, data.y, config.dtype)
     n, fitted = config.train, reference.fitted
     blame = Blame.of(list(layer_findings), spec.classes())
+    wrappers = wrappers_for(layer_findings)  # a convention the layer probe proved is seen in Keras's by the stack
     classifies = spec.loss != "mean_squared_error"
     # Dropout and BatchNormalization have two modes: the closed form has neither; stepping goes batch-wise in training
     # mode (BatchNormalization couples a batch) with the Dropout masks Keras drew (parity.keras_side.train_mode).
@@ -92,7 +94,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     routes: dict[int, set[str]] = {}
 
     def fresh():
-        return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit)
+        return build_network(spec, {k: v.copy() for k, v in fitted.items()}, kit, wrappers)
 
     def routed(net):
         for k, seen in net.routes.items():
@@ -145,7 +147,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         if closed:
             stepper = with_optimizer({k: v.copy() for k, v in weights.items()})
             return steps_closed_form(spec, weights, x[start:n], t[start:n], stepper), stepper
-        net = build_network(spec, {k: v.copy() for k, v in weights.items()}, kit)
+        net = build_network(spec, {k: v.copy() for k, v in weights.items()}, kit, wrappers)
         stepper = with_optimizer(net.params())
         masks = {k: v[start:] for k, v in reference.stepping.masks.items()}
         trace = net.step_through(x[start:n], t[start:n], stepper, hidden, batch=step_batch, masks=masks)

@@ -54,6 +54,34 @@ FIXES: dict[tuple[str, str | None], str] = {
     ("resync", None): "nothing to fix: the steps before and after it are each compared from the same parameters",
     ("pool_tie", None): "nothing to fix: which of two equal (or within rounding equal) cells takes a max-pooling window's "
                           "gradient is a convention (np.argmax takes the first)",
+    # Chapter 6: Dropout and BatchNormalization (parity.diagnosis.regularization_traps).
+    ("dropout_mask_returned", None): "return the input through the mask: x * self.mask (the mask itself is what backward "
+                                     "keeps)",
+    ("dropout_no_mask", None): "zero the gradient of the dropped units: dx = dout * self.mask (divided by 1 - ratio "
+                               "where forward divides)",
+    ("dropout_backward_scale", None): "apply in backward exactly what forward applied to the kept units: dx = dout * "
+                                      "self.mask / (1 - ratio) after x * self.mask / (1 - ratio)",
+    ("dropout_convention", None): "pick one convention: inverted (training x * mask / (1 - ratio), test x, as Keras) "
+                                  "or the book's (training x * mask, test x * (1 - ratio))",
+    ("keep_rate", None): "keep a unit where np.random.rand(*x.shape) > ratio: a uniform draw, compared with the ratio "
+                         "(not randn, not the noise itself)",
+    ("convention", "Dropout"): "nothing to fix: the book's Dropout is Keras's times (1 - ratio) in both modes, a "
+                               "convention the next layer's weights absorb; to match Keras value for value, divide by "
+                               "(1 - ratio) in training and return x in test mode",
+    ("bn_variance_term", None): "add the gradient through the variance: dstd = -np.sum(dxn * xc / (std * std), "
+                                "axis=0), dvar = 0.5 * dstd / std, dxc += (2.0 / batch_size) * xc * dvar",
+    ("bn_unbiased_variance", None): "use the biased variance of the batch: var = np.mean(xc**2, axis=0) (np.var's "
+                                    "default ddof=0)",
+    ("bn_running_stats", None): "update both in training: running_mean = momentum * running_mean + (1 - momentum) * "
+                                "mu, and the same for running_var with var",
+    ("bn_batch_sum", None): "sum over the batch: dbeta = dout.sum(axis=0), dgamma = np.sum(xn * dout, axis=0)",
+    ("bn_dx_summed", None): "return one row per sample: dx = dxc - dmu / batch_size, of x's shape; only dgamma and "
+                            "dbeta sum over the batch",
+    ("bn_epsilon_split", None): "use one epsilon in both modes: std = np.sqrt(var + 10e-7) in training and in test "
+                                "mode",
+    ("bn_layout", None): "normalize a 4-D input per activation as it comes: x.reshape(x.shape[0], -1), then "
+                         "out.reshape(*self.input_shape) and dx.reshape(*self.input_shape)",
+    ("bn_epsilon", None): "use the book's epsilon, 10e-7 (1e-6), or build the Keras side with yours",
     # Affine: the sums over the batch live here, the division by the batch size does not.
     ("forward_mismatch", "Affine"): "return np.dot(x, W) + b, with W of shape (in, out) as given (no transpose) and "
                                     "b added to every row",

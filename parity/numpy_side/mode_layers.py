@@ -41,7 +41,7 @@ def mode_forward(net, slot, x: np.ndarray, expect) -> np.ndarray:
     keep = net.masks.get(slot.number) if net.train and slot.role == "Dropout" else None
     if keep is None:
         return forward(x)
-    out, kept, route = drive(forward, x, np.asarray(keep, dtype=bool).reshape(np.shape(x)))
+    out, kept, route = drive(forward, x, np.asarray(keep, dtype=bool).reshape(np.shape(x)), holder=slot.obj)
     net.routes.setdefault(slot.number, set()).add(route)
     if kept is not None:
         net.observed[f"kept{slot.number}"] = np.asarray(kept).reshape(-1)

@@ -16,6 +16,7 @@ from parity.book import layers as ref
 from parity.book import optimizers as book_optimizers
 from parity.selfcheck.planted import CORRECT_PLANTED_OPTIMIZERS, PLANTED_OPTIMIZERS, PlantedOptimizer
 from parity.selfcheck.planted_conv import PLANTED_CONV
+from parity.selfcheck.planted_regularization import IMAGE_CODES, PLANTED_REGULARIZATION
 
 __all__ = ["PLANTED", "PLANTED_OPTIMIZERS", "Planted", "run_selftest"]
 
@@ -185,6 +186,9 @@ def run_selftest(config_flags: dict | None = None) -> list[dict]:
     for name, kit, expected, description in PLANTED_CONV:
         report = check(load(named=kit), images)
         rows.append(_row(f"chapter 7: {name}", description, expected, report, blamed=next(iter(kit))))
+    for name, kit, expected, description in PLANTED_REGULARIZATION:
+        report = check(load(named=kit), images if expected in IMAGE_CODES else config)
+        rows.append(_row(f"chapter 6: {name}", description, expected, report, blamed=next(iter(kit))))
     for case in [*PLANTED_OPTIMIZERS, *CORRECT_OPTIMIZERS]:
         stepping = resolve({"dtype": "float64", "optimizer": case.settings, **(config_flags or {})})
         book_class = stepping.optimizer.info.book_class  # the class is given under the book's name, as a module would

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Tolerance", "TOLERANCES", "tolerance_for", "within"]
+__all__ = ["Tolerance", "TOLERANCES", "tolerance_for", "within", "KEEP_RATE_DRAWS", "KEEP_RATE_SLACK"]
 
 
 def within(ours, theirs, rtol: float, atol: float, abs_diff=None) -> np.ndarray:
@@ -75,3 +75,11 @@ TOLERANCES = {
 
 def tolerance_for(dtype: str) -> Tolerance:
     return TOLERANCES[dtype]
+
+
+# A Dropout's keep rate, measured on the class's own draws: the share of KEEP_RATE_DRAWS units it keeps may differ
+# from 1 - ratio by KEEP_RATE_SLACK. At ratio 0.3 the share's standard deviation is sqrt(0.7 * 0.3 / 20000) = 0.0032,
+# so 0.02 is over 6 of them (a correct class fails it about once in 10^9 draws), while the bugs it is for are far
+# outside it: a randn mask keeps 38% instead of 70%, a reversed comparison 30%.
+KEEP_RATE_DRAWS = (200, 100)
+KEEP_RATE_SLACK = 0.02

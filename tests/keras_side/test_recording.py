@@ -214,7 +214,8 @@ def test_a_recording_holds_what_a_check_reads_and_its_provenance(recorded):
     assert arrays["probe/grads/W1"].shape == (200, 1, 2) and arrays["stepping/params_after/b2"].shape == (160, 1)
     assert arrays["batch/grads/W2"].shape == (16, 2, 1) and arrays["data/x"].shape == (200, 1)
     assert all(a.dtype.kind in "fiu" for a in arrays.values())
-    assert {tuple(e["what"])[0] for e in meta["layer_probes"]} == {"activation", "dense", "loss", "softmax"}
+    assert {tuple(e["what"])[0] for e in meta["layer_probes"]} == {"activation", "dense", "loss", "softmax",
+                                                                       "dropout", "batch_norm"}
     assert np.array_equal(recording.reference(pipeline_spec(), "float64").fitted["W1"], arrays["fitted/W1"])
 
 

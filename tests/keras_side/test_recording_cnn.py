@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from parity import pipeline
-from parity.compare.probe_inputs import every_keras_value
+from parity.compare.keras_values import every_keras_value
 from parity.errors import ParityInputError
 from parity.keras_side.recording import open_recording
 from parity.keras_side.recording_file import write_recording

@@ -10,6 +10,7 @@ import pytest
 from parity import cli
 from parity.diagnosis.mismatch import classify
 from parity.selfcheck.planted_conv import PLANTED_CONV
+from parity.selfcheck.planted_regularization import PLANTED_REGULARIZATION
 from parity.selfcheck.selftest import CORRECT_OPTIMIZERS, PLANTED, PLANTED_OPTIMIZERS, run_selftest
 from testkit import FIXTURES
 
@@ -55,6 +56,10 @@ def test_selftest_catches_every_planted_bug_with_its_code(selftest_rows):
     chapter_7 = [by_case[f"chapter 7: {name}"] for name, _, expected, _ in PLANTED_CONV if expected]
     assert len(chapter_7) >= 7 and all(r["verdict"] == "fail" and r["expected"] in r["errors"] for r in chapter_7)
     assert "convention" in by_case["chapter 7: 2016 printing's Pooling (correct)"]["warnings"]
+    chapter_6 = [by_case[f"chapter 6: {name}"] for name, _, expected, _ in PLANTED_REGULARIZATION if expected]
+    assert len(chapter_6) >= 13 and all(r["verdict"] == "fail" and r["errors"] == [r["expected"]] for r in chapter_6)
+    assert by_case["chapter 6: book's Dropout (correct)"]["warnings"] == ["convention"]
+    assert by_case["chapter 6: reference chapter-6 layers (correct)"]["warnings"] == []
 
 
 def test_findings_cover_every_diagnosis_code(selftest_rows):
@@ -67,14 +72,18 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
             "convention"} <= seen  # the optimizers' codes
     assert {"kernel_layout", "col2im_overwrite", "hw_swapped", "bias_missing", "pool_routing",
             "flatten_order"} <= seen  # the chapter-7 traps
+    assert {"dropout_mask_returned", "dropout_no_mask", "dropout_backward_scale", "dropout_convention", "keep_rate",
+            "bn_variance_term", "bn_unbiased_variance", "bn_running_stats", "bn_batch_sum", "bn_dx_summed",
+            "bn_layout", "bn_epsilon_split"} <= seen  # the chapter-6 traps
     # kink is covered in test_compare, pool_tie and resync in test_pool_ties; convention below
 
 
 def test_selftest_command_exits_0_and_prints_the_table(selftest_command):
     status, out, _ = selftest_command
     assert status == 0
-    total = len(PLANTED) + len(PLANTED_CONV) + len(PLANTED_OPTIMIZERS) + len(CORRECT_OPTIMIZERS)
-    assert total == 39 and f"selftest: {total} of {total} planted cases caught with the right code" in out
+    total = len(PLANTED) + len(PLANTED_CONV) + len(PLANTED_REGULARIZATION) + len(PLANTED_OPTIMIZERS) + \
+        len(CORRECT_OPTIMIZERS)
+    assert total == 58 and f"selftest: {total} of {total} planted cases caught with the right code" in out
 
 
 def run_check(tmp_path, *args):
