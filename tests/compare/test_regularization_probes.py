@@ -4,7 +4,6 @@ its convention named, an inverted one passes clean, and nothing a class does wro
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
