@@ -55,6 +55,11 @@ class ParityResult:
         return self.summaries["probe"].dead_units()
 
     @property
+    def dead_filters(self) -> dict:
+        """Per convolution followed by a ReLU, its filters' dead positions (PhaseSummary.dead_filters); empty without."""
+        return self.summaries["probe"].dead_filters()
+
+    @property
     def saturated_units(self) -> dict:
         return self.summaries["probe"].saturated_units()
 

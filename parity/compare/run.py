@@ -117,7 +117,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
             else fresh().per_sample(x[start:stop], t[start:stop], hidden)
         part = compare("probe", np.arange(start, stop), ours, theirs)
         raw += findings_for(part)
-        summary = PhaseSummary.of(part, classifies)
+        summary = PhaseSummary.of(part, classifies, relu_maps)
         summaries["probe"] = summary if "probe" not in summaries else summaries["probe"].merge(summary)
         kinks += kink_rows(part, data, spec, lambda row: fitted, KINK_LEDGER_LIMIT - len(kinks))
         if on_chunk:

@@ -33,9 +33,13 @@ class PhaseSummary:
     dead_everywhere: dict[str, bool]
     saturated_counts: dict[str, dict[str, int]]
     classes: dict[str, int] = field(default_factory=dict)
+    # convolution followed by a ReLU -> {"numpy"/"keras": (FN, OH, OW) rows on which each position is dead (its
+    # pre-activation <= 0), "differ": rows on which the sides disagree about it}
+    dead_map_counts: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, result: PhaseResult, classifies: bool = False) -> "PhaseSummary":
+    def of(cls, result: PhaseResult, classifies: bool = False, relu_maps: dict | None = None) -> "PhaseSummary":
+        """`relu_maps` (convolution -> output map (FN, OH, OW)) are counted position by position; without, none."""
         zero = {}
         for name, d in result.diffs.items():
             if d.kind == "gradient":
@@ -66,7 +70,7 @@ class PhaseSummary:
             used={name: float(d.used.max(initial=0.0)) for name, d in result.diffs.items()},
             used_counted={name: float(d.used[counted].max(initial=0.0)) for name, d in result.diffs.items()},
             zero_patterns=zero, dead_counts=dead, dead_everywhere=everywhere, saturated_counts=saturated,
-            classes=classes,
+            classes=classes, dead_map_counts=_dead_maps(result, relu_maps or {}),
         )
 
     def merge(self, other: "PhaseSummary") -> "PhaseSummary":
@@ -85,6 +89,8 @@ class PhaseSummary:
             saturated_counts={k: _sum(self.saturated_counts.get(k, {}), other.saturated_counts.get(k, {}))
                               for k in {**self.saturated_counts, **other.saturated_counts}},
             classes=_sum(self.classes, other.classes),
+            dead_map_counts={k: _sum(self.dead_map_counts.get(k, {}), other.dead_map_counts.get(k, {}))
+                             for k in {**self.dead_map_counts, **other.dead_map_counts}},
         )
 
     def dead_units(self) -> dict:
@@ -94,6 +100,36 @@ class PhaseSummary:
                                   for u, c in self.dead_counts.items()},
                 "dead_on_every_sample": [u for u, everywhere in self.dead_everywhere.items() if everywhere]}
 
+    def dead_filters(self) -> dict:
+        """Per convolution followed by a ReLU (its parameter number, a string), per filter: how its positions are
+        dead over the rows, decided by Keras's map as a Dense unit is by Keras's z; NumPy's beside it."""
+        rows, out = max(self.rows, 1), {}
+        for layer, counts in sorted(self.dead_map_counts.items()):
+            keras, numpy = counts["keras"], counts["numpy"]  # (FN, OH, OW)
+            out[str(layer)] = {"map": list(keras.shape), "filters": [{
+                "filter": j, "positions": int(keras[j].size),
+                "dead_on_every_sample": int((keras[j] == self.rows).sum()),
+                "dead_on_no_sample": int((keras[j] == 0).sum()),
+                "share_dead": {"numpy": float(numpy[j].mean() / rows), "keras": float(keras[j].mean() / rows)},
+                "mask_differs": int(counts["differ"][j].sum()),  # (sample, position) pairs the sides disagree on
+            } for j in range(len(keras))],
+                "fraction_dead": {side: (counts[side] / rows).tolist() for side in ("numpy", "keras")}}
+        return out
+
     def saturated_units(self) -> dict:
         rows = max(self.rows, 1)
         return {u: {side: c[side] / rows for side in ("numpy", "keras")} for u, c in self.saturated_counts.items()}
+
+
+def _dead_maps(result: PhaseResult, relu_maps: dict) -> dict[int, dict[str, np.ndarray]]:
+    """Per ReLU convolution compared in this phase, the rows on which each map position is dead, per side."""
+    out = {}
+    for layer, shape in relu_maps.items():
+        if layer in result.keras.maps and result.numpy.maps.get(layer) is not None:
+            n = len(result.rows)
+            keras = result.keras.maps[layer].reshape(n, *shape) <= 0  # (n, FN, OH, OW): channel-major, as recorded
+            ours = result.numpy.maps[layer].reshape(n, *shape)  # NaN where it could not be compared: neither dead nor not
+            numpy = ours <= 0
+            differ = (numpy != keras) & np.isfinite(ours)
+            out[layer] = {"numpy": numpy.sum(axis=0), "keras": keras.sum(axis=0), "differ": differ.sum(axis=0)}
+    return out

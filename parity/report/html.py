@@ -13,6 +13,7 @@ import base64
 
 from parity.compare.findings import Finding
 from parity.compare.root_causes import followers_text, root_causes
+from parity.report.dead_filters import dead_filters_table
 from parity.report.html_tables import PHASES, dead_units_table, differences_table, esc, key_values, message, modes_paragraph, number
 
 __all__ = ["CAPTIONS", "group_findings", "render_html"]
@@ -262,7 +263,7 @@ def render_html(summary: dict, images: dict[str, bytes]) -> str:
     # summary["layers"] says whose class each layer is; config["layers"] is the architecture: both are kept
     setup = {**s.get("config", {}), **{name: s[key] for key, name in (("model", "model"), ("layers", "layer classes"))
                                        if key in s}}
-    body += ["<h2>Dead ReLU units</h2>", dead_units_table(s),
+    body += ["<h2>Dead ReLU units</h2>", dead_units_table(s), dead_filters_table(s),
              "<h2>Worst differences, per phase</h2>", differences_table(s), "<h2>Plots</h2>", _plots(images),
              "<h2>Environment</h2>", key_values(s.get("environment", {})), "<h2>Configuration</h2>", key_values(setup)]
     if s.get("files"):

@@ -55,6 +55,7 @@ def summary(result: ParityResult, files: list[str]) -> dict:
         "tolerance_used": result.tolerance_used(),
         "rows": {phase: {"rows": s.rows, **_verdicts(s.verdicts, result.spec)} for phase, s in result.summaries.items()},
         "dead_units": result.dead_units,
+        **({"dead_filters": result.dead_filters} if result.dead_filters else {}),  # convolutions followed by a ReLU
         "saturated_units": result.saturated_units,
         **({"classes": probe.classes} if result.classifies else {}),
         "dead_relu_steps": result.dead_relu_steps,

@@ -8,6 +8,7 @@ from pathlib import Path
 from parity.compare.dead_units import unit_name
 from parity.compare.findings import Finding
 from parity.compare.root_causes import followers_text, root_causes
+from parity.report.dead_filters import dead_filters_line, percent
 
 __all__ = ["terminal_text", "scenario_using"]
 
@@ -113,18 +114,9 @@ def _root_line(root: Finding, followers: list[Finding], used: set[str]) -> str:
     return line
 
 
-def _percent(f: float) -> str:
-    """A share as a whole percentage that never rounds "some" to 0% or 100%."""
-    if 0 < f < 0.005:
-        return "<1%"
-    if 0.995 <= f < 1:
-        return ">99%"
-    return f"{f:.0%}"
-
-
 def _share(fraction: dict) -> str:
-    text = _percent(fraction["keras"])
-    return text if fraction["numpy"] == fraction["keras"] else f"{text} (NumPy {_percent(fraction['numpy'])})"
+    text = percent(fraction["keras"])
+    return text if fraction["numpy"] == fraction["keras"] else f"{text} (NumPy {percent(fraction['numpy'])})"
 
 
 def _units(title: str, fractions: dict[str, dict], rows: int) -> str | None:
@@ -144,7 +136,7 @@ def _units(title: str, fractions: dict[str, dict], rows: int) -> str | None:
         if every:
             bits.append(f"{len(every)} on every sample (unit{'s' * (len(every) != 1)} {', '.join(every)})")
         if some:
-            bits.append(f"{len(some)} on some ({_percent(min(some))} to {_percent(max(some))})")
+            bits.append(f"{len(some)} on some ({percent(min(some))} to {percent(max(some))})")
         if never:
             bits.append(f"{len(never)} on none")
         parts.append(f"layer {layer}, {len(units)} units: " + ", ".join(bits))
@@ -265,6 +257,7 @@ def terminal_text(result, out: Path | None, files: list[str], verbose: bool = Fa
         lines += [_root_line(root, followers, used) for root, followers in groups]
     rows = result.summaries["probe"].rows
     lines += [line for line in (_units("dead ReLU units", result.dead_units["fraction_dead"], rows),
+                                dead_filters_line(result.dead_filters, rows),
                                 None if verbose else _lesson(result),  # verbose: each unit's sentence above
                                 _units("saturated sigmoid units", result.saturated_units, rows)) if line]
     lines.append(_files(out, files))
