@@ -6,8 +6,7 @@ reversed, or, where its draw can't be driven, compared on the mask its own outpu
 test mode is compared as it is; the keep rate is measured on the class's own draws. BatchNormalization couples the
 samples of a batch: training mode runs on batches of 3 and 5 (a batch of one normalizes to 0) and compares the
 output, dx, dgamma, dbeta and the running statistics after the call; test mode runs at batch 1 and 3 with given
-running statistics. Where the run's model has convolutions, both are also fed an (N, C, H, W) map. Each layer's traps are named by parity.diagnosis.regularization_traps.
-"""
+running statistics. With convolutions, both get an (N, C, H, W) map too. Traps: parity.diagnosis.regularization_traps."""
 
 from __future__ import annotations
 
@@ -255,14 +254,15 @@ def probe_batch_norm(cls, keras=None, images: bool = False) -> list[Finding]:
         probe.error(failed[0].failure)
         return probe.findings
     _say_written(probe, runs)
-    by_epsilon = lambda run, epsilon: _keras_with(keras, run, run.momentum, epsilon)["forward"]  # noqa: E731
+    by_epsilon = lambda run, eps: _keras_with(keras, run, run.momentum, eps)["forward"]  # noqa: E731
     by_momentum = lambda run, momentum: _keras_with(keras, run, momentum, BN_EPSILON)  # noqa: E731
     named = layout or traps.bn_forward(runs, by_epsilon, BN_EPSILONS) or \
         traps.bn_epsilon_split(runs, by_epsilon, BN_EPSILONS)
     named += traps.bn_backward(runs) + traps.bn_running_stats(runs, by_momentum)
+    named += traps.bn_per_activation(runs, BN_QUANTITIES) if images else []
     for code, severity, message, param in named:
         probe.add(code, severity, message, param=param, method="forward" if param.startswith("running") else None)
-    if not named:
+    if not [n for n in named if n[0] != "convention"]:
         _generic(probe, runs, tuple((q, q) for q in BN_QUANTITIES))
     return probe.findings
 

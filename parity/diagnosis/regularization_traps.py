@@ -4,8 +4,7 @@ how its numbers relate to Keras's (NumPy only).
 Each function takes the probe's runs and returns (code, severity, message, param) tuples for what it can prove;
 nothing when the evidence is not there. A suspected bug is recomputed (the user's dx with the variance term dropped,
 the variance with ddof=1) and named only when that recomputation equals what the class returned; where Keras can
-say it (another epsilon, another momentum), Keras says it, through the callables passed in.
-"""
+say it (another epsilon, another momentum), Keras says it, through the callables passed in."""
 
 from __future__ import annotations
 
@@ -276,14 +275,26 @@ def bn_layout(runs: list[BatchNormRun], quantities: tuple[str, ...]) -> list[tup
     """Right on every 2-D batch, wrong on an (N, C, H, W) input: the 4-D path lays the activations out otherwise."""
     flat = [r for r in runs if r.x.ndim == 2]
     maps = [r for r in runs if r.x.ndim == 4]
-
-    def right(run) -> bool:
-        return run.error is None and all(agrees(run.ours.get(q), run.theirs[q]) for q in quantities
-                                         if q in run.theirs and (run.training or q == "forward"))
-    if flat and all(right(r) for r in flat) and maps and not any(right(r) for r in maps):
+    if flat and all(_right(r, quantities) for r in flat) and maps and not any(_right(r, quantities) for r in maps):
         run = maps[0]
         seen = f" ({run.error})" if run.error else ""
         return [("bn_layout", ERROR, f"right on every 2-D batch, wrong on {run.case} {run.x.shape}{seen}: the 4-D path "
                  "scrambles the layout; the book normalizes per activation: x.reshape(N, -1) as it comes, and "
                  "the output and dx reshaped back with .reshape(*self.input_shape)", "forward")]
     return []
+
+
+def _right(run: BatchNormRun, quantities: tuple[str, ...]) -> bool:
+    return run.error is None and all(agrees(run.ours.get(q), run.theirs[q]) for q in quantities
+                                     if q in run.theirs and (run.training or q == "forward"))
+
+
+def bn_per_activation(runs: list[BatchNormRun], quantities: tuple[str, ...]) -> list[tuple]:
+    """A class right on every (N, C, H, W) map normalizes it per activation, as the book does; Keras's layer on an
+    (N, H, W, C) map normalizes per channel. Said as a convention, with the evidence it was compared on."""
+    maps = [r for r in runs if r.x.ndim == 4]
+    if not maps or not all(_right(r, quantities) for r in maps):
+        return []
+    return [("convention", WARNING, f"normalizes an (N, C, H, W) map per activation (C * H * W features), as the book "
+             f"does; Keras's BatchNormalization on a channels-last map normalizes per channel (C features): "
+             f"compared with Keras's layer on the map reshaped to (N, C * H * W) ({maps[0].case})", "forward")]

@@ -44,7 +44,13 @@ def test_the_books_dropout_is_a_convention_warning_naming_the_factor():
 
 
 def test_an_inverted_dropout_and_the_books_batch_normalization_pass_clean():
-    assert probed({"Dropout": ref.Dropout, "BatchNormalization": ref.BatchNormalization}) == []
+    assert probed({"Dropout": ref.Dropout, "BatchNormalization": ref.BatchNormalization}, images=False) == []
+
+
+def test_the_books_batch_normalization_on_a_map_is_per_activation_a_convention_keras_is_shown_by_reshaping():
+    (f,) = probed({"Dropout": ref.Dropout, "BatchNormalization": ref.BatchNormalization}, images=True)
+    assert (f["code"], f["severity"], f["layer"]) == ("convention", "warning", "BatchNormalization")
+    assert "per activation (C * H * W features)" in f["message"] and "reshaped to (N, C * H * W)" in f["message"]
 
 
 def test_a_randn_mask_is_measured_at_38_percent_not_70():
@@ -74,7 +80,8 @@ class PositionalFlag(ref.BatchNormalization):
 
 
 def test_the_train_flag_is_driven_by_the_keyword_or_position_the_class_takes():
-    assert probed({"Dropout": TrainingKeyword, "BatchNormalization": PositionalFlag}) == []
+    assert probed({"Dropout": TrainingKeyword, "BatchNormalization": PositionalFlag}, images=False) == []
+    assert [f["code"] for f in probed({"BatchNormalization": PositionalFlag})] == ["convention"]  # per activation
 
 
 class RaisingDropout(ref.Dropout):
