@@ -2,6 +2,7 @@
 the work that runs outside this process starts with the session."""
 
 import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +14,12 @@ from parity import pipeline
 from parity.keras_side import reference
 from parity.settings.config import resolve
 from parity.user_code.loader import load
+
+# A suite started as a background job (`cmd &` in a script) inherits SIGINT ignored, and so would every process it
+# starts; the Ctrl-C tests, and --timeout's interrupt of the main thread, need Python's own handler, as a terminal
+# gives it. (Ignored, `_thread.interrupt_main` does nothing and a --timeout check ends its process at the grace.)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The pipeline keeps the Keras sides of its last 8 configurations (a bound for a user's long-lived process); the
 # suite asks for about 50, the same ones from many files, and holds every one of them (a few MB each) so that each

@@ -124,15 +124,20 @@ def test_a_bad_grading_table_is_the_instructors_error_and_writes_nothing(tmp_pat
     assert not (tmp_path / "gs").exists()
 
 
-def test_a_timeout_writes_both_files_naming_what_was_running(tmp_path, capsys):
+def test_a_timeout_writes_both_files_naming_what_was_running(tmp_path):
     notebook = tmp_path / "layers.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "class Relu:\n    def forward(self, x):\n        return x\n\n    while True: pass  # a class body runs when defined\n"
         )]), notebook)
-    assert check("--layers", notebook, "--no-plots", "--timeout", "2", "--out", tmp_path / "report",
-                 *grader_flags(tmp_path)) == 124
+    # A process of its own, as a grader runs it: past --timeout and its grace the check ends its process (124), which
+    # in this one would end the test session.
+    done = subprocess.run([sys.executable, "-m", "parity.cli", "check", "--layers", str(notebook), "--no-plots",
+                           "--timeout", "2", "--out", str(tmp_path / "report"), *map(str, grader_flags(tmp_path))],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 124, done.stderr
     said = f"the check did not finish within the 2 s limit (--timeout); it was running Relu ({notebook}, cell 1, line 5)"
-    assert capsys.readouterr().err == f"error: {said}; no report was written\n"
+    assert done.stderr.endswith(f"error: {said}; no report was written\n") and done.stderr.count("error:") == 1, \
+        done.stderr
     gradescope, prairielearn = files(tmp_path)
     assert gradescope["tests"][0]["output"] == said and gradescope["extra_data"]["verdict"] == "timeout"
     assert prairielearn["gradable"] is True and prairielearn["score"] == 0.0 and prairielearn["tests"][0]["message"] == said
