@@ -97,6 +97,18 @@ FLATTENED_AFFINE = Tol(1e-14, 1e-14, "Affine on an (N, C, H, W) tensor against t
                                      "the same 12 products per output, summed by another matmul call")
 COMPILED_AGAINST_EAGER = Tol(0, 1e-15, "Keras's stepping compiled (tf.function) against eager, a fresh optimizer "
                                        "each: the same operations, fused differently: an ulp or two of O(1) values")
+SCALED_COPY = Tol(1e-15, 0, "a layer against another computing the same values with a factor applied and divided "
+                           "back out (the book's Dropout seen in Keras's convention), or the identity: one or two "
+                           "roundings relative to each value")
+SOFTMAX_WRITTEN_OUT = Tol(1e-12, 0, "a network's softmax prediction against the same softmax written out in the test "
+                                    "over one matmul: exp, sum and quotient rounded in another order, relative")
+MOMENTUM_RULE = Tol(0, 1e-14, "Keras's moving statistic after a step against momentum * before + (1 - momentum) * "
+                              "the batch moment its own layer returned: two products and a sum of O(1) values")
+MOMENTUM_RULE_FLOAT32 = Tol(0, 1e-5, "as MOMENTUM_RULE, with float32 values: a few float32 ulps of O(1) numbers",
+                            dtype="float32")
+BATCH_STATISTICS = Tol(0, 1e-12, "the NumPy side's batch mean and variance of the input its class received against "
+                                 "the moments Keras's layer computed: the same O(1) sums over a batch of 10 in another "
+                                 "order; 1e-12 is the tool's float64 atol")
 CSV_ROUND_TRIP = Tol(1e-15, 0, "the same table written as CSV and as Parquet: CSV keeps float64's shortest repr, "
                                "which reads back to the same double; 1e-15 allows the last-digit formatting")
 

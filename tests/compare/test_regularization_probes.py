@@ -16,7 +16,7 @@ from parity.numpy_side.dropout_convention import InvertedView, inverted_view
 from parity.selfcheck.planted_regularization import PLANTED_REGULARIZATION, DropoutWithoutTrainFlag
 from parity.user_code.dropout_draw import drawn
 
-from testkit import FIXTURES, ROOT
+from testkit import FIXTURES, ROOT, SCALED_COPY, assert_close, close
 
 
 def probed(kit: dict, images: bool = True) -> list[dict]:
@@ -162,9 +162,9 @@ def test_the_adapter_shows_the_books_dropout_in_keras_convention_in_both_modes()
         with drawn(keep):
             layer.out = layer.forward(x, True)
         layer.dx = layer.backward(dout)
-    np.testing.assert_allclose(book.out, inverted.out, rtol=1e-15, atol=0)
-    np.testing.assert_allclose(book.dx, inverted.dx, rtol=1e-15, atol=0)
-    np.testing.assert_allclose(book.forward(x, False), x, rtol=1e-15, atol=0)
+    assert_close(book.out, inverted.out, SCALED_COPY)
+    assert_close(book.dx, inverted.dx, SCALED_COPY)
+    assert_close(book.forward(x, False), x, SCALED_COPY)
     assert book.dropout_ratio == 0.3 and np.array_equal(book.mask, keep)  # the wrapped object's own attributes
 
 
@@ -230,7 +230,7 @@ def test_the_adapter_reads_each_layers_own_ratio_and_its_held_generator_is_still
     x = np.random.default_rng(4).normal(size=(3, 5))
     keep = np.random.default_rng(5).random(x.shape) > 0.25
     out, _, route = drive(lambda a: view.forward(a, True), x, keep, holder=view)
-    assert route == DRIVEN and np.allclose(out, x * keep / 0.75, rtol=1e-15, atol=0)
+    assert route == DRIVEN and close(out, x * keep / 0.75, SCALED_COPY)
     with pytest.raises(ValueError, match="holds no dropout ratio"):
         inverted_view()(object())
 

@@ -21,7 +21,7 @@ from parity.prepare import prepare, resolve_recorded
 from parity.record import record, verify
 from parity.settings.config import resolve
 from parity.user_code.loader import load
-from testkit import FIXTURES
+from testkit import FIXTURES, MOMENTUM_RULE, MOMENTUM_RULE_FLOAT32, assert_close
 
 REGULARIZED = {"scenario": "regularized"}
 # (name, the layers module (None: the reference layers), settings, the error code it must fail with (None: passes))
@@ -97,8 +97,8 @@ def test_a_recording_holds_the_masks_and_statistics_keras_computed_in_training_m
     # momentum convention, from the fitted value before the first step
     means, before = read.stepping.params_after["running_mean1"], read.fitted["running_mean1"]
     previous = np.vstack([before[None], means[:-1]])
-    np.testing.assert_allclose(0.9 * previous + 0.1 * read.stepping.observed["batch_mean1"], means,
-                               rtol=0, atol=1e-5 if dtype == "float32" else 1e-14)
+    assert_close(0.9 * previous + 0.1 * read.stepping.observed["batch_mean1"], means,
+                 MOMENTUM_RULE_FLOAT32 if dtype == "float32" else MOMENTUM_RULE)
 
 
 def test_a_recorded_check_without_tensorflow_equals_the_live_check_on_reference_and_planted_layers(recordings):

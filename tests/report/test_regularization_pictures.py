@@ -10,6 +10,8 @@ from parity.book.regularization import Dropout as InvertedDropout
 from parity.report.plot_regularization import RED, dropout_cells, norm_series, regularization
 from parity.result import Report
 
+from testkit import BATCH_STATISTICS, MOMENTUM_RULE, assert_close
+
 REGULARIZED = {"scenario": "regularized", "dtype": "float64"}
 
 
@@ -65,10 +67,9 @@ def test_the_picture_draws_kerass_moving_statistics_and_batch_moments_as_keras_r
     # Keras's batch moments are the ones its layer normalized with: its moving statistics move by them, in Keras's
     # momentum convention (moving = 0.9 moving + 0.1 batch), from the fitted value on the first step
     before = np.vstack([passing.fitted["running_mean1"][None], steps.keras.params_after["running_mean1"][:-1]])
-    np.testing.assert_allclose(0.9 * before + 0.1 * series["batch_mean"][1], series["running_mean"][1],
-                               rtol=0, atol=1e-14)
+    assert_close(0.9 * before + 0.1 * series["batch_mean"][1], series["running_mean"][1], MOMENTUM_RULE)
     # the NumPy side's batch statistics, of the input its class received, equal Keras's own within the run's tolerance
-    np.testing.assert_allclose(series["batch_var"][0], series["batch_var"][1], rtol=0, atol=1e-12)
+    assert_close(series["batch_var"][0], series["batch_var"][1], BATCH_STATISTICS)
     fig = regularization(passing)
     means = _feature_axes(fig, "mean")
     assert sorted(means) == list(range(8))

@@ -9,6 +9,8 @@ from parity.settings.regularization_spec import BatchNormSpec
 from parity.settings.spec import DenseSpec, ModelSpec
 from parity.user_code.protocol import kit_from_namespace
 
+from testkit import SOFTMAX_WRITTEN_OUT, assert_close
+
 SPEC = ModelSpec(2, (DenseSpec(8, "relu", BatchNormSpec(), 0.5), DenseSpec(3, "softmax")),
                  "sparse_categorical_crossentropy")
 
@@ -94,8 +96,8 @@ def test_a_wrapper_replaces_the_object_the_stack_uses():
     wrapped = wrapped_net.per_sample(x, t, [1])
     assert isinstance(wrapped_net.layers[3].obj, Halved)
     h = np.maximum(plain.z[1], 0)  # the Dropout's input; test mode: the identity, then halved
-    np.testing.assert_allclose(plain.pred, _softmax(h @ weights["W2"] + weights["b2"]), rtol=1e-12)
-    np.testing.assert_allclose(wrapped.pred, _softmax(0.5 * h @ weights["W2"] + weights["b2"]), rtol=1e-12)
+    assert_close(plain.pred, _softmax(h @ weights["W2"] + weights["b2"]), SOFTMAX_WRITTEN_OUT)
+    assert_close(wrapped.pred, _softmax(0.5 * h @ weights["W2"] + weights["b2"]), SOFTMAX_WRITTEN_OUT)
 
 
 def _softmax(a):
