@@ -36,10 +36,11 @@ __all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure
 # warm, against gradient differences 0.30 and fit 0.10 on the regularized scenario), so the worker draws it too.
 WORKER_SHARE = ("lesson", "stepping", "regularization")
 # A run with convolutions draws a larger stepping (a panel per parameter, six on cnn) and pool_routing. CPU seconds
-# on cnn: stepping 1.28, lesson 0.75, pool_routing 0.48, gradient differences 0.34, map 0.29, fit 0.10; the worker
-# takes stepping and pool_routing (1.76) against this process's 1.48 and its tables, where the Dense share left
-# it 2.03 against 1.69.
-FEATURES_SHARE = ("stepping", "pool_routing")
+# on cnn, warm, best of 3 (stepping and gradient differences as line markers): lesson 0.48, stepping 0.66,
+# pool_routing 0.33, gradient differences 0.25, map 0.23, fit 0.08. The worker takes stepping, pool_routing and fit
+# (1.07 and its job's unpickling) against this process's 0.96, its pickling of that job and its tables; with fit
+# here this process ended 0.3 s after the worker.
+FEATURES_SHARE = ("stepping", "pool_routing", "fit")
 
 
 def worker_share(result: ParityResult) -> tuple[str, ...]:
@@ -68,7 +69,10 @@ def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
                       if d.kind == "gradient"]
         for name, x, worst in series:
             colour = colours.setdefault(name, f"C{len(colours)}")
-            ax.scatter(x, np.maximum(worst, floor), s=9, color=colour, alpha=0.75, label=name)
+            # Line markers, not a scatter: a scatter re-runs the shared axes' autoscaling each time one is added.
+            # 3 points across with a 1-point edge of its own colour: what scatter drew for s=9 (pixel for pixel).
+            ax.plot(x, np.maximum(worst, floor), linestyle="none", marker="o", markersize=3, markeredgewidth=1,
+                    color=colour, alpha=0.75, label=name, zorder=1)
         ax.set_xlabel(xlabel)
         panel_title(ax, f"{phase}: {per}", fontsize=10)
         floor_and_atol(ax, result, floor)

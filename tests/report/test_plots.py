@@ -113,15 +113,15 @@ def test_gradient_differences_are_drawn_for_the_probe_the_batches_and_the_steps(
     result, curves = runs[("correct", None)]
     axes = gradient_diffs(result, curves).axes
     assert [ax.get_title() for ax in axes] == ["probe: per sample", "batch: per batch", "stepping: per step"]
-    batch = {c.get_label(): c.get_offsets() for c in axes[1].collections}
+    batch = {line.get_label(): line.get_xydata() for line in axes[1].lines if not line.get_label().startswith("_")}
     assert set(batch) == {"dW1", "db1", "dW2", "db2", "dx"}
     floor = _floor(result.tolerance)
     np.testing.assert_allclose(batch["db1"][:, 1], np.maximum(result.batch.diffs["db1"].max_abs, floor))
 
 
 def _marks(ax, gid: str) -> list[np.ndarray]:
-    """The offsets (step, y) of each scatter of one kind in a stepping panel: "halo", "keras" or "numpy"."""
-    return [np.asarray(c.get_offsets()) for c in ax.collections if c.get_gid() == gid]
+    """The points (step, y) of each series of one kind in a stepping panel: "halo", "keras" or "numpy"."""
+    return [np.asarray(line.get_xydata()) for line in ax.lines if line.get_gid() == gid]
 
 
 def test_stepping_shows_how_far_each_step_moved_each_units_weights_and_haloes_its_dead_steps(runs):
@@ -258,3 +258,29 @@ def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_ex
         assert worker._process.wait(timeout=60) == 0
     finally:
         worker.close()
+
+
+def test_stepping_draws_every_point_it_is_given_on_both_sides_of_a_convolutional_model(cached_run):
+    """Each top panel of the cnn run's stepping picture (six parameters, a convolution's among them): for each of its
+    first 8 entries, one Keras circle and one NumPy dot per step, at |after - before| of that side's trace."""
+    from parity.report.plots import stepping
+
+    result = cached_run({"scenario": "cnn"})
+    phase = result.stepping
+    names = list(phase.numpy.params_after)
+    assert names == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    fig = stepping(result)
+    steps = np.arange(1, len(phase.rows) + 1)
+    zero = fig.axes[0].get_ylim()[0] * 3  # where "did not move" is drawn
+    for ax, name in zip(fig.axes, names):
+        assert ax.get_title().startswith(name)
+        for side, trace in (("keras", phase.keras), ("numpy", phase.numpy)):
+            after = trace.params_after[name]  # (steps, *shape)
+            before = np.concatenate([result.fitted[name][None].astype(after.dtype), after[:-1]])
+            moved = np.abs(after - before).reshape(len(steps), -1)  # (steps, entries)
+            drawn = _marks(ax, side)
+            assert len(drawn) == min(moved.shape[1], 8)
+            for e, points in enumerate(drawn):
+                np.testing.assert_array_equal(points[:, 0], steps)
+                np.testing.assert_array_equal(points[:, 1], np.maximum(moved[:, e], zero))
+            assert any((points[:, 1] > zero).any() for points in drawn)  # the steps moved something
