@@ -26,7 +26,6 @@ from parity.result import Report
 from parity.settings.config import RunConfig
 from parity.user_code.loader import LAYER_NAMES, UserCode
 from parity.settings.spec import MODE_LAYERS
-from parity.user_code.mode_layers import mode_classes, refuse_without_train_flag
 from parity.user_code.protocol import IMAGE_LAYERS
 from parity.user_code.unmapped import refuse_layer_substitutes
 
@@ -63,12 +62,11 @@ def _optimizer(user: UserCode | None, prepared):
 
 
 def _refuse_substitutes(user: UserCode | None, spec) -> None:
-    """No reference stands in silently for a layer class the user's module has under another name, and every
-    Dropout or BatchNormalization can be told its mode (before any work)."""
+    """No reference stands in silently for a layer class the user's module has under another name (a Dropout or
+    BatchNormalization that can't be told its mode was refused by the loader: parity.user_code.protocol)."""
     if user is not None:
         refuse_layer_substitutes(user.unmapped, user.layers, spec.classes(), user.label,
                                  explicit=any(n in LAYER_NAMES for n in user.mapped))
-        refuse_without_train_flag(mode_classes(user.layers, user.classes), user.label)
 
 
 def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, dict | None]:
@@ -77,7 +75,7 @@ def _layer_probes(user: UserCode | None, prepared) -> tuple[dict | None, list, d
     Keras answers the probes, or the run's recording does for it."""
     if user is None:
         return None, [], None
-    modes = mode_classes(user.layers, user.classes)  # probed alone whether or not the architecture has them
+    modes = {n: c for n, c in user.layers.items() if n in MODE_LAYERS}  # probed alone, whatever the architecture
     if not user.layers and not modes:
         return None, [], user.whose()
     from parity.book import layers as reference_layers
