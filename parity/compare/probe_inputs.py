@@ -7,13 +7,14 @@ stops early (the user's class raised) has drawn a prefix of the same inputs, nev
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
 
-__all__ = ["SEED", "FORMS", "FORM_OF_LOSS", "FORM_TRIAL", "rng", "activation_inputs", "affine_inputs", "loss_cases",
-           "Case", "CONV_CASES", "POOL_CASES", "conv_inputs", "pool_inputs", "tensor_affine_inputs"]
+__all__ = ["SEED", "FORMS", "FORM_OF_LOSS", "FORM_TRIAL", "rng", "seeded_numpy", "activation_inputs", "affine_inputs",
+           "loss_cases", "Case", "CONV_CASES", "POOL_CASES", "conv_inputs", "pool_inputs", "tensor_affine_inputs"]
 
 SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 ACTIVATION_X = ((-2.0, -0.5, 0.0, 0.5, 2.0), (1e-3, -1e-3, 3.0, -3.0, 0.0))  # with two exact kinks
@@ -29,6 +30,18 @@ FORM_OF_LOSS = {"sparse_categorical_crossentropy": "labels", "categorical_crosse
 def rng(name: str, *more: int) -> np.random.Generator:
     """The probes' one source of inputs for the book class `name`: the same for every submission."""
     return np.random.default_rng([SEED, *name.encode(), *more])
+
+
+@contextlib.contextmanager
+def seeded_numpy(seed: int):
+    """np.random's global state seeded for a user class's own draws (a Dropout's mask drawn with randn: the same on
+    every check), and put back as it was."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def activation_inputs(name: str) -> tuple[np.ndarray, np.ndarray]:

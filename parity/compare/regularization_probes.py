@@ -18,7 +18,7 @@ from parity.book.regularization import BN_EPSILON
 from parity.compare.diff import ERROR, INFO, WARNING
 from parity.compare.findings import Finding
 from parity.compare.probe import Probe as _Probe
-from parity.compare.probe_inputs import SEED
+from parity.compare.probe_inputs import SEED, seeded_numpy
 from parity.compare.regularization_inputs import BN_EPSILONS, BN_MOMENTUM, DROPOUT_RATE, batch_norm_cases, dropout_cases
 from parity.diagnosis import regularization_traps as traps
 from parity.diagnosis.conv_traps import ATOL, RTOL, agrees
@@ -106,9 +106,10 @@ def _dropout_run(cls, keras, case: str, x, dout, seed: int) -> traps.DropoutRun:
     run = traps.DropoutRun(case, x, dout, DROPOUT_RATE, theirs={"forward": train["forward"], "dx": train["dx"],
                                                                "test": test["forward"], "factor": train["factor"]})
     try:
-        layer = guard.call(cls, "__init__", DROPOUT_RATE, book="Dropout")
-        out, kept, run.route = drive(lambda a: _watched(run, "forward", "x", a, lambda c: _forward(
-            layer, cls, "Dropout", c, True)), x, train["keep"], holder=layer)
+        with seeded_numpy(SEED + seed):  # a draw that can't be driven (randn) is the same on every check
+            layer = guard.call(cls, "__init__", DROPOUT_RATE, book="Dropout")
+            out, kept, run.route = drive(lambda a: _watched(run, "forward", "x", a, lambda c: _forward(
+                layer, cls, "Dropout", c, True)), x, train["keep"], holder=layer)
         failure = _misshapen(cls, "Dropout", "forward", out, x.shape)
         if failure is not None:
             raise failure
@@ -126,17 +127,13 @@ def _dropout_run(cls, keras, case: str, x, dout, seed: int) -> traps.DropoutRun:
 
 
 def _keep_share(cls) -> np.ndarray | None:
-    """A train-mode output of an all-ones input, drawn by the class itself (nothing driven; np.random seeded, so the
-    share said is the same on every check, and put back as it was); None where it fails."""
-    state = np.random.get_state()
+    """A train-mode output of an all-ones input, drawn by the class itself (nothing driven); None where it fails."""
     try:
-        np.random.seed(SEED)
-        layer = guard.call(cls, "__init__", DROPOUT_RATE, book="Dropout")
-        out = _forward(layer, cls, "Dropout", np.ones(KEEP_RATE_DRAWS), True, expect=KEEP_RATE_DRAWS)
+        with seeded_numpy(SEED):
+            layer = guard.call(cls, "__init__", DROPOUT_RATE, book="Dropout")
+            out = _forward(layer, cls, "Dropout", np.ones(KEEP_RATE_DRAWS), True, expect=KEEP_RATE_DRAWS)
     except UserCodeError:
         return None  # the probe cases say why
-    finally:
-        np.random.set_state(state)
     return np.asarray(out, dtype=np.float64)
 
 
