@@ -11,7 +11,7 @@ from parity.settings.spec import MODE_LAYERS  # the book classes whose forward t
 
 __all__ = ["MODE_LAYERS", "SPELLINGS", "train_argument", "forward_call", "train_flag_problem"]
 
-SPELLINGS = ("train_flg", "train_flag", "training", "is_training", "train", "is_train", "train_mode", "trainable")
+SPELLINGS = ("train_flg", "train_flag", "training", "is_training", "train", "is_train", "train_mode")  # not `trainable`: a weight property
 EXPECTED = "forward(x, train_flg=True)"
 
 
