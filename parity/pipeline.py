@@ -149,7 +149,7 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
         reference = reference_for(prepared, shown)
         with stage("your classes, each alone against Keras") if user is not None and user.layers else _silent(""):
             kit, found, whose = _layer_probes(user, prepared)
-        compared = f"comparing {config.samples} samples, then stepping {config.train}"
+        compared = f"comparing {config.samples} samples, then stepping {config.train} on both sides"
         if folder is None:
             with stage(compared):
                 result = compare_numpy(prepared, reference, kit, found, whose, progress=progress, optimizer=optimizer)
@@ -159,7 +159,7 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
                                   folder.plot_worker)
             with stage(compared):
                 result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
-                                       progress=progress, optimizer=optimizer)
+                                       progress=progress, optimizer=optimizer, on_probe=writer.probe_done)
             with stage("writing the report" + (" and drawing its plots" if config.plots else "")):
                 files = writer.finish(_user_findings(result, user))
         return Report(result, prepared.data, fmt=folder.fmt, files=files, folder=folder.place(config))

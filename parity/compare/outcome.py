@@ -30,7 +30,7 @@ class ParityResult:
     fitted: dict[str, np.ndarray]
     probe: PhaseResult | None  # the whole probe when it fit in one chunk; else None (see summaries)
     batch: PhaseResult | None
-    stepping: PhaseResult
+    stepping: PhaseResult  # None only in a result of the probe alone (of_probe)
     summaries: dict[str, PhaseSummary]  # per phase: counts, maxima, dead units, zero patterns
     dead_relu_steps: list[dict]
     kinks: list[dict]
@@ -41,6 +41,15 @@ class ParityResult:
     keras_side: dict = field(default_factory=dict)  # where the Keras side came from: computed here, or recorded
     modes: dict = field(default_factory=dict)  # each phase's Dropout/BatchNormalization mode and why (compare.modes)
     pool_routing: PoolRouting | None = None  # pool_routing.png's data: a run with plots and a pooling only
+
+    @classmethod
+    def of_probe(cls, config: RunConfig, spec: ModelSpec, data: Dataset, tolerance: Tolerance,
+                 fitted: dict[str, np.ndarray], probe: PhaseResult | None, summaries: dict[str, PhaseSummary],
+                 kinks: list[dict], environment: dict, layers: dict[str, str], **known) -> "ParityResult":
+        """What the probe alone comes to, before the batch and stepping phases and without findings: what the
+        pictures that read the probe need (parity.report.plots.PROBE_PICTURES), drawn while the run steps."""
+        return cls(config, spec, data, tolerance, fitted, probe, None, None, summaries, [], kinks, [], environment,
+                   layers, **known)
 
     @property
     def classifies(self) -> bool:

@@ -66,13 +66,16 @@ def _tolerance(config: RunConfig) -> Tolerance:
 def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | None = None,
                   layer_findings: list[Finding] = (), layers: dict[str, str] | None = None,
                   on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int | None = None,
-                  progress: Callable | None = None, optimizer: RunOptimizer | None = None) -> ParityResult:
+                  progress: Callable | None = None, optimizer: RunOptimizer | None = None,
+                  on_probe: Callable[[ParityResult], None] | None = None) -> ParityResult:
     """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side.
 
     Without a kit the reference layers' probe and stepping records are computed in closed form (equal
     to running the layer objects sample by sample, as tested); a user's classes always run as objects,
     sample by sample, and the batch probe always runs the layer objects. Stepping uses `optimizer` (the
     user's class, or the book's for the run's optimizer when None), judged by optimizer_stepping.judge.
+    Once the probe is whole, `on_probe` gets what it came to (ParityResult.of_probe), before Keras steps:
+    the report's plot worker draws the probe's pictures meanwhile.
     """
     config, spec, data = prepared.config, prepared.spec, prepared.data
     tol = _tolerance(config)
@@ -90,7 +93,6 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     # mode (BatchNormalization couples a batch) with the Dropout masks Keras drew (parity.keras_side.train_mode).
     closed = kit is None and not spec.regularized
     step_batch = config.batch_size if spec.regularized else 1
-    step_rows = np.arange(len(reference.stepping.loss)) * step_batch
     routes: dict[int, set[str]] = {}
 
     def fresh():
@@ -130,6 +132,14 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     probe_findings = settle(raw, "probe", blame, tol, config.batch_size, set())
     findings += probe_findings
     flagged = {f.param for f in probe_findings if f.severity == ERROR}  # not warnings: kinks fail nothing
+    routing = pool_routing(spec, reference, fresh, whole) if config.plots and spec.features else None
+    environment = {**reference.environment, "vectorized_map_fallback": reference.vectorized_map_fallback or "none"}
+    if on_probe:
+        on_probe(ParityResult.of_probe(config, spec, data, tol, fitted, whole, summaries, kinks, environment,
+                                       layers or {}, keras_side=reference.source,
+                                       modes=phase_modes(spec, config.batch_size, routes), pool_routing=routing))
+    reference.train()  # Keras's batch and stepping phases, now that the worker has the probe's pictures
+    step_rows = np.arange(len(reference.stepping.loss)) * step_batch
 
     batch = None
     if reference.batch is not None:
@@ -198,11 +208,9 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     kinks += kink_rows(stepping, data, spec, keras_weights_before, KINK_LEDGER_LIMIT - len(kinks))
     observation = [] if stepping.shape_errors else stepping_observation(stepping, fitted)
     findings += _dead_findings(summaries["probe"].dead_units(), observation)
-    routing = pool_routing(spec, reference, fresh, whole) if config.plots and spec.features else None
     return ParityResult(config, spec, data, tol, fitted, whole, batch, stepping, summaries, observation, kinks,
-                        with_consequence_fixes(findings), {**reference.environment,
-                                   "vectorized_map_fallback": reference.vectorized_map_fallback or "none"},
-                        layers or {}, judged.record, keras_side=reference.source,
+                        with_consequence_fixes(findings), environment, layers or {}, judged.record,
+                        keras_side=reference.source,
                         modes=phase_modes(spec, config.batch_size, routes), pool_routing=routing)
 
 

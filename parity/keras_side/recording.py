@@ -159,8 +159,8 @@ class Recording:
             _, t = targets(spec, y, dtype)
             self._reference = KerasReference(
                 fitted={n: self.arrays[f"fitted/{n}"] for n in names}, side=None, x=x.astype(dtype), t=t,
-                stepping=_trace("stepping", self.arrays, names),
-                batch=_trace("batch", self.arrays, names) if self.meta["batch"] else None,
+                training=(_trace("stepping", self.arrays, names),
+                          _trace("batch", self.arrays, names) if self.meta["batch"] else None),
                 environment=dict(self.meta["environment"]), optimizer=dict(self.meta["optimizer"]),
                 probe=_trace("probe", self.arrays, names), source=self.source(),
                 fallback=self.meta["vectorized_map_fallback"])

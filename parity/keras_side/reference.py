@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,14 +37,31 @@ class KerasReference:
     side: object  # keras_side.KerasSide, at the fitted weights: computes probe chunks on demand; None when recorded
     x: np.ndarray  # the inputs and Keras's targets, in the run's dtype
     t: np.ndarray
-    stepping: Trace
-    batch: Trace | None  # mini-batch gradients at the fitted weights; None at batch size 1
+    # (stepping, batch): Keras's lock-step steps, and its mini-batch gradients at the fitted weights (None at batch
+    # size 1); or what computes them when first read (`train`), so a run can hand out the probe's pictures first.
+    training: tuple | Callable
     environment: dict
     optimizer: dict = field(default_factory=dict)  # the Keras optimizer built for the run (keras_optimizers.build_record)
     _cached: dict = field(default_factory=dict)
     probe: Trace | None = None  # a recording's whole probe; computed per chunk by `side` otherwise
     source: dict = field(default_factory=dict)  # where this Keras side came from (summary.json's keras_side)
     fallback: str | None = None  # a recording's vectorized_map_fallback
+
+    def train(self, stage=None) -> None:
+        """Compute Keras's stepping and batch phases now if they are not yet: `stage(label)` is a context manager
+        around it (a status line on a terminal)."""
+        if callable(self.training):
+            self.training = self.training(stage or _silent)
+
+    @property
+    def stepping(self) -> Trace:
+        self.train()
+        return self.training[0]
+
+    @property
+    def batch(self) -> Trace | None:
+        self.train()
+        return self.training[1]
 
     @property
     def vectorized_map_fallback(self) -> str | None:
@@ -136,7 +154,7 @@ def _silent(label: str):
 
 
 def keras_reference(prepared: Prepared, stage=None) -> KerasReference:
-    """Fit (or load) the Keras model and compute Keras's stepping and batch phases; the probe comes per chunk.
+    """Fit (or load) the Keras model; Keras's stepping and batch phases come when first read, the probe per chunk.
 
     The fit and the stepping both use the run's Keras optimizer (keras_optimizers.build_keras_optimizer).
     `stage(label)` is a context manager around each step (a status line on a terminal)."""
@@ -161,15 +179,28 @@ def keras_reference(prepared: Prepared, stage=None) -> KerasReference:
         model.set_weights([w.astype(config.dtype) for w in start])
         side.fit(x[:n], t[:n], config.epochs, config.batch_size, config.optimizer, config.seed)
         fitted = keras_to_numpy(spec, keras_model.weights_of(model), config.dtype)
-    with stage(f"Keras: stepping {n} samples one by one"):
-        batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
-        # BatchNormalization couples a batch: such a model steps batch-wise (parity.keras_side.train_mode)
-        stepping = side.step_through(x[:n], t[:n], config.optimizer, batch=config.batch_size if spec.regularized else 1)
-    model.set_weights(numpy_to_keras(spec, fitted))  # back to the fitted weights, for the probe
+    model.set_weights(numpy_to_keras(spec, fitted))  # for the probe, which comes first
+
+    def training(stage) -> tuple[Trace, Trace | None]:
+        """Run after the probe: a run hands the probe's pictures to its plot worker, which draws them meanwhile."""
+        with stage(f"Keras: stepping {n} samples one by one"):
+            if backend.keras.config.floatx() != config.dtype:  # another run's came between
+                backend.configure(config.dtype, config.seed)
+            model.set_weights(numpy_to_keras(spec, fitted))  # the model is shared by every run of its architecture
+            batch = side.per_batch(x[:n], t[:n], config.batch_size) if 1 < config.batch_size <= n else None
+            # BatchNormalization couples a batch: such a model steps batch-wise (parity.keras_side.train_mode)
+            stepping = side.step_through(x[:n], t[:n], config.optimizer,
+                                         batch=config.batch_size if spec.regularized else 1)
+            model.set_weights(numpy_to_keras(spec, fitted))  # back to the fitted weights
+        return stepping, batch
+
     environment = backend.environment()
     source = {"source": "computed", "summary": f"computed by Keras {environment['keras']} / TensorFlow "
                                              f"{environment['tensorflow']} in this process"}
-    return KerasReference(fitted, side, x, t, stepping, batch, environment, build_record(config.optimizer, config.dtype),
+    # Dropout draws its masks from the model's own seed generators, which the fit leaves where the phases after it
+    # start: a model with one trains now, before another run's fit of its architecture could move them.
+    later = training(stage) if spec.regularized else training
+    return KerasReference(fitted, side, x, t, later, environment, build_record(config.optimizer, config.dtype),
                           source=source)
 
 

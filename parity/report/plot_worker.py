@@ -1,15 +1,22 @@
-"""A second process that draws some of a report's pictures while the run's own process draws the rest.
+"""A second process that draws a report's pictures while the run's own process works.
 
 matplotlib holds the GIL while it draws, so threads cannot share that work; a second interpreter can,
 on a second core. The CLI starts one before TensorFlow loads (`PlotWorker.start`), so its own imports
-(NumPy, matplotlib) and a warm-up drawing happen while the run imports TensorFlow and fits. It then
-waits for one job, a pickled (names, result, curves), and answers with each picture's PNG bytes.
+(NumPy, matplotlib) and a warm-up drawing happen while the run imports TensorFlow and fits. It is handed
+pictures as soon as what they read exists: the probe's pictures while the run steps, the rest at the end.
+It draws them one at a time, in the order handed, and answers each with its PNG bytes as it is done.
 
-It never writes a file: the run writes every picture itself, inside its atomic report folder, so a
-run stopped at any moment leaves nothing of the worker's. A worker that is missing, died, is slow or
-answers with an error costs only time: the run draws those pictures itself (parity.report.plots.draw_all).
-It runs in a session of its own, so a Ctrl-C at the terminal reaches the run alone, which ends it;
-a run killed outright closes the worker's stdin, and the worker exits at end of input.
+The run takes pictures back from the end of what the worker still owes (`claim`) and draws them itself,
+while the worker goes on from the front: the two processes end together, whatever the machine's load
+and whichever pictures apply. The worker skips a picture claimed before it started it.
+
+Messages both ways are pickles, each after its length (8 bytes, big-endian): to the worker ("draw",
+names, result, curves) and ("claim", name); back (name, PNG bytes, None where the picture does not
+apply, SKIPPED or FAILED). It never writes a file: the run writes every picture itself, inside its
+atomic report folder, so a run stopped at any moment leaves nothing of the worker's. A worker that is
+missing, died, is slow or fails costs only time: the run draws what it owes (parity.report.plots.draw_all).
+It runs in a session of its own, so a Ctrl-C at the terminal reaches the run alone, which ends it; a run
+killed outright closes the worker's stdin, and the worker exits at end of input.
 
 PARITY_PLOT_WORKER=0 turns it off: every picture is then drawn in the run's own process.
 """
@@ -18,21 +25,50 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import subprocess
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["PlotWorker", "ANSWER_TIMEOUT_S"]
+__all__ = ["PlotWorker", "ANSWER_TIMEOUT_S", "SKIPPED", "FAILED"]
 
-ANSWER_TIMEOUT_S = 120.0  # past this the run stops waiting and draws the worker's share itself
+ANSWER_TIMEOUT_S = 120.0  # past this without an answer the run stops waiting and draws what the worker owes
+SKIPPED, FAILED = "skipped", "failed"  # a claimed picture the worker did not draw; one its drawing raised on
+_LENGTH = 8
+
+
+def _send(stream, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(_LENGTH, "big") + data)
+    stream.flush()
+
+
+def _receive(stream):
+    """The next message, or None at end of input (or a message cut short)."""
+    head = stream.read(_LENGTH)
+    if len(head) < _LENGTH:
+        return None
+    size = int.from_bytes(head, "big")
+    data = stream.read(size)
+    return pickle.loads(data) if len(data) == size else None  # our own process's messages
 
 
 class PlotWorker:
-    """A started worker process; `draw` hands it one job, `close` ends it (always call it)."""
+    """A started worker process: `draw` hands it pictures, `claim` takes one back, `owed` and `wait` follow it,
+    `delivered` gives what it drew; `close` ends it (always call it)."""
 
     def __init__(self, process: subprocess.Popen):
         self._process = process
-        self._pool: ThreadPoolExecutor | None = None
+        self._changed = threading.Condition()
+        self._handed: list[str] = []  # in the worker's order
+        self._claimed: set[str] = set()
+        self._answers: dict[str, object] = {}
+        self._dead = False
+        self._sender = ThreadPoolExecutor(max_workers=1)  # a job of many MB never holds up the run
+        self._reader = threading.Thread(target=self._read, name="parity-plot-answers", daemon=True)
+        self._reader.start()
 
     @classmethod
     def start(cls) -> "PlotWorker | None":
@@ -47,28 +83,83 @@ class PlotWorker:
             return None
         return cls(process)
 
-    def draw(self, names: list[str], result, curves) -> Future:
-        """Start drawing `names`; the Future gives {name: PNG bytes, or None where it does not apply} for
-        what the worker delivered: {} when it failed in any way."""
-        try:
-            job = pickle.dumps((names, result, curves), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # something in the result that does not pickle: the run draws it all itself
-            done: Future = Future()
-            done.set_result({})
-            return done
-        self._pool = ThreadPoolExecutor(max_workers=1)
-        return self._pool.submit(self._exchange, job, names)
+    @property
+    def handed(self) -> list[str]:
+        with self._changed:
+            return list(self._handed)
 
-    def _exchange(self, job: bytes, names: list[str]) -> dict:
+    def draw(self, names: list[str], result, curves) -> bool:
+        """Hand the worker `names` (those not handed before) to draw from `result` after what it has; False
+        when nothing was handed (something in the result does not pickle, or the worker is gone)."""
+        with self._changed:
+            names = [name for name in names if name not in self._handed]
+            if not names or self._dead:
+                return False
         try:
-            out, _ = self._process.communicate(job, timeout=ANSWER_TIMEOUT_S)
-            answer = pickle.loads(out)  # our own child's answer, built by main() below
-        except Exception:
-            self.close()
-            return {}
-        if not isinstance(answer, dict) or set(answer) - set(names):
-            return {}
-        return {name: png for name, png in answer.items() if png is None or isinstance(png, bytes)}
+            job = pickle.dumps(("draw", names, result, curves), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # something in the result that does not pickle: the run draws it all itself
+            return False
+        with self._changed:
+            self._handed += names
+        self._sender.submit(self._write, job)
+        return True
+
+    def claim(self, name: str) -> bool:
+        """Take `name` back: the run draws it. False where the worker already answered it."""
+        with self._changed:
+            if name in self._answers or name not in self._handed:
+                return False
+            self._claimed.add(name)
+        self._sender.submit(self._write, pickle.dumps(("claim", name), protocol=pickle.HIGHEST_PROTOCOL))
+        return True
+
+    def owed(self) -> list[str]:
+        """The pictures the worker still owes (handed, neither answered nor claimed), in its order; none once it is
+        gone."""
+        with self._changed:
+            if self._dead:
+                return []
+            return [n for n in self._handed if n not in self._answers and n not in self._claimed]
+
+    def wait(self, timeout: float = ANSWER_TIMEOUT_S) -> bool:
+        """Wait for the worker's next answer (or its end); False when none came within `timeout` seconds."""
+        with self._changed:
+            before = (len(self._answers), self._dead)
+            return self._changed.wait_for(lambda: (len(self._answers), self._dead) != before, timeout)
+
+    def delivered(self) -> dict[str, bytes | None]:
+        """{name: PNG bytes, or None where the picture does not apply} for what the worker drew and the run did not
+        claim."""
+        with self._changed:
+            return {name: png for name, png in self._answers.items()
+                    if name not in self._claimed and (png is None or isinstance(png, bytes))}
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._process.stdin.write(len(data).to_bytes(_LENGTH, "big") + data)
+            self._process.stdin.flush()
+        except (OSError, ValueError):  # the worker died, or was closed: the run draws what it owed
+            self._gone()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                answer = _receive(self._process.stdout)
+            except Exception:
+                answer = None
+            if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], str)):
+                self._gone()
+                return
+            name, png = answer
+            with self._changed:
+                if name in self._handed:
+                    self._answers[name] = png
+                self._changed.notify_all()
+
+    def _gone(self) -> None:
+        with self._changed:
+            self._dead = True
+            self._changed.notify_all()
 
     def close(self) -> None:
         """End the worker if it still runs, and wait for it."""
@@ -83,8 +174,8 @@ class PlotWorker:
                 stream.close()
             except (OSError, ValueError):
                 pass
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        self._gone()
+        self._sender.shutdown(wait=False, cancel_futures=True)
 
 
 def _warm_up() -> None:
@@ -102,18 +193,47 @@ def _warm_up() -> None:
     png(fig)
 
 
+def _listen(inbox: queue.Queue) -> None:
+    """Read the run's messages into `inbox`, a thread of their own, so a claim arriving while a picture is drawn is
+    seen before the next one; None at end of input."""
+    while True:
+        message = _receive(sys.stdin.buffer)
+        inbox.put(message)
+        if message is None:
+            return
+
+
 def main() -> int:
     from parity.report import plots
 
     _warm_up()
-    job = sys.stdin.buffer.read()
-    if not job:  # the run ended without pictures, or before it had them
-        return 0
-    names, result, curves = pickle.loads(job)  # from the run that started this process
-    answer = plots.draw(names, result, curves)
-    sys.stdout.buffer.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
-    return 0
+    inbox: queue.Queue = queue.Queue()
+    threading.Thread(target=_listen, args=(inbox,), daemon=True).start()
+    pending: deque = deque()  # (name, result, curves), in the order handed
+    claimed: set[str] = set()
+    out = sys.stdout.buffer
+    while True:
+        while True:  # every message waiting, and wait for one when there is nothing to draw
+            try:
+                message = inbox.get(block=not pending)
+            except queue.Empty:
+                break
+            if message is None:  # the run closed its end: nothing more is wanted
+                return 0
+            if message[0] == "draw":
+                _, names, result, curves = message
+                pending.extend((name, result, curves) for name in names)
+            elif message[0] == "claim":
+                claimed.add(message[1])
+        name, result, curves = pending.popleft()
+        if name in claimed:
+            _send(out, (name, SKIPPED))
+            continue
+        try:
+            png = plots.draw([name], result, curves)[name]
+        except Exception:  # the run draws it itself, and meets the error there
+            png = FAILED
+        _send(out, (name, png))
 
 
 if __name__ == "__main__":

@@ -24,28 +24,16 @@ from parity.report.plot_style import (KERAS_STYLE, NUMPY_STYLE, along, floor_and
                                       zero_floor)
 from parity.report.probe_curves import EXACT_LIMIT, ProbeCurves  # noqa: F401  (re-exported)
 
-__all__ = ["EXACT_LIMIT", "PICTURES", "ProbeCurves", "draw", "draw_all", "figure", "hand_over", "png"]
+__all__ = ["BY_COST", "EXACT_LIMIT", "PICTURES", "PROBE_PICTURES", "ProbeCurves", "draw", "draw_all", "figure", "hand_over",
+           "hand_over_probe", "png"]
 
-# What a PlotWorker draws while this process draws the rest. Measured on the default run (drawing, warm):
-# stepping 0.30 s, against gradient differences 0.19 s, the map 0.12 s and the fit 0.09 s here; with its
-# pickled job the worker's share ends as this process's three do (the report 0.43-0.46 s), where stepping
-# and fit kept this process waiting 0.13 s for the worker (0.47-0.50 s). The lesson, added later, costs
-# about what stepping does (CPU seconds on a loaded machine: lesson 0.36, stepping 0.53, gradient differences 0.50,
-# map 0.22, fit 0.15), so the worker draws both: 0.89 s against this process's 0.87 s and its tables. The chapter-6
-# picture is drawn only where those two are not (a Dropout or BatchNormalization model) and costs most there (1.1 s,
-# warm, against gradient differences 0.30 and fit 0.10 on the regularized scenario), so the worker draws it too.
-WORKER_SHARE = ("lesson", "stepping", "regularization")
-# A run with convolutions draws a larger stepping (a panel per parameter, six on cnn) and pool_routing. CPU seconds
-# on cnn, warm, best of 3 (stepping and gradient differences as line markers): lesson 0.48, stepping 0.66,
-# pool_routing 0.33, gradient differences 0.25, map 0.23, fit 0.08. The worker takes stepping, pool_routing and fit
-# (1.07 and its job's unpickling) against this process's 0.96, its pickling of that job and its tables; with fit
-# here this process ended 0.3 s after the worker.
-FEATURES_SHARE = ("stepping", "pool_routing", "fit")
-
-
-def worker_share(result: ParityResult) -> tuple[str, ...]:
-    """The pictures a PlotWorker draws for this run."""
-    return FEATURES_SHARE if result.spec.features else WORKER_SHARE
+# A PlotWorker draws the pictures that read the probe alone (with the fitted weights and the data) while the run steps,
+# handed over as soon as the probe is whole (hand_over_probe), and the rest once the run is done (draw_all). It draws
+# in the order handed, most costly first, and the run takes pictures back from the end, so the two end together.
+# CPU seconds per picture on cnn, warm, best of 3: stepping 0.78, lesson 0.51, pool_routing 0.32-0.40, gradient
+# differences 0.30, map 0.30, fit 0.09; on the regularized scenario its chapter-6 picture costs most (1.1 s).
+PROBE_PICTURES = ("lesson", "pool_routing", "dead_relu_map", "fit")
+BY_COST = ("regularization", "stepping", "lesson", "pool_routing", "gradient_diffs", "dead_relu_map", "fit")
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
@@ -234,20 +222,37 @@ def draw(names, result: ParityResult, curves: ProbeCurves) -> dict[str, bytes | 
     return out
 
 
-def hand_over(worker, result: ParityResult, curves: ProbeCurves):
-    """Give a PlotWorker (parity.report.plot_worker) its share, worker_share(result), to draw while this process goes
-    on; draw_all collects it. None without a worker."""
-    return None if worker is None else worker.draw(list(worker_share(result)), result, curves)
+def hand_over_probe(worker, result: ParityResult, curves: ProbeCurves) -> None:
+    """Give a PlotWorker (parity.report.plot_worker) the pictures that read the probe alone, from a result that holds
+    only the probe (parity.compare.outcome.ParityResult.of_probe), to draw while the run steps. The lesson reads
+    the stepping phase where the probe came in chunks (parity.report.plot_lesson): it waits for the end then."""
+    if worker is not None:
+        worker.draw([name for name in PROBE_PICTURES if name != "lesson" or result.probe is not None], result, curves)
 
 
-def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, handed=None) -> dict[str, bytes]:
+def hand_over(worker, result: ParityResult, curves: ProbeCurves) -> None:
+    """Give a PlotWorker every picture it was not given yet, most costly first; draw_all collects them."""
+    if worker is not None:
+        worker.draw([name for name in BY_COST if name not in worker.handed], result, curves)
+
+
+def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, worker=None) -> dict[str, bytes]:
     """Write every picture that applies into `folder`, in PICTURES' order; returns {file name: PNG bytes}.
 
-    `handed` is what hand_over returned: those pictures come from the worker, the rest are drawn here,
-    and whatever it fails to deliver is drawn here too, so the pictures never depend on it."""
-    drawn = draw([name for name in PICTURES if handed is None or name not in worker_share(result)], result, curves)
-    if handed is not None:
-        drawn |= handed.result()
+    With a `worker` that was handed pictures (hand_over), this process takes back the last picture the worker owes
+    and draws it, while the worker draws the first, until one is left; it waits for that one. Whatever the worker
+    fails to deliver, or delivers past ANSWER_TIMEOUT_S, is drawn here too, so the pictures never depend on it."""
+    from parity.report.plot_worker import ANSWER_TIMEOUT_S
+
+    drawn: dict[str, bytes | None] = {}
+    while worker is not None and (owed := worker.owed()):
+        if len(owed) > 1:
+            if worker.claim(owed[-1]):
+                drawn |= draw([owed[-1]], result, curves)
+        elif not worker.wait(ANSWER_TIMEOUT_S):
+            break
+    if worker is not None:
+        drawn |= {name: png for name, png in worker.delivered().items() if name not in drawn}
     drawn |= draw([name for name in PICTURES if name not in drawn], result, curves)  # the worker's failures
     files = {f"{name}.png": drawn[name] for name in PICTURES if drawn[name] is not None}
     for file, picture in files.items():

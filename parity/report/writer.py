@@ -91,7 +91,7 @@ class ReportWriter:
         from parity.report.tables import WorstGradients, gradient_columns, samples_columns
 
         self.folder, self.data, self.config, self.fmt, self.plots = folder, data, config, fmt, plots
-        self.plot_worker = plot_worker  # a parity.report.plot_worker.PlotWorker that draws some pictures, or None
+        self.plot_worker = plot_worker  # a parity.report.plot_worker.PlotWorker that draws pictures, or None
         self.classifies = spec.loss != "mean_squared_error"
         self.samples = _Table(folder, "samples", fmt)
         self.gradients = _Table(folder, "gradients", fmt)
@@ -146,14 +146,20 @@ class ReportWriter:
             if phase is not None:
                 self._write_gradients(phase)
 
+    def probe_done(self, probe_only: ParityResult) -> None:
+        """The probe is whole: the worker draws the pictures that read it alone while the run steps."""
+        if self.curves is not None and self.plot_worker is not None:
+            from parity.report.plots import hand_over_probe
+
+            hand_over_probe(self.plot_worker, probe_only, self.curves)
+
     def finish(self, result: ParityResult) -> list[str]:
         from parity.report.tables import steps_columns
 
-        handed = None
         if self.curves is not None:  # the worker's pictures first: it draws them while the tables are written
             from parity.report.plots import hand_over
 
-            handed = hand_over(self.plot_worker, result, self.curves)
+            hand_over(self.plot_worker, result, self.curves)
         train = self.config.train
         self._finish_gradients(result)
         steps = _Table(self.folder, "steps", self.fmt)
@@ -165,7 +171,7 @@ class ReportWriter:
         if self.curves is not None:
             from parity.report.plots import draw_all
 
-            images = draw_all(result, self.curves, self.folder, handed)  # file name -> the PNG bytes written
+            images = draw_all(result, self.curves, self.folder, self.plot_worker)  # file name -> the PNG bytes written
             files += list(images)
         from parity.report.html import render_html
 

@@ -203,39 +203,85 @@ def test_kernel_entries_are_named_by_the_units_they_join():
     assert _entries(result, "b2")[15] == ("layer 2, unit 15", [(2, 15)])
 
 
-# -- the plot worker: its share of the pictures drawn in a second process, never at the report's expense ---------------
+# -- the plot worker: pictures drawn in a second process, never at the report's expense ---------------------------------
+def worker_drawn(worker, names, result, curves) -> dict:
+    """What the worker answers for `names`, waited for."""
+    assert worker.draw(names, result, curves)
+    while worker.owed():
+        assert worker.wait(120)
+    return worker.delivered()
+
+
 def test_the_plot_worker_draws_the_same_bytes_as_this_process(runs):
     from parity.report.plot_worker import PlotWorker
-    from parity.report.plots import WORKER_SHARE, draw
+    from parity.report.plots import draw
 
     result, curves = runs[("no mask", None)]
+    names = ["lesson", "stepping", "regularization"]
     worker = PlotWorker.start()
     assert worker is not None
     try:
-        theirs = worker.draw(list(WORKER_SHARE), result, curves).result()
+        theirs = worker_drawn(worker, names, result, curves)
     finally:
         worker.close()
-    assert set(theirs) == set(WORKER_SHARE)
-    assert theirs == draw(WORKER_SHARE, result, curves)
+    assert set(theirs) == set(names)
+    assert theirs == draw(names, result, curves)
     assert theirs["lesson"].startswith(b"\x89PNG") and theirs["stepping"].startswith(b"\x89PNG")
     assert theirs["regularization"] is None  # no Dropout nor BatchNormalization in this model
 
 
+def test_a_picture_the_run_claims_back_is_not_delivered_by_the_worker(runs):
+    from parity.report.plot_worker import PlotWorker
+
+    result, curves = runs[("correct", None)]
+    worker = PlotWorker.start()
+    try:
+        assert worker.draw(["stepping", "lesson", "fit"], result, curves)
+        assert worker.claim("fit")  # the last of three: the worker is on the first, or still starting
+        assert worker.owed() == ["stepping", "lesson"]
+        while worker.owed():
+            assert worker.wait(120)
+        delivered = worker.delivered()
+    finally:
+        worker.close()
+    assert set(delivered) == {"stepping", "lesson"}
+    assert not worker.draw(["stepping"], result, curves)  # handed once: nothing more to hand, and it is closed
+
+
+def test_the_run_and_the_worker_share_the_pictures_and_the_report_is_the_same_bytes(runs, tmp_path):
+    """draw_all takes back from the end what the worker still owes: whoever drew a picture, its bytes are the same."""
+    from parity.report.plot_worker import PlotWorker
+    from parity.report.plots import BY_COST, PICTURES, draw, draw_all, hand_over
+
+    result, curves = runs[("no mask", None)]
+    worker = PlotWorker.start()
+    try:
+        hand_over(worker, result, curves)
+        handed = worker.handed
+        files = draw_all(result, curves, tmp_path, worker)
+    finally:
+        worker.close()
+    assert handed == list(BY_COST)  # the most costly first; those that do not apply are answered None at once
+    expected = {f"{name}.png": png for name, png in draw(list(PICTURES), result, curves).items() if png is not None}
+    assert files == expected
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == expected
+
+
 def test_pictures_a_dead_plot_worker_owed_are_drawn_by_the_run_itself(runs, tmp_path):
     from parity.report.plot_worker import PlotWorker
-    from parity.report.plots import WORKER_SHARE, draw, draw_all, hand_over
+    from parity.report.plots import draw, draw_all, hand_over
 
     result, curves = runs[("correct", None)]
     worker = PlotWorker.start()
     worker._process.kill()
     worker._process.wait()
     try:
-        files = draw_all(result, curves, tmp_path, hand_over(worker, result, curves))
+        hand_over(worker, result, curves)
+        files = draw_all(result, curves, tmp_path, worker)
     finally:
         worker.close()
     assert list(files) == ["lesson.png", "gradient_diffs.png", "dead_relu_map.png", "stepping.png", "fit.png"]
-    expected = draw(list(WORKER_SHARE), result, curves)
-    for name, png in expected.items():
+    for name, png in draw(["lesson", "stepping", "regularization"], result, curves).items():
         if png is None:  # a picture that does not apply to this model (regularization): no file
             assert not (tmp_path / f"{name}.png").exists() and f"{name}.png" not in files
         else:
@@ -252,12 +298,35 @@ def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_ex
     odd = replace(result, environment={**result.environment, "hook": lambda: None})  # a lambda does not pickle
     worker = PlotWorker.start()
     try:
-        assert worker.draw(["stepping"], odd, curves).result() == {}
-        assert list(draw_all(odd, curves, tmp_path, hand_over(worker, odd, curves)))[-2:] == ["stepping.png", "fit.png"]
+        assert not worker.draw(["stepping"], odd, curves)
+        hand_over(worker, odd, curves)
+        assert worker.handed == [] and worker.owed() == []
+        assert list(draw_all(odd, curves, tmp_path, worker))[-2:] == ["stepping.png", "fit.png"]
         worker._process.stdin.close()  # no job: the worker ends by itself, and cleanly
         assert worker._process.wait(timeout=60) == 0
     finally:
         worker.close()
+
+
+def test_the_probes_pictures_read_the_probe_alone(runs, cached_run):
+    """What a worker draws while the run steps (PROBE_PICTURES, from ParityResult.of_probe) is what the whole result
+    draws: on the seed model and on the cnn run, whose pool_routing reads Keras's autodiff at the fitted weights."""
+    from parity.compare.outcome import ParityResult
+    from parity.report.plots import PROBE_PICTURES, draw
+    from parity.report.probe_curves import ProbeCurves
+
+    cnn = cached_run({"scenario": "cnn"})
+    cnn_curves = ProbeCurves(cnn.data, cnn.spec)
+    cnn_curves.add(cnn.probe)
+    for result, curves in (runs[("no mask", None)], (cnn, cnn_curves)):
+        alone = ParityResult.of_probe(result.config, result.spec, result.data, result.tolerance, result.fitted,
+                                      result.probe, result.summaries, result.kinks, result.environment, result.layers,
+                                      keras_side=result.keras_side, modes=result.modes, pool_routing=result.pool_routing)
+        assert alone.stepping is None and alone.batch is None and alone.findings == []
+        early = draw(PROBE_PICTURES, alone, curves)
+        assert early == draw(PROBE_PICTURES, result, curves)
+        drawn = {"lesson", "dead_relu_map", "fit"} | ({"pool_routing"} if result.spec.features else set())
+        assert {name for name, png in early.items() if png is not None} == drawn
 
 
 def test_stepping_draws_every_point_it_is_given_on_both_sides_of_a_convolutional_model(cached_run):
