@@ -242,14 +242,12 @@ def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, worker=Non
     With a `worker` that was handed pictures (hand_over), this process takes back the last picture the worker owes
     and draws it, while the worker draws the first, until one is left; it waits for that one. Whatever the worker
     fails to deliver, or delivers past ANSWER_TIMEOUT_S, is drawn here too, so the pictures never depend on it."""
-    from parity.report.plot_worker import ANSWER_TIMEOUT_S
-
     drawn: dict[str, bytes | None] = {}
     while worker is not None and (owed := worker.owed()):
         if len(owed) > 1:
             if worker.claim(owed[-1]):
                 drawn |= draw([owed[-1]], result, curves)
-        elif not worker.wait(ANSWER_TIMEOUT_S):
+        elif not worker.wait():  # PlotWorker.wait's limit: parity.report.plot_worker.ANSWER_TIMEOUT_S
             break
     if worker is not None:
         drawn |= {name: png for name, png in worker.delivered().items() if name not in drawn}
