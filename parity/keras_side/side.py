@@ -206,9 +206,10 @@ class KerasSide:
         stepper.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
         return stepper
 
-    def _step(self, x1, t1, stepper: "_Stepper"):
+    def _step(self, x1, t1, stepper: "_Stepper", probe=None):
+        """One optimizer step on (x1, t1); `probe` computes its gradients (the model's own call, `_probe`, by default)."""
         variables = self.model.trainable_variables
-        pred, loss, grads, dx, z = self._probe(x1, t1)
+        pred, loss, grads, dx, z = (probe or self._probe)(x1, t1)
         stepper.optimizer.apply_gradients(zip(grads, variables))
         # tf.identity snapshots each value after the update (eagerly, .value would be the live variable)
         return (pred[0], loss, grads, dx[0], [a[0] for a in z], [tf.identity(v) for v in variables],
@@ -225,9 +226,14 @@ class KerasSide:
                   [[tf.TensorArray(v.dtype, size=n) for v in per_variable]  # optimizer state after the step
                    for per_variable in stepper.slots.values()])
 
+        # A convolution's batch gradients trace _batch (per_batch): the loop calls that graph for each step's gradients
+        # instead of tracing the model a second time, a third of the loop's trace (the same bits as the model's own
+        # eager call: tests/keras_side/test_cnn_cost.py).
+        probe = self._batch if self.spec.features else None
+
         def body(i, arrays):
             (pred, loss, dx), grads, params, zs, states = arrays
-            p, l_, g, d, z, w, s = self._step(xs[i:i + 1], ts[i:i + 1], stepper)
+            p, l_, g, d, z, w, s = self._step(xs[i:i + 1], ts[i:i + 1], stepper, probe)
             return i + 1, ([pred.write(i, p), loss.write(i, l_), dx.write(i, d)],
                            [a.write(i, v) for a, v in zip(grads, g)],
                            [a.write(i, v) for a, v in zip(params, w)],

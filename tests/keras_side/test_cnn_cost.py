@@ -34,6 +34,39 @@ def test_a_convolutions_traced_batch_gradients_are_the_eager_ones_bit_for_bit(dt
     np.testing.assert_array_equal(traced.grads["W1"], reference.batch.grads["W1"])  # what the run compared with
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_convolutions_compiled_steps_are_the_eager_ones_bit_for_bit(dtype):
+    """The compiled loop takes each step's gradients from the traced batch-gradient graph: the same bits as the model's
+    own eager call and Keras's optimizer, step by step (40 steps with momentum, so its state is checked too)."""
+    from parity.keras_side.reference import reference_for
+    from parity.keras_side.transfer import numpy_to_keras
+    from parity.prepare import prepare
+    from parity.settings.config import resolve
+    from parity.settings.optimizer_registry import optimizer_settings
+
+    prepared = prepare(resolve({"scenario": "cnn", "dtype": dtype}))
+    reference = reference_for(prepared)
+    side, x, t = reference.side, reference.x[:40], reference.t[:40]
+    momentum = optimizer_settings("momentum")
+    runs = []
+    for compiled in (True, False):
+        side.model.set_weights(numpy_to_keras(prepared.spec, reference.fitted))
+        runs.append(side.step_through(x, t, momentum, compiled=compiled))
+    side.model.set_weights(numpy_to_keras(prepared.spec, reference.fitted))
+    traced, eager = runs
+    for name in traced.grads:
+        np.testing.assert_array_equal(traced.grads[name], eager.grads[name], err_msg=name)
+        np.testing.assert_array_equal(traced.params_after[name], eager.params_after[name], err_msg=name)
+        np.testing.assert_array_equal(traced.state_after["v"][name], eager.state_after["v"][name], err_msg=name)
+    for name in ("pred", "loss", "dx"):
+        np.testing.assert_array_equal(getattr(traced, name), getattr(eager, name), err_msg=name)
+    assert set(traced.z) == set(eager.z) and set(traced.maps) == set(eager.maps) == {1}
+    for k in traced.z:
+        np.testing.assert_array_equal(traced.z[k], eager.z[k])
+    np.testing.assert_array_equal(traced.maps[1], eager.maps[1])
+    assert np.abs(traced.params_after["W1"][-1] - reference.fitted["W1"]).max() > 0  # it stepped
+
+
 @pytest.mark.parametrize("beyond,met", [(2.4, True), (3.6, False)])
 def test_bench_only_cnn_run_measures_that_line_alone_and_judges_its_floor(tmp_path, monkeypatch, capsys, beyond, met):
     line = {"cnn_run_s": 9.0 + beyond, "cnn_run_no_plots_s": 9.5, "bare_import_s": 9.0, "cnn_run_beyond_import_s": beyond,
