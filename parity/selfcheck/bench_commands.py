@@ -34,10 +34,13 @@ BARE_IMPORT = ("from parity.cli import few_full_collections; few_full_collection
                "import parity.keras_side.side, matplotlib.pyplot, pandas, pyarrow.csv")
 
 
-def bare_import() -> float:
-    """Wall seconds of a fresh interpreter that only imports what the default run imports."""
+def bare_import(exit_now: bool = False) -> float:
+    """Wall seconds of a fresh interpreter that only imports what the default run imports. It ends as any process
+    does, tearing down what it imported; with `exit_now`, it ends at once as `parity run` does (cli._exit_now): the
+    baseline of the run's work alone, with no teardown on either side."""
+    imported = BARE_IMPORT + ("; import os; os._exit(0)" if exit_now else "")
     code = ("import subprocess, sys, time; t = time.perf_counter(); "
-            f"subprocess.run([sys.argv[1], '-c', {BARE_IMPORT!r}], check=True); print(time.perf_counter() - t)")
+            f"subprocess.run([sys.argv[1], '-c', {imported!r}], check=True); print(time.perf_counter() - t)")
     done = subprocess.run([sys.executable, "-c", code, sys.executable], capture_output=True, text=True, check=True)
     return float(done.stdout)
 

@@ -32,7 +32,9 @@ def start_early(folder: Path, lane: Executor) -> tuple[Path, dict[str, Future]]:
     """The real processes, queued with the session (conftest's started_early): the default run (plots, exit 0),
     a float64 run, a broken Relu (exit 1), and the full collections of TensorFlow's import under Python's defaults
     and of a whole default run under the `parity` process's collection policy."""
-    (folder / "broken.py").write_text(BROKEN)
+    # What a user's module registers to run at exit still runs, though a check ends its process at once (cli._exit_now).
+    at_exit = "\n\nimport atexit\n\natexit.register(lambda: open(__file__ + '.at-exit', 'w').write('ran'))\n"
+    (folder / "broken.py").write_text(BROKEN + at_exit)
     runs = {"run": ["run", "--out", str(folder / "a")],
             "float64": ["run", "--dtype", "float64", "--no-plots", "--quiet", "--out", str(folder / "f64")],
             "broken": ["check", "--layers", str(folder / "broken.py"), "--dtype", "float64", "--epochs", "2",
@@ -241,3 +243,5 @@ def test_a_broken_numpy_layer_exits_1_and_names_the_gradient(processes):
     summary = json.loads((base / "broken" / "summary.json").read_text())
     assert summary["verdict"] == "fail"
     assert any(f["code"] == "mask_mismatch" and f.get("param") == "dW1" for f in summary["findings"])
+    assert done.stdout.splitlines()[-1].startswith("report: ")  # all of it, flushed before the process ended
+    assert (base / "broken.py.at-exit").read_text() == "ran"
