@@ -11,6 +11,7 @@ import pytest
 from parity.book import layers as ref
 from parity.compare.root_causes import root_causes
 from parity.pipeline import check
+from parity.report.terminal import terminal_text
 from parity.selfcheck.planted_conv import ReluMaskChannelsLast, ReluWritesIntoInput
 from parity.selfcheck.selftest import (BookRelu, ReluConstructorRaises, ReluForgetsReturn, ReluInvertedMask, ReluNaN,
                                        ReluRaises, ReluWithoutMask)
@@ -95,6 +96,9 @@ def test_a_mask_wrong_on_maps_only_is_named_at_its_filter_row_and_col_in_the_pro
     cell = on_maps[0].details["map_cell"]
     assert set(cell) == {"filter", "row", "col"} and 0 <= cell["filter"] < 6 and max(cell["row"], cell["col"]) < 8
     assert f"filter {cell['filter']} (row {cell['row']}, col {cell['col']})" in on_maps[0].message
+    # dW is judged per Dense unit only: the terminal does not clear the map's mask of a bug it has
+    text = terminal_text(report.result, None, [])
+    assert "the failure is not in a Dense ReLU unit's mask" in text and "not in the ReLU mask" not in text
 
 
 def test_the_reference_relu_given_as_the_users_passes_the_conv_stack_clean():
