@@ -64,10 +64,13 @@ class PhaseResult:
     verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention" | "tie" (a pooling's near tie)
     shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
     excused: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) its difference follows from a flip at the kink
-    flip_away: dict[int, np.ndarray] = field(default_factory=dict)  # ReLU layer -> (n,) its mask flips away from the kink
+    # ReLU layer (Dense, or a convolution's map) -> (n, units) where its mask flips away from the kink; a map's units are
+    # its cells, channel-major, laid out as map_shapes says
+    flip_away: dict[int, np.ndarray] = field(default_factory=dict)
     # Stepping: the optimizer state both sides expose ("v_W1": velocity of W1, ...). Reported, never part of a
     # row's verdict: the optimizer's diagnosis says what a state difference means.
     state_diffs: dict[str, Diff] = field(default_factory=dict)
+    map_shapes: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # a ReLU convolution -> (FN, OH, OW)
 
     @property
     def unit(self) -> str:
@@ -176,7 +179,7 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     # unit (the gradients of its layer and the layers before it, dx, and those layers' stepped
     # parameters). Any other difference on the row still fails; so does a flip away from the kink.
     kink, flip_at_kink, flip_away = (np.zeros(n, dtype=bool) for _ in range(3))
-    flips_at_kink, flip_away_at = {}, {}  # ReLU layer -> (n, units) flipped at the kink; (n,) flipped away from it
+    flips_at_kink, flip_away_at = {}, {}  # ReLU layer -> (n, units) flipped at the kink; (n, units) away from it
     relu_maps = {k: shape for k, shape in (relu_maps or {}).items() if f"z{k}" in diffs}
     for k in (*relu_layers, *relu_maps):
         z_k, theirs_k = (z_ours[k], theirs.z[k]) if k in relu_layers else (ours.maps[k], theirs.maps[k])
@@ -185,8 +188,8 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
         flips_at_kink[k] = flip & near if k in relu_layers else per_filter(flip & near, relu_maps[k])  # (n, FN)
         kink |= row_any(near)
         flip_at_kink |= row_any(flips_at_kink[k])
-        flip_away_at[k] = row_any(flip & ~near)
-        flip_away |= flip_away_at[k]
+        flip_away_at[k] = flip & ~near  # (n, units)
+        flip_away |= row_any(flip_away_at[k])
     ties_at, tie = {}, np.zeros(n, dtype=bool)  # convolution -> (n, FN) filters with a near tie where it is pooled
     for k, conv, shape, pool in pools:
         if f"z{k}" in diffs:
@@ -215,8 +218,7 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     return PhaseResult(phase, rows, ours, theirs, diffs, dead_numpy, dead_keras,
                        {k: saturated(z_ours[k]) for k in sigmoid_layers},
                        {k: saturated(theirs.z[k]) for k in sigmoid_layers}, kink, verdicts, shape_errors,
-                       {k: v for k, v in excused.items() if v.any()},
-                       {k: v for k, v in flip_away_at.items() if k in relu_layers}, state_diffs)
+                       {k: v for k, v in excused.items() if v.any()}, flip_away_at, state_diffs, relu_maps)
 
 
 def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) -> np.ndarray | None:

@@ -3,8 +3,8 @@ hold (`parity record`), and what a recorded check reads back (parity.prepare).""
 
 from __future__ import annotations
 
-from parity.compare.probe_inputs import (FORM_TRIAL, FORMS, LOSS_BATCHES, activation_inputs, affine_inputs, conv_inputs,
-                                         loss_cases, pool_inputs, rng, tensor_affine_inputs)
+from parity.compare.probe_inputs import (FORM_TRIAL, FORMS, LOSS_BATCHES, activation_inputs, activation_map_inputs,
+                                         affine_inputs, conv_inputs, loss_cases, pool_inputs, rng, tensor_affine_inputs)
 from parity.compare.regularization_inputs import BN_EPSILONS, BN_MOMENTUM, DROPOUT_RATE, batch_norm_cases, dropout_cases
 from parity.diagnosis.conv_traps import channels_last_rows, other_kernels
 
@@ -39,6 +39,8 @@ def every_keras_value(keras, images: bool = False) -> None:
         x, W, b, dout = tensor_affine_inputs()
         for kernel in (W, channels_last_rows(W, x.shape)):
             keras.flatten_dense(kernel, b, x, dout)
+        for name in keras.ACTIVATIONS:
+            keras.activation(name, *activation_map_inputs(name))
     _every_regularization_value(keras)
 
 

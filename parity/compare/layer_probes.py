@@ -1,7 +1,8 @@
 """Each user layer alone against its Keras counterpart, at fixed points, in float64: which layer is wrong, and how.
 
 For every class a user supplies: forward and backward at batch 1 and batch 4 (batch-axis bugs
-show only at 4), at the activation's kink (ReLU at exactly 0), with checks that no input is
+show only at 4), at the activation's kink (ReLU at exactly 0), an activation also on a convolution's (N, C, H, W)
+map where the model has convolutions, with checks that no input is
 written into. Keras computes its side by TensorFlow autodiff (`keras_probes`, which keeps it for the
 next submission), or a recording answers for it (`keras=`): each class draws its inputs from its own seeded
 generator (compare.probe_inputs), so they do not depend on which other classes were given. For a backward
@@ -17,7 +18,8 @@ import numpy as np
 
 from parity.user_code import guard
 from parity.keras_side import layer_reference as keras_probes
-from parity.compare.probe_inputs import FORM_OF_LOSS, FORM_TRIAL, FORMS, activation_inputs, affine_inputs, loss_cases, rng
+from parity.compare.probe_inputs import (ACTIVATION_MAP, FORM_OF_LOSS, FORM_TRIAL, FORMS, activation_inputs,
+                                         activation_map_inputs, affine_inputs, loss_cases, rng)
 from parity.compare.diff import ERROR, INFO, WARNING
 from parity.compare.findings import Finding
 from parity.diagnosis.mismatch import classify, said_scale, scale_cause
@@ -35,21 +37,29 @@ def _forward_sum(cls, name: str, args: tuple, inputs: tuple, weight: np.ndarray)
     return float(np.sum(guard.call(layer, "forward", *inputs, book=name) * weight))
 
 
-def _probe_activation(cls, name: str, keras) -> list[Finding]:
+def _probe_activation(cls, name: str, keras, images: bool = False) -> list[Finding]:
+    """An activation on (2, 5) rows, as after a Dense layer; where the model has convolutions, then on an (N, C, H, W)
+    map too, judged by the same rules (kinks at exactly 0 included), its mismatches named by (filter, row, col)."""
     probe = _Probe(name)
-    x, dout = activation_inputs(name)
+    _activation_at(probe, cls, name, keras, *activation_inputs(name))
+    if images and not probe.failed:
+        _activation_at(probe, cls, name, keras, *activation_map_inputs(name),
+                       on="an (N, C, H, W) map of " + " x ".join(map(str, ACTIVATION_MAP)))
+    return probe.findings
+
+
+def _activation_at(probe: _Probe, cls, name: str, keras, x: np.ndarray, dout: np.ndarray, on: str | None = None):
     theirs_out, theirs_dx = keras.activation(name, x, dout)
-    done = probe.forward_backward(cls, (), x, dout, theirs_out, 2)
+    done = probe.forward_backward(cls, (), x, dout, theirs_out, len(x), on=on)
     if done is None:
-        return probe.findings
+        return
     layer, dx = done
     x_fd = x.copy()
 
     def referee(bad):
         return by_differences(lambda: _forward_sum(cls, name, (), (x_fd.copy(),), dout), x_fd, dx, theirs_dx, bad)
-    probe.compare("dx", dx, theirs_dx, 2, referee, kink=(x == 0) if name == "Relu" else None,
-                  kink_note=_mask_already(layer, x) if name == "Relu" else None)
-    return probe.findings
+    probe.compare("dx", dx, theirs_dx, len(x), referee, kink=(x == 0) if name == "Relu" else None,
+                  kink_note=_mask_already(layer, x) if name == "Relu" else None, on=on)
 
 
 def _mask_already(layer, x: np.ndarray) -> tuple[str, str] | None:
@@ -178,15 +188,15 @@ def probe_layers(kit: dict, user_names: list[str], loss: str | None = None, kera
     `loss` is the run's loss: a SoftmaxWithLoss is judged with the labels it feeds (integer labels for
     sparse_categorical_crossentropy, one-hot for categorical_crossentropy); without it, with whichever
     form the class accepts. `keras` answers for Keras (a layer_reference.KerasLayers): Keras itself when
-    None, a recording's answers otherwise. `images`: the run's model has convolutions, so its Affine is also
-    fed an (N, C, H, W) map (parity.compare.conv_probes).
+    None, a recording's answers otherwise. `images`: the run's model has convolutions, so its Affine (parity.compare.
+    conv_probes) and its activations are also fed an (N, C, H, W) map.
     """
     keras = keras_probes.LIVE if keras is None else keras
     out = []
     for name in user_names:
         cls = kit[name]
         if name in keras.ACTIVATIONS:
-            out += _probe_activation(cls, name, keras)
+            out += _probe_activation(cls, name, keras, images)
         elif name == "Affine":
             found = _probe_affine(cls, keras)
             out += found

@@ -37,7 +37,10 @@ class PendingFinding:
     layer: str | None = None  # the book class whose method raised
     method: str | None = None
     where: str | None = None  # "file:line" of the code that raised
-    layer_number: int | None = None
+    layer_number: int | None = None  # a Dense layer
+    convolution: int | None = None  # a convolution (its parameter number), whose map a mask finding is about
+    unit_at: str = ""  # mask: the first offender's unit ("unit 3") or map cell ("filter 2 (row 0, col 5)")
+    map_cell: dict | None = None  # mask on a convolution's map: that cell as {"filter", "row", "col"} (kink_rows')
     forward: bool = False  # the quantity is an output (pred, loss, z), not a gradient
     worst: float | None = None  # the largest abs difference over its rows
     values: tuple[str, str] = ("", "")  # ours and Keras's at the first offender, each on one line
@@ -49,7 +52,7 @@ class PendingFinding:
     def key(self) -> tuple:
         """Chunks of one finding share this: nan is one finding per phase, whichever quantity went first."""
         return (self.phase, self.code, None if self.code == "nan" else self.param, self.layer, self.method,
-                self.layer_number)
+                self.layer_number, self.convolution)
 
     def merged(self, later: "PendingFinding") -> "PendingFinding":
         """This chunk's finding with a later chunk's: counts added, the worst kept, the first offender this one's."""
@@ -87,7 +90,9 @@ def _message(p: PendingFinding, cause: Cause | None) -> str:
         return (f"{p.phase}: {p.param} differs beyond tolerance on {p.count} {units} (worst abs diff {p.worst:.3g}), "
                 f"{at}: numpy {p.values[0]} vs keras {p.values[1]}" + (cause.sentence() if cause else ""))
     if p.what == "mask":
-        return f"{p.phase}: layer {p.layer_number}'s dead-ReLU mask differs on {p.count} {units} away from the kink, {at}"
+        whose = f"layer {p.layer_number}" if p.convolution is None else f"convolution {p.convolution}"
+        return (f"{p.phase}: {whose}'s dead-ReLU mask differs on {p.count} {units} away from the kink, {at}, "
+                f"{p.unit_at}")
     if p.what == "kink":
         return (f"{p.phase}: {p.count} {units} with a pre-activation within rounding of 0, where the sides may "
                 f"legitimately differ; {at}")
@@ -107,6 +112,8 @@ def finding(p: PendingFinding, cause: Cause | None = None, **decided) -> Finding
         details["worst"] = p.worst
     if p.what == "nonfinite":
         details.update(quantities=list(p.quantities), sides=list(p.sides))
+    if p.convolution is not None:
+        details.update(convolution=p.convolution, map_cell=p.map_cell)
     fields = dict(code=cause.code if cause else p.code, severity=p.severity, phase=p.phase, message=_message(p, cause),
                   layer=p.layer, method=p.method, where=p.where, layer_number=p.layer_number, param=p.param,
                   count=p.count, details=details, **{p.unit: p.first})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.compare.diff import CODE_BY_KIND, ERROR, WARNING, PhaseResult
+from parity.compare.diff import CODE_BY_KIND, ERROR, WARNING, PhaseResult, row_any
 from parity.compare.pending import SAMPLE_ROWS, PendingFinding
 
 __all__ = ["findings_for", "one_line"]
@@ -65,11 +65,20 @@ def findings_for(result: PhaseResult) -> list[PendingFinding]:
                                worst=float(d.max_abs[bad].max()),
                                values=(one_line(d.numpy[first]), one_line(d.keras[first])),
                                rows=(d.numpy[bad][:SAMPLE_ROWS], d.keras[bad][:SAMPLE_ROWS])))
-    for layer, dead in result.dead_keras.items():
-        flipped = result.flip_away.get(layer, (dead != result.dead_numpy[layer]).any(axis=1)) & counted
+    for layer, away in result.flip_away.items():  # one rule for a Dense layer's units and a convolution's map cells
+        flipped = row_any(away) & counted
         if flipped.any():
-            out.append(pending("mask", "mask_mismatch", ERROR, (4, layer), int(np.argmax(flipped)),
-                               int(flipped.sum()), layer_number=layer))
+            first = int(np.argmax(flipped))
+            cell = int(np.argmax(away[first]))  # not `unit`: pending() reads that name
+            shape = result.map_shapes.get(layer)
+            if shape is None:
+                out.append(pending("mask", "mask_mismatch", ERROR, (4, layer), first, int(flipped.sum()),
+                                   layer_number=layer, unit_at=f"unit {cell}"))
+            else:
+                f, y, x = (int(i) for i in np.unravel_index(cell, shape))
+                out.append(pending("mask", "mask_mismatch", ERROR, (4, layer), first, int(flipped.sum()),
+                                   convolution=layer, unit_at=f"filter {f} (row {y}, col {x})",
+                                   map_cell={"filter": f, "row": y, "col": x}))
     if result.kink.any():
         out.append(pending("kink", "kink", WARNING, (5, 0), int(np.argmax(result.kink)), int(result.kink.sum())))
     tie = result.verdicts == "tie"

@@ -16,10 +16,16 @@ from parity.settings.tolerances import within
 from parity.user_code import guard
 from parity.user_code.guard import UserCodeError
 
-__all__ = ["RTOL", "ATOL", "rng", "Probe"]
+__all__ = ["RTOL", "ATOL", "rng", "Probe", "map_position"]
 
 RTOL, ATOL = 1e-10, 1e-12  # both sides compute the same float64 formulas at O(1) values
 _PART = {"forward": "forward", "loss": "loss"}  # which part of a layer computes a compared quantity; else backward
+
+
+def map_position(index) -> str:
+    """An entry of an (N, C, H, W) map as dead_filters names a convolution's output: its sample, filter, row and col."""
+    n, c, h, w = (int(i) for i in index)
+    return f"sample {n}, filter {c} (row {h}, col {w})"
 
 
 class Probe:
@@ -56,10 +62,11 @@ class Probe:
         return any(f.severity == ERROR for f in self.findings)
 
     def compare(self, what: str, ours, theirs, batch: int, referee=None, kink: np.ndarray | None = None,
-                kink_note: tuple[str, str] | None = None):
+                kink_note: tuple[str, str] | None = None, on: str | None = None):
         """Classify ours against Keras's; entries at a kink are judged separately (zero_convention), unless a mask
         that is wrong away from the kink explains them too. `kink_note`: (what to add to a zero_convention message,
-        its fix), for a class whose mask already is what the default fix would advise."""
+        its fix), for a class whose mask already is what the default fix would advise. `on` says what the input was
+        where it is not a batch of rows (an (N, C, H, W) map): a mismatch then names its first (filter, row, col)."""
         ours = np.asarray(ours, dtype=np.float64) if ours is not None else None
         if ours is None:
             return
@@ -83,13 +90,16 @@ class Probe:
         if forward and code not in ("nan", "shape_mismatch"):
             code, detail = "forward_mismatch", f"{'the output' if what == 'forward' else 'the loss'} differs from " \
                                                f"Keras's ({detail})"
-        if referee is not None and code not in ("nan", "shape_mismatch") and ours.shape == theirs.shape:
-            bad = ~within(ours, theirs, RTOL, ATOL) & away  # the kink is judged above
+        bad = ~within(ours, theirs, RTOL, ATOL) & away if ours.shape == theirs.shape else None  # kink judged above
+        if on is not None and bad is not None and bad.ndim == 4 and bad.any():
+            detail += "; first at " + map_position(np.argwhere(bad)[0])
+        if referee is not None and code not in ("nan", "shape_mismatch") and bad is not None:
             detail += "; " + referee(bad)
-        self.add(code, ERROR, f"{what} at batch size {batch}: {detail}", param=what)
+        self.add(code, ERROR, f"{what} {f'on {on}' if on else f'at batch size {batch}'}: {detail}", param=what)
 
-    def forward_backward(self, cls, args: tuple, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int):
-        """Build the layer, run forward then backward on copies, watching for writes into them.
+    def forward_backward(self, cls, args: tuple, x: np.ndarray, dout: np.ndarray, theirs_out: np.ndarray, batch: int,
+                         on: str | None = None):
+        """Build the layer, run forward then backward on copies, watching for writes into them (`on`: as compare's).
 
         Returns (layer, dx), or None when the user's code failed (already a layer_error finding).
         """
@@ -101,7 +111,7 @@ class Probe:
         self.check_unchanged("forward", {"x": x}, {"x": x_in})
         if out is None:
             return None
-        self.compare("forward", out, theirs_out, batch)
+        self.compare("forward", out, theirs_out, batch, on=on)
         dx = self.call(layer, "backward", dout_in, expect=x.shape)
         self.check_unchanged("backward", {"dout": dout}, {"dout": dout_in})
         return None if dx is None else (layer, dx)

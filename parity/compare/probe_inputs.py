@@ -13,11 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 
-__all__ = ["SEED", "FORMS", "FORM_OF_LOSS", "FORM_TRIAL", "rng", "seeded_numpy", "activation_inputs", "affine_inputs",
+__all__ = ["SEED", "FORMS", "FORM_OF_LOSS", "FORM_TRIAL", "rng", "seeded_numpy", "activation_inputs",
+           "activation_map_inputs", "ACTIVATION_MAP", "affine_inputs",
            "loss_cases", "Case", "CONV_CASES", "POOL_CASES", "conv_inputs", "pool_inputs", "tensor_affine_inputs"]
 
 SEED = 20240601  # the probes' inputs: each class's generator is seeded with SEED and its book name
 ACTIVATION_X = ((-2.0, -0.5, 0.0, 0.5, 2.0), (1e-3, -1e-3, 3.0, -3.0, 0.0))  # with two exact kinks
+# An activation after a convolution meets its (N, C, H, W) map: H != W and C > 1, so a class that flattens, transposes
+# or keeps its mask in another layout than its input's disagrees here; a Dense layer's (n, units) never shows it.
+ACTIVATION_MAP = (2, 3, 4, 5)
+MAP_KINKS = ((0, 1, 2, 3), (1, 2, 0, 4))  # cells set to exactly 0, as ACTIVATION_X holds two
 AFFINE_BATCHES = (1, 4)  # batch-axis bugs show only at 4
 LOSS_BATCHES = (1, 4)
 FORM_TRIAL = 7  # a SoftmaxWithLoss is first tried with each label form, at batch 4, on this generator
@@ -48,6 +53,15 @@ def activation_inputs(name: str) -> tuple[np.ndarray, np.ndarray]:
     """(x (2, 5), dout) for an activation class."""
     x = np.array(ACTIVATION_X)
     return x, rng(name).normal(size=x.shape)
+
+
+def activation_map_inputs(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x ACTIVATION_MAP, dout) for an activation class fed a convolution's output, with exact kinks at MAP_KINKS."""
+    draw = rng(name, *ACTIVATION_MAP)
+    x = draw.normal(size=ACTIVATION_MAP)
+    for cell in MAP_KINKS:
+        x[cell] = 0.0
+    return x, draw.normal(size=ACTIVATION_MAP)
 
 
 def affine_inputs() -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:

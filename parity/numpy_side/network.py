@@ -140,8 +140,8 @@ class Network:
                 else np.shape(x)
             x = mode_layers.mode_forward(self, slot, x, expect) if slot.role in MODE_LAYERS \
                 else self._call(slot, "forward", x, expect=expect)
-            if slot.feeds_activation:
-                (self.map_activations if slot.role == "Convolution" else self.pre_activations).append(x)
+            if slot.feeds_activation:  # kept as it is now: an activation that writes into its input changes x
+                (self.map_activations if slot.role == "Convolution" else self.pre_activations).append(np.array(x, copy=True))
         self._output = x
         return x
 
@@ -275,8 +275,8 @@ class Network:
         loss = self.loss(x, t)
         scores = self._output
         pred = loss_probabilities(self.loss_layer.obj, before, scores, t) if self.probabilities else scores
-        z = [np.array(a, copy=True).reshape(-1) for a in self.pre_activations]
-        maps = [np.array(a, copy=True).reshape(-1) for a in self.map_activations]  # (FN * OH * OW,) channel-major
+        z = [a.reshape(-1) for a in self.pre_activations]  # copies already (predict)
+        maps = [a.reshape(-1) for a in self.map_activations]  # (FN * OH * OW,) channel-major
         grads, dx = ({}, np.empty(0)) if self.forward_only else self.gradient(x, t)
         return {"pred": np.array(pred, copy=True).reshape(-1), "loss": np.asarray(loss).reshape(()),
                 "grads": grads, "dx": np.asarray(dx).reshape(-1), "z": z, "maps": maps, "observed": dict(self.observed)}

@@ -158,6 +158,8 @@ def _where(f: dict) -> str:
         parts.append(f"class {f['layer']}")
     if f.get("layer_number") is not None:
         parts.append(f"Dense layer {f['layer_number']}")
+    if f.get("convolution") is not None:  # a mask finding on a convolution's map (its cell is in the message)
+        parts.append(f"convolution {f['convolution']}")
     if f.get("param"):
         parts.append(f"quantity {f['param']}")
     if f.get("where") and f["where"] not in str(f.get("message", "")):

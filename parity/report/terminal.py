@@ -196,8 +196,10 @@ def _leaks(result) -> str:
         parts.append(did.format(p=" and ".join(dict.fromkeys(r["param"] for r in hit))) + f" for {counted}")
     compared = min((r["compared"] for r in leaks), default=0)
     if not parts and compared == phase.rows.size:
+        # dW is judged per Dense unit only (a filter's kernel sums over its positions): a map's mask is not cleared here
+        mask = "a Dense ReLU unit's mask" if result.dead_filters else "the ReLU mask"
         return (f"{whose}, dW was exactly 0 wherever Keras's was, {where.replace('of the', 'on all')}: the failure "
-                "is not in the ReLU mask")
+                f"is not in {mask}")
     if not parts and compared == 0:
         return (f"{whose}, dW could not be compared with Keras's on any {where} (not finite, or "
                 "not of W's shape: see the findings above), so where gradient passed a dead unit is not known")

@@ -8,7 +8,7 @@ import numpy as np
 from parity.book import layers as ref
 from parity.book.functions import im2col, output_size
 
-__all__ = ["PLANTED_CONV", "book_col2im_overwriting"]
+__all__ = ["PLANTED_CONV", "ReluWritesIntoInput", "book_col2im_overwriting"]
 
 
 def book_col2im_overwriting(col, input_shape, filter_h, filter_w, stride=1, pad=0):
@@ -108,6 +108,28 @@ class AffineFlatDx:
         return np.dot(dout, self.W.T)
 
 
+class ReluMaskChannelsLast(ref.Relu):
+    """Right on a Dense layer's (N, units); on a map it keeps its mask channels-last, as Keras holds a map, and applies it
+    to the book's channels-first dout: the mask is wrong on a convolution's output only."""
+
+    def forward(self, x):
+        self.mask = np.moveaxis(x <= 0, 1, -1) if x.ndim == 4 else x <= 0  # (N, H, W, C)
+        return np.where(x <= 0, 0, x)
+
+    def backward(self, dout):
+        return np.where(self.mask.reshape(dout.shape), 0, dout)
+
+
+class ReluWritesIntoInput(ref.Relu):
+    """Correct, with the book's in-place form in forward: it zeroes the dead entries of the x it is given, the very array
+    its Affine or Convolution returned, which the harness records as z (it must not record the zeroed one)."""
+
+    def forward(self, x):
+        self.mask = x <= 0
+        x[self.mask] = 0
+        return x
+
+
 # (case, kit, the code that must be found (an error, or "" for a correct kit), what was planted)
 PLANTED_CONV = [
     ("col2im overwrites", {"Convolution": ConvolutionCol2imOverwrite}, "col2im_overwrite",
@@ -120,6 +142,10 @@ PLANTED_CONV = [
     ("Affine flattens channels-last", {"Affine": AffineFlattenChannelsLast}, "flatten_order",
      "x.transpose(0, 2, 3, 1).reshape(N, -1)"),
     ("Affine leaves dx flat", {"Affine": AffineFlatDx}, "layer_error", "no original_x_shape: dx (N, C*H*W)"),
+    ("Relu mask channels-last on a map", {"Relu": ReluMaskChannelsLast}, "mask_mismatch",
+     "a map's mask kept (N, H, W, C), applied to dout (N, C, H, W)"),
+    ("Relu writes into its input (correct)", {"Relu": ReluWritesIntoInput}, "",
+     "x[mask] = 0 on the conv map it is given: input_mutation warning only"),
     ("2016 printing's Pooling (correct)", {"Pooling": PoolingStride1}, "", "stride=1 default: convention warning only"),
     ("reference conv layers (correct)", {"Convolution": ref.Convolution, "Pooling": ref.Pooling}, "",
      "no finding of severity error"),

@@ -15,7 +15,7 @@ import numpy as np
 from parity.book import layers as ref
 from parity.book import optimizers as book_optimizers
 from parity.selfcheck.planted import CORRECT_PLANTED_OPTIMIZERS, PLANTED_OPTIMIZERS, PlantedOptimizer
-from parity.selfcheck.planted_conv import PLANTED_CONV
+from parity.selfcheck.planted_conv import PLANTED_CONV, ReluWritesIntoInput
 from parity.selfcheck.planted_regularization import IMAGE_CODES, PLANTED_REGULARIZATION
 
 __all__ = ["PLANTED", "PLANTED_OPTIMIZERS", "Planted", "run_selftest"]
@@ -156,6 +156,8 @@ PLANTED = [
     Planted("returned None", {"Relu": ReluForgetsReturn}, "layer_error", "Relu backward computes dx, returns nothing"),
     Planted("constructor raises", {"Relu": ReluConstructorRaises}, "layer_error", "Relu.__init__ reads an unset attribute"),
     Planted("book's Relu (correct)", {"Relu": BookRelu}, "", "in-place backward: input_mutation warning only"),
+    Planted("Relu writes into its input (correct)", {"Relu": ReluWritesIntoInput}, "",
+            "x[mask] = 0 on the z it is given: input_mutation warning only"),
     Planted("parameters under other names (correct)", {"Affine": AffinePrivateParams}, "",
             "Affine keeps W and b as _W and _b: steps reach them in place"),
     Planted("reference layers (correct)", {}, "", "no finding of severity error"),

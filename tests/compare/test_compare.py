@@ -75,7 +75,8 @@ def test_mask_mismatch_away_from_the_kink_fails():
     ours = trace(z=np.array([[0.5, -0.5], [0.5, 0.5], [0.5, -0.5]]))
     result = compare(ours, trace())
     assert result.verdicts[1] == "fail"
-    assert "mask_mismatch" in codes(result)
+    [mask] = [f for f in findings(result) if f.code == "mask_mismatch"]
+    assert mask.layer_number == 1 and mask.message.endswith("first at sample 1, unit 1")  # as a map's names its cell
 
 
 def test_mask_flip_within_rounding_of_zero_is_a_kink_warning_not_a_failure():
@@ -110,3 +111,40 @@ def test_a_kink_flip_does_not_excuse_a_gradient_of_a_later_layer():
     assert result.verdicts[0] == "fail"
     assert [(f.code, f.param) for f in findings(result) if f.severity == "error"] == [
         ("gradient_mismatch", "dW2")]
+
+
+# A convolution followed by a ReLU: its map (FN=2 filters of 2x2 cells) is judged by the Dense units' rule, cell by cell.
+MAP = (2, 2, 2)
+
+
+def conv_trace(maps: np.ndarray) -> Trace:
+    n = len(maps)
+    return Trace(pred=np.ones((n, 1)), loss=np.ones(n), grads={"W1": np.ones((n, 2, 1, 1, 1)), "b1": np.ones((n, 2))},
+                 dx=np.ones((n, 4)), z={}, maps={1: maps})
+
+
+def compare_maps(ours: Trace, theirs: Trace):
+    return compare_traces("probe", np.arange(len(ours.loss)), ours, theirs, TOL, relu_layers=[], relu_maps={1: MAP})
+
+
+def test_a_conv_maps_mask_flip_away_from_the_kink_is_a_mask_mismatch_naming_its_filter_row_and_col():
+    theirs = conv_trace(np.full((3, 8), 0.5))
+    ours = conv_trace(np.full((3, 8), 0.5))
+    ours.maps[1][1, 5] = -0.5  # sample 1: filter 1, row 0, col 1 (channel-major: 1 * 4 + 0 * 2 + 1)
+    result = compare_maps(ours, theirs)
+    assert list(result.verdicts) == ["pass", "fail", "pass"]
+    [mask] = [f for f in findings(result) if f.code == "mask_mismatch"]
+    assert (mask.sample, mask.count, mask.layer_number) == (1, 1, None)
+    assert mask.details == {"convolution": 1, "map_cell": {"filter": 1, "row": 0, "col": 1}}
+    assert mask.message == ("probe: convolution 1's dead-ReLU mask differs on 1 sample away from the kink, first at "
+                            "sample 1, filter 1 (row 0, col 1)")
+
+
+def test_a_conv_maps_mask_flip_within_rounding_of_zero_is_a_kink_as_a_dense_units_is():
+    theirs = conv_trace(np.full((3, 8), 0.5))
+    ours = conv_trace(np.full((3, 8), 0.5))
+    theirs.maps[1][0, 6], ours.maps[1][0, 6] = -1e-13, 1e-13  # filter 1, row 1, col 0: either side of 0 by rounding
+    ours.grads["b1"][0, 1] = 0.0  # that filter's bias gradient: what the flip there explains
+    result = compare_maps(ours, theirs)
+    assert list(result.verdicts) == ["kink", "pass", "pass"]
+    assert codes(result) == ["kink"]

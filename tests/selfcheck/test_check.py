@@ -83,7 +83,7 @@ def test_selftest_command_exits_0_and_prints_the_table(selftest_command):
     assert status == 0
     total = len(PLANTED) + len(PLANTED_CONV) + len(PLANTED_REGULARIZATION) + len(PLANTED_OPTIMIZERS) + \
         len(CORRECT_OPTIMIZERS)
-    assert total == 58 and f"selftest: {total} of {total} planted cases caught with the right code" in out
+    assert total == 61 and f"selftest: {total} of {total} planted cases caught with the right code" in out
 
 
 def run_check(tmp_path, *args):
