@@ -108,7 +108,8 @@ def _why(cause: str) -> str:
 
 
 def resync_finding(s: int, cause: str) -> Finding:
-    """The `resync` warning for a restart after step `s`, moved by `cause` (kink or tie)."""
+    """The `resync` warning for a restart after step `s`, moved by `cause` (kink or tie); whatever else differs on
+    that step has its own finding."""
     return Finding("resync", WARNING, "stepping", (
         f"stepping: {_why(cause)} at step {s} moved the two sides apart by that step's legitimate difference; "
         f"the NumPy side stepped on from Keras's parameters and optimizer state after step {s}, so each later step "
