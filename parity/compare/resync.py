@@ -3,7 +3,8 @@
 A step at a ReLU kink (a mask flip within rounding of 0) or at a max-pooling tie is excused, but it moves the two
 sides' parameters, and a stateful optimizer's state (velocity, accumulator, moments), apart by that step's
 legitimate difference, and every later step would differ too. Where later steps fail, the NumPy side restarts after
-the excused step from Keras's parameters and Keras's optimizer state after it, as Keras recorded them: the run's
+such a step (excused, or failing besides: an optimizer's convention differs on every step and is judged later) from
+Keras's parameters and Keras's optimizer state after it, as Keras recorded them: the run's
 optimizer (the user's class or the book's) updates once per earlier step (so its step counter, whatever it calls it,
 counts as Keras's `iterations` do, and its state exists), then holds Keras's state under the book's names
 (parity.user_code.attributes.write_state). Each later step is then judged on its own. Where the class's state
@@ -22,7 +23,7 @@ from parity.compare.findings import Finding
 from parity.diagnosis.fixes import fix_for
 from parity.numpy_side.trace import Trace, splice
 
-__all__ = ["RESYNC_LIMIT", "resync", "resynced_again", "resync_finding"]
+__all__ = ["RESYNC_LIMIT", "resync", "resynced_again"]
 
 RESYNC_LIMIT = 8  # excused steps after which the NumPy side restarts from Keras's parameters and state, at most
 EXCUSED = ("kink", "tie")
@@ -100,14 +101,14 @@ def _resumed(make, ours: Trace, keras: Trace, s: int, names: tuple[str, ...]) ->
 
 
 def _said(at: list[int], stepping: PhaseResult) -> list[Finding]:
-    return [resync_finding(s, _cause(stepping, s)) for s in at]
+    return [_resync_finding(s, _cause(stepping, s)) for s in at]
 
 
 def _why(cause: str) -> str:
     return "a max-pooling tie" if cause == "tie" else "a ReLU mask flip at its kink"
 
 
-def resync_finding(s: int, cause: str) -> Finding:
+def _resync_finding(s: int, cause: str) -> Finding:
     """The `resync` warning for a restart after step `s`, moved by `cause` (kink or tie); whatever else differs on
     that step has its own finding."""
     return Finding("resync", WARNING, "stepping", (

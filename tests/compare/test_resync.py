@@ -70,6 +70,15 @@ def test_a_stateful_optimizer_steps_on_from_keras_state_after_a_kink_and_passes(
     assert max(later.values()) < 1e-5, later
 
 
+def test_a_convention_restarts_with_the_run_and_still_excuses_every_step_after_a_kink(at_the_kink):
+    # AdaGrad's epsilon sits outside the root in the book, inside in Keras: step 0 fails by that besides its kink,
+    # and the evidence for the convention (the Keras-convention reference on the same layers) restarts there too.
+    report = parity.check(str(FIXTURES / "book_network.py"), optimizer="adagrad", **at_the_kink)
+    assert report.passed, [f.message for f in report.errors]
+    assert report.summary["rows"]["stepping"]["convention"] == STEPS
+    assert ("resync", 0) in codes(report) and ("convention", 0) in codes(report)
+
+
 def test_a_wrong_momentum_still_fails_on_every_step_with_its_root_cause_after_a_kink(at_the_kink):
     report = parity.check({**LAYERS, "Momentum": climbing}, optimizer="momentum", **at_the_kink)
     assert not report.passed
