@@ -15,7 +15,9 @@ import pytest
 
 import parity
 from parity.keras_side.backend import keras
+from parity.report.graded_tests import graded_tests
 from parity.report.terminal import terminal_text
+from parity.settings.grading import GradingPoints
 from parity.user_code.loader import import_layers
 from testkit import FIXTURES
 
@@ -113,3 +115,6 @@ def test_a_velocity_the_tool_cannot_set_leaves_the_steps_after_the_kink_unjudged
     assert f"the {STEPS - 1} later steps are not judged" in unjudged.message
     verdict_line = terminal_text(report.result, None, []).splitlines()[1]
     assert verdict_line.startswith(f"verdict: PASS  (probe 40/40, stepping 1/{STEPS} ({STEPS - 1} unjudged) within")
+    [graded] = [t for t in graded_tests(report.result, GradingPoints()) if t.key == "stepping"]
+    assert graded.passed and graded.output.splitlines()[0] == (
+        f"1 of {STEPS} steps agree with Keras within the tolerance; {STEPS - 1} not judged (the unjudged warning says why)")
