@@ -21,7 +21,8 @@ from parity.settings.tolerances import Tolerance
 __all__ = ["Diff", "PhaseResult", "compare_traces", "row_any", "saturated", "ERROR", "WARNING", "INFO", "CODE_BY_KIND"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
-VERDICTS = np.array(["pass", "fail", "kink", "error", "convention", "tie"])  # a row's verdict, by code
+# a row's verdict, by code; unjudged: a step after an excused one that the NumPy side could not restart from (resync)
+VERDICTS = np.array(["pass", "fail", "kink", "error", "convention", "tie", "unjudged"])
 CODE_BY_KIND = {"forward": "forward_mismatch", "preactivation": "forward_mismatch",
                  "gradient": "gradient_mismatch", "update": "update_mismatch"}
 
@@ -61,7 +62,7 @@ class PhaseResult:
     saturated_numpy: dict[int, np.ndarray]  # sigmoid layer -> (n, units) output within rounding of 0 or 1
     saturated_keras: dict[int, np.ndarray]
     kink: np.ndarray  # (n,) some ReLU pre-activation within atol of 0 (listed; excused only by a flip there)
-    verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention" | "tie" (a pooling's near tie)
+    verdicts: np.ndarray  # (n,) "pass" | "fail" | "kink" | "error" | "convention" | "tie" (a pooling's near tie) | "unjudged"
     shape_errors: dict[str, tuple] = field(default_factory=dict)  # name -> (numpy shape, keras shape) per row
     excused: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) its difference follows from a flip at the kink
     # ReLU layer (Dense, or a convolution's map) -> (n, units) where its mask flips away from the kink; a map's units are

@@ -23,6 +23,7 @@ from parity.compare.findings import Finding
 from parity.compare.modes import phase_modes
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
 from parity.compare.outcome import ParityResult
+from parity.compare.resync import resync, resynced_again
 from parity.compare.root_causes import with_consequence_fixes
 from parity.compare.stats import PhaseSummary
 from parity.diagnosis.fixes import fix_for
@@ -31,7 +32,7 @@ from parity.keras_side.reference import KerasReference, targets
 from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
 from parity.numpy_side.dropout_convention import wrappers_for
 from parity.numpy_side.network import build_network
-from parity.numpy_side.trace import Trace, splice
+from parity.numpy_side.trace import Trace
 from parity.settings.config import RunConfig
 from parity.settings.spec import ModelSpec
 from parity.settings.tolerances import Tolerance, tolerance_for
@@ -164,9 +165,15 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         routed(net)
         return trace, stepper
 
+    def step_from(with_optimizer, weights: dict, start: int) -> Trace:
+        return step(with_optimizer, start, weights)[0]
+
     def matches_keras(with_optimizer) -> np.ndarray:
-        """(n,) rows on which the same layers, stepped with another optimizer, match Keras's stepping."""
+        """(n,) rows on which the same layers, stepped with another optimizer (restarted where the run was), match
+        Keras's stepping."""
         again, _ = step(lambda params: with_optimizer)
+        again = resynced_again(again, resynced, run_optimizer.convention_stepper, step_from, reference.stepping,
+                               tuple(config.optimizer.info.state))
         return np.isin(compare("stepping", step_rows, again, reference.stepping).verdicts, ("pass", "kink"))
 
     ours, stepper = step(run_optimizer.stepper)
@@ -180,12 +187,14 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         pinned = [pinned_finding(pinned, config.optimizer.name, stepping)] if matched else []
         if matched:
             ours, stepper, stepping = again, wrapped._driver, rechecked
-    resynced = []
-    # stateless: Keras's parameters alone are where its next step starts (batch-wise steps record no kinks to excuse)
-    if config.optimizer.name == "sgd" and not spec.regularized:
-        ours, stepping, resynced = _resync(ours, stepping, lambda w, s: step(run_optimizer.stepper, s, w)[0],
-                                           lambda trace: compare("stepping", step_rows, trace, reference.stepping),
-                                           reference.stepping)
+    resynced, resync_findings = [], []
+    # From Keras's parameters and optimizer state after an excused step (batch-wise steps record no kinks to excuse).
+    # The optimizer is judged on `ours` as it stepped: its replays follow one unbroken trajectory.
+    if not spec.regularized:
+        stepping, resynced, resync_findings = resync(
+            ours, stepping, run_optimizer.stepper, step_from, lambda trace: compare("stepping", step_rows, trace,
+                                                                                    reference.stepping),
+            reference.stepping, tuple(config.optimizer.info.state))
     judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
     if judged.excused is not None:
         _excuse_convention(stepping, judged)
@@ -201,7 +210,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
             found = [f for f in found if f.code != "convention"]
         findings += found
     findings += judged.findings + pinned
-    findings += [_resync_finding(s, stepping.verdicts[s]) for s in resynced]
+    findings += resync_findings
     def keras_weights_before(step: int) -> dict[str, np.ndarray]:
         return fitted if step == 0 else {k: v[step - 1] for k, v in reference.stepping.params_after.items()}
 
@@ -212,36 +221,6 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
                         with_consequence_fixes(findings), environment, layers or {}, judged.record,
                         keras_side=reference.source,
                         modes=phase_modes(spec, config.batch_size, routes), pool_routing=routing)
-
-
-RESYNC_LIMIT = 8  # excused steps after which the NumPy side restarts from Keras's parameters, at most
-
-
-def _resync(ours: Trace, stepping: PhaseResult, step_from, compare, theirs: Trace) -> tuple[Trace, PhaseResult, list]:
-    """After a step that a ReLU flip at its kink or a pooling tie excuses, the two sides' parameters differ by that
-    step's legitimate difference, and every later step would too: where later steps fail, the NumPy side steps on
-    from Keras's parameters after the excused step (plain SGD: they are all its state). Returns the spliced trace,
-    its comparison and the steps it restarted after."""
-    at: list[int] = []
-    while len(at) < RESYNC_LIMIT:
-        excused = np.flatnonzero(np.isin(stepping.verdicts, ("kink", "tie")))
-        failing = np.flatnonzero(stepping.verdicts == "fail")
-        s = next((int(e) for e in excused if e not in at and failing.size and failing.max() > e), None)
-        if s is None:
-            break
-        tail = step_from({k: v[s] for k, v in theirs.params_after.items()}, s + 1)
-        ours = splice(ours, tail, s + 1)
-        stepping = compare(ours)
-        at.append(s)
-    return ours, stepping, at
-
-
-def _resync_finding(s: int, verdict: str) -> Finding:
-    why = "a max-pooling tie" if verdict == "tie" else "a ReLU mask flip at its kink"
-    return Finding("resync", WARNING, "stepping", (
-        f"stepping: {why} at step {s} moved the two sides' parameters apart by that step's legitimate difference; "
-        f"the NumPy side stepped on from Keras's parameters after step {s}, so each later step is judged on its own"),
-        fix=fix_for("resync"), step=s)
 
 
 def _excuse_convention(stepping: PhaseResult, judged: OptimizerVerdict) -> None:

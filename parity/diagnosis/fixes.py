@@ -51,7 +51,10 @@ FIXES: dict[tuple[str, str | None], str] = {
     ("bias_missing", None): "add the bias in forward: np.dot(col, col_W) + self.b",
     ("pool_routing", None): "send each window's dout to the cell np.argmax chose in forward: dmax[np.arange(n), arg_max] = dout",
     ("flatten_order", None): "flatten the input as it comes: x.reshape(x.shape[0], -1), and return dx.reshape(*original_x_shape)",
-    ("resync", None): "nothing to fix: the steps before and after it are each compared from the same parameters",
+    ("resync", None): "nothing to fix: the steps before and after it are each compared from the same parameters and "
+                      "optimizer state",
+    ("unjudged", None): "keep the optimizer's state as the book does (v, h, or m and v: one array per parameter, in a "
+                        "dict keyed like params or a list in its order) so the steps after it can be judged",
     ("pool_tie", None): "nothing to fix: which of two equal (or within rounding equal) cells takes a max-pooling window's "
                           "gradient is a convention (np.argmax takes the first)",
     # Chapter 6: Dropout and BatchNormalization (parity.diagnosis.regularization_traps).

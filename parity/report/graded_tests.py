@@ -95,7 +95,9 @@ def _phase_test(phase: str, result, points: GradingPoints) -> GradedTest:
     follows = [f for f in errors if f.consequence_of]
     s = result.summaries[phase]
     agreed = s.verdicts["pass"] + s.verdicts["kink"] + s.verdicts["convention"]
-    lines = [f"{agreed:,} of {s.rows:,} {_UNITS[phase]} agree with Keras within the tolerance"]
+    unjudged = s.verdicts.get("unjudged", 0)  # neither passed nor failed (parity.compare.resync)
+    lines = [f"{agreed:,} of {s.rows:,} {_UNITS[phase]} agree with Keras within the tolerance"
+             + (f"; {unjudged:,} not judged (the unjudged warning says why)" if unjudged else "")]
     lines += [said(f) for f in roots]
     probed = {f.layer for f in result.findings if f.phase == "layer probe" and f.severity == "error" and f.layer}
     blamed = sorted({f"class {c}" for f in follows for c in ({f.layer} if f.layer else probed

@@ -97,6 +97,11 @@ _EXCUSES = {
                   "most 1e-7/y, while predictions and gradients agree",
     "zero_convention": "your Relu passes gradient at exactly z = 0 where TensorFlow passes none; this matters only "
                        "at an exact 0, which real data almost never hit",
+    "resync": "a step at a ReLU kink or a max-pooling tie moved the two sides apart legitimately; the NumPy side "
+              "stepped on from Keras's parameters and optimizer state after it, so each later step is judged on its own",
+    "unjudged": "after a step at a ReLU kink or a max-pooling tie the NumPy side could not restart from Keras's "
+                "optimizer state (your class keeps it where the tool does not look), so the later steps were neither "
+                "passed nor failed",
     "input_mutation": "your layer writes into an array it was given (the book's in-place style); the results were "
                       "still right, but it can change arrays the caller keeps",
     "cell_not_parsed": "a cell of your notebook that does not parse was skipped; no class the check needs is in it",

@@ -97,5 +97,6 @@ def _features(spec) -> dict:
 
 
 def _verdicts(counts: dict, spec) -> dict:
-    """Rows per verdict; `tie` (a max-pooling tie) only for a model that pools, so a Dense run's layout is unchanged."""
-    return {k: v for k, v in counts.items() if k != "tie" or spec.pooled_maps()}
+    """Rows per verdict; `tie` (a max-pooling tie) only for a model that pools and `unjudged` (steps after an excused
+    one the NumPy side could not restart from) only where there are some, so a run's layout is otherwise unchanged."""
+    return {k: v for k, v in counts.items() if (k != "tie" or spec.pooled_maps()) and (k != "unjudged" or v)}

@@ -36,7 +36,8 @@ def _verdict(result) -> list[str]:
     tol, c = result.tolerance, result.config
     counts = []
     for phase, s in result.summaries.items():
-        counts.append(f"{phase} {s.verdicts['pass'] + s.verdicts['kink'] + s.verdicts['convention']}/{s.rows}")
+        unjudged = f" ({s.verdicts['unjudged']} unjudged)" if s.verdicts.get("unjudged") else ""  # parity.compare.resync
+        counts.append(f"{phase} {s.verdicts['pass'] + s.verdicts['kink'] + s.verdicts['convention']}/{s.rows}{unjudged}")
     within = f"{', '.join(counts)} within rtol={tol.rtol:g} atol={tol.atol:g}"
     errors = [f for f in result.findings if f.severity == "error"]
     unused = sorted({f.layer for f in errors if f.phase == "layer probe" and f.layer not in result.spec.classes()})

@@ -15,7 +15,7 @@ import numpy as np
 
 from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings
 
-__all__ = ["KEYWORD_ALIASES", "STATE_ALIASES", "COUNTER_ALIASES", "read_state", "read_counter",
+__all__ = ["KEYWORD_ALIASES", "STATE_ALIASES", "COUNTER_ALIASES", "read_state", "write_state", "read_counter",
            "hyperparameters_of", "hyperparameter_differences"]
 
 # Book keyword -> the names learners give it in a constructor or an attribute, the book's first.
@@ -70,6 +70,26 @@ def read_state(instance, name: str, params: dict[str, np.ndarray]) -> dict[str, 
                 found[book] = per
                 break
     return found
+
+
+def write_state(instance, name: str, params: dict[str, np.ndarray], state: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """Put `state` (book state name -> parameter name -> array) where read_state finds it, entry by entry in the
+    container the instance keeps (a dict keyed like the parameters, or a list in their order), each in the dtype the
+    instance holds it in. Returns the book names it could not write: the instance keeps no such state where
+    read_state looks (an attribute of another name, one array shared by every parameter, not yet created)."""
+    attributes = vars(instance) if hasattr(instance, "__dict__") else {}
+    missing, names = [], list(params)
+    for book, values in state.items():
+        attr = next((a for a in STATE_ALIASES.get(name, {}).get(book, ()) if _per_param(attributes.get(a), params)
+                     is not None), None)
+        container = None if attr is None else attributes[attr]
+        if container is None or isinstance(container, tuple) or set(values) != set(names):
+            missing.append(book)
+            continue
+        for i, k in enumerate(names):
+            key = k if isinstance(container, dict) else i
+            container[key] = np.array(values[k], dtype=container[key].dtype)
+    return missing
 
 
 def read_counter(instance) -> int | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from parity.errors import ParityInputError, first_line
 from parity.user_code.guard import where_raised
-from parity.user_code.attributes import KEYWORD_ALIASES, read_counter, read_state
+from parity.user_code.attributes import KEYWORD_ALIASES, read_counter, read_state, write_state
 from parity.settings.optimizer_registry import OPTIMIZERS, OptimizerSettings
 from parity.settings.spec import LAYER_NAMES
 from parity.book.optimizers import BOOK_EPSILON
@@ -269,6 +269,25 @@ class OptimizerDriver:
 
     def counter(self) -> int | None:
         return read_counter(self.instance)
+
+    def resume(self, seen: list[dict[str, np.ndarray]], state: dict[str, dict[str, np.ndarray]]) -> str:
+        """Stand where an optimizer is after one update per gradient in `seen`, holding `state` (book names): the
+        instance makes those updates (its step counter, whatever it calls it, counts them; its state exists), then
+        holds `state` and the parameters this driver was given. "" when read_state reads `state` back exactly; else
+        why not, in words: nothing is guessed (a state kept under a name the tool does not know cannot be set)."""
+        given = {k: v.copy() for k, v in self.params.items()}
+        for step, grads in enumerate(seen):
+            if not self.update(grads, step):
+                return f"{self.cls.__name__}.update failed on step {step} when replayed"
+        missing = write_state(self.instance, self.settings.name, self.params, state) if state else []
+        self._restore(given)
+        held = self.state()
+        missing += [b for b in state if b not in missing and (b not in held or any(
+            not np.array_equal(np.asarray(held[b][k], np.float64), np.asarray(v, np.float64)) for k, v in state[b].items()))]
+        if missing:
+            return (f"{self.cls.__name__} keeps no {' or '.join(missing)} the tool can set (it looks under the names "
+                    "the book and common variants use, one array per parameter)")
+        return ""
 
 
 def _steps(count: int) -> str:

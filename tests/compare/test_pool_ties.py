@@ -9,7 +9,8 @@ from parity.book.functions import im2col
 from parity.compare.diff import compare_traces
 from parity.compare.phase_findings import findings_for
 from parity.compare.pool_ties import near_ties
-from parity.compare.run import _resync
+from parity.compare import resync as resync_module
+from parity.compare.resync import resync
 from parity.numpy_side.closed_form import per_sample_closed_form
 from parity.numpy_side.network import build_network
 from parity.settings.spec import ConvSpec, DenseSpec, ModelSpec, PoolSpec
@@ -83,27 +84,28 @@ def test_a_tie_excuses_nothing_after_the_pooling():
 def test_stepping_restarts_from_keras_parameters_after_an_excused_step_where_later_steps_fail():
     class Verdicts:
         def __init__(self, verdicts):
-            self.verdicts = np.array(verdicts)
+            self.verdicts, self.excused, self.kink = np.array(verdicts), {}, np.zeros(len(verdicts), dtype=bool)
 
     calls = []
-    theirs = type("T", (), {"params_after": {"W1": np.arange(6.0)[:, None]}})()
+    theirs = type("T", (), {"params_after": {"W1": np.arange(6.0)[:, None]}, "state_after": {}})()
+    ours = type("O", (), {"grads": {"W1": np.zeros((6, 1))}, "errors": []})()
 
-    def step_from(weights, start):
-        calls.append((weights["W1"].tolist(), start))
+    def step_from(with_optimizer, weights, start):
+        calls.append((weights["W1"].tolist(), start, with_optimizer(None)))
         return "tail"
 
     def compare(trace):
         return Verdicts(["pass", "tie", "pass", "pass", "pass", "pass"])
 
-    import parity.compare.run as run
-
     spliced = []
-    original, run.splice = run.splice, lambda head, tail, at: spliced.append(at) or "spliced"
+    original, resync_module.splice = resync_module.splice, lambda head, tail, at: spliced.append(at) or ours
     try:
-        ours, stepping, at = _resync("ours", Verdicts(["pass", "tie", "pass", "fail", "fail", "pass"]), step_from,
-                                     compare, theirs)
+        stepping, at, found = resync(ours, Verdicts(["pass", "tie", "pass", "fail", "fail", "pass"]), lambda p: 0.01,
+                                     step_from, compare, theirs, ())
     finally:
-        run.splice = original
-    assert calls == [([1.0], 2)] and spliced == [2] and at == [1] and ours == "spliced"
-    nothing = _resync("ours", Verdicts(["pass", "tie", "pass"]), step_from, compare, theirs)
-    assert nothing[2] == [] and len(calls) == 1  # no later failure: nothing restarted
+        resync_module.splice = original
+    assert calls == [([1.0], 2, 0.01)] and spliced == [2] and at == [1]  # plain SGD: the learning rate steps on
+    assert stepping.verdicts.tolist() == ["pass", "tie", "pass", "pass", "pass", "pass"]
+    assert [(f.code, f.step) for f in found] == [("resync", 1)] and "a max-pooling tie at step 1" in found[0].message
+    nothing = resync(ours, Verdicts(["pass", "tie", "pass"]), lambda p: 0.01, step_from, compare, theirs, ())
+    assert nothing[1] == [] and len(calls) == 1  # no later failure: nothing restarted

@@ -75,7 +75,7 @@ def test_findings_cover_every_diagnosis_code(selftest_rows):
     assert {"dropout_mask_returned", "dropout_no_mask", "dropout_backward_scale", "dropout_convention", "keep_rate",
             "bn_variance_term", "bn_unbiased_variance", "bn_running_stats", "bn_batch_sum", "bn_dx_summed",
             "bn_layout", "bn_epsilon_split"} <= seen  # the chapter-6 traps
-    # kink is covered in test_compare, pool_tie and resync in test_pool_ties; convention below
+    # kink is covered in test_compare, pool_tie in test_pool_ties, resync and unjudged in test_resync; convention below
 
 
 def test_selftest_command_exits_0_and_prints_the_table(selftest_command):

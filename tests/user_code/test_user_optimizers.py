@@ -342,3 +342,50 @@ def test_an_unmapped_layer_class_is_refused_only_where_a_reference_would_take_it
             return dout
 
     assert unmapped_classes({"Dropout": Dropout, "TimeAffine": Dropout}, []) == {}
+
+
+# -- resuming at another run's state (parity.compare.resync) -------------------------------------------------
+RESUMED = [("sgd", ref.SGD), ("momentum", ref.Momentum), ("nesterov", ref.Nesterov), ("adagrad", ref.AdaGrad),
+           ("rmsprop", ref.RMSprop), ("adam", ref.Adam), ("momentum", optimizers_learner.momentum),
+           ("adam", optimizers_learner.Adam), ("adagrad", optimizers_learner.AdaGrad),
+           ("momentum", optimizers_lists.Momentum), ("adam", optimizers_lists.Adam)]
+
+
+@pytest.mark.parametrize("name, cls", RESUMED, ids=[f"{n}-{c.__module__.rpartition('.')[2]}" for n, c in RESUMED])
+def test_a_driver_resumed_at_a_runs_state_steps_on_as_that_run(name, cls):
+    s = optimizer_settings(name)
+    whole, params, state = drive(cls, s)  # 25 steps
+    resumed = OptimizerDriver(cls, s, params[9])
+    # Replayed with other gradients: what the 10 updates leave in the state is replaced; their count is kept.
+    assert resumed.resume(GRADS[15:25], state[9]) == ""
+    for k in START:
+        np.testing.assert_array_equal(resumed.params[k], params[9][k])
+    for step, g in enumerate(GRADS[10:], start=10):
+        resumed.update(g, step)
+        for k in START:  # the same arithmetic on the same values: equal, not close
+            np.testing.assert_array_equal(resumed.params[k], params[step][k])
+    assert resumed.counter() == whole.counter() and resumed.findings == []
+
+
+class MomentumWithItsOwnName:
+    """The book's Momentum, its velocity kept under a name the tool does not look for."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr, self.momentum, self.memory = lr, momentum, None
+
+    def update(self, params, grads):
+        if self.memory is None:
+            self.memory = {k: np.zeros_like(v) for k, v in params.items()}
+        for k in params:
+            self.memory[k] = self.momentum * self.memory[k] - self.lr * grads[k]
+            params[k] += self.memory[k]
+
+
+def test_a_state_under_a_name_the_tool_does_not_know_is_not_set_and_says_why():
+    s = optimizer_settings("momentum")
+    _, params, _ = drive(ref.Momentum, s, GRADS[:3])
+    v = {k: np.ones_like(a) for k, a in START.items()}
+    resumed = OptimizerDriver(MomentumWithItsOwnName, s, params[2])
+    assert resumed.resume(GRADS[:3], {"v": v}) == (
+        "MomentumWithItsOwnName keeps no v the tool can set (it looks under the names the book and common variants "
+        "use, one array per parameter)")
