@@ -23,9 +23,10 @@ from parity.compare.findings import Finding
 from parity.diagnosis.fixes import fix_for
 from parity.numpy_side.trace import Trace, splice
 
-__all__ = ["RESYNC_LIMIT", "resync", "resynced_again"]
+__all__ = ["DRIFT_LIMIT", "RESYNC_LIMIT", "resync", "resynced_again", "settle_drift"]
 
 RESYNC_LIMIT = 8  # excused steps after which the NumPy side restarts from Keras's parameters and state, at most
+DRIFT_LIMIT = 8  # restarts before failing steps that agree from Keras's own state (rounding that compounded), at most
 EXCUSED = ("kink", "tie")
 
 
@@ -122,3 +123,41 @@ def _unjudged_finding(s: int, cause: str, why: str, rows: int) -> Finding:
         f"stepping: {_why(cause)} at step {s} moved the two sides apart by that step's legitimate difference, "
         f"and the NumPy side cannot restart from Keras's optimizer state after it: {why}; the {rows} later steps "
         "are not judged (neither passed nor failed)"), fix=fix_for("unjudged"), step=s, count=rows)
+
+
+def settle_drift(stepping: PhaseResult, make, step_from: Callable, compare: Callable, keras: Trace,
+                 names: tuple[str, ...]) -> tuple[PhaseResult, list[int], list[Finding]]:
+    """Rounding that compounded, told from a bug by evidence: where step f fails with nothing excused before it, the
+    NumPy side steps again from Keras's parameters and optimizer state after step f - 1 (as `resync` restarts). If step
+    f then agrees, its difference was the two sides' rounding carried over f steps (in float32, a convolution's sums
+    in another order, a velocity that keeps every step's), not a step computed otherwise: a `drift` warning, and the
+    later steps are judged from there. If it still fails, nothing changes: that step is computed otherwise. Returns
+    the comparison, the steps restarted after, and the warnings."""
+    at: list[int] = []
+    found: list[Finding] = []
+    ours = stepping.numpy
+    while len(at) < DRIFT_LIMIT:
+        failing = np.flatnonzero(stepping.verdicts == "fail")
+        if not failing.size or failing[0] == 0 or failing[0] - 1 in at:  # step 0 starts from the same weights
+            break
+        f = int(failing[0])
+        with_optimizer, why = _resumed(make, ours, keras, f - 1, names)
+        if why:
+            break
+        trial = splice(ours, step_from(with_optimizer, {k: v[f - 1] for k, v in keras.params_after.items()}, f), f)
+        rechecked = compare(trial)
+        if rechecked.verdicts[f] in ("fail", "error"):
+            break
+        quantity = max(stepping.diffs, key=lambda k: float(stepping.diffs[k].used[f]))
+        found.append(_drift_finding(f, float(stepping.diffs[quantity].used[f]), quantity))
+        at.append(f - 1)
+        ours, stepping = trial, rechecked
+    return stepping, at, found
+
+
+def _drift_finding(f: int, share: float, quantity: str) -> Finding:
+    return Finding("drift", WARNING, "stepping", (
+        f"stepping: by step {f} the two sides' rounding, carried from step to step, had moved them apart ({quantity} "
+        f"at {share:.3g} times the tolerance); from Keras's parameters and optimizer state after step {f - 1}, step "
+        f"{f} agrees, so it is computed alike: the NumPy side stepped on from there, and each later step is judged "
+        "on its own"), fix=fix_for("drift"), step=f)

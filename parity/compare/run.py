@@ -23,7 +23,7 @@ from parity.compare.findings import Finding
 from parity.compare.modes import phase_modes
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
 from parity.compare.outcome import ParityResult
-from parity.compare.resync import resync, resynced_again
+from parity.compare.resync import resync, resynced_again, settle_drift
 from parity.compare.root_causes import with_consequence_fixes
 from parity.compare.stats import PhaseSummary
 from parity.diagnosis.fixes import fix_for
@@ -191,10 +191,13 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     # From Keras's parameters and optimizer state after an excused step (batch-wise steps record no kinks to excuse).
     # The optimizer is judged on `ours` as it stepped: its replays follow one unbroken trajectory.
     if not spec.regularized:
-        stepping, resynced, resync_findings = resync(
-            ours, stepping, run_optimizer.stepper, step_from, lambda trace: compare("stepping", step_rows, trace,
-                                                                                    reference.stepping),
-            reference.stepping, tuple(config.optimizer.info.state))
+        judge_trace = lambda trace: compare("stepping", step_rows, trace, reference.stepping)  # noqa: E731
+        state = tuple(config.optimizer.info.state)
+        stepping, resynced, resync_findings = resync(ours, stepping, run_optimizer.stepper, step_from, judge_trace,
+                                                     reference.stepping, state)
+        stepping, drifted, drift_findings = settle_drift(stepping, run_optimizer.stepper, step_from, judge_trace,
+                                                         reference.stepping, state)
+        resynced, resync_findings = resynced + drifted, resync_findings + drift_findings
     judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
     if judged.excused is not None:
         _excuse_convention(stepping, judged)

@@ -53,6 +53,8 @@ FIXES: dict[tuple[str, str | None], str] = {
     ("flatten_order", None): "flatten the input as it comes: x.reshape(x.shape[0], -1), and return dx.reshape(*original_x_shape)",
     ("resync", None): "nothing to fix: the steps before and after it are each compared from the same parameters and "
                       "optimizer state",
+    ("drift", None): "nothing to fix: each step agrees from the same parameters and optimizer state; float64 keeps "
+                     "the two trajectories closer for longer",
     ("unjudged", None): "keep the optimizer's state as the book does (v, h, or m and v: one array per parameter, in a "
                         "dict keyed like params or a list in its order) so the steps after it can be judged",
     ("pool_tie", None): "nothing to fix: which of two equal (or within rounding equal) cells takes a max-pooling window's "

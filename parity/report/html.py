@@ -99,6 +99,9 @@ _EXCUSES = {
                        "at an exact 0, which real data almost never hit",
     "resync": "a step at a ReLU kink or a max-pooling tie moved the two sides apart legitimately; the NumPy side "
               "stepped on from Keras's parameters and optimizer state after it, so each later step is judged on its own",
+    "drift": "the two sides' rounding, carried from step to step, moved their trajectories apart until a step "
+             "differed; from Keras's own parameters and optimizer state before it, that step agrees, so the NumPy side "
+             "stepped on from there",
     "unjudged": "after a step at a ReLU kink or a max-pooling tie the NumPy side could not restart from Keras's "
                 "optimizer state (your class keeps it where the tool does not look), so the later steps were neither "
                 "passed nor failed",
