@@ -24,6 +24,7 @@ from testkit import FIXTURES
 book_layers = import_layers(str(FIXTURES / "book_layers.py"))
 book_network = import_layers(str(FIXTURES / "book_network.py"))
 climbing = import_layers(str(FIXTURES / "learner_momentum_sign.py")).Momentum  # + lr * grad: every step climbs
+MomentumWithItsOwnName = import_layers(str(FIXTURES / "learner_momentum_memory.py")).Momentum  # velocity in `memory`
 LAYERS = {"Affine": book_layers.Affine, "ReLU": book_layers.ReLU}
 STEPS = 32  # the 40 samples' training split
 
@@ -90,20 +91,6 @@ def test_a_wrong_momentum_still_fails_on_every_step_with_its_root_cause_after_a_
     assert ("resync", 0) in codes(report)
 
 
-class MomentumWithItsOwnName:
-    """The book's Momentum, its velocity kept under a name the tool does not look for."""
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr, self.momentum, self.memory = lr, momentum, None
-
-    def update(self, params, grads):
-        if self.memory is None:
-            self.memory = {k: np.zeros_like(v) for k, v in params.items()}
-        for k in params:
-            self.memory[k] = self.momentum * self.memory[k] - self.lr * grads[k]
-            params[k] += self.memory[k]
-
-
 def test_a_velocity_the_tool_cannot_set_leaves_the_steps_after_the_kink_unjudged(at_the_kink):
     report = parity.check({**LAYERS, "Momentum": MomentumWithItsOwnName}, optimizer="momentum", **at_the_kink)
     assert report.passed  # nothing failed: the steps it could not judge are neither passed nor failed
@@ -111,7 +98,7 @@ def test_a_velocity_the_tool_cannot_set_leaves_the_steps_after_the_kink_unjudged
                                                   "convention": 0, "unjudged": STEPS - 1}
     [unjudged] = [f for f in report.findings if f.code == "unjudged"]
     assert (unjudged.severity, unjudged.step, unjudged.count) == ("warning", 0, STEPS - 1)
-    assert "MomentumWithItsOwnName keeps no v the tool can set" in unjudged.message
+    assert "Momentum keeps no v the tool can set" in unjudged.message
     assert f"the {STEPS - 1} later steps are not judged" in unjudged.message
     verdict_line = terminal_text(report.result, None, []).splitlines()[1]
     assert verdict_line.startswith(f"verdict: PASS  (probe 40/40, stepping 1/{STEPS} ({STEPS - 1} unjudged) within")

@@ -13,6 +13,8 @@ from parity.user_code.optimizer_driver import OptimizerDriver, constructor_argum
 from parity.user_code.loader import import_layers
 from testkit import FIXTURES, HAND_COMPUTED, REORDERED, assert_close
 
+MomentumWithItsOwnName = import_layers(str(FIXTURES / "learner_momentum_memory.py")).Momentum  # velocity in `memory`
+
 # Imported as `--layers FILE` imports a learner's module.
 optimizers_broken, optimizers_learner, optimizers_lists = (
     import_layers(str(FIXTURES / f"optimizers_{name}.py")) for name in ("broken", "learner", "lists"))
@@ -367,25 +369,11 @@ def test_a_driver_resumed_at_a_runs_state_steps_on_as_that_run(name, cls):
     assert resumed.counter() == whole.counter() and resumed.findings == []
 
 
-class MomentumWithItsOwnName:
-    """The book's Momentum, its velocity kept under a name the tool does not look for."""
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr, self.momentum, self.memory = lr, momentum, None
-
-    def update(self, params, grads):
-        if self.memory is None:
-            self.memory = {k: np.zeros_like(v) for k, v in params.items()}
-        for k in params:
-            self.memory[k] = self.momentum * self.memory[k] - self.lr * grads[k]
-            params[k] += self.memory[k]
-
-
 def test_a_state_under_a_name_the_tool_does_not_know_is_not_set_and_says_why():
     s = optimizer_settings("momentum")
     _, params, _ = drive(ref.Momentum, s, GRADS[:3])
     v = {k: np.ones_like(a) for k, a in START.items()}
     resumed = OptimizerDriver(MomentumWithItsOwnName, s, params[2])
     assert resumed.resume(GRADS[:3], {"v": v}) == (
-        "MomentumWithItsOwnName keeps no v the tool can set (it looks under the names the book and common variants "
+        "Momentum keeps no v the tool can set (it looks under the names the book and common variants "
         "use, one array per parameter)")
