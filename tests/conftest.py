@@ -58,6 +58,17 @@ def seed_run(cached_run):
     return get
 
 
+def pytest_collection_modifyitems(items: list) -> None:
+    """The modules that start work outside this process (start_early) run last, in their order: the in-process tests
+    run here while the lane works through their jobs, instead of each such module waiting for its jobs midway (which
+    left this process idle about 175 s of a session at load 6). A module's tests stay together, and so do its
+    module-scoped fixtures."""
+    late = [item for item in items if hasattr(getattr(item, "module", None), "start_early")]
+    if late:
+        moved = set(late)
+        items[:] = [item for item in items if item not in moved] + late
+
+
 def _in_background() -> None:
     """Niceness 10 for the calling thread; on Linux niceness is per thread and what a thread starts inherits it."""
     try:
