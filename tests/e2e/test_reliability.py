@@ -1,8 +1,8 @@
 """A run killed or interrupted at any moment leaves the previous complete report or none; NaN never passes.
 
 The interrupted runs are real processes, killed or sent Ctrl-C while they write their report. They are queued with
-the session (start_early, conftest's started_early) and run one after another on the machine's other core, mostly
-importing TensorFlow; each test then reads what its run left on disk and how the process ended."""
+the session (start_early, conftest's started_early) and run beside this process's tests, mostly importing
+TensorFlow; each test then reads what its run left on disk and how the process ended."""
 
 import json
 import signal

@@ -2,10 +2,11 @@
 `parity check` gives; a hang, an exit and a memory hog cost their own limit, once, and nothing else.
 
 No two grading runs share a cluster, so a run that kills workers can take no other test down with it.
-The planted class is graded on a scheduler and two worker processes started here on 127.0.0.1 and
-reached with --scheduler (as `dask scheduler` plus `dask worker --nthreads 1 --memory-limit 2GB` would,
-with Dask's default of retrying a task whose worker died); every other run starts grade's own local
-cluster. Dead workers, killed clusters and frozen ones: tests/grading/test_grade_deadlines.py.
+The planted class is graded on a scheduler and two worker processes started on 127.0.0.1 by a process of its own
+(queued with the session, conftest's started_early) and reached with --scheduler (as `dask scheduler` plus
+`dask worker --nthreads 1 --memory-limit 2GB` would, with Dask's default of retrying a task whose worker died);
+every other run starts grade's own local cluster. Dead workers, killed clusters and frozen ones:
+tests/grading/test_grade_deadlines.py.
 """
 
 import contextlib
@@ -13,6 +14,7 @@ import csv
 import json
 import logging
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -64,20 +66,47 @@ def planted_cluster():
         yield local
 
 
-@pytest.fixture(scope="module")
-def graded(planted_log, tmp_path_factory):
-    """The planted folder graded through the CLI on a cluster of its own, closed when the grading ends: its rows,
-    and what its scheduler recorded (each submission's events, each worker's removal, the memory hog's end)."""
-    out = tmp_path_factory.mktemp("grade") / "book"
+def grade_planted_here(out: Path) -> tuple[int, dict]:
+    """The planted folder graded through the CLI on a cluster of its own, closed when the grading ends: the exit
+    status, and what its scheduler recorded (each submission's events, each worker's removal, the memory hog's end)."""
     with planted_cluster() as cluster:
         status = cli.main(["grade", str(SUBMISSIONS), "--out", str(out), "--scheduler", cluster.scheduler_address,
                            "--timeout", str(TIMEOUT), "--no-plots", "--quiet"])
-        events = _events(cluster)
+        return status, _events(cluster)
+
+
+# Runs grade_planted_here in a process of its own: this module, loaded from its file (testkit beside it in tests/).
+GRADE_PLANTED = ("import importlib.util, os, pickle, sys\n"
+                 "here, out, result = sys.argv[1:]\n"
+                 "sys.path.insert(0, os.path.dirname(os.path.dirname(here)))\n"
+                 "spec = importlib.util.spec_from_file_location('planted_grade', here)\n"
+                 "module = importlib.util.module_from_spec(spec)\n"
+                 "spec.loader.exec_module(module)\n"
+                 "status, events = module.grade_planted_here(module.Path(out))\n"
+                 "open(result, 'wb').write(pickle.dumps((status, events)))\n")
+
+
+def grade_planted(folder: Path, env: dict) -> tuple[int, Path, dict, list[str]]:
+    """grade_planted_here in a process of its own, its planted modules logging to a file of its own: (its exit
+    status, the gradebook folder, the scheduler's events, the planted modules that ran)."""
+    log, out, result = folder / "ran.txt", folder / "book", folder / "graded.pickle"
+    log.touch()
+    done = subprocess.run([sys.executable, "-c", GRADE_PLANTED, __file__, str(out), str(result)], cwd=ROOT,
+                          env=env | {"PARITY_PLANTED_LOG": str(log)}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status, events = pickle.loads(result.read_bytes())
+    return status, out, events, log.read_text().split()
+
+
+@pytest.fixture(scope="module")
+def graded(started_early):
+    """The planted folder's grade (grade_planted): its rows, and what its scheduler recorded."""
+    status, out, events, ran = started_early[__name__]["graded"].result()
     with open(out / "gradebook.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     hog = _hog_evidence(events)
     return {"status": status, "out": out, "rows": rows, "by_name": {Path(r["file"]).stem: r for r in rows},
-            "events": events, "ran": planted_log.read_text().split(), "hog": hog,
+            "events": events, "ran": ran, "hog": hog,
             "expected": EXPECTED | {"memory_hog": {"memory": "crashed", "watchdog": "timeout"}.get(hog, hog)}}
 
 
@@ -349,8 +378,9 @@ def test_gradebook_html_loads_in_a_browser_and_filters_by_status(graded):
     page = (graded["out"] / "gradebook.html").resolve()
     dom, log = dump_dom(page.as_uri() + "#timeout")
     assert 'data-ready="yes"' in dom  # its script ran to the end
-    assert "1 of 6 shown" in dom
-    assert dom.count('<tr data-status="') == 6 and dom.count(" hidden=") == 5
+    timeouts = 1 + (graded["hog"] == "watchdog")  # the hang, and the memory hog where its time ran out first
+    assert f"{timeouts} of 6 shown" in dom
+    assert dom.count('<tr data-status="') == 6 and dom.count(" hidden=") == 6 - timeouts
     assert "Uncaught" not in log and "CONSOLE" not in log, log[-2000:]
     assert 'href="correct/summary.json"' in dom and "file://" not in dom.replace(page.as_uri(), "")
 
@@ -376,15 +406,19 @@ def sweep_two_seeds(tmp_path: Path, env: dict) -> tuple[Path, subprocess.Complet
                                     cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def start_early(folder: Path, lane: Executor) -> Future:
-    """The sweep (a worker that imports TensorFlow and fits two seeds), queued with the session (conftest's
-    started_early): it runs beside the other modules' tests instead of holding this process."""
-    return lane.submit(sweep_two_seeds, folder, dict(os.environ))  # the session's environment, not a test's
+def start_early(folder: Path, lane: Executor) -> dict[str, Future]:
+    """The planted class's grade (two workers that import TensorFlow, the hang's 10 s) and the sweep (a worker that
+    imports TensorFlow and fits two seeds), queued with the session (conftest's started_early): they run beside the
+    other modules' tests instead of holding this process."""
+    env = dict(os.environ)  # the session's environment, not a test's
+    (folder / "graded").mkdir()
+    return {"graded": lane.submit(grade_planted, folder / "graded", env),
+            "sweep": lane.submit(sweep_two_seeds, folder, env)}
 
 
 @pytest.fixture(scope="module")
 def swept(started_early) -> tuple[Path, subprocess.CompletedProcess]:
-    return started_early[__name__].result()
+    return started_early[__name__]["sweep"].result()
 
 
 def test_sweep_reports_false_alarms_and_tolerance_shares(swept):

@@ -31,7 +31,7 @@ def build_wheel(out: Path) -> Path:
 
 def start_early(folder: Path, lane: Executor) -> dict[str, Future]:
     """The wheel, then each install and what it runs, queued with the session (conftest's started_early). The lane
-    runs its jobs one after another, so the wheel is built before either install asks for it."""
+    starts its jobs in the order queued, so the wheel is being built before either install waits for it."""
     wheel = lane.submit(build_wheel, folder / "wheel")
     return {"wheel": wheel, "full": lane.submit(install_and_run, wheel, folder / "full"),
             "light": lane.submit(install_light_and_check, wheel, folder / "light")}
