@@ -159,7 +159,7 @@ def check(user: UserCode | None, config: RunConfig, *, folder: ReportFolder | No
                                   folder.plot_worker)
             with stage(compared):
                 result = compare_numpy(prepared, reference, kit, found, whose, on_chunk=writer.add_probe_chunk,
-                                       progress=progress, optimizer=optimizer, on_probe=writer.probe_done)
+                                       progress=progress, optimizer=optimizer, on_phase=writer.phase_done)
             with stage("writing the report" + (" and drawing its plots" if config.plots else "")):
                 files = writer.finish(_user_findings(result, user))
         return Report(result, prepared.data, fmt=folder.fmt, files=files, folder=folder.place(config))

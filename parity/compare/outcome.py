@@ -30,7 +30,7 @@ class ParityResult:
     fitted: dict[str, np.ndarray]
     probe: PhaseResult | None  # the whole probe when it fit in one chunk; else None (see summaries)
     batch: PhaseResult | None
-    stepping: PhaseResult  # None only in a result of the probe alone (of_probe)
+    stepping: PhaseResult  # None only in a result of the probe alone (so_far)
     summaries: dict[str, PhaseSummary]  # per phase: counts, maxima, dead units, zero patterns
     dead_relu_steps: list[dict]
     kinks: list[dict]
@@ -43,12 +43,13 @@ class ParityResult:
     pool_routing: PoolRouting | None = None  # pool_routing.png's data: a run with plots and a pooling only
 
     @classmethod
-    def of_probe(cls, config: RunConfig, spec: ModelSpec, data: Dataset, tolerance: Tolerance,
-                 fitted: dict[str, np.ndarray], probe: PhaseResult | None, summaries: dict[str, PhaseSummary],
-                 kinks: list[dict], environment: dict, layers: dict[str, str], **known) -> "ParityResult":
-        """What the probe alone comes to, before the batch and stepping phases and without findings: what the
-        pictures that read the probe need (parity.report.plots.PROBE_PICTURES), drawn while the run steps."""
-        return cls(config, spec, data, tolerance, fitted, probe, None, None, summaries, [], kinks, [], environment,
+    def so_far(cls, config: RunConfig, spec: ModelSpec, data: Dataset, tolerance: Tolerance,
+               fitted: dict[str, np.ndarray], probe: PhaseResult | None, summaries: dict[str, PhaseSummary],
+               kinks: list[dict], environment: dict, layers: dict[str, str], batch: PhaseResult | None = None,
+               stepping: PhaseResult | None = None, **known) -> "ParityResult":
+        """What the run has come to so far, without findings: the probe alone (before Keras steps), then its phases
+        too. Enough for the pictures that read them (parity.report.plots), drawn while the run goes on."""
+        return cls(config, spec, data, tolerance, fitted, probe, batch, stepping, summaries, [], kinks, [], environment,
                    layers, **known)
 
     @property

@@ -68,15 +68,16 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
                   layer_findings: list[Finding] = (), layers: dict[str, str] | None = None,
                   on_chunk: Callable[[PhaseResult], None] | None = None, chunk: int | None = None,
                   progress: Callable | None = None, optimizer: RunOptimizer | None = None,
-                  on_probe: Callable[[ParityResult], None] | None = None) -> ParityResult:
+                  on_phase: Callable[[str, ParityResult], None] | None = None) -> ParityResult:
     """Run the NumPy stack built from `kit` (reference layers where absent) against Keras's side.
 
     Without a kit the reference layers' probe and stepping records are computed in closed form (equal
     to running the layer objects sample by sample, as tested); a user's classes always run as objects,
     sample by sample, and the batch probe always runs the layer objects. Stepping uses `optimizer` (the
     user's class, or the book's for the run's optimizer when None), judged by optimizer_stepping.judge.
-    Once the probe is whole, `on_probe` gets what it came to (ParityResult.of_probe), before Keras steps:
-    the report's plot worker draws the probe's pictures meanwhile.
+    `on_phase("probe", so far)` comes once the probe is whole, before Keras steps, and `on_phase("stepping", so far)`
+    once the batch and stepping phases are final, before the findings are settled (ParityResult.so_far): the
+    report's plot worker draws the pictures that read them meanwhile.
     """
     config, spec, data = prepared.config, prepared.spec, prepared.data
     tol = _tolerance(config)
@@ -135,10 +136,13 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     flagged = {f.param for f in probe_findings if f.severity == ERROR}  # not warnings: kinks fail nothing
     routing = pool_routing(spec, reference, fresh, whole) if config.plots and spec.features else None
     environment = {**reference.environment, "vectorized_map_fallback": reference.vectorized_map_fallback or "none"}
-    if on_probe:
-        on_probe(ParityResult.of_probe(config, spec, data, tol, fitted, whole, summaries, kinks, environment,
-                                       layers or {}, keras_side=reference.source,
-                                       modes=phase_modes(spec, config.batch_size, routes), pool_routing=routing))
+    def so_far(**phases) -> ParityResult:
+        return ParityResult.so_far(config, spec, data, tol, fitted, whole, summaries, kinks, environment, layers or {},
+                                   keras_side=reference.source, modes=phase_modes(spec, config.batch_size, routes),
+                                   pool_routing=routing, **phases)
+
+    if on_phase:
+        on_phase("probe", so_far())
     reference.train()  # Keras's batch and stepping phases, now that the worker has the probe's pictures
     step_rows = np.arange(len(reference.stepping.loss)) * step_batch
 
@@ -201,6 +205,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
     if judged.excused is not None:
         _excuse_convention(stepping, judged)
+    if on_phase:  # the phases are final: what reads them is drawn while the findings are settled and written
+        on_phase("stepping", so_far(batch=batch, stepping=stepping))
     judged.record["state_max_abs_diff"] = {name: float(np.max(d.max_abs, initial=0.0))
                                            for name, d in stepping.state_diffs.items()}
     for phase in (batch, stepping):

@@ -3,16 +3,17 @@
 matplotlib holds the GIL while it draws, so threads cannot share that work; a second interpreter can,
 on a second core. The CLI starts one before TensorFlow loads (`PlotWorker.start`), so its own imports
 (NumPy, matplotlib) and a warm-up drawing happen while the run imports TensorFlow and fits. It is handed
-pictures as soon as what they read exists: the probe's pictures while the run steps, the rest at the end.
-It draws them one at a time, in the order handed, and answers each with its PNG bytes as it is done.
+pictures as soon as what they read exists: the probe's pictures while the run steps, the rest once the run's
+phases are final. It draws them one at a time, the most costly first (parity.report.pictures.BY_COST), says
+when it starts each, and answers each with its PNG bytes as it is done.
 
-The run takes pictures back from the end of what the worker still owes (`claim`) and draws them itself,
-while the worker goes on from the front: the two processes end together, whatever the machine's load
-and whichever pictures apply. The worker skips a picture claimed before it started it.
+The run takes back the cheapest picture the worker has not started (`claim`) and draws it itself, while the
+worker goes on with the costly ones: the two processes end together, whatever the machine's load and whichever
+pictures apply. The worker skips a picture claimed before it started it.
 
 Messages both ways are pickles, each after its length (8 bytes, big-endian): to the worker ("draw",
-names, result, curves) and ("claim", name); back (name, PNG bytes, None where the picture does not
-apply, SKIPPED or FAILED). It never writes a file: the run writes every picture itself, inside its
+names, result, curves) and ("claim", name); back (name, STARTED) as it starts one, then (name, PNG bytes,
+None where the picture does not apply, SKIPPED or FAILED). It never writes a file: the run writes every picture itself, inside its
 atomic report folder, so a run stopped at any moment leaves nothing of the worker's. A worker that is
 missing, died, is slow or fails costs only time: the run draws what it owes (parity.report.plots.draw_all).
 It runs in a session of its own, so a Ctrl-C at the terminal reaches the run alone, which ends it; a run
@@ -32,11 +33,20 @@ import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["PlotWorker", "ANSWER_TIMEOUT_S", "SKIPPED", "FAILED"]
+from parity.report.pictures import BY_COST
+
+__all__ = ["PlotWorker", "ANSWER_TIMEOUT_S", "SKIPPED", "FAILED", "STARTED"]
 
 ANSWER_TIMEOUT_S = 120.0  # past this without an answer the run stops waiting and draws what the worker owes
 SKIPPED, FAILED = "skipped", "failed"  # a claimed picture the worker did not draw; one its drawing raised on
+STARTED = "started"  # said as the worker starts a picture: the run no longer takes that one back
 _LENGTH = 8
+
+
+def _by_cost(names) -> list:
+    """`names` (or (name, ...) tuples) most costly first, as both processes order what the worker is to draw."""
+    rank = {name: k for k, name in enumerate(BY_COST)}
+    return sorted(names, key=lambda n: rank.get(n if isinstance(n, str) else n[0], len(rank)))
 
 
 def _send(stream, message) -> None:
@@ -56,14 +66,15 @@ def _receive(stream):
 
 
 class PlotWorker:
-    """A started worker process: `draw` hands it pictures, `claim` takes one back, `owed` and `wait` follow it,
-    `delivered` gives what it drew; `close` ends it (always call it)."""
+    """A started worker process: `draw` hands it pictures, `claim` takes one back, `waiting`, `drawing`, `owed` and
+    `wait` follow it, `delivered` gives what it drew; `close` ends it (always call it)."""
 
     def __init__(self, process: subprocess.Popen):
         self._process = process
         self._changed = threading.Condition()
         self._handed: list[str] = []  # in the worker's order
         self._claimed: set[str] = set()
+        self._started: list[str] = []  # in the order the worker started them
         self._answers: dict[str, object] = {}
         self._dead = False
         self._sender = ThreadPoolExecutor(max_workers=1)  # a job of many MB never holds up the run
@@ -114,18 +125,30 @@ class PlotWorker:
         return True
 
     def owed(self) -> list[str]:
-        """The pictures the worker still owes (handed, neither answered nor claimed), in its order; none once it is
-        gone."""
+        """The pictures the worker still owes (handed, neither answered nor claimed), most costly first; none once it
+        is gone."""
         with self._changed:
             if self._dead:
                 return []
-            return [n for n in self._handed if n not in self._answers and n not in self._claimed]
+            return _by_cost(n for n in self._handed if n not in self._answers and n not in self._claimed)
+
+    def waiting(self) -> list[str]:
+        """What the worker owes and has not started, most costly first: the last is the one the run takes back."""
+        with self._changed:
+            return [n for n in self.owed() if n not in self._started]
+
+    def drawing(self) -> list[str]:
+        """What the worker has started and not answered yet (one picture, or none)."""
+        with self._changed:
+            return [n for n in self.owed() if n in self._started]
 
     def wait(self, timeout: float = ANSWER_TIMEOUT_S) -> bool:
-        """Wait for the worker's next answer (or its end); False when none came within `timeout` seconds."""
+        """Wait for the worker's next word, an answer or a start (or its end); False when none came within `timeout`
+        seconds."""
         with self._changed:
-            before = (len(self._answers), self._dead)
-            return self._changed.wait_for(lambda: (len(self._answers), self._dead) != before, timeout)
+            now = lambda: (len(self._answers), len(self._started), self._dead)  # noqa: E731
+            before = now()
+            return self._changed.wait_for(lambda: now() != before, timeout)
 
     def delivered(self) -> dict[str, bytes | None]:
         """{name: PNG bytes, or None where the picture does not apply} for what the worker drew and the run did not
@@ -152,7 +175,9 @@ class PlotWorker:
                 return
             name, png = answer
             with self._changed:
-                if name in self._handed:
+                if name in self._handed and png == STARTED:
+                    self._started.append(name)
+                elif name in self._handed:
                     self._answers[name] = png
                 self._changed.notify_all()
 
@@ -222,13 +247,14 @@ def main() -> int:
                 return 0
             if message[0] == "draw":
                 _, names, result, curves = message
-                pending.extend((name, result, curves) for name in names)
+                pending = deque(_by_cost([*pending, *((name, result, curves) for name in names)]))
             elif message[0] == "claim":
                 claimed.add(message[1])
         name, result, curves = pending.popleft()
         if name in claimed:
             _send(out, (name, SKIPPED))
             continue
+        _send(out, (name, STARTED))
         try:
             png = plots.draw([name], result, curves)[name]
         except Exception:  # the run draws it itself, and meets the error there

@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 
 from parity.compare.dead_units import unit_label, unit_name
 from parity.compare.outcome import ParityResult
-from parity.report.pictures import PICTURE_NAMES
+from parity.report.pictures import BY_COST, PICTURE_NAMES
 from parity.report.plot_lesson import lesson
 from parity.report.plot_pooling import pool_routing
 from parity.report.plot_regularization import regularization
@@ -28,12 +28,10 @@ __all__ = ["BY_COST", "EXACT_LIMIT", "PICTURES", "PROBE_PICTURES", "ProbeCurves"
            "hand_over_probe", "png"]
 
 # A PlotWorker draws the pictures that read the probe alone (with the fitted weights and the data) while the run steps,
-# handed over as soon as the probe is whole (hand_over_probe), and the rest once the run is done (draw_all). It draws
-# in the order handed, most costly first, and the run takes pictures back from the end, so the two end together.
-# CPU seconds per picture on cnn, warm, best of 3: stepping 0.78, lesson 0.51, pool_routing 0.32-0.40, gradient
-# differences 0.30, map 0.30, fit 0.09; on the regularized scenario its chapter-6 picture costs most (1.1 s).
+# handed over as soon as the probe is whole (hand_over_probe), and the rest once the batch and stepping phases are
+# final (hand_over), while the run settles its findings and writes its tables. It draws the most costly first
+# (BY_COST), and the run takes the cheapest it has not started back (draw_all), so the two end together.
 PROBE_PICTURES = ("lesson", "pool_routing", "dead_relu_map", "fit")
-BY_COST = ("regularization", "stepping", "lesson", "pool_routing", "gradient_diffs", "dead_relu_map", "fit")
 
 
 def gradient_diffs(result: ParityResult, curves: ProbeCurves) -> Figure:
@@ -224,7 +222,7 @@ def draw(names, result: ParityResult, curves: ProbeCurves) -> dict[str, bytes | 
 
 def hand_over_probe(worker, result: ParityResult, curves: ProbeCurves) -> None:
     """Give a PlotWorker (parity.report.plot_worker) the pictures that read the probe alone, from a result that holds
-    only the probe (parity.compare.outcome.ParityResult.of_probe), to draw while the run steps. The lesson reads
+    only the probe (parity.compare.outcome.ParityResult.so_far), to draw while the run steps. The lesson reads
     the stepping phase where the probe came in chunks (parity.report.plot_lesson): it waits for the end then."""
     if worker is not None:
         worker.draw([name for name in PROBE_PICTURES if name != "lesson" or result.probe is not None], result, curves)
@@ -239,14 +237,16 @@ def hand_over(worker, result: ParityResult, curves: ProbeCurves) -> None:
 def draw_all(result: ParityResult, curves: ProbeCurves, folder: Path, worker=None) -> dict[str, bytes]:
     """Write every picture that applies into `folder`, in PICTURES' order; returns {file name: PNG bytes}.
 
-    With a `worker` that was handed pictures (hand_over), this process takes back the last picture the worker owes
-    and draws it, while the worker draws the first, until one is left; it waits for that one. Whatever the worker
-    fails to deliver, or delivers past ANSWER_TIMEOUT_S, is drawn here too, so the pictures never depend on it."""
+    With a `worker` that was handed pictures (hand_over), this process takes back the cheapest picture the worker
+    has not started and draws it, while the worker draws on, most costly first; it waits for the worker only where
+    taking its last one would leave it idle. Whatever the worker fails to deliver, or delivers past
+    ANSWER_TIMEOUT_S, is drawn here too, so the pictures never depend on it."""
     drawn: dict[str, bytes | None] = {}
-    while worker is not None and (owed := worker.owed()):
-        if len(owed) > 1:
-            if worker.claim(owed[-1]):
-                drawn |= draw([owed[-1]], result, curves)
+    while worker is not None and worker.owed():
+        waiting, drawing = worker.waiting(), worker.drawing()
+        if len(waiting) > 1 or (waiting and drawing):
+            if worker.claim(waiting[-1]):
+                drawn |= draw([waiting[-1]], result, curves)
         elif not worker.wait():  # PlotWorker.wait's limit: parity.report.plot_worker.ANSWER_TIMEOUT_S
             break
     if worker is not None:

@@ -146,17 +146,18 @@ class ReportWriter:
             if phase is not None:
                 self._write_gradients(phase)
 
-    def probe_done(self, probe_only: ParityResult) -> None:
-        """The probe is whole: the worker draws the pictures that read it alone while the run steps."""
+    def phase_done(self, phase: str, so_far: ParityResult) -> None:
+        """A phase is final (compare_numpy's on_phase): the worker draws the pictures that read it while the run goes
+        on: the probe's while the run steps, the rest while the findings are settled and the tables written."""
         if self.curves is not None and self.plot_worker is not None:
-            from parity.report.plots import hand_over_probe
+            from parity.report.plots import hand_over, hand_over_probe
 
-            hand_over_probe(self.plot_worker, probe_only, self.curves)
+            (hand_over_probe if phase == "probe" else hand_over)(self.plot_worker, so_far, self.curves)
 
     def finish(self, result: ParityResult) -> list[str]:
         from parity.report.tables import steps_columns
 
-        if self.curves is not None:  # the worker's pictures first: it draws them while the tables are written
+        if self.curves is not None:  # whatever the worker was not given yet (phase_done), then the tables
             from parity.report.plots import hand_over
 
             hand_over(self.plot_worker, result, self.curves)

@@ -16,11 +16,13 @@ def test_the_probe_is_handed_on_before_keras_steps():
     reference = keras_reference(prepared)
     assert callable(reference.training)  # fitted, not stepped
     seen = []
-    result = compare_numpy(prepared, reference, on_probe=lambda alone: seen.append((callable(reference.training), alone)))
-    [(not_stepped_yet, alone)] = seen
-    assert not_stepped_yet
+    result = compare_numpy(prepared, reference,
+                           on_phase=lambda phase, so_far: seen.append((phase, callable(reference.training), so_far)))
+    [(first, not_stepped_yet, alone), (second, stepped_not_yet, phases)] = seen
+    assert (first, second) == ("probe", "stepping") and not_stepped_yet and not stepped_not_yet
     assert alone.probe is result.probe and alone.summaries["probe"] is result.summaries["probe"]
     assert alone.stepping is None and alone.batch is None and alone.findings == []
+    assert phases.stepping is result.stepping and phases.batch is result.batch and phases.findings == []
     assert not callable(reference.training) and len(result.stepping.rows) == 20 and len(result.batch.rows) == 5
     assert result.verdict == "pass"
 

@@ -248,6 +248,22 @@ def test_a_picture_the_run_claims_back_is_not_delivered_by_the_worker(runs):
     assert not worker.draw(["stepping"], result, curves)  # handed once: nothing more to hand, and it is closed
 
 
+def test_the_worker_draws_the_most_costly_first_and_says_when_it_starts_each(runs):
+    from parity.report.plot_worker import PlotWorker
+
+    result, curves = runs[("correct", None)]
+    worker = PlotWorker.start()
+    try:
+        assert worker.draw(["fit", "lesson", "stepping"], result, curves)
+        while worker.owed():
+            assert worker.wait(120)
+        assert worker.waiting() == worker.drawing() == []
+    finally:
+        worker.close()
+    assert worker._started == ["stepping", "lesson", "fit"]  # parity.report.pictures.BY_COST
+    assert set(worker.delivered()) == {"stepping", "lesson", "fit"}
+
+
 def test_the_run_and_the_worker_share_the_pictures_and_the_report_is_the_same_bytes(runs, tmp_path):
     """draw_all takes back from the end what the worker still owes: whoever drew a picture, its bytes are the same."""
     from parity.report.plot_worker import PlotWorker
@@ -308,25 +324,31 @@ def test_a_result_that_does_not_pickle_is_drawn_by_the_run_and_an_idle_worker_ex
         worker.close()
 
 
-def test_the_probes_pictures_read_the_probe_alone(runs, cached_run):
-    """What a worker draws while the run steps (PROBE_PICTURES, from ParityResult.of_probe) is what the whole result
-    draws: on the seed model and on the cnn run, whose pool_routing reads Keras's autodiff at the fitted weights."""
+def test_the_pictures_handed_over_early_read_only_what_is_final_then(runs, cached_run):
+    """What a worker draws while the run steps (PROBE_PICTURES, from ParityResult.so_far) and while it settles its
+    findings (every picture, from the phases) is what the whole result draws: on the seed model and on the cnn run,
+    whose pool_routing reads Keras's autodiff at the fitted weights."""
     from parity.compare.outcome import ParityResult
-    from parity.report.plots import PROBE_PICTURES, draw
+    from dataclasses import replace
+
+    from parity.report.plots import PICTURES, PROBE_PICTURES, draw
     from parity.report.probe_curves import ProbeCurves
 
     cnn = cached_run({"scenario": "cnn"})
     cnn_curves = ProbeCurves(cnn.data, cnn.spec)
     cnn_curves.add(cnn.probe)
     for result, curves in (runs[("no mask", None)], (cnn, cnn_curves)):
-        alone = ParityResult.of_probe(result.config, result.spec, result.data, result.tolerance, result.fitted,
-                                      result.probe, result.summaries, result.kinks, result.environment, result.layers,
-                                      keras_side=result.keras_side, modes=result.modes, pool_routing=result.pool_routing)
+        alone = ParityResult.so_far(result.config, result.spec, result.data, result.tolerance, result.fitted,
+                                    result.probe, result.summaries, result.kinks, result.environment, result.layers,
+                                    keras_side=result.keras_side, modes=result.modes, pool_routing=result.pool_routing)
         assert alone.stepping is None and alone.batch is None and alone.findings == []
         early = draw(PROBE_PICTURES, alone, curves)
         assert early == draw(PROBE_PICTURES, result, curves)
         drawn = {"lesson", "dead_relu_map", "fit"} | ({"pool_routing"} if result.spec.features else set())
         assert {name for name, png in early.items() if png is not None} == drawn
+        # once the phases are final, before any finding: every picture is the whole result's
+        phases = replace(alone, batch=result.batch, stepping=result.stepping)
+        assert draw(list(PICTURES), phases, curves) == draw(list(PICTURES), result, curves)
 
 
 def test_stepping_draws_every_point_it_is_given_on_both_sides_of_a_convolutional_model(cached_run):
