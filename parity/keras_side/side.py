@@ -54,7 +54,7 @@ class KerasSide:
         self.vectorized_map_fallback: str | None = None  # why vectorized_map fell back to a while loop
         floatx = keras.config.floatx()
         self._signature = [tf.TensorSpec((None, spec.input_dim), floatx), tf.TensorSpec((None, spec.target_dim), floatx)]
-        self._per_sample = None
+        self._per_sample = self._looped = self._vectorized_note = None
         self._batch = tf.function(self._probe, input_signature=self._signature, autograph=False)
         self._steppers: dict[tuple, _Stepper] = {}  # per optimizer kind: one optimizer and one compiled loop
         self._fitters: dict[tuple, _Fitter] = {}  # per optimizer kind and batches per epoch: one compiled fit
@@ -106,10 +106,23 @@ class KerasSide:
 
     # -- the probe ------------------------------------------------------------------------------
     def per_sample(self, x: np.ndarray, t: np.ndarray) -> Trace:
-        """Prediction, loss, gradients, dL/dx and pre-activations for each sample alone (compiled, vectorized)."""
-        if self._per_sample is None:
-            self._per_sample = self._compile_per_sample()
-        pred, loss, grads, dx, z = self._per_sample(tensor(x), tensor(t))
+        """Prediction, loss, gradients, dL/dx and pre-activations for each sample alone (compiled: vectorized, or a
+        convolution's small probe as a loop over the samples, parity.keras_side.sample_loop)."""
+        from parity.keras_side.sample_loop import LOOP_LIMIT, looped
+
+        if self.spec.features and len(x) <= LOOP_LIMIT:
+            if self._looped is None:
+                self._looped = looped(self)
+            self.vectorized_map_fallback = (f"not used: {len(x)} samples ran as a compiled loop over them, each through "
+                                            f"the batch-gradient graph (up to {LOOP_LIMIT}: quicker to trace)")
+            compiled = self._looped
+        else:
+            if self._per_sample is None:
+                self._per_sample = self._compile_per_sample()
+                self._vectorized_note = self.vectorized_map_fallback
+            self.vectorized_map_fallback = self._vectorized_note  # this call's route, whatever ran before it
+            compiled = self._per_sample
+        pred, loss, grads, dx, z = compiled(tensor(x), tensor(t))
         trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(),
                                [a.numpy() for a in z])
         if self.spec.regularized:  # test mode, forward only: the book's layers define backward after training mode

@@ -123,11 +123,40 @@ def test_keras_stepping_reports_parameters_in_the_books_layout(keras_side):
             assert_close(trace.params_after[name][i], params[name], KERAS_AGAINST_BOOK)
 
 
-def test_the_kernel_gradients_while_loop_inside_the_vectorized_map_is_said_not_logged(keras_side, caplog):
+def test_a_small_probe_loops_over_its_samples_and_gives_the_notebooks_eager_bits(keras_side):
+    """Up to LOOP_LIMIT samples a convolution's probe is a compiled loop, each sample through the batch-gradient
+    graph: the same bits as one eager GradientTape call per sample, and what the vectorized map gives within rounding."""
+    from parity.keras_side import sample_loop
+
+    rng = np.random.default_rng(8)
+    x, t = rng.normal(size=(5, SPEC.input_dim)), rng.integers(0, 3, size=(5, 1)).astype(np.float64)
+    looped = keras_side.per_sample(x, t)
+    assert keras_side.vectorized_map_fallback.startswith("not used: 5 samples ran as a compiled loop")
+    eager = keras_side.per_sample_eager(x, t)
+    limit, sample_loop.LOOP_LIMIT = sample_loop.LOOP_LIMIT, 0
+    try:
+        vectorized = keras_side.per_sample(x, t)
+    finally:
+        sample_loop.LOOP_LIMIT = limit
+    assert "vectorized_map" in keras_side.vectorized_map_fallback
+    for name in ("pred", "loss", "dx"):
+        np.testing.assert_array_equal(getattr(looped, name), getattr(eager, name), err_msg=name)
+        assert_close(getattr(looped, name), getattr(vectorized, name), KERAS_AGAINST_BOOK)
+    for name in SPEC.shapes():
+        np.testing.assert_array_equal(looped.grads[name], eager.grads[name], err_msg=name)
+        assert_close(looped.grads[name], vectorized.grads[name], KERAS_AGAINST_BOOK, err_msg=name)
+    np.testing.assert_array_equal(looped.z[2], eager.z[2])
+    np.testing.assert_array_equal(looped.maps[1], eager.maps[1])
+
+
+def test_the_kernel_gradients_while_loop_inside_the_vectorized_map_is_said_not_logged(keras_side, caplog, monkeypatch):
     """TensorFlow's pfor has no vectorized Conv2DBackpropFilter for a per-sample input: it maps that one op with a
-    while loop (and logs "Fix that!"); the rest stays vectorized, and the record says so."""
+    while loop (and logs "Fix that!"); the rest stays vectorized, and the record says so. (A probe of more samples
+    than LOOP_LIMIT: a small one loops over its samples instead.)"""
+    from parity.keras_side import sample_loop
     from parity.keras_side.side import KerasSide
 
+    monkeypatch.setattr(sample_loop, "LOOP_LIMIT", 0)
     fresh = KerasSide(keras_side.model, SPEC)
     fresh.per_sample(np.zeros((2, SPEC.input_dim)), np.zeros((2, 1)))
     assert fresh.vectorized_map_fallback == "Conv2DBackpropFilter mapped by a while loop inside tf.vectorized_map"
