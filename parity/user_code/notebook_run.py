@@ -10,6 +10,7 @@ A cell that raises is bad input naming the cell, its line and the error; a run p
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def run_all_cells(path: Path, source: str, seconds: float | None = None) -> None
                             timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
                             resources={"metadata": {"path": str(Path(path).resolve().parent)}})
     try:
-        client.execute()
+        # The kernel's own stderr (its TCP warning, TensorFlow's start-up lines) is not the notebook's: what a cell
+        # prints or raises comes back as its outputs, and a check's stderr keeps its one `error:` line.
+        client.execute(stderr=subprocess.DEVNULL)
     except CellTimeoutError:
         raise CheckTimedOut(f"{arg('run_all')}: {source} did not finish within {limit:g} s; it was running cell "
                             f"{current[0] + 1}") from None
