@@ -22,8 +22,9 @@ from parity.compare.diff import WARNING, PhaseResult
 from parity.compare.findings import Finding
 from parity.diagnosis.fixes import fix_for
 from parity.numpy_side.trace import Trace, splice
+from parity.user_code.attributes import write_state
 
-__all__ = ["DRIFT_LIMIT", "RESYNC_LIMIT", "resync", "resynced_again", "settle_drift"]
+__all__ = ["DRIFT_LIMIT", "RESYNC_LIMIT", "Realigned", "fresh_restarts", "resync", "resynced_again", "settle_drift"]
 
 RESYNC_LIMIT = 8  # excused steps after which the NumPy side restarts from Keras's parameters and state, at most
 DRIFT_LIMIT = 8  # restarts before failing steps that agree from Keras's own state (rounding that compounded), at most
@@ -125,34 +126,75 @@ def _unjudged_finding(s: int, cause: str, why: str, rows: int) -> Finding:
         "are not judged (neither passed nor failed)"), fix=fix_for("unjudged"), step=s, count=rows)
 
 
-def settle_drift(stepping: PhaseResult, make, step_from: Callable, compare: Callable, keras: Trace,
-                 names: tuple[str, ...]) -> tuple[PhaseResult, list[int], list[Finding]]:
+def settle_drift(stepping: PhaseResult, restart: Callable[[list[int]], Trace | None],
+                 compare: Callable) -> tuple[PhaseResult, list[int], list[Finding]]:
     """Rounding that compounded, told from a bug by evidence: where step f fails with nothing excused before it, the
-    NumPy side steps again from Keras's parameters and optimizer state after step f - 1 (as `resync` restarts). If step
-    f then agrees, its difference was the two sides' rounding carried over f steps (in float32, a convolution's sums
-    in another order, a velocity that keeps every step's), not a step computed otherwise: a `drift` warning, and the
-    later steps are judged from there. If it still fails, nothing changes: that step is computed otherwise. Returns
-    the comparison, the steps restarted after, and the warnings."""
+    NumPy side steps again from Keras's parameters and optimizer state after step f - 1. If step f then agrees, its
+    difference was the two sides' rounding carried over f steps (in float32, a convolution's sums in another order, a
+    velocity that keeps every step's), not a step computed otherwise: a `drift` warning, and the later steps are
+    judged from there. If it still fails, nothing changes: that step is computed otherwise.
+
+    `restart(at)` is the stepping run realigned with Keras after each step in `at` (fresh_restarts for the book's
+    layers, realigned_run for a user's, whose own objects go on), None where it cannot be. Returns the comparison,
+    the steps restarted after, and the warnings."""
     at: list[int] = []
     found: list[Finding] = []
-    ours = stepping.numpy
     while len(at) < DRIFT_LIMIT:
         failing = np.flatnonzero(stepping.verdicts == "fail")
         if not failing.size or failing[0] == 0 or failing[0] - 1 in at:  # step 0 starts from the same weights
             break
         f = int(failing[0])
-        with_optimizer, why = _resumed(make, ours, keras, f - 1, names)
-        if why:
+        trial = restart([*at, f - 1])
+        if trial is None:
             break
-        trial = splice(ours, step_from(with_optimizer, {k: v[f - 1] for k, v in keras.params_after.items()}, f), f)
         rechecked = compare(trial)
         if rechecked.verdicts[f] in ("fail", "error"):
             break
         quantity = max(stepping.diffs, key=lambda k: float(stepping.diffs[k].used[f]))
         found.append(_drift_finding(f, float(stepping.diffs[quantity].used[f]), quantity))
         at.append(f - 1)
-        ours, stepping = trial, rechecked
+        stepping = rechecked
     return stepping, at, found
+
+
+def fresh_restarts(base: Trace, make, step_from: Callable, keras: Trace, names: tuple[str, ...]):
+    """settle_drift's `restart` for the book's layers, which hold nothing but their parameters: `base` with its tail
+    stepped by fresh layers from Keras's parameters and state after each step in `at`, as `resync` restarts."""
+    def restart(at: list[int]) -> Trace | None:
+        trace = base
+        for s in at:
+            with_optimizer, why = _resumed(make, trace, keras, s, names)
+            if why:
+                return None
+            trace = splice(trace, step_from(with_optimizer, {k: v[s] for k, v in keras.params_after.items()}, s + 1),
+                           s + 1)
+        return trace
+    return restart
+
+
+class Realigned:
+    """An optimizer driver that, after its update on each step in `after`, holds Keras's parameters and optimizer state
+    after that step: the network copies them into the layers' own arrays (Network.optimizer_step), so a user's layer
+    objects go on from where Keras stands, whatever else they keep (a stale copy of W shows, as it would in training).
+    `unwritten` lists the state it could not set."""
+
+    def __init__(self, driver, keras: Trace, after: list[int], names: tuple[str, ...]):
+        self._driver, self._keras, self._after, self._names = driver, keras, set(after), names
+        self.unwritten: list[str] = []
+
+    def update(self, grads: dict[str, np.ndarray], step: int) -> bool:
+        ok = self._driver.update(grads, step)
+        if ok and step in self._after:
+            for k, param in self._driver.params.items():
+                param[...] = self._keras.params_after[k][step]
+            state = {book: {k: v[step] for k, v in self._keras.state_after[book].items()} for book in self._names}
+            if state:
+                self.unwritten += write_state(self._driver.instance, self._driver.settings.name, self._driver.params,
+                                              state)
+        return ok
+
+    def __getattr__(self, name):
+        return getattr(self._driver, name)
 
 
 def _drift_finding(f: int, share: float, quantity: str) -> Finding:

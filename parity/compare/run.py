@@ -23,7 +23,7 @@ from parity.compare.findings import Finding
 from parity.compare.modes import phase_modes
 from parity.compare.optimizer_run import OptimizerVerdict, RunOptimizer, judge
 from parity.compare.outcome import ParityResult
-from parity.compare.resync import resync, resynced_again, settle_drift
+from parity.compare.resync import Realigned, fresh_restarts, resync, resynced_again, settle_drift
 from parity.compare.root_causes import with_consequence_fixes
 from parity.compare.stats import PhaseSummary
 from parity.diagnosis.fixes import fix_for
@@ -36,6 +36,7 @@ from parity.numpy_side.trace import Trace
 from parity.settings.config import RunConfig
 from parity.settings.spec import ModelSpec
 from parity.settings.tolerances import Tolerance, tolerance_for
+from parity.user_code.optimizer_driver import OptimizerDriver
 
 if TYPE_CHECKING:
     from parity.prepare import Prepared
@@ -172,6 +173,19 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     def step_from(with_optimizer, weights: dict, start: int) -> Trace:
         return step(with_optimizer, start, weights)[0]
 
+    def realigned_run(resynced: list[int], state: tuple[str, ...]):
+        """settle_drift's `restart` for a user's layers: the whole run again, the same layer objects throughout, with
+        Keras's parameters and optimizer state after each excused step and each step in `at` (Realigned)."""
+        def restart(at: list[int]) -> Trace | None:
+            def driven(params):  # a driver even for the reference's plain SGD, so that Realigned can follow it
+                made = run_optimizer.stepper(params)
+                return made if not isinstance(made, (int, float)) else \
+                    OptimizerDriver(config.optimizer.info.reference, config.optimizer, params)
+            trace, realigned = step(lambda params: Realigned(driven(params), reference.stepping, [*resynced, *at],
+                                                             state))
+            return None if realigned.unwritten else trace
+        return restart
+
     def matches_keras(with_optimizer) -> np.ndarray:
         """(n,) rows on which the same layers, stepped with another optimizer (restarted where the run was), match
         Keras's stepping."""
@@ -199,12 +213,12 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         state = tuple(config.optimizer.info.state)
         stepping, resynced, resync_findings = resync(ours, stepping, run_optimizer.stepper, step_from, judge_trace,
                                                      reference.stepping, state)
-        if closed:  # the book's layers hold nothing but their parameters: fresh ones from Keras's state are a fair
-            # test. A user's layer may keep a stale copy (an Affine whose forward never sees an update), which fresh
-            # objects would hide step after step (tests/selfcheck/test_check.py).
-            stepping, drifted, drift_findings = settle_drift(stepping, run_optimizer.stepper, step_from, judge_trace,
-                                                             reference.stepping, state)
-            resynced, resync_findings = resynced + drifted, resync_findings + drift_findings
+        # The book's layers hold nothing but their parameters: fresh ones from Keras's state are a fair test. A user's
+        # layer may keep more (a stale copy of W), which fresh objects would hide: its own objects go on, realigned.
+        restart = fresh_restarts(stepping.numpy, run_optimizer.stepper, step_from, reference.stepping, state) if closed \
+            else realigned_run(resynced, state)
+        stepping, drifted, drift_findings = settle_drift(stepping, restart, judge_trace)
+        resynced, resync_findings = resynced + drifted, resync_findings + drift_findings
     judged = judge(run_optimizer, stepper, fitted, ours, reference.stepping, tol, matches_keras, reference.optimizer)
     if judged.excused is not None:
         _excuse_convention(stepping, judged)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import parity
+from testkit import FIXTURES
 
 RUN = {"scenario": "cnn", "optimizer": "momentum", "dtype": "float32", "seed": 0, "plots": False}
 
@@ -52,3 +53,12 @@ def test_a_momentum_that_resets_its_velocity_still_fails_where_it_does(reference
     failing = [f for f in report.errors if f.phase == "stepping"]
     assert failing and min(f.step for f in failing) == 127
     assert report.summary["rows"]["stepping"]["pass"] == 127
+
+
+def test_your_own_correct_convolution_layers_drift_as_the_books_do(reference_run):
+    """A user's layers are restarted as they are, their own objects realigned in place with Keras's parameters and
+    state (resync.Realigned): the book's conv layers as yours pass with drift named, as the reference does."""
+    report = parity.check(str(FIXTURES / "book_conv_layers.py"), **RUN)
+    assert report.passed
+    assert [f.step for f in report.findings if f.code == "drift"] == [149]
+    assert report.result.layers["Convolution"].startswith("yours")
