@@ -77,6 +77,13 @@ class RunOptimizer:
             return self.settings.hyper["lr"]
         return OptimizerDriver(self.cls or self._at_run_epsilon(self.settings.info.reference), self.settings, params)
 
+    def driver(self, params: dict[str, np.ndarray]) -> OptimizerDriver:
+        """A driver even for the reference's plain SGD (whose stepper is its learning rate alone), for what must follow
+        each update (parity.compare.resync.Realigned)."""
+        made = self.stepper(params)
+        return made if isinstance(made, OptimizerDriver) else \
+            OptimizerDriver(self.settings.info.reference, self.settings, params)
+
     def convention_stepper(self, params: dict[str, np.ndarray]) -> OptimizerDriver:
         """A driver for the reference written in Keras's convention, with the run's hyperparameters."""
         return OptimizerDriver(self._at_run_epsilon(self.settings.info.keras_reference), self.settings, params,

@@ -64,12 +64,20 @@ def resynced_again(trace: Trace, at: list[int], make, step_from: Callable, keras
     """`trace` (another stepper's run over the same layers) restarted after the same steps as `resync` did, with
     `make`'s optimizer resumed at Keras's state there: evidence judged on the same footing as the run it speaks for."""
     for s in at:
-        with_optimizer, why = _resumed(make, trace, keras, s, names)
-        if why:
+        restarted = _restarted_after(trace, s, make, step_from, keras, names)
+        if restarted is None:
             break
-        trace = splice(trace, step_from(with_optimizer, {k: v[s] for k, v in keras.params_after.items()}, s + 1),
-                       s + 1)
+        trace = restarted
     return trace
+
+
+def _restarted_after(trace: Trace, s: int, make, step_from: Callable, keras: Trace, names: tuple[str, ...]):
+    """`trace` with its steps after `s` stepped by fresh layers from Keras's parameters and optimizer state after
+    step `s`; None where that state cannot be set."""
+    with_optimizer, why = _resumed(make, trace, keras, s, names)
+    if why:
+        return None
+    return splice(trace, step_from(with_optimizer, {k: v[s] for k, v in keras.params_after.items()}, s + 1), s + 1)
 
 
 def _moved(stepping: PhaseResult) -> np.ndarray:
@@ -163,11 +171,9 @@ def fresh_restarts(base: Trace, make, step_from: Callable, keras: Trace, names: 
     def restart(at: list[int]) -> Trace | None:
         trace = base
         for s in at:
-            with_optimizer, why = _resumed(make, trace, keras, s, names)
-            if why:
+            trace = _restarted_after(trace, s, make, step_from, keras, names)
+            if trace is None:
                 return None
-            trace = splice(trace, step_from(with_optimizer, {k: v[s] for k, v in keras.params_after.items()}, s + 1),
-                           s + 1)
         return trace
     return restart
 

@@ -36,7 +36,6 @@ from parity.numpy_side.trace import Trace
 from parity.settings.config import RunConfig
 from parity.settings.spec import ModelSpec
 from parity.settings.tolerances import Tolerance, tolerance_for
-from parity.user_code.optimizer_driver import OptimizerDriver
 
 if TYPE_CHECKING:
     from parity.prepare import Prepared
@@ -177,12 +176,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
         """settle_drift's `restart` for a user's layers: the whole run again, the same layer objects throughout, with
         Keras's parameters and optimizer state after each excused step and each step in `at` (Realigned)."""
         def restart(at: list[int]) -> Trace | None:
-            def driven(params):  # a driver even for the reference's plain SGD, so that Realigned can follow it
-                made = run_optimizer.stepper(params)
-                return made if not isinstance(made, (int, float)) else \
-                    OptimizerDriver(config.optimizer.info.reference, config.optimizer, params)
-            trace, realigned = step(lambda params: Realigned(driven(params), reference.stepping, [*resynced, *at],
-                                                             state))
+            trace, realigned = step(lambda params: Realigned(run_optimizer.driver(params), reference.stepping,
+                                                             [*resynced, *at], state))
             return None if realigned.unwritten else trace
         return restart
 
