@@ -34,6 +34,7 @@ from parity.numpy_side.dropout_convention import wrappers_for
 from parity.numpy_side.network import build_network
 from parity.numpy_side.trace import Trace
 from parity.settings.config import RunConfig
+from parity.settings.resources import CHUNK, chunk_rows
 from parity.settings.spec import ModelSpec
 from parity.settings.tolerances import Tolerance, tolerance_for
 
@@ -42,16 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK", "chunk_rows", "compare_numpy"]
 
-CHUNK = 262_144  # the most probe rows per chunk: larger chunks amortize each compiled call
-CHUNK_VALUES = 8_000_000  # per-sample values held per chunk (both sides, differences, table rows ~ 40 bytes each)
-
-
-def chunk_rows(spec: ModelSpec) -> int:
-    """Probe rows per chunk: as many as fit CHUNK_VALUES numbers per sample record, at most CHUNK."""
-    per_sample = sum(int(np.prod(shape)) for shape in spec.shapes().values())  # one gradient entry per parameter
-    per_sample += spec.input_dim + 2 * spec.output_dim + sum(s.units for _, s in spec.hidden()) + 1
-    per_sample += sum(fn * oh * ow for *_, (fn, oh, ow) in spec.activated_maps())
-    return int(min(CHUNK, max(1024, CHUNK_VALUES // per_sample)))
 KINK_LEDGER_LIMIT = 200
 
 

@@ -165,6 +165,7 @@ def keras_reference(prepared: Prepared, stage=None) -> KerasReference:
     from parity.keras_side import side as keras_side
     from parity.keras_side.optimizers import build_record
     from parity.keras_side.transfer import keras_to_numpy, numpy_to_keras
+    from parity.settings.resources import chunk_rows
 
     config, spec = prepared.config, prepared.spec
     x = prepared.data.x.astype(config.dtype)
@@ -177,7 +178,9 @@ def keras_reference(prepared: Prepared, stage=None) -> KerasReference:
         start = prepared.weights if prepared.weights is not None else \
             keras_model.initial_weights(spec, config.seed, config.dtype)
         model.set_weights([w.astype(config.dtype) for w in start])
-        side.fit(x[:n], t[:n], config.epochs, config.batch_size, config.optimizer, config.seed)
+        # the probe's and stepping's graphs are readied while the fit's steps run (parity.keras_side.fit_loop)
+        side.fit(x[:n], t[:n], config.epochs, config.batch_size, config.optimizer, config.seed,
+                 probe_rows=min(len(x), chunk_rows(spec)))
         fitted = keras_to_numpy(spec, keras_model.weights_of(model), config.dtype)
     model.set_weights(numpy_to_keras(spec, fitted))  # for the probe, which comes first
 

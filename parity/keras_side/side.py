@@ -13,7 +13,7 @@ import numpy as np
 from parity.errors import first_line
 from parity.keras_side import train_mode
 from parity.keras_side.backend import keras, pfor_while_loops, tensor, tf
-from parity.keras_side.model import LOSSES, build_model, fit, pre_activations, run_epochs, steps_per_epoch
+from parity.keras_side.model import LOSSES, build_model, pre_activations
 from parity.keras_side.transfer import map_to_book, to_book
 from parity.numpy_side.trace import Trace
 from parity.settings.spec import ModelSpec
@@ -57,38 +57,33 @@ class KerasSide:
         self._per_sample = self._looped = self._vectorized_note = None
         self._batch = tf.function(self._probe, input_signature=self._signature, autograph=False)
         self._steppers: dict[tuple, _Stepper] = {}  # per optimizer kind: one optimizer and one compiled loop
-        self._fitters: dict[tuple, _Fitter] = {}  # per optimizer kind and batches per epoch: one compiled fit
+        self._fitters: dict = {}  # per optimizer kind: one compiled fit (parity.keras_side.fit_loop.Fitter)
 
     # -- the fit --------------------------------------------------------------------------------
-    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, optimizer, seed: int) -> None:
-        """Keras's own fit from the model's current weights with the run's optimizer (OptimizerSettings, or a
-        learning rate for plain SGD), as `fit()` above does. Compiled once per optimizer kind and batches per epoch,
-        on a model of its own: later fits restore that optimizer's starting state instead of recompiling, so
-        Keras's train function is traced once per kind, not once per run (tested equal to a fresh compile).
-        TensorFlow's retracing heuristic counts the traces of Keras's train step, one code for every compiled
-        model, together: first fits of five kinds within about ten train calls (fits of three epochs or
-        fewer, one call each) still trip its warning."""
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, optimizer, seed: int,
+            probe_rows: int = 0) -> None:
+        """Keras's own train step with the run's optimizer (OptimizerSettings, or a learning rate for plain SGD) on
+        `epochs` seeded shuffles of the split, as `model.fit` would (parity.keras_side.fit_loop), from the model's
+        current weights. Compiled once per optimizer kind, on a model of its own: later fits restore that optimizer's
+        starting state instead of recompiling (tested equal to a fresh compile). While the steps run, the graphs of
+        the probe (`probe_rows` samples a chunk; 0: none) and of stepping are readied (fit_loop.ready)."""
+        from parity.keras_side.fit_loop import compiled_fitter, fit_epochs, ready
         from parity.keras_side.optimizers import build_keras_optimizer, optimizer_kind, typed_hyperparameter
 
         settings = _settings(optimizer)
         floatx = keras.config.floatx()
-        key = (optimizer_kind(settings, floatx), steps_per_epoch(x, batch_size))  # one compiled call an epoch
+        key = optimizer_kind(settings, floatx)
         if key not in self._fitters:
-            model = build_model(self.spec)
-            fit(model, self.spec, x, y, 0, batch_size, build_keras_optimizer(settings, floatx)[0], seed)
-            model.optimizer.build(model.trainable_variables)
-            self._fitters[key] = _Fitter(model, [v.numpy() for v in model.optimizer.variables])
+            self._fitters[key] = compiled_fitter(self.spec, build_keras_optimizer(settings, floatx)[0], x, y,
+                                                 batch_size, seed)
         fitter = self._fitters[key]
-        model = fitter.model
-        model.set_weights(self.model.get_weights())
-        for variable, value in zip(model.optimizer.variables, fitter.fresh):  # iterations, slots, learning rate
-            variable.assign(value)
-        model.optimizer.learning_rate.assign(typed_hyperparameter(settings.hyper["lr"], floatx))
+        fitter.restart(self.model.get_weights(), typed_hyperparameter(settings.hyper["lr"], floatx))
         keras.utils.set_random_seed(seed)  # the shuffles depend on nothing that ran before
-        for dropped in (model, self.model):  # so do the Dropouts' masks, in the fit and the phases after it
+        for dropped in (fitter.model, self.model):  # so do the Dropouts' masks, in the fit and the phases after it
             train_mode.reseed_dropouts(dropped, seed)
-        run_epochs(model, x, y, epochs, batch_size, seed)
-        self.model.set_weights(model.get_weights())
+        meanwhile = (lambda: ready(self, settings, x, y, probe_rows)) if probe_rows else None
+        fit_epochs(fitter, x, y, epochs, batch_size, seed, meanwhile)
+        self.model.set_weights(fitter.model.get_weights())
 
     # -- one sample or batch, as the model computes it ------------------------------------------
     def _probe(self, x, t):
@@ -108,26 +103,31 @@ class KerasSide:
     def per_sample(self, x: np.ndarray, t: np.ndarray) -> Trace:
         """Prediction, loss, gradients, dL/dx and pre-activations for each sample alone (compiled: vectorized, or a
         convolution's small probe as a loop over the samples, parity.keras_side.sample_loop)."""
-        from parity.keras_side.sample_loop import LOOP_LIMIT, looped
+        from parity.keras_side.sample_loop import LOOP_LIMIT
 
-        if self.spec.features and len(x) <= LOOP_LIMIT:
-            if self._looped is None:
-                self._looped = looped(self)
-            self.vectorized_map_fallback = (f"not used: {len(x)} samples ran as a compiled loop over them, each through "
-                                            f"the batch-gradient graph (up to {LOOP_LIMIT}: quicker to trace)")
-            compiled = self._looped
-        else:
-            if self._per_sample is None:
-                self._per_sample = self._compile_per_sample()
-                self._vectorized_note = self.vectorized_map_fallback
-            self.vectorized_map_fallback = self._vectorized_note  # this call's route, whatever ran before it
-            compiled = self._per_sample
+        compiled = self.probe_function(len(x))
+        self.vectorized_map_fallback = self._vectorized_note if compiled is self._per_sample else (
+            f"not used: {len(x)} samples ran as a compiled loop over them, each through the batch-gradient graph (up "
+            f"to {LOOP_LIMIT}: quicker to trace)")  # this call's route, whatever ran before it
         pred, loss, grads, dx, z = compiled(tensor(x), tensor(t))
         trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(),
                                [a.numpy() for a in z])
         if self.spec.regularized:  # test mode, forward only: the book's layers define backward after training mode
             trace.grads, trace.dx = {}, np.empty((len(x), 0), dtype=trace.pred.dtype)
         return trace
+
+    def probe_function(self, rows: int):
+        """The compiled probe of `rows` samples: a convolution's loop over them up to LOOP_LIMIT, else the map."""
+        from parity.keras_side.sample_loop import LOOP_LIMIT, looped
+
+        if self.spec.features and rows <= LOOP_LIMIT:
+            if self._looped is None:
+                self._looped = looped(self)
+            return self._looped
+        if self._per_sample is None:
+            self._per_sample = self._compile_per_sample()
+            self._vectorized_note = self.vectorized_map_fallback
+        return self._per_sample
 
     def _compile_per_sample(self):
         """tf.vectorized_map without its while-loop fallback if it can; else with it, and say why."""
@@ -190,16 +190,21 @@ class KerasSide:
             trace.state_after = {slot: {name: book(name, np.stack([r[6][s][k].numpy() for r in records]))
                                         for k, name in enumerate(names)} for s, slot in enumerate(stepper.slots)}
             return trace
-        if stepper.loop is None:
-            # Traced once per optimizer kind, through get_concrete_function: later runs call the same graph.
-            stepper.loop = tf.function(lambda xs, ts: self._loop(xs, ts, stepper), input_signature=self._signature,
-                                       autograph=False).get_concrete_function()
-        pred, loss, grads, dx, z, params, states = stepper.loop(tensor(x), tensor(t))
+        pred, loss, grads, dx, z, params, states = self.stepping_loop(stepper)(tensor(x), tensor(t))
         trace = self._as_trace(pred.numpy(), loss.numpy(), [g.numpy() for g in grads], dx.numpy(), [a.numpy() for a in z])
         trace.params_after = {name: book(name, p.numpy()) for name, p in zip(names, params)}
         trace.state_after = {slot: {name: book(name, a.numpy()) for name, a in zip(names, per_variable)}
                              for slot, per_variable in zip(stepper.slots, states)}
         return trace
+
+    def stepping_loop(self, optimizer):
+        """The compiled stepping loop of an optimizer kind (its _Stepper, or the run's OptimizerSettings), traced once
+        per kind through get_concrete_function: later runs call the same graph."""
+        stepper = optimizer if isinstance(optimizer, _Stepper) else self._stepper(_settings(optimizer))
+        if stepper.loop is None:
+            stepper.loop = tf.function(lambda xs, ts: self._loop(xs, ts, stepper), input_signature=self._signature,
+                                       autograph=False).get_concrete_function()
+        return stepper.loop
 
     def _stepper(self, settings) -> "_Stepper":
         """This optimizer kind's stepper, reset to a fresh state with the run's learning rate."""
@@ -283,14 +288,6 @@ class _Stepper:
     slots: dict[str, list]  # book state name -> the optimizer's variable for each model variable
     fresh: list[np.ndarray]  # every optimizer variable as built (iterations 0, slots at their start)
     loop: object = None  # the compiled stepping loop (a concrete function), traced on first use
-
-
-@dataclass
-class _Fitter:
-    """A model of the same architecture compiled with one optimizer kind, and that optimizer's fresh state."""
-
-    model: object
-    fresh: list[np.ndarray]
 
 
 def _settings(optimizer):

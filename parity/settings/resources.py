@@ -18,7 +18,21 @@ from collections.abc import Sequence
 
 from parity.errors import ParityInputError, arg
 
-__all__ = ["available_bytes", "estimated_bytes", "check_fits", "shown_bytes"]
+__all__ = ["available_bytes", "estimated_bytes", "check_fits", "shown_bytes", "CHUNK", "chunk_rows"]
+
+CHUNK = 262_144  # the most probe rows per chunk: larger chunks amortize each compiled call
+CHUNK_VALUES = 8_000_000  # per-sample values held per chunk (both sides, differences, table rows ~ 40 bytes each)
+
+
+def chunk_rows(spec) -> int:
+    """Probe rows per chunk of a ModelSpec's run: as many as fit CHUNK_VALUES numbers per sample record, at most
+    CHUNK (the comparison's chunks, and the probe the Keras side readies while it fits)."""
+    import numpy as np
+
+    per_sample = sum(int(np.prod(shape)) for shape in spec.shapes().values())  # one gradient entry per parameter
+    per_sample += spec.input_dim + 2 * spec.output_dim + sum(s.units for _, s in spec.hidden()) + 1
+    per_sample += sum(fn * oh * ow for *_, (fn, oh, ow) in spec.activated_maps())
+    return int(min(CHUNK, max(1024, CHUNK_VALUES // per_sample)))
 
 
 def estimated_bytes(samples: int, train: int, input_dim: int, target_dim: int, units: Sequence[int]) -> int:

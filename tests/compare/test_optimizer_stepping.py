@@ -201,5 +201,5 @@ def test_runs_with_different_optimizers_in_one_process_never_warn_about_retracin
     # added (Adam built with another epsilon is a kind of its own).
     kinds = {optimizer_kind(optimizer_settings(name), "float64") for name in OPTIMIZER_NAMES}
     assert len(kinds) == len(OPTIMIZER_NAMES) and kinds <= set(side._steppers)
-    assert kinds <= {key[0] for key in side._fitters}
+    assert kinds <= set(side._fitters)
     assert all(kind[0] in {"SGD", "Adagrad", "RMSprop", "Adam"} for kind in side._steppers)
