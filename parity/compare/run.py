@@ -35,7 +35,6 @@ from parity.numpy_side.network import build_network
 from parity.numpy_side.trace import Trace
 from parity.settings.config import RunConfig
 from parity.settings.resources import CHUNK, chunk_rows
-from parity.settings.spec import ModelSpec
 from parity.settings.tolerances import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
