@@ -101,11 +101,11 @@ def fit_epochs(fitter: Fitter, x: np.ndarray, y: np.ndarray, epochs: int, batch_
     try:
         if meanwhile is not None:
             meanwhile()
-    except BaseException:
-        stop.set()
-        raise
-    finally:
         thread.join()
+    except BaseException:  # an error, Ctrl-C or --timeout here: no step of this fit starts after it
+        stop.set()
+        thread.join()  # the call under way (CALL_STEPS steps at most): the next fit must not meet it
+        raise
     if failed:
         raise failed[0]
     model.optimizer.finalize_variable_values(model.trainable_variables)  # as fit ends (a no-op without an EMA)

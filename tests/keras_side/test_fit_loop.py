@@ -106,6 +106,7 @@ def test_a_failure_on_either_thread_is_raised_in_the_caller_once_the_steps_stopp
         raise KeyError("tracing failed")
 
     fitter = fit_loop.compiled_fitter(spec, backend.keras.optimizers.SGD(0.01), x, t, 10, 1)
-    with pytest.raises(KeyError, match="tracing failed"):
-        fit_loop.fit_epochs(fitter, x, t, 2, 10, 1, meanwhile=meanwhile)
+    with pytest.raises(KeyError, match="tracing failed"):  # 200 epochs of 3 steps: 5 calls, stopped after one
+        fit_loop.fit_epochs(fitter, x, t, 200, 10, 1, meanwhile=meanwhile)
     assert not [thread for thread in threading.enumerate() if thread.name == "keras-fit"]  # joined, not left running
+    assert int(fitter.model.optimizer.iterations.numpy()) in (0, fit_loop.CALL_STEPS)  # no call began after the stop
