@@ -228,7 +228,10 @@ def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) ->
 
     A flip in layer k reaches what backpropagates through the flipped unit: all of dx and of the
     gradients (and stepped parameters) of layers before k, and in layer k the flipped unit's own
-    kernel column and bias entry (a convolution's map cell: its filter's kernel and bias). Nothing in layers after k.
+    kernel column and bias entry (a convolution's map cell: its filter's kernel and bias). Forward, the unit's output
+    is within atol of 0 on one side and 0 on the other: in the Dense layer after a Dense layer k, the kernel's row that
+    reads that unit (its gradient is that output times the layer's, so an optimizer that divides by a gradient's size,
+    as Adam does, moves that row by a step's size on one side and not at all on the other). Nothing else after k.
     """
     if d.kind in ("gradient", "update"):  # dW2, dgamma1, W2, running_mean1: the layer is the trailing number
         layer = 0 if d.name == "dx" else int(re.search(r"\d+$", d.name).group())
@@ -245,6 +248,9 @@ def _explained(d: Diff, flips_at_kink: dict[int, np.ndarray], tol: Tolerance) ->
             # (n, units): its kernel (n, in, units) and bias
             unit = at[:, :, None, None, None] if d.numpy.ndim == 5 else at[:, None, :] if d.numpy.ndim == 3 else at
             out |= row_any(at) & (entry_ok | unit).reshape(rows, -1).all(axis=1)
+        elif layer == k + 1 and d.numpy.ndim == 3 and d.numpy.shape[1] == at.shape[1]:  # (n, units of k, out): a Dense
+            entry_ok = tol.within(d.numpy, d.keras.astype(np.float64), abs_diff=d.abs_diff)
+            out |= row_any(at) & (entry_ok | at[:, :, None]).reshape(rows, -1).all(axis=1)
     return out
 
 

@@ -55,8 +55,9 @@ def codes(report) -> list[tuple[str, int | None]]:
     return sorted((f.code, f.step) for f in report.findings if f.phase == "stepping" and f.severity != "info")
 
 
-@pytest.mark.parametrize("kit, name", [(str(FIXTURES / "book_network.py"), "momentum"), (LAYERS, "nesterov")],
-                         ids=["the book's Momentum as yours", "the reference Nesterov"])
+@pytest.mark.parametrize("kit, name", [(str(FIXTURES / "book_network.py"), "momentum"), (LAYERS, "nesterov"),
+                                       (LAYERS, "adam")],
+                         ids=["the book's Momentum as yours", "the reference Nesterov", "the reference Adam"])
 def test_a_stateful_optimizer_steps_on_from_keras_state_after_a_kink_and_passes(at_the_kink, kit, name):
     report = parity.check(kit, optimizer=name, **at_the_kink)
     rows = report.summary["rows"]["stepping"]
