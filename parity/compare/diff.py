@@ -171,6 +171,9 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     ours = _normalized(ours, theirs, diffs)
     failed = np.zeros(n, dtype=bool)
     failed[[e.row for e in ours.errors]] = True
+    # A batch's rows hold no per-sample z: its samples' pre-activations (Trace.batch_z) judge a kink there, per unit.
+    batch_kinks = [k for k in relu_layers if f"z{k}" not in diffs and k in ours.batch_z and k in theirs.batch_z
+                   and ours.batch_z[k].shape == theirs.batch_z[k].shape and f"b{k}" in theirs.grads]
     relu_layers = [k for k in relu_layers if f"z{k}" in diffs]
     z_ours = ours.z
     dead_numpy = {k: z_ours[k] <= 0 for k in relu_layers}
@@ -191,6 +194,15 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
         flip_at_kink |= row_any(flips_at_kink[k])
         flip_away_at[k] = flip & ~near  # (n, units)
         flip_away |= row_any(flip_away_at[k])
+    for k in batch_kinks:  # (n, batch * units) -> per unit: flipped on some sample of the batch
+        z_k, theirs_k = ours.batch_z[k], theirs.batch_z[k]
+        per_unit = lambda a: a.reshape(n, -1, theirs.grads[f"b{k}"].shape[1]).any(axis=1)  # noqa: E731
+        near = (np.abs(theirs_k.astype(np.float64)) <= tol.atol) | (np.abs(z_k.astype(np.float64)) <= tol.atol)
+        flip = (z_k <= 0) != (theirs_k <= 0)  # NaN on our side (a row that raised) is no flip: the row fails anyway
+        flips_at_kink[k] = per_unit(flip & near)
+        kink |= row_any(near)
+        flip_at_kink |= row_any(flips_at_kink[k])
+        flip_away |= row_any(flip & ~near)
     ties_at, tie = {}, np.zeros(n, dtype=bool)  # convolution -> (n, FN) filters with a near tie where it is pooled
     for k, conv, shape, pool in pools:
         if f"z{k}" in diffs:
@@ -264,5 +276,5 @@ def _normalized(ours: Trace, theirs: Trace, diffs: dict[str, Diff]) -> Trace:
                  z={k: pick(f"z{k}", v) for k, v in theirs.z.items()},
                  params_after={k: pick(k, v) for k, v in theirs.params_after.items()}, state_after=ours.state_after,
                  errors=ours.errors, maps={k: pick(f"z{k}", v) for k, v in theirs.maps.items()},
-                 observed=ours.observed)  # not compared: what the pictures show (Trace.observed)
+                 observed=ours.observed, batch_z=ours.batch_z)  # not compared: Trace.observed, Trace.batch_z
 

@@ -140,7 +140,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     if reference.batch is not None:
         size = config.batch_size
         net = fresh()
-        ours_batch = net.per_sample(x[:n], t[:n], [], batch=size, train=True, masks=reference.batch.masks)
+        kinks_by = [] if spec.regularized else hidden  # each batch's pre-activations, to judge a ReLU kink by
+        ours_batch = net.per_sample(x[:n], t[:n], kinks_by, batch=size, train=True, masks=reference.batch.masks)
         batch = compare("batch", np.arange(len(reference.batch.loss)) * size, ours_batch, reference.batch)
         routed(net)
     run_optimizer = optimizer or RunOptimizer(config.optimizer)

@@ -168,7 +168,10 @@ class KerasSide:
         starts = range(0, len(x) - batch + 1, batch)
         call = self._probe if len(starts) <= 64 and not self.spec.features else self._batch
         records = [call(tensor(x[i:i + batch]), tensor(t[i:i + batch])) for i in starts]
-        return self._trace(records, with_z=False)
+        trace = self._trace(records, with_z=False)
+        trace.batch_z = {k: np.stack([np.asarray(r[4][self.watched.index(k)]).reshape(-1) for r in records])
+                         for k in self.hidden}  # (n, batch * units): to judge a ReLU kink by (Trace.batch_z)
+        return trace
 
     # -- stepping -------------------------------------------------------------------------------
     def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, compiled: bool = True, batch: int = 1) -> Trace:

@@ -225,7 +225,7 @@ class Network:
             except Exception as exc:  # the user's layer raised: a finding, not a crash
                 records.append(None)
                 errors.append(RowError.of(row, exc, self))
-        return stack_rows(records, hidden if batch == 1 else [], errors, self.map_numbers)
+        return stack_rows(records, hidden if batch == 1 else [], errors, self.map_numbers, hidden if batch > 1 else [])
 
     def step_through(self, x: np.ndarray, t: np.ndarray, optimizer, hidden: list[int], batch: int = 1,
                      masks: dict[int, np.ndarray] | None = None) -> Trace:

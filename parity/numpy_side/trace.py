@@ -34,6 +34,9 @@ class Trace:
     # the NumPy side kept<k> and passed<k> (the units a Dropout kept, read from its output, and let dout through in
     # backward). Drawn (regularization.png), never compared.
     observed: dict[str, np.ndarray] = field(default_factory=dict)
+    # a batch's rows: hidden layer number -> its samples' pre-activations (n, batch * units), to judge a ReLU kink by
+    # (parity.compare.diff); never compared or shown, as a batch's rows hold no per-sample z
+    batch_z: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,7 +78,7 @@ def _filled(values: list) -> np.ndarray | None:
 
 
 def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowError] = (),
-               maps: list[int] = ()) -> Trace:
+               maps: list[int] = (), batch_hidden: list[int] = ()) -> Trace:
     good = [r for r in records if r is not None]
     names = list(good[0]["grads"]) if good else []
     column = lambda key: [None if r is None else r[key] for r in records]  # noqa: E731
@@ -91,6 +94,8 @@ def stack_rows(records: list[dict | None], hidden: list[int], errors: list[RowEr
                                   for n, layer in enumerate(maps)},
         observed={k: _filled([None if r is None else r.get("observed", {}).get(k) for r in records])
                   for k in dict.fromkeys(k for r in good for k in r.get("observed", {}))},
+        batch_z={} if not good else {layer: _filled([None if r is None else r["z"][n] for r in records])
+                                     for n, layer in enumerate(batch_hidden)},
     )
 
 

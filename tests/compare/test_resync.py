@@ -45,8 +45,7 @@ def at_the_kink(tmp_path_factory) -> dict:
     rows = [",".join([*(f"x{i}" for i in range(32)), "y"])]
     rows += [",".join(repr(float(v)) for v in (*xi, yi[0])) for xi, yi in zip(x, y)]
     (folder / "data.csv").write_text("\n".join(rows) + "\n")
-    # Batch size 1: no batch probe, whose batches would hold sample 0 at the same weights, where a flip is not
-    # excused (a batch records no pre-activations to judge a kink by).
+    # Batch size 1: no batch probe (test_a_batch_holding_the_sample_at_the_kink_is_a_kink_not_a_failure sets 10).
     return {"model": str(folder / "model.keras"), "data": str(folder / "data.csv"), "samples": 40, "batch_size": 1,
             "plots": False}
 
@@ -72,6 +71,16 @@ def test_a_stateful_optimizer_steps_on_from_keras_state_after_a_kink_and_passes(
     assert max(report.summary["optimizer"]["state_max_abs_diff"].values()) > 0  # the kink step's velocity differs
     later = {k: d.max_abs[1:].max() for k, d in report.result.stepping.state_diffs.items()}
     assert max(later.values()) < 1e-5, later
+
+
+def test_a_batch_holding_the_sample_at_the_kink_is_a_kink_not_a_failure(at_the_kink):
+    """At the run's batch size of 10 the batch probe's first batch holds sample 0 at the same weights: its samples'
+    pre-activations (Trace.batch_z) show the flips there are at the kink, and explain every difference of that batch."""
+    report = parity.check(LAYERS, optimizer="adam", **{**at_the_kink, "batch_size": 10})
+    assert report.passed, [(f.code, f.phase, f.param) for f in report.errors]
+    assert list(report.result.batch.verdicts) == ["kink", "pass", "pass"]
+    assert report.summary["rows"]["batch"]["kink"] == 1
+    assert "kink" in {f.code for f in report.findings if f.phase == "batch"}
 
 
 def test_a_convention_restarts_with_the_run_and_still_excuses_every_step_after_a_kink(at_the_kink):
