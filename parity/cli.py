@@ -102,8 +102,8 @@ def _check_sample(sample: int, config) -> None:
     from parity.report.sample_view import check_sample
 
     samples, whole = config.samples, True
-    if samples is None or samples > 1024:  # 1,024: the smallest chunk the probe ever uses (parity.compare.run)
-        from parity.compare.run import chunk_rows
+    if samples is None or samples > 1024:  # 1,024: the smallest probe chunk (settings.resources.chunk_rows)
+        from parity.settings.resources import chunk_rows
         from parity.prepare import prepare
 
         prepared = prepare(config)

@@ -93,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--memory-check", action="store_true",
                        help="also run 10 million samples and record the peak memory (about a minute)")
     bench.add_argument("--only", metavar="LINE", help="measure one line alone and judge its floor: cnn_probe (the cnn "
-                       "probe's speedup) or cnn_run (parity run --scenario cnn beyond a bare import; about a minute)")
+                       "probe's speedup) or cnn_run (parity run --scenario cnn beyond a bare import ending as the run "
+                       "does; about a minute)")
     grade = commands.add_parser("grade", allow_abbrev=False, help="check many submissions, each in a Dask worker "
                                 "process; writes OUT/gradebook.csv, gradebook.html and one report per submission")
     grade.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help=".py files or .ipynb notebooks, or "

@@ -51,7 +51,7 @@ def _joined(parts: list[Trace]) -> Trace:
 def _build(prepared) -> tuple[dict, dict[str, np.ndarray]]:
     """(provenance, arrays): everything Keras contributes to a check of `prepared`, computed now by Keras."""
     from parity.compare.keras_values import every_keras_value
-    from parity.compare.run import chunk_rows
+    from parity.settings.resources import chunk_rows
     from parity.keras_side.layer_reference import KerasLayers
     from parity.keras_side.recording import trace_arrays
     from parity.keras_side.reference import reference_for

@@ -185,23 +185,21 @@ def compare_traces(phase: str, rows: np.ndarray, ours: Trace, theirs: Trace, tol
     kink, flip_at_kink, flip_away = (np.zeros(n, dtype=bool) for _ in range(3))
     flips_at_kink, flip_away_at = {}, {}  # ReLU layer -> (n, units) flipped at the kink; (n, units) away from it
     relu_maps = {k: shape for k, shape in (relu_maps or {}).items() if f"z{k}" in diffs}
-    for k in (*relu_layers, *relu_maps):
-        z_k, theirs_k = (z_ours[k], theirs.z[k]) if k in relu_layers else (ours.maps[k], theirs.maps[k])
+    # (layer, our pre-activations, Keras's, how a row's values reduce to its units; None: they are its units)
+    sources = [(k, z_ours[k], theirs.z[k], None) for k in relu_layers]
+    sources += [(k, ours.maps[k], theirs.maps[k], lambda a, shape=relu_maps[k]: per_filter(a, shape))  # (n, FN)
+                for k in relu_maps]
+    sources += [(k, ours.batch_z[k], theirs.batch_z[k],  # (n, batch * units) -> flipped on some sample of the batch
+                 lambda a, units=theirs.grads[f"b{k}"].shape[1]: a.reshape(n, -1, units).any(axis=1))
+                for k in batch_kinks]
+    for k, z_k, theirs_k, to_units in sources:
         near = (np.abs(theirs_k.astype(np.float64)) <= tol.atol) | (np.abs(z_k.astype(np.float64)) <= tol.atol)
-        flip = (dead_numpy[k] != dead_keras[k]) if k in relu_layers else ((z_k <= 0) != (theirs_k <= 0))
-        flips_at_kink[k] = flip & near if k in relu_layers else per_filter(flip & near, relu_maps[k])  # (n, FN)
+        flip = (z_k <= 0) != (theirs_k <= 0)  # NaN (a row that raised) is no flip: the row fails anyway
+        flips_at_kink[k] = flip & near if to_units is None else to_units(flip & near)
         kink |= row_any(near)
         flip_at_kink |= row_any(flips_at_kink[k])
-        flip_away_at[k] = flip & ~near  # (n, units)
-        flip_away |= row_any(flip_away_at[k])
-    for k in batch_kinks:  # (n, batch * units) -> per unit: flipped on some sample of the batch
-        z_k, theirs_k = ours.batch_z[k], theirs.batch_z[k]
-        per_unit = lambda a: a.reshape(n, -1, theirs.grads[f"b{k}"].shape[1]).any(axis=1)  # noqa: E731
-        near = (np.abs(theirs_k.astype(np.float64)) <= tol.atol) | (np.abs(z_k.astype(np.float64)) <= tol.atol)
-        flip = (z_k <= 0) != (theirs_k <= 0)  # NaN on our side (a row that raised) is no flip: the row fails anyway
-        flips_at_kink[k] = per_unit(flip & near)
-        kink |= row_any(near)
-        flip_at_kink |= row_any(flips_at_kink[k])
+        if k not in batch_kinks:  # a batch's samples are not units: its flips away fail the row, unrecorded
+            flip_away_at[k] = flip & ~near  # (n, units)
         flip_away |= row_any(flip & ~near)
     ties_at, tie = {}, np.zeros(n, dtype=bool)  # convolution -> (n, FN) filters with a near tie where it is pooled
     for k, conv, shape, pool in pools:

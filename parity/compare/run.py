@@ -16,7 +16,7 @@ import numpy as np
 from parity.compare.consequences import Blame, settle
 from parity.compare.dead_units import kink_rows, stepping_observation, unit_name
 from parity.compare.cancelled_bias import Pinned, cancelled_biases, pinned_finding
-from parity.compare.diff import ERROR, INFO, WARNING, PhaseResult, compare_traces
+from parity.compare.diff import ERROR, INFO, PhaseResult, compare_traces
 from parity.compare.phase_findings import findings_for
 from parity.compare.pool_routing import pool_routing
 from parity.compare.findings import Finding
@@ -34,13 +34,13 @@ from parity.numpy_side.dropout_convention import wrappers_for
 from parity.numpy_side.network import build_network
 from parity.numpy_side.trace import Trace
 from parity.settings.config import RunConfig
-from parity.settings.resources import CHUNK, chunk_rows
+from parity.settings.resources import chunk_rows
 from parity.settings.tolerances import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
     from parity.prepare import Prepared
 
-__all__ = ["CHUNK", "chunk_rows", "compare_numpy"]
+__all__ = ["compare_numpy"]
 
 KINK_LEDGER_LIMIT = 200
 

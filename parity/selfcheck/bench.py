@@ -80,7 +80,7 @@ def _inner(samples: int, steps: int, eager_samples: int, eager_steps: int) -> di
     from parity.prepare import prepare
     from parity.numpy_side.closed_form import per_sample_closed_form, steps_closed_form
     from parity.numpy_side.network import build_network
-    from parity.compare.run import chunk_rows
+    from parity.settings.resources import chunk_rows
     from parity.keras_side.reference import keras_reference, targets as _targets
     from parity.compare.stats import PhaseSummary
     from parity.settings.tolerances import tolerance_for

@@ -32,7 +32,7 @@ def _best(fn, repeats: int = 3) -> float:
 def cnn_probe(samples: int = 20_000, eager_samples: int = 100) -> dict:
     """The cnn probe's rate, compiled and eager, in float32."""
     from parity.compare.diff import compare_traces
-    from parity.compare.run import chunk_rows
+    from parity.settings.resources import chunk_rows
     from parity.compare.stats import PhaseSummary
     from parity.keras_side.reference import keras_reference, targets
     from parity.numpy_side.closed_form import per_sample_closed_form
