@@ -4,7 +4,10 @@ agrees is it drift.
 
 The run: `parity run --scenario cnn --optimizer momentum --dtype float32 --seed 0`. A convolution's sums of 64
 positions in another order than TensorFlow's, and a velocity that keeps every step's difference, move the two
-trajectories apart until step 154's gradients differ by 2.2 times the tolerance; every step agrees from Keras's state."""
+trajectories apart until step 154's gradients differ by 2-3 times the tolerance (by the CPU's float32 kernels); every
+step agrees from Keras's state."""
+
+import re
 
 import numpy as np
 import pytest
@@ -41,7 +44,12 @@ def test_float32_drift_of_a_cnn_with_momentum_is_a_warning_not_a_failure(referen
     assert report.passed
     [drift] = [f for f in report.findings if f.code == "drift"]
     assert (drift.severity, drift.step) == ("warning", 154)
-    assert "db1 at 2.16 times the tolerance" in drift.message and "after step 153, step 154 agrees" in drift.message
+    # How far apart the sides are by then is float32 rounding on this CPU's kernels: db1 at 2.16 times the tolerance on
+    # the Intel machine this was written on, 3.19 times on an AMD EPYC. Beyond the tolerance, by less than 10x, and
+    # every step agrees from Keras's state.
+    ratio = re.search(r"\(db1 at ([\d.]+) times the tolerance\)", drift.message)
+    assert ratio and 1 < float(ratio.group(1)) < 10, drift.message
+    assert "after step 153, step 154 agrees" in drift.message
     assert report.summary["rows"]["stepping"]["pass"] == 160
 
 

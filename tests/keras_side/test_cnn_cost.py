@@ -1,5 +1,5 @@
-"""The cnn run's cost: the convolution's batch gradients traced give Keras's eager bits, and `parity bench --only`
-measures one line alone and judges its floor."""
+"""The cnn run's cost: the convolution's batch gradients traced give Keras's eager bits (in float32 a few ulps apart
+on some CPUs), and `parity bench --only` measures one line alone and judges its floor."""
 
 import json
 
@@ -8,10 +8,11 @@ import pytest
 
 from parity import cli
 from parity.selfcheck import bench
+from testkit import CPU_TRACED_FLOAT32_ULPS
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_a_convolutions_traced_batch_gradients_are_the_eager_ones_bit_for_bit(dtype):
+def test_a_convolutions_traced_batch_gradients_are_the_eager_ones(dtype):
     from parity.keras_side.backend import tensor
     from parity.keras_side.reference import reference_for
     from parity.prepare import prepare
@@ -26,11 +27,18 @@ def test_a_convolutions_traced_batch_gradients_are_the_eager_ones_bit_for_bit(dt
     traced = side.per_batch(x, t, 10)
     eager = side._trace([side._probe(tensor(x[i:i + 10]), tensor(t[i:i + 10])) for i in range(0, 160, 10)],
                         with_z=False)
+    # float64: the same bits. float32: the same bits on an Intel CPU, a few ulps apart on an AMD EPYC (testkit).
+    def same(a, b, err_msg=""):
+        if dtype == "float64":
+            np.testing.assert_array_equal(a, b, err_msg=err_msg)
+        else:
+            atol = CPU_TRACED_FLOAT32_ULPS * np.spacing(np.abs(b).max())
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol, err_msg=err_msg)
     for name in traced.grads:
-        np.testing.assert_array_equal(traced.grads[name], eager.grads[name], err_msg=name)
+        same(traced.grads[name], eager.grads[name], err_msg=name)
     for name in ("pred", "loss", "dx"):
-        np.testing.assert_array_equal(getattr(traced, name), getattr(eager, name), err_msg=name)
-    np.testing.assert_array_equal(traced.maps[1], eager.maps[1])
+        same(getattr(traced, name), getattr(eager, name), err_msg=name)
+    same(traced.maps[1], eager.maps[1])
     np.testing.assert_array_equal(traced.grads["W1"], reference.batch.grads["W1"])  # what the run compared with
 
 
