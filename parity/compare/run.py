@@ -69,6 +69,15 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     once the batch and stepping phases are final, before the findings are settled (ParityResult.so_far): the
     report's plot worker draws the pictures that read them meanwhile.
     """
+    try:
+        return _compared(prepared, reference, kit, list(layer_findings), layers, on_chunk, chunk, progress, optimizer,
+                         on_phase)
+    finally:  # Keras's phases may still be computing in a thread (KerasReference.train_meanwhile) if this failed
+        reference.settle()
+
+
+def _compared(prepared, reference, kit, layer_findings, layers, on_chunk, chunk, progress, optimizer,
+              on_phase) -> ParityResult:
     config, spec, data = prepared.config, prepared.spec, prepared.data
     tol = _tolerance(config)
     hidden = [i for i, _ in spec.hidden()]
@@ -107,6 +116,8 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
     bounds = [(start, min(start + chunk, len(data))) for start in range(0, len(data), chunk)]
     chunks = reference.probe_chunks(bounds)
     for start, stop, theirs in (progress(chunks, "probe", len(bounds)) if progress else chunks):
+        if stop == len(data):  # Keras's probe is done: its batch and stepping phases run beside the NumPy side's work
+            reference.train_meanwhile()
         ours = per_sample_closed_form(spec, fitted, x[start:stop], t[start:stop]) if closed \
             else fresh().per_sample(x[start:stop], t[start:stop], hidden)
         part = compare("probe", np.arange(start, stop), ours, theirs)
@@ -133,7 +144,7 @@ def compare_numpy(prepared: Prepared, reference: KerasReference, kit: dict | Non
 
     if on_phase:
         on_phase("probe", so_far())
-    reference.train()  # Keras's batch and stepping phases, now that the worker has the probe's pictures
+    reference.train()  # Keras's batch and stepping phases (train_meanwhile's thread may have computed them already)
     step_rows = np.arange(len(reference.stepping.loss)) * step_batch
 
     batch = None

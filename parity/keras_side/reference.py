@@ -46,12 +46,51 @@ class KerasReference:
     probe: Trace | None = None  # a recording's whole probe; computed per chunk by `side` otherwise
     source: dict = field(default_factory=dict)  # where this Keras side came from (summary.json's keras_side)
     fallback: str | None = None  # a recording's vectorized_map_fallback
+    _meanwhile: tuple | None = None  # (thread, [outcome]) while `train_meanwhile`'s thread computes the phases
 
     def train(self, stage=None) -> None:
-        """Compute Keras's stepping and batch phases now if they are not yet: `stage(label)` is a context manager
-        around it (a status line on a terminal)."""
+        """Compute Keras's stepping and batch phases now if they are not yet (or wait for `train_meanwhile`'s thread,
+        and raise what it raised): `stage(label)` is a context manager around it (a status line on a terminal)."""
+        outcome = self.settle()
+        if isinstance(outcome, BaseException):
+            raise outcome
         if callable(self.training):
             self.training = self.training(stage or _silent)
+
+    def train_meanwhile(self) -> None:
+        """Start computing Keras's stepping and batch phases in a second thread, while the caller does its NumPy work:
+        the stepping is one compiled call, and TensorFlow releases the GIL. Call it once nothing else of the run calls
+        the model before the phases are read: the steps move the model's weights, which every run of its
+        architecture in this process shares. The model's next caller here (`probe_chunk`, `pool_routes`) and every
+        reader of the phases (`train`) wait for the thread first; a caller that fails must still `settle()`."""
+        if not callable(self.training) or self._meanwhile is not None:
+            return
+        import threading
+
+        outcome: list = []
+
+        def phases() -> None:
+            try:
+                outcome.append(self.training(_silent))
+            except BaseException as exc:  # noqa: BLE001 - raised again in the thread that reads the phases
+                outcome.append(exc)
+
+        thread = threading.Thread(target=phases, name="keras-phases", daemon=True)
+        self._meanwhile = (thread, outcome)
+        thread.start()
+
+    def settle(self) -> BaseException | None:
+        """Wait for `train_meanwhile`'s thread, if one runs, and keep the phases it computed; what it raised, if it
+        did (the phases are then computed again when next read)."""
+        if self._meanwhile is None:
+            return None
+        thread, outcome = self._meanwhile
+        thread.join()
+        self._meanwhile = None
+        if outcome and not isinstance(outcome[0], BaseException):
+            self.training = outcome[0]
+            return None
+        return outcome[0] if outcome else None
 
     @property
     def stepping(self) -> Trace:
@@ -93,6 +132,7 @@ class KerasReference:
                          maps={k: v[start:stop] for k, v in p.maps.items()})
         key = (start, stop)
         if key not in self._cached:
+            self.settle()  # the model is not stepping in train_meanwhile's thread
             # The model is shared by every run of its architecture: put this run's weights back first.
             from parity.keras_side.transfer import numpy_to_keras
 
@@ -103,7 +143,6 @@ class KerasReference:
             self._cached[key] = trace  # a one-chunk run is probed once, whatever kits are compared with it
         return self._cached[key]
 
-
     def pool_routes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keras's first MaxPooling2D on these samples, at the fitted weights: its input h, and d(sum of its
         outputs)/dh by Keras's autodiff, a gradient of 1 from every pooled output, not 0 where the layer routed it.
@@ -113,8 +152,10 @@ class KerasReference:
         from parity.keras_side.transfer import numpy_to_keras
 
         model = self.side.model
-        model.set_weights(numpy_to_keras(self.side.spec, self.fitted))
-        with tf.GradientTape() as tape:
+        # At the fitted weights without setting them: the model may be stepping in train_meanwhile's thread. The scope
+        # is this thread's alone (Keras keeps it in thread-local state).
+        fitted = zip(model.weights, numpy_to_keras(self.side.spec, self.fitted))
+        with keras.StatelessScope(state_mapping=[(v, tensor(w)) for v, w in fitted]), tf.GradientTape() as tape:
             h = tensor(self.x[rows])
             for layer in model.layers:  # the model's own layers, called as its call does, up to the pooling
                 if isinstance(layer, keras.layers.MaxPooling2D):
