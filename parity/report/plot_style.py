@@ -3,6 +3,8 @@ panel titles, and PNG bytes (matplotlib Figures, never pyplot)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from matplotlib.figure import Figure  # object-oriented: no pyplot state, no backend switched under a notebook
 
@@ -63,14 +65,32 @@ def panel_title(ax, text: str, **kw) -> None:
     ax.set_title(text, y=1.0, **kw)
 
 
-def png(fig: Figure) -> bytes:
-    """The picture as PNG bytes. No timestamps in the metadata, so the same run gives the same bytes.
-    Margins are set by hand: a layout engine (constrained, tight) costs more than drawing."""
-    import io
+PNG_DPI = 100
+PNG_COMPRESSION = 3  # zlib's level: Pillow's default 6 takes half as long again for 2% smaller files here
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return buffer.getvalue()
+
+def png(fig: Figure) -> bytes:
+    """The picture as PNG bytes, the pixels matplotlib's own PNG holds (`fig.savefig(format="png")`, tested). Where
+    every pixel is opaque (a report picture's background is), they are written as RGB: the alpha channel says nothing,
+    and without it a cnn run's six pictures take 855 KB against 935 KB, encoded in 0.13 CPU s against 0.20. No
+    timestamps in the metadata, so the same run gives the same bytes. Margins are set by hand: a layout engine
+    (constrained, tight) costs more than drawing."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas, dpi = fig.canvas, fig.dpi
+    try:
+        fig.set_dpi(PNG_DPI)  # as savefig draws it
+        rgba, (width, height) = FigureCanvasAgg(fig).print_to_buffer()  # Agg's drawing, as savefig's PNG has it
+    finally:
+        fig.set_canvas(canvas)
+        fig.set_dpi(dpi)
+    pixels = np.frombuffer(rgba, dtype=np.uint8).reshape(height, width, 4)
+    opaque = bool((pixels[..., 3] == 255).all())
+    picture = Image.fromarray(pixels[..., :3] if opaque else pixels)  # RGB or RGBA
+    out = io.BytesIO()
+    picture.save(out, format="png", compress_level=PNG_COMPRESSION, dpi=(PNG_DPI, PNG_DPI))
+    return out.getvalue()
 
 
 DISPLAY_DPI = 72  # a notebook shows a picture about 860-1,000 pixels wide: the 12-inch lesson at 72 dpi is 864
@@ -79,8 +99,6 @@ DISPLAY_DPI = 72  # a notebook shows a picture about 860-1,000 pixels wide: the 
 def display_png(fig: Figure) -> bytes:
     """The picture as a notebook shows it: at DISPLAY_DPI, its colours in a palette of 256. The seed run's five
     pictures take 95 KB so, against 484 KB as png() writes them (100 dpi, full colour), and look the same on a screen."""
-    import io
-
     from PIL import Image
 
     drawn = io.BytesIO()

@@ -375,3 +375,36 @@ def test_stepping_draws_every_point_it_is_given_on_both_sides_of_a_convolutional
                 np.testing.assert_array_equal(points[:, 0], steps)
                 np.testing.assert_array_equal(points[:, 1], np.maximum(moved[:, e], zero))
             assert any((points[:, 1] > zero).any() for points in drawn)  # the steps moved something
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_png_holds_the_pixels_of_matplotlibs_own_png(transparent):
+    """png() writes what matplotlib's PNG holds, pixel for pixel: as RGB where every pixel is opaque (a report
+    picture), as RGBA where some are not; with its dpi and no timestamp."""
+    import io
+
+    from PIL import Image
+
+    from parity.report.plot_style import new, png
+
+    # 206.6 pixels high: matplotlib cuts it to 206; the default run's lesson is 4.6 inches high, 459.99999999999994
+    # pixels as 4.6 x 100 and 460 as matplotlib scales it
+    fig, ax = new(1, 1, figsize=(3.1, 2.066))
+    ax.plot([0, 1, 2], [1, 0, 2], label="a line")
+    ax.legend()
+    ax.set_title("a title")
+    if transparent:
+        fig.patch.set_alpha(0)
+    ours = png(fig)
+    theirs = io.BytesIO()
+    fig.savefig(theirs, format="png", dpi=100, metadata={"Software": None})
+    ours_image, theirs_image = Image.open(io.BytesIO(ours)), Image.open(theirs)
+    assert ours_image.mode == ("RGBA" if transparent else "RGB")
+    assert ours_image.size == theirs_image.size == (310, 206)
+    np.testing.assert_array_equal(np.asarray(ours_image.convert("RGBA")), np.asarray(theirs_image.convert("RGBA")))
+    assert ours_image.info["dpi"] == pytest.approx((100, 100), abs=1e-3)
+    assert png(fig) == ours  # the same figure, the same bytes
+    fig.set_size_inches(15, 4.6)
+    assert Image.open(io.BytesIO(png(fig))).size == (1500, 460)
+    fig.set_dpi(72)  # a notebook's figure dpi: the PNG is still drawn at 100 dpi, and the figure keeps its own
+    assert Image.open(io.BytesIO(png(fig))).size == (1500, 460) and fig.dpi == 72
