@@ -7,8 +7,9 @@ The run: a saved Dense(32 -> 16 relu -> 1) model whose every hidden pre-activati
 book's layers (np.dot sums in another order than TensorFlow's matmul). On the first step each unit's sign is
 rounding's choice, and with 16 of them the two sides' masks differ on some: step 0 is a kink, and every later step
 starts from parameters (and a velocity) that differ by that step's legitimate difference. That is so on the Intel CPU
-this was written on; on an AMD EPYC both sum the 32 products alike, the masks agree, and the module is skipped (with
-64 inputs the sums do differ there, but the wider float32 sums then cross the tolerance elsewhere than at the kink)."""
+this was written on; on an AMD EPYC both sum the 32 products alike, step 0 is no kink (the fixture asks the run), and
+the module is skipped (with 64 inputs the sums differ there, but the wider float32 sums then crossed the tolerance at
+a later step with Adam: a case to look into)."""
 
 from pathlib import Path
 
@@ -40,13 +41,6 @@ def at_the_kink(tmp_path_factory) -> dict:
     y = (x @ rng.randn(32, 1) * 0.1).astype(np.float32)  # (40, 1)
     w1 = (rng.randn(32, 16) * 0.3).astype(np.float32)
     b1 = (-(x[0].astype(np.float64) @ w1.astype(np.float64))).astype(np.float32)  # z1 of sample 0: rounding only
-    dense = keras.layers.Dense(16)
-    dense.build((None, 32))
-    dense.set_weights([w1, b1])
-    ours, theirs = book_layers.Affine(w1, b1).forward(x[:1])[0], np.asarray(dense(x[:1]))[0]
-    if np.array_equal(ours > 0, theirs > 0):  # the premise: np.dot and TensorFlow's matmul round apart here
-        pytest.skip("np.dot and TensorFlow's matmul give sample 0 the same masks on this CPU (an AMD EPYC sums 32 "
-                    "inputs alike in both): no kink to restart after")
     model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
     model.set_weights([w1, b1, (rng.randn(16, 1) * 0.3).astype(np.float32), np.zeros(1, np.float32)])
     model.compile(loss="mean_squared_error")
@@ -55,8 +49,13 @@ def at_the_kink(tmp_path_factory) -> dict:
     rows += [",".join(repr(float(v)) for v in (*xi, yi[0])) for xi, yi in zip(x, y)]
     (folder / "data.csv").write_text("\n".join(rows) + "\n")
     # Batch size 1: no batch probe (test_a_batch_holding_the_sample_at_the_kink_is_a_kink_not_a_failure sets 10).
-    return {"model": str(folder / "model.keras"), "data": str(folder / "data.csv"), "samples": 40, "batch_size": 1,
-            "plots": False}
+    run = {"model": str(folder / "model.keras"), "data": str(folder / "data.csv"), "samples": 40, "batch_size": 1,
+           "plots": False}
+    # The premise, as the run itself sees it: step 0 is a kink with plain SGD (np.dot and TensorFlow's matmul round
+    # sample 0's sums apart). On an AMD EPYC they round them alike, and there is no kink to restart after.
+    if parity.check(LAYERS, optimizer="sgd", **run).result.stepping.verdicts[0] != "kink":
+        pytest.skip("np.dot and TensorFlow's matmul give sample 0 the same masks on this CPU: step 0 is no kink")
+    return run
 
 
 def codes(report) -> list[tuple[str, int | None]]:
@@ -86,6 +85,8 @@ def test_a_batch_holding_the_sample_at_the_kink_is_a_kink_not_a_failure(at_the_k
     """At the run's batch size of 10 the batch probe's first batch holds sample 0 at the same weights: its samples'
     pre-activations (Trace.batch_z) show the flips there are at the kink, and explain every difference of that batch."""
     report = parity.check(LAYERS, optimizer="adam", **{**at_the_kink, "batch_size": 10})
+    if report.passed and report.result.batch.verdicts[0] == "pass":  # a batch of 10 summed alike on both sides
+        pytest.skip("np.dot and TensorFlow's matmul sum the batch of 10 alike on this CPU: no kink in it")
     assert report.passed, [(f.code, f.phase, f.param) for f in report.errors]
     assert list(report.result.batch.verdicts) == ["kink", "pass", "pass"]
     assert report.summary["rows"]["batch"]["kink"] == 1
