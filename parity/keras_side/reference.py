@@ -87,10 +87,10 @@ class KerasReference:
         thread, outcome = self._meanwhile
         thread.join()
         self._meanwhile = None
-        if outcome and not isinstance(outcome[0], BaseException):
-            self.training = outcome[0]
-            return None
-        return outcome[0] if outcome else None
+        if isinstance(outcome[0], BaseException):  # the thread always appends one: the phases, or what it raised
+            return outcome[0]
+        self.training = outcome[0]
+        return None
 
     @property
     def stepping(self) -> Trace:

@@ -20,6 +20,7 @@ GOLDEN = FIXTURES / "golden" / "seed_float32"
 # What schema 3 added since the golden copy (schema 2): what wrote the folder, and where the Keras side came from.
 ADDED = {"kind", "keras_side"}
 CPU_ROUNDING = CPU_FLOAT32_ROUNDING.atol
+ROUNDING_SHARE = 0.05  # of the tolerance, on every summary line: 0.02 at most on the AMD EPYC, 0 on the Intel CPU
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_the_default_runs_summary_is_the_same_apart_from_version_folder_and_mach
         summary["config"].pop("out")
         summary.pop("environment")
     # how far apart the sides are, and what share of the tolerance that is: the CPU's rounding, on every line
-    for key, bound in (("max_abs_diff", CPU_ROUNDING), ("tolerance_used", 0.05)):
+    for key, bound in (("max_abs_diff", CPU_ROUNDING), ("tolerance_used", ROUNDING_SHARE)):
         lines_now, lines_before = now.pop(key), before.pop(key)
         assert lines_now.keys() == lines_before.keys()
         assert max(lines_now.values()) <= bound and max(lines_before.values()) <= bound

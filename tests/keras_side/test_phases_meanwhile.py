@@ -46,23 +46,19 @@ def test_the_phases_computed_meanwhile_are_the_callers_bit_for_bit(cnn):
 
 
 def _routes_as_the_model_computes_them(reference, rows):
-    """Keras's first MaxPooling2D's input and routing with the fitted weights set in the model (the way pool_routes
-    worked before it stopped setting them)."""
+    """Keras's first MaxPooling2D's input and routing with the fitted weights set in the model, the input computed by
+    Keras's own functional sub-model up to the pooling (not pool_routes' walk over the layers)."""
     from parity.keras_side.backend import keras, tensor, tf
     from parity.keras_side.transfer import numpy_to_keras
 
     model = reference.side.model
     model.set_weights(numpy_to_keras(reference.side.spec, reference.fitted))
+    pool = next(layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D))
+    h = keras.Model(model.inputs, pool.input)(tensor(reference.x[rows]))
     with tf.GradientTape() as tape:
-        h = tensor(reference.x[rows])
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.MaxPooling2D):
-                tape.watch(h)
-                total = tf.reduce_sum(layer(h))
-                break
-            if not isinstance(layer, keras.layers.InputLayer):
-                h = layer(h)
-    return h.numpy().transpose(0, 3, 1, 2), tape.gradient(total, h).numpy().transpose(0, 3, 1, 2)
+        tape.watch(h)
+        total = tf.reduce_sum(pool(h))
+    return np.asarray(h).transpose(0, 3, 1, 2), tape.gradient(total, h).numpy().transpose(0, 3, 1, 2)
 
 
 def test_pool_routes_read_the_fitted_weights_whatever_the_model_holds_and_leave_it_alone(cnn):
